@@ -1,0 +1,54 @@
+"""medimg-lab: interactive medical image analysis on real CT, MR and X-ray data.
+
+This package holds the algorithms and data handling. It never imports
+ipywidgets or IPython, so that a Dask worker, a script or the CLI can use it.
+
+>>> import medimg_lab as ml
+>>> ct = ml.data.sample("head_ct")
+>>> ct.modality, ct.array.dtype
+('CT', dtype('int16'))
+"""
+
+from __future__ import annotations
+
+from . import composition, data, display
+from .errors import (
+    DecodeError,
+    ImageTooLargeError,
+    InvalidValuesError,
+    MedImgError,
+    NoPixelDataError,
+    NotAnImageError,
+    NotFoundError,
+    OutputExistsError,
+    SeriesError,
+    TruncatedFileError,
+    UnsupportedDimensionError,
+)
+from .image import MedImage
+from .io import deidentify, export_deidentified, load, save
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DecodeError",
+    "ImageTooLargeError",
+    "InvalidValuesError",
+    "MedImage",
+    "MedImgError",
+    "NoPixelDataError",
+    "NotAnImageError",
+    "NotFoundError",
+    "OutputExistsError",
+    "SeriesError",
+    "TruncatedFileError",
+    "UnsupportedDimensionError",
+    "__version__",
+    "composition",
+    "data",
+    "deidentify",
+    "display",
+    "export_deidentified",
+    "load",
+    "save",
+]

@@ -1,0 +1,103 @@
+"""The in-memory image model shared by every stage."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MedImage"]
+
+
+@dataclass(eq=False)
+class MedImage:
+    """A medical image with its physical meaning.
+
+    Parameters
+    ----------
+    array : (M, N) or (S, M, N) ndarray, or (..., 3) for RGB
+        Pixel values in physical units where they exist: Hounsfield units for
+        CT, scanner units for MR, detector values for radiographs. A volume's
+        first axis is the slice axis.
+    spacing : tuple of float
+        Millimetres per pixel along each spatial axis, in array-axis order.
+        The colour axis has none, which is how an RGB image is told apart
+        from a volume of three columns.
+    modality : str
+        DICOM modality code (``"CT"``, ``"MR"``, ``"CR"``, ``"DX"``, ``"US"``,
+        ``"OT"`` ...).
+    window : (float, float)
+        Default display window as ``(center, width)`` in the array's units.
+    meta : dict
+        Non-identifying header facts. Patient identifiers never go here.
+    source : str or None
+        The path the image was read from, or ``None`` for bytes and computed
+        images. :func:`medimg_lab.save` refuses to write over it.
+    """
+
+    array: np.ndarray
+    spacing: tuple[float, ...]
+    modality: str = "OT"
+    window: tuple[float, float] = (0.5, 1.0)
+    meta: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.array, np.ndarray):
+            raise TypeError(
+                f"array must be a numpy.ndarray, got {type(self.array).__name__}"
+            )
+        spacing = tuple(float(s) for s in self.spacing)
+        spatial = len(spacing)
+        color = self.array.ndim == spatial + 1 and self.array.shape[-1] == 3
+        if spatial not in (2, 3) or not (self.array.ndim == spatial or color):
+            raise ValueError(
+                f"array must be 2D or 3D (plus a last colour axis of 3) with one "
+                f"spacing per spatial axis; got shape {self.array.shape} and "
+                f"spacing {self.spacing!r}"
+            )
+        if not all(
+            math.isfinite(s) and s > 0 for s in spacing
+        ):
+            raise ValueError(
+                f"spacing must hold positive finite numbers in mm; got "
+                f"{self.spacing!r}"
+            )
+        self.spacing = spacing
+        center, width = (float(v) for v in self.window)
+        if not (math.isfinite(center) and math.isfinite(width) and width > 0):
+            raise ValueError(
+                f"window must be (center, width) with a positive finite width; got "
+                f"{self.window!r}"
+            )
+        self.window = (center, width)
+
+    @property
+    def is_color(self) -> bool:
+        """True for an RGB image: one more axis than ``spacing``, of length 3."""
+        return self.array.ndim == len(self.spacing) + 1
+
+    @property
+    def is_volume(self) -> bool:
+        """True when the image has a slice axis."""
+        return len(self.spacing) == 3
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The array's shape."""
+        return self.array.shape
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        """Area of one pixel in mm² (2D) or volume of one voxel in mm³ (3D)."""
+        return float(np.prod(self.spacing))
+
+    def __repr__(self) -> str:
+        spacing = " x ".join(f"{s:.3g}" for s in self.spacing)
+        return (
+            f"MedImage({self.modality}, shape={self.array.shape}, "
+            f"dtype={self.array.dtype}, spacing={spacing} mm, "
+            f"window=({self.window[0]:g}, {self.window[1]:g}))"
+        )

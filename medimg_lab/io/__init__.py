@@ -1,0 +1,232 @@
+"""Reading and writing medical images: DICOM, NIfTI, PNG, JPEG and TIFF.
+
+:func:`load` recognises a source by its content, not its name, and returns a
+:class:`~medimg_lab.MedImage` with physical units and spacing. :func:`save`
+writes NIfTI or PNG atomically and never over the image's own input.
+:func:`export_deidentified` writes a DICOM file without patient identifiers.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import os
+from pathlib import Path
+
+from ..errors import (
+    DecodeError,
+    ImageTooLargeError,
+    MedImgError,
+    NotAnImageError,
+    NotFoundError,
+)
+from ..image import MedImage
+from ._atomic import atomic_write
+from ._source import DEFAULT_MAX_BYTES, display_name, sniff
+from .deid import DeidReport, deidentify, export_deidentified
+from .dicom import folder_members, load_dicom, load_series, zip_members
+from .nifti import load_nifti, save_nifti
+from .raster import load_raster, save_png
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DeidReport",
+    "deidentify",
+    "export_deidentified",
+    "load",
+    "save",
+]
+
+Source = str | os.PathLike | bytes | bytearray | memoryview | _io.IOBase
+
+
+def _dispatch(
+    data: Path | bytes,
+    name: str,
+    kind: str | None,
+    *,
+    series: int | str | None,
+    volume: int | None,
+    max_bytes: int,
+    replace_nonfinite: float | None,
+) -> MedImage:
+    if kind in ("nifti", "nifti-gz"):
+        return load_nifti(
+            data, name, max_bytes, volume=volume, replace_nonfinite=replace_nonfinite
+        )
+    if kind in ("png", "jpeg", "tiff"):
+        raw = data.read_bytes() if isinstance(data, Path) else data
+        return load_raster(raw, name, max_bytes)
+    if kind == "zip":
+        raw = data.read_bytes() if isinstance(data, Path) else data
+        return load_series(
+            zip_members(raw, name, max_bytes), name, max_bytes, series=series
+        )
+    if kind == "gzip":
+        raise NotAnImageError(
+            name,
+            "is gzip-compressed, but not a NIfTI volume.",
+            "Decompress it first, or open a .nii.gz file.",
+        )
+    return load_dicom(data, name, max_bytes)
+
+
+def load(
+    source: Source,
+    *,
+    series: int | str | None = None,
+    volume: int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    replace_nonfinite: float | None = None,
+) -> MedImage:
+    """Load a medical image with its physical meaning.
+
+    Parameters
+    ----------
+    source : path, bytes or binary file
+        A DICOM file, a folder (or ``.zip``) holding one DICOM series, a NIfTI
+        file (``.nii``, ``.nii.gz``), or a PNG, JPEG or TIFF file. Bytes are an
+        upload of any of these. The format is recognised from the content.
+    series : int or str, optional
+        ``SeriesNumber`` or ``SeriesInstanceUID`` to pick one series from a
+        folder or archive that holds several.
+    volume : int, optional
+        Index of the volume to take from a 4D NIfTI series.
+    max_bytes : int
+        Memory budget: a header that announces a larger image is refused
+        before anything is decoded. Default 2 GiB.
+    replace_nonfinite : float, optional
+        Replace NaN and infinite NIfTI voxels by this value instead of
+        refusing the file.
+
+    Returns
+    -------
+    MedImage
+        ``array`` in physical units (HU for CT), ``spacing`` in mm per axis,
+        ``modality``, a default display ``window`` and non-identifying
+        ``meta``.
+
+    Raises
+    ------
+    MedImgError
+        For every problem with the input, with a message that names the file,
+        what is wrong and what would work. No other exception leaves this
+        function for bad input.
+    """
+    if isinstance(source, _io.IOBase) or hasattr(source, "read"):
+        name = display_name(getattr(source, "name", None) or source)
+        source = source.read()
+    opts = {
+        "series": series,
+        "volume": volume,
+        "max_bytes": int(max_bytes),
+        "replace_nonfinite": replace_nonfinite,
+    }
+    if isinstance(source, bytes | bytearray | memoryview):
+        data: Path | bytes = bytes(source)
+        name = display_name(data) if "name" not in locals() else name
+        head = data[:1024]
+        origin = None
+    elif isinstance(source, str | os.PathLike):
+        path = Path(source)
+        name = display_name(path)
+        origin = str(path)
+        if not path.exists():
+            raise NotFoundError(
+                str(path), "does not exist.", "Check the path and its spelling."
+            )
+        if path.is_dir():
+            image = _guard(
+                lambda: load_series(folder_members(path), name, **_series_opts(opts)),
+                name,
+            )
+            image.source = origin
+            return image
+        if path.stat().st_size > max_bytes:
+            raise ImageTooLargeError(
+                name,
+                f"is {path.stat().st_size / 1024**3:.1f} GiB on disk, more than the "
+                f"{max_bytes / 1024**3:.1f} GiB budget.",
+                "Pass a larger max_bytes= to load() if the file is genuine.",
+            )
+        with open(path, "rb") as fh:
+            head = fh.read(1024)
+        data = path
+    else:
+        raise TypeError(
+            "source must be a path, bytes or a binary file object; got "
+            f"{type(source).__name__}"
+        )
+    kind = sniff(head)
+    image = _guard(lambda: _dispatch(data, name, kind, **opts), name)
+    image.source = origin
+    return image
+
+
+def _series_opts(opts: dict) -> dict:
+    return {"max_bytes": opts["max_bytes"], "series": opts["series"]}
+
+
+def _guard(fn, name: str) -> MedImage:
+    """Run a reader; any failure it did not name becomes a DecodeError."""
+    try:
+        return fn()
+    except MedImgError:
+        raise
+    except MemoryError:
+        raise ImageTooLargeError(
+            name,
+            "needs more memory than this machine has free.",
+            "Crop or downsample the image first, or use a larger machine.",
+        ) from None
+    except Exception as exc:
+        raise DecodeError(
+            name,
+            f"could not be read ({type(exc).__name__}: {str(exc)[:200]}).",
+            "The file may be damaged; export it again from its source.",
+        ) from None
+
+
+def save(
+    image: MedImage,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    window: tuple[float, float] | str | None = None,
+) -> Path:
+    """Save an image as NIfTI or PNG, atomically, never over its own input.
+
+    Parameters
+    ----------
+    image : MedImage
+    path : path-like
+        ``.nii`` or ``.nii.gz`` keeps values, spacing and orientation; ``.png``
+        keeps 8- or 16-bit values of a 2D image.
+    overwrite : bool
+        Replace an existing file (never the image's own input).
+    window : (center, width), preset name or "default", optional
+        PNG only: save the windowed 8-bit display rendering instead of the
+        values. Needed for values PNG cannot hold (HU, floats).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    from ..display import preset
+
+    target = Path(path)
+    name = target.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        if window is not None:
+            raise ValueError("window= applies to PNG only; NIfTI keeps the values")
+        writer = lambda tmp: save_nifti(image, tmp)  # noqa: E731
+    elif name.endswith(".png"):
+        if isinstance(window, str):
+            window = image.window if window == "default" else preset(window)
+        writer = lambda tmp: save_png(image, tmp, window)  # noqa: E731
+    else:
+        raise ValueError(
+            f"cannot save {target.name!r}: choose a .nii, .nii.gz or .png path "
+            "(use export_deidentified for DICOM)"
+        )
+    return atomic_write(target, writer, overwrite=overwrite, protect=[image.source])

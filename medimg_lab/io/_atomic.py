@@ -1,0 +1,92 @@
+"""Atomic file writes that never overwrite an input."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ..errors import OutputExistsError
+
+__all__ = ["atomic_write"]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (
+            a.exists() and b.exists() and os.path.samefile(a, b)
+        )
+    except OSError:
+        return False
+
+
+def atomic_write(
+    path: str | os.PathLike,
+    write: Callable[[Path], None],
+    *,
+    overwrite: bool = False,
+    protect: Iterable[str | os.PathLike | None] = (),
+) -> Path:
+    """Write a file through a temporary sibling and an atomic rename.
+
+    A reader never sees a half-written file: ``write`` fills a temporary file
+    in the target's folder, which then replaces the target in one step.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to create.
+    write : callable
+        ``write(tmp_path)`` writes the whole content to ``tmp_path``. The
+        temporary path keeps the target's suffixes, so writers that choose a
+        format by extension (``.nii.gz``, ``.png``) behave as for the target.
+    overwrite : bool
+        Replace an existing file. Inputs named in ``protect`` are never
+        replaced, whatever this says.
+    protect : iterable of path-like
+        Files that must not be written over: the image's own input.
+
+    Returns
+    -------
+    Path
+        The written path.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` is a protected input, or exists and ``overwrite`` is false.
+    """
+    target = Path(path)
+    for p in protect:
+        if p is not None and _same_file(target, Path(p)):
+            raise OutputExistsError(
+                str(target),
+                "is the file this image was loaded from; medimg-lab never "
+                "overwrites an input.",
+                "Choose another output path.",
+            )
+    if target.exists() and not overwrite:
+        raise OutputExistsError(
+            str(target),
+            "already exists and would be overwritten.",
+            "Choose another path, or pass overwrite=True to replace it.",
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(target.suffixes[-2:]) if target.suffixes else ""
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=f".part{suffix}", dir=target.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return target

@@ -1,0 +1,695 @@
+"""DICOM reading with medical semantics.
+
+What a naive reader gets wrong and this module gets right:
+
+- CT values become Hounsfield units: ``HU = raw * RescaleSlope +
+  RescaleIntercept``, taken per frame from the enhanced multi-frame functional
+  groups where they live there.
+- Pixel padding (``PixelPaddingValue``) becomes air, -1024 HU, on CT, and the
+  image's background elsewhere.
+- MONOCHROME1 images (most radiographs) are turned around, so that a higher
+  value displays brighter, and their header window with them.
+- Palette colour and YBR images become RGB.
+- Multi-frame objects become volumes, and a folder series is sorted by the
+  position of each slice along the slice normal, not by file name.
+- Every transfer syntax for which pydicom has a decoder plugin decodes:
+  uncompressed, deflate, RLE, JPEG baseline, extended and lossless, JPEG-LS
+  and JPEG 2000 (pylibjpeg, pyjpegls).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_color_lut, apply_modality_lut
+from pydicom.uid import (
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from .. import display
+from ..errors import (
+    DecodeError,
+    InvalidValuesError,
+    MedImgError,
+    NoPixelDataError,
+    NotAnImageError,
+    SeriesError,
+    TruncatedFileError,
+)
+from ..image import MedImage
+from ._source import check_budget, native, sniff
+
+__all__ = ["SAFE_HEADER_KEYWORDS", "load_dicom", "load_series", "read_dataset"]
+
+#: Header attributes copied into ``MedImage.meta``. It is an allow-list: no
+#: name, ID, date, UID or free text that could identify a patient is on it.
+SAFE_HEADER_KEYWORDS = (
+    "Modality",
+    "BodyPartExamined",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "ImageType",
+    "PhotometricInterpretation",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "SliceThickness",
+    "KVP",
+    "ConvolutionKernel",
+    "MagneticFieldStrength",
+    "EchoTime",
+    "RepetitionTime",
+    "FlipAngle",
+    "ScanningSequence",
+    "PatientPosition",
+    "ViewPosition",
+    "ImageOrientationPatient",
+    "BurnedInAnnotation",
+    "VOILUTFunction",
+)
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_AIR_HU = -1024
+_CINE_MODALITIES = {"US", "XA", "RF", "ES", "XC", "IVUS"}
+
+
+def _plain(value: Any) -> Any:
+    """Turn pydicom values into plain Python for ``meta``."""
+    if isinstance(value, pydicom.multival.MultiValue | list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, pydicom.valuerep.DSfloat | pydicom.valuerep.IS):
+        return float(value) if isinstance(value, float) else int(value)
+    if isinstance(value, int | float | str):
+        return value
+    return str(value)
+
+
+def _lookup(ds: Dataset, keyword: str, group: str, frame: int = 0) -> Any:
+    """Find an attribute per frame, in the shared groups, or at the top level.
+
+    Enhanced multi-frame objects keep rescale, spacing, position and window in
+    ``PerFrameFunctionalGroupsSequence`` or ``SharedFunctionalGroupsSequence``
+    items, under the functional-group sequence named by ``group``.
+    """
+    for seq_name, index in (
+        ("PerFrameFunctionalGroupsSequence", frame),
+        ("SharedFunctionalGroupsSequence", 0),
+    ):
+        seq = ds.get(seq_name)
+        if seq and index < len(seq):
+            inner = seq[index].get(group)
+            if inner and keyword in inner[0]:
+                return inner[0][keyword].value
+    return ds.get(keyword)
+
+
+def _first_number(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, pydicom.multival.MultiValue | list | tuple):
+        value = value[0] if len(value) else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _vector(value: Any, n: int) -> np.ndarray | None:
+    try:
+        vec = np.asarray([float(v) for v in value], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return vec if vec.shape == (n,) and np.all(np.isfinite(vec)) else None
+
+
+def _fit_int(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Cast integer values known to lie in ``[lo, hi]`` to the smallest dtype."""
+    for dtype in (np.uint8, np.uint16, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return arr.astype(dtype, copy=False)
+    return arr.astype(np.float32)
+
+
+def _stored_range(ds: Dataset) -> tuple[int, int]:
+    bits = int(ds.get("BitsStored") or ds.get("BitsAllocated") or 16)
+    if int(ds.get("PixelRepresentation") or 0) == 1:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def _padding_value(ds: Dataset, name: str) -> int | None:
+    value = ds.get("PixelPaddingValue")
+    if isinstance(value, bytes):
+        signed = int(ds.get("PixelRepresentation") or 0) == 1
+        value = int.from_bytes(value[:2], "little", signed=signed)
+    return None if value is None else int(value)
+
+
+@dataclass
+class _Decoded:
+    """One DICOM object decoded into frames, before series assembly."""
+
+    frames: np.ndarray  # (F, rows, cols) or (F, rows, cols, 3)
+    positions: list[np.ndarray | None]
+    orientation: np.ndarray | None
+    pixel_spacing: tuple[float, float] | None
+    spacing_source: str | None
+    window: tuple[float, float] | None
+    window_source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    slice_gap: float | None = None
+
+
+def _check_pixel_module(ds: Dataset, name: str, max_bytes: int) -> int:
+    if not any(k in ds for k in _PIXEL_KEYWORDS):
+        sop = ds.get("SOPClassUID")
+        kind = getattr(sop, "name", None) or "this object"
+        raise NoPixelDataError(
+            name,
+            f"holds no pixel data ({kind}); it is a DICOM file, but not an image.",
+            "Open an image object of the study instead (CT, MR, CR, DX, US ...).",
+        )
+    try:
+        rows = int(ds.Rows)
+        cols = int(ds.Columns)
+        frames = int(ds.get("NumberOfFrames") or 1)
+        samples = int(ds.get("SamplesPerPixel") or 1)
+        bits = int(ds.BitsAllocated)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise NotAnImageError(
+            name,
+            f"has pixel data but no valid image size ({exc}).",
+            "The header is damaged; export the image again from its source.",
+        ) from None
+    check_budget(name, (frames, rows, cols, samples), max(4, bits // 8), max_bytes)
+    if "PixelData" in ds and not ds.file_meta.TransferSyntaxUID.is_compressed:
+        expected = math.ceil(rows * cols * frames * samples * bits / 8)
+        got = len(ds.PixelData or b"")
+        if got < expected:
+            raise TruncatedFileError(
+                name,
+                f"holds {got} bytes of pixel data where its header announces "
+                f"{expected} ({frames} frame(s) of {rows} x {cols}); the file was "
+                "cut short.",
+                "Copy or export the file again from its source.",
+            )
+    return frames
+
+
+def _decode(ds: Dataset, name: str) -> np.ndarray:
+    syntax = ds.file_meta.TransferSyntaxUID
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = ds.pixel_array
+    except MedImgError:
+        raise
+    except Exception as exc:  # every codec failure becomes one clear error
+        reason = str(exc).strip().splitlines()
+        raise DecodeError(
+            name,
+            f"its pixel data ({syntax.name}) could not be decoded: "
+            f"{' '.join(r.strip() for r in reason)[:300]}",
+            "The file may be damaged. If it opens elsewhere, convert it to "
+            "uncompressed DICOM (for example `dcmdjpeg` or `gdcmconv --raw`) and "
+            "try again.",
+        ) from None
+    return native(arr)
+
+
+def _rescale_frames(
+    ds: Dataset, raw: np.ndarray, nframes: int
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Apply the modality LUT or rescale, per frame where the header says so."""
+    if ds.get("ModalityLUTSequence"):
+        return np.asarray(apply_modality_lut(raw, ds)), (1.0, 0.0)
+    pairs = []
+    for f in range(nframes):
+        slope = _first_number(
+            _lookup(ds, "RescaleSlope", "PixelValueTransformationSequence", f)
+        )
+        intercept = _first_number(
+            _lookup(ds, "RescaleIntercept", "PixelValueTransformationSequence", f)
+        )
+        pairs.append((1.0 if not slope else slope, intercept or 0.0))
+    if all(p == (1.0, 0.0) for p in pairs):
+        return raw, (1.0, 0.0)
+    integral = all(s.is_integer() and b.is_integer() for s, b in pairs)
+    work = np.int64 if integral else np.float32
+    out = np.empty(raw.shape, dtype=work)
+    for f, (slope, intercept) in enumerate(pairs):
+        out[f] = raw[f].astype(work) * work(slope) + work(intercept)
+    if integral:
+        out = _fit_int(out, float(out.min()), float(out.max()))
+    return out, pairs[0]
+
+
+def _decode_object(ds: Dataset, name: str, max_bytes: int) -> _Decoded:
+    nframes = _check_pixel_module(ds, name, max_bytes)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    modality = str(ds.get("Modality") or "OT").upper()
+    raw = _decode(ds, name)
+    meta: dict[str, Any] = {
+        k: _plain(ds.get(k)) for k in SAFE_HEADER_KEYWORDS if ds.get(k) not in (None, "")
+    }
+    meta["TransferSyntax"] = ds.file_meta.TransferSyntaxUID.name
+    sop = ds.get("SOPClassUID")
+    if sop is not None:
+        meta["SOPClass"] = sop.name
+
+    if photometric == "PALETTE COLOR":
+        rgb = np.asarray(apply_color_lut(raw, ds))
+        if rgb.dtype != np.uint8:
+            # 16-bit entries span 0-65535; some writers store 8-bit values in
+            # them, which a viewer must not darken to black.
+            rgb = rgb if rgb.max(initial=0) < 256 else rgb >> 8
+        raw = rgb.astype(np.uint8)
+        meta["color_converted_from"] = photometric
+    elif photometric.startswith("YBR") or photometric == "RGB":
+        if photometric.startswith("YBR"):
+            meta["color_converted_from"] = photometric
+    color = raw.ndim == (4 if nframes > 1 else 3) and raw.shape[-1] == 3
+    frames = raw if nframes > 1 else raw[np.newaxis]
+    if np.issubdtype(frames.dtype, np.floating) and not np.all(np.isfinite(frames)):
+        raise InvalidValuesError(
+            name,
+            f"holds {int(np.count_nonzero(~np.isfinite(frames)))} NaN or infinite "
+            "pixel values.",
+            "Fix the exporting software, or replace them (numpy.nan_to_num) and "
+            "build a MedImage from the array.",
+        )
+
+    window = None
+    window_source = "auto"
+    if not color:
+        pad = _padding_value(ds, name)
+        padded = limit = None
+        if pad is not None:
+            limit = ds.get("PixelPaddingRangeLimit")
+            lo, hi = sorted((pad, int(limit) if limit is not None else pad))
+            padded = (frames >= lo) & (frames <= hi)
+        frames, (slope, intercept) = _rescale_frames(ds, frames, nframes)
+        if modality == "CT" and str(ds.get("LossyImageCompression", "")) == "01":
+            # Lossy compression smears padding and edges into values below air,
+            # which no tissue has: they become air like the padding itself.
+            below_air = frames < _AIR_HU
+            if below_air.any():
+                meta["lossy_below_air_pixels"] = int(below_air.sum())
+                padded = below_air if padded is None else padded | below_air
+        if padded is not None and padded.any():
+            fill = _AIR_HU if modality == "CT" else frames[~padded].min(initial=0)
+            if frames.dtype.kind in "iu" and fill < np.iinfo(frames.dtype).min:
+                frames = frames.astype(np.int16)
+            frames = frames.copy() if frames is raw else frames
+            frames[padded] = fill
+            meta["padding"] = {
+                "raw_value": pad,
+                "pixels": int(padded.sum()),
+                "replaced_by": float(fill),
+            }
+        if slope != 1.0 or intercept != 0.0:
+            meta["RescaleSlope"], meta["RescaleIntercept"] = slope, intercept
+            meta["RescaleType"] = str(
+                _lookup(ds, "RescaleType", "PixelValueTransformationSequence") or ""
+            ) or ("HU" if modality == "CT" else "US")
+        center = _first_number(_lookup(ds, "WindowCenter", "FrameVOILUTSequence"))
+        width = _first_number(_lookup(ds, "WindowWidth", "FrameVOILUTSequence"))
+        if center is not None and width and width > 0:
+            window, window_source = (center, width), "header"
+        elif ds.get("VOILUTSequence"):
+            desc = ds.VOILUTSequence[0].get("LUTDescriptor")
+            if desc and len(desc) == 3:
+                n = float(desc[0] or 65536)
+                window, window_source = (float(desc[1]) + n / 2, n), "header VOI LUT"
+        if photometric == "MONOCHROME1":
+            lo, hi = (v * slope + intercept for v in _stored_range(ds))
+            lo, hi = min(lo, hi), max(lo, hi)
+            inverted = (lo + hi) - frames.astype(np.float64)
+            if frames.dtype.kind in "iu" and float(lo + hi).is_integer():
+                frames = _fit_int(inverted, lo, hi)
+            else:
+                frames = inverted.astype(np.float32)
+            if window is not None:
+                window = ((lo + hi) - window[0], window[1])
+            meta["monochrome1_inverted"] = True
+            meta["PhotometricInterpretation"] = "MONOCHROME2 (from MONOCHROME1)"
+    pixel_spacing, spacing_source = _pixel_spacing(ds)
+    positions = [
+        _vector(_lookup(ds, "ImagePositionPatient", "PlanePositionSequence", f), 3)
+        for f in range(nframes)
+    ]
+    orientation = _vector(
+        _lookup(ds, "ImageOrientationPatient", "PlaneOrientationSequence"), 6
+    )
+    gap = _first_number(ds.get("SpacingBetweenSlices")) or _first_number(
+        _lookup(ds, "SliceThickness", "PixelMeasuresSequence")
+    )
+    if nframes > 1 and modality in _CINE_MODALITIES:
+        meta["frame_axis"] = "time"
+        frame_time = _first_number(ds.get("FrameTime"))
+        if frame_time:
+            meta["frame_time_ms"] = frame_time
+    return _Decoded(
+        frames=frames,
+        positions=positions,
+        orientation=orientation,
+        pixel_spacing=pixel_spacing,
+        spacing_source=spacing_source,
+        window=window,
+        window_source=window_source,
+        meta=meta,
+        slice_gap=gap if gap and gap > 0 else None,
+    )
+
+
+def _pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
+    """In-plane spacing (row, column) in mm, and the attribute it came from."""
+    candidates = (
+        ("PixelSpacing", _lookup(ds, "PixelSpacing", "PixelMeasuresSequence")),
+        ("ImagerPixelSpacing", ds.get("ImagerPixelSpacing")),
+        ("NominalScannedPixelSpacing", ds.get("NominalScannedPixelSpacing")),
+    )
+    for keyword, value in candidates:
+        vec = _vector(value, 2) if value is not None else None
+        if vec is not None and np.all(vec > 0):
+            return (float(vec[0]), float(vec[1])), keyword
+    for region in ds.get("SequenceOfUltrasoundRegions") or []:
+        # Physical units code 3 is centimetres (PS3.3 C.8.5.5.1.15).
+        if region.get("PhysicalUnitsXDirection") == 3 == region.get(
+            "PhysicalUnitsYDirection"
+        ):
+            dx = _first_number(region.get("PhysicalDeltaX"))
+            dy = _first_number(region.get("PhysicalDeltaY"))
+            if dx and dy and dx > 0 and dy > 0:
+                return (abs(dy) * 10.0, abs(dx) * 10.0), "SequenceOfUltrasoundRegions"
+    return None, None
+
+
+def _assemble(parts: Sequence[_Decoded], name: str, modality: str) -> MedImage:
+    """Stack decoded objects into one image, sorted along the slice normal."""
+    first = parts[0]
+    shapes = {p.frames.shape[1:] for p in parts}
+    if len(shapes) > 1:
+        raise SeriesError(
+            name,
+            f"its images have different sizes {sorted(shapes)}, so they are not "
+            "one volume.",
+            "Put each series in a folder of its own, or pick one with series=.",
+        )
+    frames = np.concatenate([p.frames for p in parts]) if len(parts) > 1 else first.frames
+    positions = [pos for p in parts for pos in p.positions]
+    meta = dict(first.meta)
+    color = frames.ndim == 4
+    n = frames.shape[0]
+    spacing_z = first.slice_gap
+    if n > 1 and first.orientation is not None and all(
+        pos is not None for pos in positions
+    ):
+        normal = np.cross(first.orientation[:3], first.orientation[3:])
+        along = np.array([float(np.dot(pos, normal)) for pos in positions])
+        order = np.argsort(along, kind="stable")
+        steps = np.diff(along[order])
+        if np.all(steps > 1e-3):
+            if not np.array_equal(order, np.arange(n)):
+                frames = frames[order]
+            meta["sorted_by"] = "position along the slice normal"
+            spacing_z = float(np.median(steps))
+            if steps.max() - steps.min() > 0.1 * spacing_z:
+                meta["irregular_slice_spacing_mm"] = [
+                    round(float(steps.min()), 3),
+                    round(float(steps.max()), 3),
+                ]
+        elif len(parts) > 1 and np.any(steps <= 1e-3):
+            raise SeriesError(
+                name,
+                f"{int(np.sum(steps <= 1e-3)) + 1} of its {n} slices share a "
+                "position, so the folder holds more than one acquisition "
+                "(for example temporal phases or echoes).",
+                "Split the acquisitions into folders of their own.",
+            )
+    elif len(parts) > 1:
+        meta["sorted_by"] = "InstanceNumber (no slice positions in the headers)"
+    in_plane = first.pixel_spacing
+    meta["spacing_source"] = first.spacing_source or "unknown (1 mm assumed)"
+    meta["spacing_known"] = in_plane is not None
+    in_plane = in_plane or (1.0, 1.0)
+    if n == 1:
+        array, spacing = frames[0], in_plane
+    else:
+        if spacing_z is None:
+            meta["slice_spacing"] = "unknown (1 mm assumed)"
+        array, spacing = frames, (spacing_z or 1.0, *in_plane)
+        meta["NumberOfFrames"] = n
+    window = first.window
+    if window is None:
+        window = (
+            (127.5, 256.0)
+            if color and array.dtype == np.uint8
+            else display.auto_window(array)
+        )
+    meta["window_source"] = first.window_source if first.window else "auto"
+    return MedImage(
+        array=array, spacing=spacing, modality=modality, window=window, meta=meta
+    )
+
+
+def _fix_transfer_syntax(ds: Dataset) -> None:
+    """Give a file without file meta the transfer syntax it was read with."""
+    if not hasattr(ds, "file_meta"):
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = getattr(ds, "original_encoding", (True, True))
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian
+            if implicit
+            else ExplicitVRLittleEndian
+            if little is not False
+            else ExplicitVRBigEndian
+        )
+
+
+def read_dataset(
+    source: str | os.PathLike | bytes | io.IOBase,
+    name: str,
+    *,
+    force: bool = False,
+    stop_before_pixels: bool = False,
+) -> Dataset:
+    """Read a DICOM dataset, turning every reader failure into a MedImgError.
+
+    Parameters
+    ----------
+    source : path, bytes or binary file
+        The DICOM file.
+    name : str
+        Printable name for messages.
+    force : bool
+        Read files without the ``DICM`` preamble (raw datasets).
+    stop_before_pixels : bool
+        Read the header only.
+    """
+    fp = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(fp, force=force, stop_before_pixels=stop_before_pixels)
+            _fix_transfer_syntax(ds)
+            # Touch every element so that a damaged header fails here.
+            for _ in ds.iterall():
+                pass
+        if any("end of file" in str(w.message).lower() for w in caught):
+            raise EOFError("end of file reached inside an element")
+        if len(ds) == 0 and "TransferSyntaxUID" in ds.file_meta and not force:
+            raise EOFError("nothing follows the file meta header")
+    except InvalidDicomError:
+        raise NotAnImageError(
+            name,
+            "is not a DICOM file (no DICM marker) nor a NIfTI, PNG, JPEG or TIFF "
+            "image.",
+            "Open a DICOM (.dcm), NIfTI (.nii, .nii.gz), PNG, JPEG or TIFF file.",
+        ) from None
+    except (EOFError, struct.error) as exc:
+        raise TruncatedFileError(
+            name,
+            f"ends before its image data ({exc}); the file was cut short.",
+            "Copy or export the file again from its source.",
+        ) from None
+    except MedImgError:
+        raise
+    except Exception as exc:  # pydicom raises many types on damaged headers
+        raise NotAnImageError(
+            name,
+            f"has a damaged DICOM header ({type(exc).__name__}: {str(exc)[:200]}).",
+            "Export the file again from its source, or open another file.",
+        ) from None
+    return ds
+
+
+def load_dicom(data: str | os.PathLike | bytes, name: str, max_bytes: int) -> MedImage:
+    """Load one DICOM file (single- or multi-frame) into a MedImage."""
+    head = data[:132] if isinstance(data, bytes | bytearray) else None
+    if head is None:
+        with open(data, "rb") as fh:
+            head = fh.read(132)
+    ds = read_dataset(data, name, force=sniff(head) != "dicom")
+    if not ("Rows" in ds or any(k in ds for k in _PIXEL_KEYWORDS)) and sniff(
+        head
+    ) != "dicom":
+        raise NotAnImageError(
+            name,
+            "is not a DICOM, NIfTI, PNG, JPEG or TIFF image.",
+            "Open a DICOM (.dcm), NIfTI (.nii, .nii.gz), PNG, JPEG or TIFF file.",
+        )
+    modality = str(ds.get("Modality") or "OT").upper()
+    return _assemble([_decode_object(ds, name, max_bytes)], name, modality)
+
+
+def _series_members(
+    members: Sequence[tuple[str, Any]], name: str
+) -> dict[str, list[tuple[str, Any, Dataset]]]:
+    groups: dict[str, list[tuple[str, Any, Dataset]]] = {}
+    for label, src in members:
+        try:
+            ds = read_dataset(src, label, force=True, stop_before_pixels=True)
+        except MedImgError:
+            continue
+        if "Rows" not in ds:
+            continue
+        key = str(ds.get("SeriesInstanceUID") or "unknown series")
+        groups.setdefault(key, []).append((label, src, ds))
+    return groups
+
+
+def load_series(
+    members: Sequence[tuple[str, Any]],
+    name: str,
+    max_bytes: int,
+    *,
+    series: int | str | None = None,
+) -> MedImage:
+    """Load one DICOM series from files (paths or bytes) into a volume.
+
+    Parameters
+    ----------
+    members : sequence of (label, path or bytes)
+        Candidate files; those that are not DICOM images are skipped.
+    name : str
+        Printable name of the folder or archive, for messages.
+    max_bytes : int
+        Memory budget for the whole volume.
+    series : int or str, optional
+        ``SeriesNumber`` or ``SeriesInstanceUID`` of the series to load when
+        the folder holds several.
+    """
+    groups = _series_members(members, name)
+    if not groups:
+        raise NotAnImageError(
+            name,
+            f"holds no DICOM image among its {len(members)} file(s).",
+            "Point to a folder (or .zip) that holds the .dcm files of one series.",
+        )
+
+    def describe(items: list[tuple[str, Any, Dataset]]) -> str:
+        ds = items[0][2]
+        return (
+            f"series {ds.get('SeriesNumber', '?')} "
+            f"({ds.get('Modality', '?')}, {len(items)} image(s))"
+        )
+
+    if series is not None:
+        chosen = [
+            g
+            for uid, g in groups.items()
+            if str(series) in (uid, str(g[0][2].get("SeriesNumber", "")))
+        ]
+        if len(chosen) != 1:
+            raise SeriesError(
+                name,
+                f"has no single series matching series={series!r}; it holds "
+                + ", ".join(describe(g) for g in groups.values())
+                + ".",
+                "Pass one of those series numbers.",
+            )
+        items = chosen[0]
+    elif len(groups) > 1:
+        raise SeriesError(
+            name,
+            "holds more than one series: "
+            + ", ".join(describe(g) for g in groups.values())
+            + ".",
+            "Pass series=<number> to load(), or point to a folder of one series.",
+        )
+    else:
+        items = next(iter(groups.values()))
+    first = items[0][2]
+    try:
+        rows, cols = int(first.Rows), int(first.Columns)
+    except (TypeError, ValueError):
+        rows = cols = 0
+    check_budget(name, (len(items), rows, cols), 4, max_bytes)
+    items = sorted(items, key=lambda it: int(_first_number(it[2].get("InstanceNumber")) or 0))
+    parts = []
+    for label, src, _ in items:
+        ds = read_dataset(src, label, force=True)
+        parts.append(_decode_object(ds, label, max_bytes))
+    modality = str(first.get("Modality") or "OT").upper()
+    image = _assemble(parts, name, modality)
+    image.meta["series_files"] = len(items)
+    skipped = len(members) - len(items)
+    if skipped:
+        image.meta["skipped_files"] = skipped
+    return image
+
+
+def folder_members(folder: Path) -> list[tuple[str, Path]]:
+    """Every visible file below ``folder``, in a stable order."""
+    return [
+        (str(p.relative_to(folder)), p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.parts)
+    ]
+
+
+def zip_members(data: bytes, name: str, max_bytes: int) -> list[tuple[str, bytes]]:
+    """The files of a zip archive, refusing archives that expand past the budget."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            total = sum(i.file_size for i in infos)
+            if total > max_bytes:
+                raise NotAnImageError(
+                    name,
+                    f"expands to {total / 1024**3:.1f} GiB, more than the "
+                    f"{max_bytes / 1024**3:.1f} GiB budget.",
+                    "Upload one series at a time, or pass a larger max_bytes=.",
+                )
+            return [
+                (i.filename, zf.read(i))
+                for i in infos
+                if not Path(i.filename).name.startswith(".")
+            ]
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, MedImgError):
+            raise
+        raise TruncatedFileError(
+            name,
+            f"is a damaged zip archive ({exc}).",
+            "Create the archive again and upload it once more.",
+        ) from None

@@ -1,0 +1,189 @@
+"""NIfTI reading and writing with nibabel.
+
+Volumes are reoriented to nibabel's closest canonical orientation (RAS+) and
+then laid out like an axial DICOM series, the layout every other reader here
+gives: ``array[slice, row, column]`` with slices from inferior to superior,
+rows from anterior to posterior, and columns from the patient's right to
+left. Shown as an image, the patient's right is on the viewer's left, the
+radiological convention.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from .. import display
+from ..errors import (
+    DecodeError,
+    InvalidValuesError,
+    MedImgError,
+    NotAnImageError,
+    TruncatedFileError,
+    UnsupportedDimensionError,
+)
+from ..image import MedImage
+from ._source import check_budget, gunzip_limited, native
+
+__all__ = ["load_nifti", "save_nifti"]
+
+ORIENTATION = "axial: slices inferior→superior, rows anterior→posterior, columns right→left"
+
+
+def _open(data: str | os.PathLike | bytes, name: str, max_bytes: int) -> Any:
+    try:
+        if isinstance(data, bytes | bytearray):
+            raw = bytes(data)
+            if raw[:2] == b"\x1f\x8b":
+                raw = gunzip_limited(raw, name, max_bytes + 1024**2)
+            return nib.Nifti1Image.from_bytes(raw) if raw[4:8] not in (
+                b"n+2\0",
+            ) else nib.Nifti2Image.from_bytes(raw)
+        return nib.load(os.fspath(data))
+    except MedImgError:
+        raise
+    except Exception as exc:  # nibabel raises many types on damaged headers
+        raise NotAnImageError(
+            name,
+            f"has a damaged NIfTI header ({type(exc).__name__}: {str(exc)[:200]}).",
+            "Save the volume again as .nii or .nii.gz, or open another file.",
+        ) from None
+
+
+def load_nifti(
+    data: str | os.PathLike | bytes,
+    name: str,
+    max_bytes: int,
+    *,
+    volume: int | None = None,
+    replace_nonfinite: float | None = None,
+) -> MedImage:
+    """Load a NIfTI-1/2 image (path or bytes), canonically oriented.
+
+    Parameters
+    ----------
+    volume : int, optional
+        Index of the volume to take from a 4D series (fMRI, DWI).
+    replace_nonfinite : float, optional
+        Value for NaN and infinite voxels; by default they are an error.
+    """
+    img = _open(data, name, max_bytes)
+    header = img.header
+    shape = tuple(int(d) for d in header.get_data_shape())
+    dtype = header.get_data_dtype()
+    scaled = header.get_slope_inter()[0] not in (None, 1.0) or header.get_slope_inter()[
+        1
+    ] not in (None, 0.0)
+    itemsize = max(dtype.itemsize, 4 if scaled else 1)
+    check_budget(name, shape or (0,), itemsize, max_bytes)
+    extra = [d for d in shape[3:]]
+    if len(shape) > 5 or (len(shape) == 5 and shape[4] > 1):
+        raise UnsupportedDimensionError(
+            name,
+            f"has {len(shape)} dimensions {shape}; one 2D image or 3D volume is "
+            "expected.",
+            "Extract one volume first (nilearn.image.index_img).",
+        )
+    if extra and extra[0] > 1 and volume is None:
+        raise UnsupportedDimensionError(
+            name,
+            f"is a 4D series of {extra[0]} volumes {shape}; one volume is expected.",
+            f"Pass volume=<0..{extra[0] - 1}> to load() to pick one.",
+        )
+    if volume is not None and not (0 <= volume < (extra[0] if extra else 1)):
+        raise ValueError(
+            f"volume={volume} is out of range for {name}, which holds "
+            f"{extra[0] if extra else 1} volume(s)"
+        )
+    try:
+        if len(shape) > 3:
+            img = img.slicer[..., volume or 0]
+            while len(img.shape) > 3:
+                img = img.slicer[..., 0]
+        if len(img.shape) == 2:
+            img = nib.Nifti1Image(
+                np.asanyarray(img.dataobj)[..., np.newaxis], img.affine, img.header
+            )
+        canon = nib.as_closest_canonical(img)
+        arr = native(np.asanyarray(canon.dataobj))
+    except MedImgError:
+        raise
+    except (EOFError, OSError, gzip.BadGzipFile) as exc:
+        raise TruncatedFileError(
+            name,
+            f"ends before the voxel data its header announces ({exc}).",
+            "Copy or save the file again.",
+        ) from None
+    except Exception as exc:
+        raise DecodeError(
+            name,
+            f"its voxel data could not be read ({type(exc).__name__}: "
+            f"{str(exc)[:200]}).",
+            "Save the volume again as .nii or .nii.gz.",
+        ) from None
+    meta: dict[str, Any] = {"format": "NIfTI", "orientation": ORIENTATION}
+    if arr.dtype.names:  # RGB24 and RGBA32 NIfTI
+        arr = np.stack([arr[c] for c in arr.dtype.names[:3]], axis=-1)
+    elif arr.dtype == np.float64 or arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            if replace_nonfinite is None:
+                raise InvalidValuesError(
+                    name,
+                    f"holds {int(bad.sum())} NaN or infinite voxels.",
+                    "Pass replace_nonfinite=0 (or another value) to load() to "
+                    "replace them.",
+                )
+            arr = np.where(bad, np.float32(replace_nonfinite), arr)
+            meta["nonfinite_replaced"] = int(bad.sum())
+    color = arr.ndim == 4 and arr.shape[-1] == 3
+    zooms = tuple(float(z) for z in canon.header.get_zooms()[:3])
+    # (x: L→R, y: P→A, z: I→S)  →  (slice: I→S, row: A→P, column: R→L)
+    arr = np.ascontiguousarray(np.swapaxes(arr, 0, 2)[:, ::-1, ::-1])
+    spacing = (zooms[2], zooms[1], zooms[0])
+    if any(not np.isfinite(z) or z <= 0 for z in spacing):
+        spacing = (1.0, 1.0, 1.0)
+        meta["spacing_known"] = False
+    if arr.shape[0] == 1:
+        arr, spacing = arr[0], spacing[1:]
+    if header.get_intent()[0] not in ("none", None):
+        meta["intent"] = header.get_intent()[0]
+    window = (127.5, 256.0) if color else display.auto_window(arr)
+    return MedImage(
+        array=arr, spacing=spacing, modality="MR" if not color else "OT",
+        window=window, meta=meta,
+    )
+
+
+def nifti_image(image: MedImage) -> nib.Nifti1Image:
+    """A NIfTI image of a MedImage, the inverse of the layout :func:`load_nifti` gives."""
+    arr = image.array
+    spacing = image.spacing
+    if not image.is_volume:
+        arr, spacing = arr[np.newaxis], (1.0, *spacing)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if image.is_color:
+        rgb = np.ascontiguousarray(arr, dtype=np.uint8)
+        arr = rgb.view([("R", "u1"), ("G", "u1"), ("B", "u1")])[..., 0]
+    data = np.swapaxes(arr[:, ::-1, ::-1], 0, 2)
+    nx, ny, _ = data.shape
+    sz, sy, sx = spacing
+    affine = np.diag([sx, sy, sz, 1.0])
+    img = nib.Nifti1Image(np.ascontiguousarray(data), affine)
+    img.header.set_xyzt_units("mm")
+    img.header.set_qform(affine, code=1)
+    img.header.set_sform(affine, code=1)
+    return img
+
+
+def save_nifti(image: MedImage, path: Path) -> None:
+    """Write a MedImage as NIfTI-1 (``.nii`` or ``.nii.gz``) at ``path``."""
+    nib.save(nifti_image(image), os.fspath(path))
