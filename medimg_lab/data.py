@@ -33,10 +33,7 @@ class Sample:
     license: str
 
 
-_NEMA = (
-    "NEMA WG-04 DICOM compression test set, as redistributed by pydicom-data "
-    "(MIT)"
-)
+_NEMA = "NEMA WG-04 DICOM compression test set, as redistributed by pydicom-data (MIT)"
 _MNI = (
     "MNI ICBM 2009a nonlinear symmetric template, McConnell Brain Imaging "
     "Centre, bundled with nilearn"

@@ -58,12 +58,9 @@ class MedImage:
                 f"spacing per spatial axis; got shape {self.array.shape} and "
                 f"spacing {self.spacing!r}"
             )
-        if not all(
-            math.isfinite(s) and s > 0 for s in spacing
-        ):
+        if not all(math.isfinite(s) and s > 0 for s in spacing):
             raise ValueError(
-                f"spacing must hold positive finite numbers in mm; got "
-                f"{self.spacing!r}"
+                f"spacing must hold positive finite numbers in mm; got {self.spacing!r}"
             )
         self.spacing = spacing
         center, width = (float(v) for v in self.window)

@@ -267,7 +267,9 @@ def _decode_object(ds: Dataset, name: str, max_bytes: int) -> _Decoded:
     modality = str(ds.get("Modality") or "OT").upper()
     raw = _decode(ds, name)
     meta: dict[str, Any] = {
-        k: _plain(ds.get(k)) for k in SAFE_HEADER_KEYWORDS if ds.get(k) not in (None, "")
+        k: _plain(ds.get(k))
+        for k in SAFE_HEADER_KEYWORDS
+        if ds.get(k) not in (None, "")
     }
     meta["TransferSyntax"] = ds.file_meta.TransferSyntaxUID.name
     sop = ds.get("SOPClassUID")
@@ -392,8 +394,10 @@ def _pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]
             return (float(vec[0]), float(vec[1])), keyword
     for region in ds.get("SequenceOfUltrasoundRegions") or []:
         # Physical units code 3 is centimetres (PS3.3 C.8.5.5.1.15).
-        if region.get("PhysicalUnitsXDirection") == 3 == region.get(
-            "PhysicalUnitsYDirection"
+        if (
+            region.get("PhysicalUnitsXDirection")
+            == 3
+            == region.get("PhysicalUnitsYDirection")
         ):
             dx = _first_number(region.get("PhysicalDeltaX"))
             dy = _first_number(region.get("PhysicalDeltaY"))
@@ -413,14 +417,18 @@ def _assemble(parts: Sequence[_Decoded], name: str, modality: str) -> MedImage:
             "one volume.",
             "Put each series in a folder of its own, or pick one with series=.",
         )
-    frames = np.concatenate([p.frames for p in parts]) if len(parts) > 1 else first.frames
+    frames = (
+        np.concatenate([p.frames for p in parts]) if len(parts) > 1 else first.frames
+    )
     positions = [pos for p in parts for pos in p.positions]
     meta = dict(first.meta)
     color = frames.ndim == 4
     n = frames.shape[0]
     spacing_z = first.slice_gap
-    if n > 1 and first.orientation is not None and all(
-        pos is not None for pos in positions
+    if (
+        n > 1
+        and first.orientation is not None
+        and all(pos is not None for pos in positions)
     ):
         normal = np.cross(first.orientation[:3], first.orientation[3:])
         along = np.array([float(np.dot(pos, normal)) for pos in positions])
@@ -549,9 +557,10 @@ def load_dicom(data: str | os.PathLike | bytes, name: str, max_bytes: int) -> Me
         with open(data, "rb") as fh:
             head = fh.read(132)
     ds = read_dataset(data, name, force=sniff(head) != "dicom")
-    if not ("Rows" in ds or any(k in ds for k in _PIXEL_KEYWORDS)) and sniff(
-        head
-    ) != "dicom":
+    if (
+        not ("Rows" in ds or any(k in ds for k in _PIXEL_KEYWORDS))
+        and sniff(head) != "dicom"
+    ):
         raise NotAnImageError(
             name,
             "is not a DICOM, NIfTI, PNG, JPEG or TIFF image.",
@@ -644,7 +653,9 @@ def load_series(
     except (TypeError, ValueError):
         rows = cols = 0
     check_budget(name, (len(items), rows, cols), 4, max_bytes)
-    items = sorted(items, key=lambda it: int(_first_number(it[2].get("InstanceNumber")) or 0))
+    items = sorted(
+        items, key=lambda it: int(_first_number(it[2].get("InstanceNumber")) or 0)
+    )
     parts = []
     for label, src, _ in items:
         ds = read_dataset(src, label, force=True)

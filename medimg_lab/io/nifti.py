@@ -32,7 +32,9 @@ from ._source import check_budget, gunzip_limited, native
 
 __all__ = ["load_nifti", "save_nifti"]
 
-ORIENTATION = "axial: slices inferior→superior, rows anterior→posterior, columns right→left"
+ORIENTATION = (
+    "axial: slices inferior→superior, rows anterior→posterior, columns right→left"
+)
 
 
 def _open(data: str | os.PathLike | bytes, name: str, max_bytes: int) -> Any:
@@ -41,9 +43,11 @@ def _open(data: str | os.PathLike | bytes, name: str, max_bytes: int) -> Any:
             raw = bytes(data)
             if raw[:2] == b"\x1f\x8b":
                 raw = gunzip_limited(raw, name, max_bytes + 1024**2)
-            return nib.Nifti1Image.from_bytes(raw) if raw[4:8] not in (
-                b"n+2\0",
-            ) else nib.Nifti2Image.from_bytes(raw)
+            return (
+                nib.Nifti1Image.from_bytes(raw)
+                if raw[4:8] not in (b"n+2\0",)
+                else nib.Nifti2Image.from_bytes(raw)
+            )
         return nib.load(os.fspath(data))
     except MedImgError:
         raise
@@ -157,13 +161,16 @@ def load_nifti(
         meta["intent"] = header.get_intent()[0]
     window = (127.5, 256.0) if color else display.auto_window(arr)
     return MedImage(
-        array=arr, spacing=spacing, modality="MR" if not color else "OT",
-        window=window, meta=meta,
+        array=arr,
+        spacing=spacing,
+        modality="OT",  # NIfTI does not record the modality
+        window=window,
+        meta=meta,
     )
 
 
 def nifti_image(image: MedImage) -> nib.Nifti1Image:
-    """A NIfTI image of a MedImage, the inverse of the layout :func:`load_nifti` gives."""
+    """A NIfTI image of a MedImage: the inverse of :func:`load_nifti`'s layout."""
     arr = image.array
     spacing = image.spacing
     if not image.is_volume:
@@ -174,7 +181,6 @@ def nifti_image(image: MedImage) -> nib.Nifti1Image:
         rgb = np.ascontiguousarray(arr, dtype=np.uint8)
         arr = rgb.view([("R", "u1"), ("G", "u1"), ("B", "u1")])[..., 0]
     data = np.swapaxes(arr[:, ::-1, ::-1], 0, 2)
-    nx, ny, _ = data.shape
     sz, sy, sx = spacing
     affine = np.diag([sx, sy, sz, 1.0])
     img = nib.Nifti1Image(np.ascontiguousarray(data), affine)

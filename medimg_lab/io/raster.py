@@ -104,8 +104,7 @@ def load_raster(data: bytes, name: str, max_bytes: int) -> MedImage:
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise InvalidValuesError(
             name,
-            f"holds {int(np.count_nonzero(~np.isfinite(arr)))} NaN or infinite "
-            "values.",
+            f"holds {int(np.count_nonzero(~np.isfinite(arr)))} NaN or infinite values.",
             "Replace them (numpy.nan_to_num) and save the image again.",
         )
     if arr.ndim not in (spatial, spatial + 1):

@@ -59,7 +59,9 @@ def test_enhanced_multiframe_ct_uses_functional_groups():
     raw = ds.pixel_array.astype(np.int32)
     expected = raw * float(transform.RescaleSlope) + float(transform.RescaleIntercept)
     assert image.array.ndim == 3 and image.array.shape[0] == 2
-    np.testing.assert_array_equal(np.sort(image.array.ravel()), np.sort(expected.ravel()))
+    np.testing.assert_array_equal(
+        np.sort(image.array.ravel()), np.sort(expected.ravel())
+    )
     assert image.spacing[0] == pytest.approx(10.0)  # frame positions 10 mm apart
     measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
     assert image.spacing[1:] == pytest.approx([float(v) for v in measures.PixelSpacing])
@@ -242,7 +244,9 @@ def test_series_folder_loads_sorted_along_the_normal(tmp_path):
     (tmp_path / "notes.txt").write_text("not DICOM")
     image = ml.load(tmp_path)
     slope_intercept = -1024  # CT_small: slope 1, intercept -1024
-    np.testing.assert_array_equal(image.array, volume.astype(np.int32) + slope_intercept)
+    np.testing.assert_array_equal(
+        image.array, volume.astype(np.int32) + slope_intercept
+    )
     assert image.spacing[0] == pytest.approx(2.5)
     assert image.meta["sorted_by"] == "position along the slice normal"
     assert image.meta["skipped_files"] == 1

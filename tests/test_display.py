@@ -1,0 +1,126 @@
+"""Window/level, presets, automatic windows, PNG encoding and overlays."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import medimg_lab as ml
+from medimg_lab import display
+
+EXPECTED_PRESETS = {
+    "brain": (40, 80),
+    "subdural": (75, 215),
+    "stroke": (40, 40),
+    "lung": (-600, 1500),
+    "mediastinum": (50, 350),
+    "abdomen": (40, 400),
+    "liver": (60, 150),
+    "bone": (400, 1800),
+}
+
+
+@pytest.mark.parametrize(("name", "window"), EXPECTED_PRESETS.items())
+def test_ct_presets(name, window):
+    assert display.preset(name.upper()) == window
+
+
+def test_unknown_preset_lists_the_choices():
+    with pytest.raises(ValueError, match="brain, subdural"):
+        display.preset("spleen")
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.uint8, np.int32, np.float32])
+def test_window_edges_and_center(dtype):
+    values = np.array([0, 10, 50, 90, 100], dtype=dtype)
+    out = display.apply_window(values, 50, 80)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, [0, 0, 128, 255, 255])
+
+
+def test_lut_and_float_paths_agree():
+    rng = np.random.default_rng(0)
+    hu = rng.integers(-1024, 3000, (64, 64)).astype(np.int16)
+    by_lut = display.apply_window(hu, 40, 400)
+    by_float = display.apply_window(hu.astype(np.float32), 40, 400)
+    assert np.abs(by_lut.astype(int) - by_float).max() <= 1
+
+
+def test_window_does_not_modify_its_input():
+    hu = np.arange(-100, 100, dtype=np.int16)
+    before = hu.copy()
+    display.apply_window(hu, 0, 50)
+    np.testing.assert_array_equal(hu, before)
+
+
+@pytest.mark.parametrize("width", [0, -5, np.nan])
+def test_bad_window_width(width):
+    with pytest.raises(ValueError, match="width > 0"):
+        display.apply_window(np.zeros(3), 0, width)
+
+
+def test_auto_window_ignores_background_and_outliers():
+    rng = np.random.default_rng(1)
+    image = np.zeros((100, 100), np.float32)  # 64 % background
+    image[20:80, 20:80] = rng.normal(500, 50, (60, 60))
+    image[50, 50] = 1e6  # one hot pixel
+    center, width = display.auto_window(image)
+    assert 450 < center < 550
+    assert 200 < width < 500
+
+
+def test_mr_and_xray_samples_get_windows_that_use_the_grey_range():
+    for name in ("abdomen_mr", "brain_mri", "tibia_xray"):
+        image = ml.data.sample(name)
+        shown = display.apply_window(image.array, *display.auto_window(image.array))
+        assert np.percentile(shown, 99) > 200 and shown.std() > 30
+
+
+def test_header_window_is_used_where_present():
+    ct = ml.data.sample("head_ct")
+    assert ct.meta["window_source"] == "header"
+    assert ct.window == (40.0, 100.0)
+
+
+def test_encode_png_round_trips_and_downscales():
+    image = ml.data.sample("chest_xray")
+    shown = display.to_display(image)
+    full = cv2.imdecode(np.frombuffer(display.encode_png(shown), np.uint8), -1)
+    np.testing.assert_array_equal(full, shown)
+    small = display.encode_png(shown, max_size=(512, 400))
+    decoded = cv2.imdecode(np.frombuffer(small, np.uint8), -1)
+    rows, cols = shown.shape
+    assert decoded.shape[0] <= 400 and decoded.shape[1] <= 512
+    assert decoded.shape[0] == 400 or decoded.shape[1] == 512
+    assert abs(decoded.shape[1] / decoded.shape[0] - cols / rows) < 0.01
+
+
+def test_encode_png_keeps_rgb_order():
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[..., 0] = 255
+    decoded = cv2.imdecode(np.frombuffer(display.encode_png(rgb), np.uint8), -1)
+    assert tuple(decoded[0, 0]) == (0, 0, 255)  # OpenCV decodes to BGR
+
+
+def test_encode_png_refuses_non_display_arrays():
+    with pytest.raises(ValueError, match="apply_window first"):
+        display.encode_png(np.zeros((4, 4), np.int16))
+
+
+def test_overlay_is_the_composition_formula():
+    grey = np.full((10, 10), 100, np.uint8)
+    labels = np.zeros((10, 10), np.int32)
+    labels[2:5, 2:5] = 1
+    labels[6:8, 6:8] = 2
+    out = display.overlay(grey, labels, alpha=0.25, colors={2: (0, 0, 255)})
+    colors = display.label_colors(2)
+    np.testing.assert_array_equal(out[0, 0], [100, 100, 100])
+    expected1 = np.rint(0.25 * colors[1] + 0.75 * 100).astype(np.uint8)
+    np.testing.assert_array_equal(out[3, 3], expected1)
+    np.testing.assert_array_equal(out[7, 7], np.rint([75, 75, 0.25 * 255 + 75]))
+
+
+def test_overlay_validates_shapes():
+    with pytest.raises(ValueError, match="shape"):
+        display.overlay(np.zeros((4, 4), np.uint8), np.zeros((3, 3), bool))
