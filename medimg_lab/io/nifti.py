@@ -152,9 +152,11 @@ def load_nifti(
     # (x: L→R, y: P→A, z: I→S)  →  (slice: I→S, row: A→P, column: R→L)
     arr = np.ascontiguousarray(np.swapaxes(arr, 0, 2)[:, ::-1, ::-1])
     spacing = (zooms[2], zooms[1], zooms[0])
-    if any(not np.isfinite(z) or z <= 0 for z in spacing):
+    meta["spacing_known"] = all(np.isfinite(z) and z > 0 for z in spacing)
+    meta["spacing_source"] = "NIfTI pixdim"
+    if not meta["spacing_known"]:
         spacing = (1.0, 1.0, 1.0)
-        meta["spacing_known"] = False
+        meta["spacing_source"] = "unknown (1 mm assumed)"
     if arr.shape[0] == 1:
         arr, spacing = arr[0], spacing[1:]
     if header.get_intent()[0] not in ("none", None):

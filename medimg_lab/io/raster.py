@@ -89,7 +89,11 @@ def load_raster(data: bytes, name: str, max_bytes: int) -> MedImage:
             f"its {fmt} data could not be decoded.",
             "Save it again as an 8- or 16-bit PNG.",
         )
-    meta: dict[str, Any] = {"format": fmt, "spacing_known": False}
+    meta: dict[str, Any] = {
+        "format": fmt,
+        "spacing_known": False,
+        "spacing_source": "unknown (1 mm assumed)",
+    }
     spatial = 2 if pages == 1 else 3
     if arr.ndim == spatial + 1 and arr.shape[-1] in (3, 4):
         if arr.shape[-1] == 4:
