@@ -25,6 +25,7 @@ __all__ = [
     "apply_window",
     "auto_window",
     "encode_png",
+    "fit",
     "label_colors",
     "overlay",
     "preset",
@@ -177,9 +178,12 @@ def auto_window(
 
 
 def to_display(
-    image: MedImage, window: tuple[float, float] | str | None = None
+    image: MedImage,
+    window: tuple[float, float] | str | None = None,
+    *,
+    max_size: int | tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """The 8-bit display rendering of a MedImage.
+    """The 8-bit display rendering of a MedImage (a 2D image or a volume).
 
     Parameters
     ----------
@@ -187,13 +191,46 @@ def to_display(
     window : (center, width), preset name, or None
         ``None`` uses the image's default window. RGB images with 8-bit values
         are shown as they are.
+    max_size : int or (width, height), optional
+        For a 2D image: downscale to fit this display box first (see
+        :func:`fit`), which is much cheaper for large radiographs.
     """
-    if image.is_color and image.array.dtype == np.uint8 and window is None:
-        return image.array
+    array = image.array
+    if max_size is not None and not image.is_volume:
+        array = fit(array, max_size)
+    if image.is_color and array.dtype == np.uint8 and window is None:
+        return array
     if isinstance(window, str):
         window = preset(window)
     center, width = window if window is not None else image.window
-    return apply_window(image.array, center, width)
+    return apply_window(array, center, width)
+
+
+def fit(image: np.ndarray, max_size: int | tuple[int, int]) -> np.ndarray:
+    """Downscale a 2D image (grey or RGB) by area averaging to fit a box.
+
+    Downscaling physical values before windowing is the cheap order for large
+    radiographs: a 1955 x 1841 film shown at 768 pixels is windowed at a
+    sixth of the cost.
+
+    Parameters
+    ----------
+    image : (M, N[, 3]) ndarray
+        uint8, uint16, int16 or float32 values.
+    max_size : int or (width, height)
+        The display box in pixels. Aspect is kept; nothing is upscaled.
+    """
+    box_w, box_h = (max_size, max_size) if np.isscalar(max_size) else max_size
+    if box_w <= 0 or box_h <= 0:
+        raise ValueError(f"max_size must be positive; got {max_size}")
+    h, w = image.shape[:2]
+    scale = min(box_w / w, box_h / h)
+    if scale >= 1:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if image.dtype.kind not in "uf" and image.dtype != np.int16:
+        image = image.astype(np.float32)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def encode_png(
@@ -229,14 +266,7 @@ def encode_png(
     if not 0 <= int(compression) <= 9:
         raise ValueError(f"compression must be 0-9; got {compression}")
     if max_size is not None:
-        box_w, box_h = (max_size, max_size) if np.isscalar(max_size) else max_size
-        if box_w <= 0 or box_h <= 0:
-            raise ValueError(f"max_size must be positive; got {max_size}")
-        h, w = img.shape[:2]
-        scale = min(box_w / w, box_h / h)
-        if scale < 1:
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        img = fit(img, max_size)
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])

@@ -124,3 +124,12 @@ def test_overlay_is_the_composition_formula():
 def test_overlay_validates_shapes():
     with pytest.raises(ValueError, match="shape"):
         display.overlay(np.zeros((4, 4), np.uint8), np.zeros((3, 3), bool))
+
+
+def test_fit_downscales_values_before_windowing():
+    film = ml.data.sample("chest_xray")
+    small = display.fit(film.array, 512)
+    assert max(small.shape) == 512 and small.dtype == film.array.dtype
+    shown = display.to_display(film, max_size=512)
+    np.testing.assert_array_equal(shown, display.apply_window(small, *film.window))
+    assert display.fit(film.array, 4000) is film.array  # never upscales
