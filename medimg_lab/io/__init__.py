@@ -112,6 +112,7 @@ def load(
         what is wrong and what would work. No other exception leaves this
         function for bad input.
     """
+    name = None
     if isinstance(source, _io.IOBase) or hasattr(source, "read"):
         name = display_name(getattr(source, "name", None) or source)
         source = source.read()
@@ -123,7 +124,7 @@ def load(
     }
     if isinstance(source, bytes | bytearray | memoryview):
         data: Path | bytes = bytes(source)
-        name = display_name(data) if "name" not in locals() else name
+        name = name or display_name(data)
         head = data[:1024]
         origin = None
     elif isinstance(source, str | os.PathLike):

@@ -17,6 +17,7 @@ from ..errors import ImageTooLargeError, NotAnImageError, TruncatedFileError
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "check_budget",
+    "damaged_header",
     "display_name",
     "gunzip_limited",
     "native",
@@ -112,6 +113,17 @@ def check_budget(
             "If the file is genuine, pass a larger max_bytes= to load(), or crop "
             "or downsample it first.",
         )
+
+
+def damaged_header(
+    source: str, kind: str, exc: BaseException, fix: str
+) -> NotAnImageError:
+    """The error for a header that its reader library could not parse."""
+    return NotAnImageError(
+        source,
+        f"has a damaged {kind} header ({type(exc).__name__}: {str(exc)[:200]}).",
+        fix,
+    )
 
 
 def gunzip_limited(data: bytes, source: str, max_bytes: int) -> bytes:

@@ -52,7 +52,7 @@ from ..errors import (
     TruncatedFileError,
 )
 from ..image import MedImage
-from ._source import check_budget, native, sniff
+from ._source import check_budget, damaged_header, native, sniff
 
 __all__ = ["SAFE_HEADER_KEYWORDS", "load_dicom", "load_series", "read_dataset"]
 
@@ -318,9 +318,9 @@ def _decode_object(ds: Dataset, name: str, max_bytes: int) -> _Decoded:
         if padded is not None and padded.any():
             fill = _AIR_HU if modality == "CT" else frames[~padded].min(initial=0)
             if frames.dtype.kind in "iu" and fill < np.iinfo(frames.dtype).min:
-                frames = frames.astype(np.int16)
-            frames = frames.copy() if frames is raw else frames
-            frames[padded] = fill
+                lo, hi = min(fill, frames.min()), frames.max()
+                frames = _fit_int(frames.astype(np.int64), lo, hi)
+            frames[padded] = fill  # frames is this reader's own array
             meta["padding"] = {
                 "raw_value": pad,
                 "pixels": int(padded.sum()),
@@ -542,10 +542,8 @@ def read_dataset(
     except MedImgError:
         raise
     except Exception as exc:  # pydicom raises many types on damaged headers
-        raise NotAnImageError(
-            name,
-            f"has a damaged DICOM header ({type(exc).__name__}: {str(exc)[:200]}).",
-            "Export the file again from its source, or open another file.",
+        raise damaged_header(
+            name, "DICOM", exc, "Export the file again from its source."
         ) from None
     return ds
 

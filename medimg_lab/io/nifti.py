@@ -23,12 +23,11 @@ from ..errors import (
     DecodeError,
     InvalidValuesError,
     MedImgError,
-    NotAnImageError,
     TruncatedFileError,
     UnsupportedDimensionError,
 )
 from ..image import MedImage
-from ._source import check_budget, gunzip_limited, native
+from ._source import check_budget, damaged_header, gunzip_limited, native
 
 __all__ = ["load_nifti", "save_nifti"]
 
@@ -52,10 +51,8 @@ def _open(data: str | os.PathLike | bytes, name: str, max_bytes: int) -> Any:
     except MedImgError:
         raise
     except Exception as exc:  # nibabel raises many types on damaged headers
-        raise NotAnImageError(
-            name,
-            f"has a damaged NIfTI header ({type(exc).__name__}: {str(exc)[:200]}).",
-            "Save the volume again as .nii or .nii.gz, or open another file.",
+        raise damaged_header(
+            name, "NIfTI", exc, "Save the volume again as .nii or .nii.gz."
         ) from None
 
 

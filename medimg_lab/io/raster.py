@@ -21,11 +21,10 @@ from ..errors import (
     DecodeError,
     ImageTooLargeError,
     InvalidValuesError,
-    NotAnImageError,
     TruncatedFileError,
 )
 from ..image import MedImage
-from ._source import check_budget
+from ._source import check_budget, damaged_header
 
 __all__ = ["load_raster", "save_png"]
 
@@ -48,10 +47,8 @@ def _header(data: bytes, name: str, max_bytes: int) -> tuple[str, int]:
             "If the file is genuine, downsample it before loading.",
         ) from None
     except Exception as exc:
-        raise NotAnImageError(
-            name,
-            f"has a damaged image header ({type(exc).__name__}: {str(exc)[:200]}).",
-            "Save the image again as PNG or TIFF, or open another file.",
+        raise damaged_header(
+            name, "image", exc, "Save the image again as PNG or TIFF."
         ) from None
     itemsize = _BYTES_PER_SAMPLE.get(mode, 4)
     bands = 3 if mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr") else 1
