@@ -340,9 +340,9 @@ def _decode_object(ds: Dataset, name: str, max_bytes: int) -> _Decoded:
             if desc and len(desc) == 3:
                 n = float(desc[0] or 65536)
                 window, window_source = (float(desc[1]) + n / 2, n), "header VOI LUT"
+        lo, hi = (v * slope + intercept for v in _stored_range(ds))
+        lo, hi = min(lo, hi), max(lo, hi)
         if photometric == "MONOCHROME1":
-            lo, hi = (v * slope + intercept for v in _stored_range(ds))
-            lo, hi = min(lo, hi), max(lo, hi)
             inverted = (lo + hi) - frames.astype(np.float64)
             if frames.dtype.kind in "iu" and float(lo + hi).is_integer():
                 frames = _fit_int(inverted, lo, hi)
@@ -352,6 +352,12 @@ def _decode_object(ds: Dataset, name: str, max_bytes: int) -> _Decoded:
                 window = ((lo + hi) - window[0], window[1])
             meta["monochrome1_inverted"] = True
             meta["PhotometricInterpretation"] = "MONOCHROME2 (from MONOCHROME1)"
+        if window is not None and window[1] >= 0.9 * (hi - lo):
+            # A header window over the whole stored range shows nothing in
+            # particular (a washed-out film); the image's own percentiles do.
+            meta["header_window"] = window
+            meta["header_window_ignored"] = "it spans the whole stored value range"
+            window, window_source = None, "auto"
     pixel_spacing, spacing_source = _pixel_spacing(ds)
     positions = [
         _vector(_lookup(ds, "ImagePositionPatient", "PlanePositionSequence", f), 3)

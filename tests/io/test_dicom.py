@@ -91,7 +91,16 @@ def test_monochrome1_inverts_values_and_header_window():
     image = ml.load(dicom_file("RG3_UNCR.dcm"))
     top = 2 ** int(ds.BitsStored) - 1
     np.testing.assert_array_equal(image.array, top - ds.pixel_array.astype(np.int64))
-    assert image.window == (top - float(ds.WindowCenter), float(ds.WindowWidth))
+    inverted = (top - float(ds.WindowCenter), float(ds.WindowWidth))
+    # That header window spans the whole 10-bit range, so percentiles replace it.
+    assert image.meta["header_window"] == inverted
+    assert image.meta["window_source"] == "auto"
+    assert image.window == ml.display.auto_window(image.array)
+
+
+def test_informative_header_window_is_kept():
+    image = ml.load(dicom_file("MR2_UNCR.dcm"))
+    assert image.meta["window_source"] == "header" and image.window == (1000, 2000)
 
 
 @pytest.mark.parametrize(
