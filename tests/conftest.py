@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from pydicom.data import get_testdata_file
-
-
-def dicom_file(name: str) -> Path:
-    """The local path of a pydicom / pydicom-data test file (never downloads)."""
-    found = get_testdata_file(name, download=False)
-    if found is None:
-        raise FileNotFoundError(f"{name} is not installed: pip install pydicom-data")
-    return Path(found)
+from helpers import dicom_file
 
 
 @pytest.fixture

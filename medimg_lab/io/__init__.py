@@ -179,7 +179,9 @@ def _guard(fn, name: str) -> MedImage:
             "needs more memory than this machine has free.",
             "Crop or downsample the image first, or use a larger machine.",
         ) from None
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # also a compiled decoder's panic
         raise DecodeError(
             name,
             f"could not be read ({type(exc).__name__}: {str(exc)[:200]}).",

@@ -219,9 +219,10 @@ def _decode(ds: Dataset, name: str) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = ds.pixel_array
-    except MedImgError:
+    except (MedImgError, KeyboardInterrupt, SystemExit):
         raise
-    except Exception as exc:  # every codec failure becomes one clear error
+    except BaseException as exc:  # every codec failure becomes one clear error;
+        # a Rust decoder's panic (pylibjpeg-rle) is a BaseException, not Exception
         reason = str(exc).strip().splitlines()
         raise DecodeError(
             name,

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from conftest import dicom_file
+from helpers import dicom_file
 
 import medimg_lab as ml
 

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
-from conftest import dicom_file
+from helpers import dicom_file
 
 import medimg_lab as ml
 from medimg_lab.display import apply_window

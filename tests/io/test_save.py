@@ -7,7 +7,7 @@ import hashlib
 import cv2
 import numpy as np
 import pytest
-from conftest import dicom_file
+from helpers import dicom_file
 
 import medimg_lab as ml
 

@@ -1,0 +1,737 @@
+"""Stage 1, processing: enhancement, filtering and smoothing.
+
+Filtering is the convolution of an image with a kernel,
+
+.. math:: G(x, y) = f(x, y) * h(x, y) = \\sum_{i, j} f(x - i, y - j)\\, h(i, j)
+
+Conventions, shared by every function here:
+
+- ``fn(image, essential, *, options) -> ndarray``; the input is never
+  modified.
+- 2D images ``(M, N)`` and volumes ``(S, M, N)``; a 2D method is applied
+  slice by slice, a 3D one (Gaussian) along all three axes.
+- Values keep their units (HU stay HU). Float32 in gives float32 out; integer
+  input gives float32 out where the result is fractional (Gaussian, bilateral)
+  and keeps its dtype where it is not (median).
+- Lengths are in mm (``sigma_mm``) and honour ``spacing`` (mm per axis);
+  ``spacing=None`` means 1 mm per pixel.
+- Intensity remapping (equalization, CLAHE, gamma) works on a window of the
+  values, by default the image's robust 0.5–99.5 % percentile range, and maps
+  back into that range: 16-bit and HU data are never silently truncated to
+  8 bits.
+
+OpenCV does the work where it can; it was measured 5–400× faster than
+scikit-image and SciPy for these filters on this project's machine.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import cv2
+import numpy as np
+
+from .display import auto_window
+from .params import Param, operation
+
+__all__ = [
+    "KERNELS",
+    "add_gaussian_noise",
+    "add_poisson_noise",
+    "add_speckle_noise",
+    "anisotropic_diffusion",
+    "bilateral",
+    "canny",
+    "clahe",
+    "convolve",
+    "equalize_hist",
+    "gamma",
+    "gaussian",
+    "kernel",
+    "median",
+    "non_local_means",
+    "sobel",
+    "unsharp_mask",
+    "window_level",
+]
+
+Spacing = tuple[float, ...] | None
+Window = tuple[float, float] | None
+
+#: Named 3×3 kernels ``h`` for :func:`convolve`.
+KERNELS: dict[str, np.ndarray] = {
+    "identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], np.float32),
+    "box": np.full((3, 3), 1 / 9, np.float32),
+    "gaussian": np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 16,
+    "sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], np.float32),
+    "laplacian": np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32),
+    "sobel_x": np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32),
+    "sobel_y": np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], np.float32),
+    "emboss": np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], np.float32),
+}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise ValueError(
+            f"{name} must be a 2D (M, N) image or a 3D (S, M, N) volume; got shape "
+            f"{image.shape}"
+        )
+    if image.dtype.kind not in "uif":
+        raise ValueError(f"{name} must hold numbers; got dtype {image.dtype}")
+    return image
+
+
+def _spacing(image: np.ndarray, spacing: Spacing) -> tuple[float, ...]:
+    if spacing is None:
+        return (1.0,) * image.ndim
+    spacing = tuple(float(s) for s in spacing)
+    if len(spacing) != image.ndim or not all(s > 0 for s in spacing):
+        raise ValueError(
+            f"spacing must give {image.ndim} positive values in mm (one per axis of "
+            f"shape {image.shape}); got {spacing}"
+        )
+    return spacing
+
+
+def _float(image: np.ndarray) -> np.ndarray:
+    """float32 working copy (float64 stays float64)."""
+    return image if image.dtype == np.float64 else image.astype(np.float32)
+
+
+def _per_slice(fn, image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return fn(image)
+    return np.stack([fn(s) for s in image])
+
+
+def _window(image: np.ndarray, window: Window) -> tuple[float, float]:
+    """The value range ``(lo, hi)`` an intensity mapping works in."""
+    if window is None:
+        if image.dtype == np.uint8:
+            return 0.0, 255.0
+        center, width = auto_window(image)
+    else:
+        center, width = (float(v) for v in window)
+        if not width > 0:
+            raise ValueError(f"window width must be > 0; got {window}")
+    return center - width / 2, center + width / 2
+
+
+def _to_unit(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    unit = (image.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    return np.clip(unit, 0, 1, out=unit)
+
+
+def _from_unit(unit: np.ndarray, lo: float, hi: float, like: np.ndarray) -> np.ndarray:
+    """Back into the input's units and dtype (uint8 stays uint8)."""
+    if like.dtype == np.uint8 and (lo, hi) == (0.0, 255.0):
+        return np.clip(np.rint(unit * 255), 0, 255).astype(np.uint8)
+    out = unit * np.float32(hi - lo) + np.float32(lo)
+    return out.astype(like.dtype if like.dtype.kind == "f" else np.float32)
+
+
+def _sigma_px(sigma_mm: float, spacing: tuple[float, ...]) -> tuple[float, ...]:
+    if not sigma_mm > 0:
+        raise ValueError(f"sigma_mm must be > 0; got {sigma_mm}")
+    return tuple(sigma_mm / s for s in spacing)
+
+
+def _gauss1d(sigma_px: float) -> np.ndarray:
+    radius = max(1, int(np.ceil(4 * sigma_px)))
+    return cv2.getGaussianKernel(2 * radius + 1, sigma_px, cv2.CV_32F)
+
+
+# ------------------------------------------------------------ enhancement
+
+
+@operation("processing", "Window/level")
+def window_level(
+    image: np.ndarray,
+    *,
+    center: Annotated[float, Param(unit="image units", doc="window center")] = 40.0,
+    width: Annotated[
+        float, Param(1e-3, 1e6, unit="image units", doc="window width")
+    ] = 400.0,
+) -> np.ndarray:
+    """Map a window of values onto display grey levels 0–255.
+
+    The first step of most pipelines: it leaves physical units for 8-bit grey
+    levels, which CLAHE, thresholds and display then work on.
+
+    Parameters
+    ----------
+    image : (M, N[, P]) ndarray
+    center, width : float
+        The window, in the image's units (HU for CT).
+
+    Returns
+    -------
+    (M, N[, P]) uint8 ndarray
+    """
+    from .display import apply_window
+
+    return apply_window(_check_image(image), center, width)
+
+
+@operation("processing", "Histogram equalization")
+def equalize_hist(
+    image: np.ndarray,
+    *,
+    window: Window = None,
+    nbins: Annotated[int, Param(16, 4096, 16, "bins", "histogram bins")] = 256,
+) -> np.ndarray:
+    """Global histogram equalization: the output's cumulative histogram is flat.
+
+    Parameters
+    ----------
+    image : (M, N[, P]) ndarray
+    window : (center, width), optional
+        The value range equalized; default the robust percentile range (all of
+        0–255 for uint8). Values outside are clipped to it.
+    nbins : int
+        Number of grey levels of the histogram.
+
+    Returns
+    -------
+    ndarray
+        In the window's value range; uint8 stays uint8, else float32.
+    """
+    image = _check_image(image)
+    lo, hi = _window(image, window)
+    unit = _to_unit(image, lo, hi)
+    levels = np.minimum((unit * nbins).astype(np.int32), nbins - 1)
+    cdf = np.cumsum(np.bincount(levels.ravel(), minlength=nbins)).astype(np.float64)
+    cdf = (cdf - cdf[0]) / max(cdf[-1] - cdf[0], 1)
+    return _from_unit(cdf.astype(np.float32)[levels], lo, hi, image)
+
+
+@operation("processing", "CLAHE")
+def clahe(
+    image: np.ndarray,
+    *,
+    clip_limit: Annotated[
+        float, Param(0.5, 40.0, 0.5, "", "contrast limit per tile histogram")
+    ] = 2.0,
+    tiles: Annotated[int, Param(2, 32, 1, "tiles", "tiles per side")] = 8,
+    window: Window = None,
+) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalization (Zuiderveld 1994).
+
+    Computed by OpenCV, slice by slice, on 256 levels of the window (explicit
+    or the robust percentile range), then mapped back into the window's value
+    range. On 8-bit levels OpenCV's CLAHE is 8× faster than on 16-bit ones,
+    which keeps a slider update on a 512² slice under a millisecond.
+
+    Parameters
+    ----------
+    image : (M, N[, P]) ndarray
+    clip_limit : float
+        Histogram clip limit; higher gives more contrast and more noise.
+    tiles : int
+        The image is divided into ``tiles × tiles`` regions.
+    window : (center, width), optional
+        Value range to enhance; default the robust percentile range.
+
+    Returns
+    -------
+    ndarray
+        In the window's value range; uint8 stays uint8, else float32.
+
+    References
+    ----------
+    Zuiderveld K. Contrast limited adaptive histogram equalization. Graphics
+    Gems IV, 1994. doi:10.1016/B978-0-12-336156-1.50061-6
+    """
+    image = _check_image(image)
+    engine = cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(tiles, tiles))
+    if image.dtype == np.uint8 and window is None:
+        return _per_slice(engine.apply, image)
+    lo, hi = _window(image, window)
+    levels = np.rint(_to_unit(image, lo, hi) * 255).astype(np.uint8)
+    out = _per_slice(engine.apply, levels).astype(np.float32) / 255
+    return _from_unit(out, lo, hi, image)
+
+
+@operation("processing", "Gamma")
+def gamma(
+    image: np.ndarray,
+    *,
+    gamma: Annotated[float, Param(0.1, 5.0, 0.05, "", "exponent; < 1 brightens")] = 1.0,
+    window: Window = None,
+) -> np.ndarray:
+    """Power-law intensity mapping ``y = x ** gamma`` on the window's range.
+
+    Returns
+    -------
+    ndarray
+        In the window's value range; uint8 stays uint8, else float32.
+    """
+    image = _check_image(image)
+    if not gamma > 0:
+        raise ValueError(f"gamma must be > 0; got {gamma}")
+    lo, hi = _window(image, window)
+    return _from_unit(
+        np.power(_to_unit(image, lo, hi), np.float32(gamma)), lo, hi, image
+    )
+
+
+# -------------------------------------------------------------- filtering
+
+
+def kernel(name: str) -> np.ndarray:
+    """A copy of a named kernel from :data:`KERNELS`."""
+    if name not in KERNELS:
+        raise ValueError(f"unknown kernel {name!r}; choose one of {', '.join(KERNELS)}")
+    return KERNELS[name].copy()
+
+
+@operation("processing", "Convolution G = f*h")
+def convolve(
+    image: np.ndarray,
+    h: np.ndarray | str = "box",
+    *,
+    normalize: Annotated[
+        bool, Param(doc="divide the kernel by its sum (when not zero)")
+    ] = False,
+) -> np.ndarray:
+    """Convolve an image with a kernel: ``G = f * h``.
+
+    A true convolution (the kernel is flipped, unlike a correlation), with
+    reflected borders. Volumes are filtered slice by slice.
+
+    Parameters
+    ----------
+    image : (M, N[, P]) ndarray
+        The image ``f``.
+    h : (K, L) ndarray or str
+        The kernel, with odd sides, or a name from :data:`KERNELS`.
+    normalize : bool
+        Divide ``h`` by its sum, so that flat regions keep their value.
+
+    Returns
+    -------
+    ndarray
+        float32 (float64 for float64 input), in the image's units times the
+        kernel's.
+
+    Examples
+    --------
+    >>> f = np.zeros((5, 5), np.float32); f[2, 2] = 1
+    >>> h = np.arange(9, dtype=np.float32).reshape(3, 3)
+    >>> bool((convolve(f, h)[1:4, 1:4] == h).all())
+    True
+    """
+    image = _check_image(image)
+    h = kernel(h) if isinstance(h, str) else np.asarray(h, dtype=np.float32)
+    if h.ndim != 2 or h.shape[0] % 2 == 0 or h.shape[1] % 2 == 0:
+        raise ValueError(f"kernel must be 2D with odd sides; got shape {h.shape}")
+    if not np.all(np.isfinite(h)):
+        raise ValueError("kernel values must be finite")
+    if normalize:
+        total = float(h.sum())
+        if total != 0:
+            h = h / np.float32(total)
+    flipped = np.ascontiguousarray(h[::-1, ::-1])
+    work = _float(image)
+    return _per_slice(
+        lambda s: cv2.filter2D(s, -1, flipped, borderType=cv2.BORDER_REFLECT_101),
+        work,
+    )
+
+
+@operation("processing", "Gaussian")
+def gaussian(
+    image: np.ndarray,
+    *,
+    sigma_mm: Annotated[
+        float, Param(0.1, 50.0, 0.1, "mm", "standard deviation of the Gaussian")
+    ] = 1.0,
+    spacing: Spacing = None,
+) -> np.ndarray:
+    """Gaussian smoothing with a standard deviation in mm.
+
+    Separable: OpenCV in-plane per slice, then 1D along the slice axis, with
+    a per-axis sigma in pixels of ``sigma_mm / spacing``.
+
+    Parameters
+    ----------
+    image : (M, N[, P]) ndarray
+    sigma_mm : float
+        Standard deviation in mm (FWHM = 2.355 sigma).
+    spacing : tuple of float, optional
+        mm per axis; default 1 mm.
+
+    Returns
+    -------
+    ndarray
+        float32 (float64 for float64 input), in the image's units.
+    """
+    image = _check_image(image)
+    sig = _sigma_px(sigma_mm, _spacing(image, spacing))
+    work = _float(image)
+    out = _per_slice(
+        lambda s: cv2.GaussianBlur(
+            s,
+            (0, 0),
+            sigmaX=sig[-1],
+            sigmaY=sig[-2],
+            borderType=cv2.BORDER_REFLECT_101,
+        ),
+        work,
+    )
+    if image.ndim == 3 and image.shape[0] > 1:
+        flat = out.reshape(out.shape[0], -1)
+        kz = _gauss1d(sig[0]).astype(flat.dtype)
+        one = np.ones((1, 1), flat.dtype)
+        out = cv2.sepFilter2D(
+            flat, -1, one, kz, borderType=cv2.BORDER_REFLECT_101
+        ).reshape(out.shape)
+    return out
+
+
+@operation("processing", "Unsharp mask")
+def unsharp_mask(
+    image: np.ndarray,
+    *,
+    sigma_mm: Annotated[
+        float, Param(0.1, 50.0, 0.1, "mm", "size of the detail enhanced")
+    ] = 2.0,
+    amount: Annotated[float, Param(0.0, 5.0, 0.1, "", "strength")] = 1.0,
+    spacing: Spacing = None,
+) -> np.ndarray:
+    """Sharpen: ``image + amount * (image - gaussian(image))``.
+
+    Returns
+    -------
+    ndarray
+        float32 (float64 for float64 input), in the image's units.
+    """
+    work = _float(_check_image(image))
+    blurred = gaussian(work, sigma_mm=sigma_mm, spacing=spacing)
+    return work + work.dtype.type(amount) * (work - blurred)
+
+
+@operation("processing", "Sobel edges")
+def sobel(image: np.ndarray, *, spacing: Spacing = None) -> np.ndarray:
+    """In-plane gradient magnitude, in image units per mm.
+
+    Returns
+    -------
+    ndarray
+        float32, ``sqrt((df/dx)² + (df/dy)²)`` from 3×3 Sobel derivatives.
+    """
+    image = _check_image(image)
+    sp = _spacing(image, spacing)
+    work = _float(image)
+
+    def magnitude(s):
+        gx = cv2.Sobel(s, -1, 1, 0, ksize=3, scale=1 / (8 * sp[-1]))
+        gy = cv2.Sobel(s, -1, 0, 1, ksize=3, scale=1 / (8 * sp[-2]))
+        return cv2.magnitude(gx, gy)
+
+    return _per_slice(magnitude, work)
+
+
+@operation("processing", "Canny edges")
+def canny(
+    image: np.ndarray,
+    *,
+    sigma_mm: Annotated[
+        float, Param(0.1, 20.0, 0.1, "mm", "smoothing before the gradient")
+    ] = 1.0,
+    low: Annotated[
+        float, Param(0.0, 1.0, 0.01, "", "low hysteresis threshold (of max)")
+    ] = 0.1,
+    high: Annotated[
+        float, Param(0.0, 1.0, 0.01, "", "high hysteresis threshold (of max)")
+    ] = 0.3,
+    window: Window = None,
+    spacing: Spacing = None,
+) -> np.ndarray:
+    """Canny edges (Canny 1986), slice by slice.
+
+    The window's range is mapped to 8 bits and smoothed with ``sigma_mm``;
+    OpenCV's Canny then runs with hysteresis thresholds given as fractions of
+    the slice's strongest gradient.
+
+    Returns
+    -------
+    (M, N[, P]) bool ndarray
+
+    References
+    ----------
+    Canny J. A computational approach to edge detection. IEEE TPAMI 1986.
+    doi:10.1109/TPAMI.1986.4767851
+    """
+    image = _check_image(image)
+    if not 0 <= low <= high <= 1:
+        raise ValueError(f"need 0 <= low <= high <= 1; got low={low}, high={high}")
+    lo, hi = _window(image, window)
+    smooth = gaussian(_to_unit(image, lo, hi), sigma_mm=sigma_mm, spacing=spacing)
+    levels = np.clip(np.rint(smooth * 255), 0, 255).astype(np.uint8)
+
+    def edges(s):
+        gx = cv2.Sobel(s, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(s, cv2.CV_32F, 0, 1, ksize=3)
+        top = float(cv2.magnitude(gx, gy).max()) or 1.0
+        return cv2.Canny(s, low * top, high * top, L2gradient=True) > 0
+
+    return _per_slice(edges, levels)
+
+
+# --------------------------------------------------------------- smoothing
+
+
+@operation("processing", "Median")
+def median(
+    image: np.ndarray,
+    *,
+    size: Annotated[int, Param(3, 15, 2, "px", "side of the square", odd=True)] = 3,
+) -> np.ndarray:
+    """Median filter over a ``size × size`` neighbourhood, slice by slice.
+
+    Removes salt-and-pepper noise while keeping edges. Keeps the dtype.
+    """
+    image = _check_image(image)
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"size must be an odd number of pixels >= 1; got {size}")
+    if image.dtype == np.uint8 or (
+        size <= 5 and image.dtype in (np.uint16, np.float32)
+    ):
+        return _per_slice(lambda s: cv2.medianBlur(s, size), image)
+    if image.dtype == np.int16 and size <= 5:
+        shifted = (image.astype(np.int32) + 32768).astype(np.uint16)
+        out = _per_slice(lambda s: cv2.medianBlur(s, size), shifted)
+        return (out.astype(np.int32) - 32768).astype(np.int16)
+    from scipy.ndimage import median_filter
+
+    footprint = (1, size, size) if image.ndim == 3 else (size, size)
+    return median_filter(image, size=footprint, mode="reflect")
+
+
+@operation("processing", "Bilateral")
+def bilateral(
+    image: np.ndarray,
+    *,
+    sigma_mm: Annotated[
+        float, Param(0.1, 20.0, 0.1, "mm", "spatial standard deviation")
+    ] = 1.5,
+    sigma_range: Annotated[
+        float | None,
+        Param(
+            unit="image units",
+            doc="intensity standard deviation; default 10% of the robust value range",
+        ),
+    ] = None,
+    spacing: Spacing = None,
+) -> np.ndarray:
+    """Edge-preserving bilateral filter (Tomasi & Manduchi 1998), per slice.
+
+    Returns
+    -------
+    ndarray
+        float32, in the image's units.
+
+    References
+    ----------
+    doi:10.1109/ICCV.1998.710815
+    """
+    image = _check_image(image)
+    sp = _spacing(image, spacing)
+    sigma_px = float(np.mean(_sigma_px(sigma_mm, sp[-2:])))
+    if sigma_range is None:
+        sigma_range = 0.1 * auto_window(image)[1]
+    if not sigma_range > 0:
+        raise ValueError(f"sigma_range must be > 0; got {sigma_range}")
+    diameter = 2 * int(np.ceil(2 * sigma_px)) + 1
+    work = image.astype(np.float32)
+    return _per_slice(
+        lambda s: cv2.bilateralFilter(s, diameter, float(sigma_range), sigma_px), work
+    )
+
+
+@operation("processing", "Non-local means")
+def non_local_means(
+    image: np.ndarray,
+    *,
+    h: Annotated[
+        float | None,
+        Param(
+            unit="image units",
+            doc="filter strength, about the noise SD; "
+            "default 5% of the robust value range",
+        ),
+    ] = None,
+    patch: Annotated[int, Param(3, 11, 2, "px", "patch side", odd=True)] = 5,
+    search: Annotated[int, Param(5, 31, 2, "px", "search window side", odd=True)] = 11,
+    window: Window = None,
+) -> np.ndarray:
+    """Non-local means denoising (Buades et al. 2005), per slice.
+
+    OpenCV's implementation on 16-bit levels of the window (L1 patch
+    distance), mapped back into the image's units.
+
+    Returns
+    -------
+    ndarray
+        In the window's value range; uint8 stays uint8, else float32.
+
+    References
+    ----------
+    doi:10.1109/CVPR.2005.38
+    """
+    image = _check_image(image)
+    lo, hi = _window(image, window)
+    if h is None:
+        h = 0.05 * (hi - lo)
+    if not h > 0:
+        raise ValueError(f"h must be > 0; got {h}")
+    levels = np.rint(_to_unit(image, lo, hi) * 65535).astype(np.uint16)
+    h16 = [float(h) / (hi - lo) * 65535]
+
+    def denoise(s):
+        return cv2.fastNlMeansDenoising(s, h16, None, patch, search, cv2.NORM_L1)
+
+    out = _per_slice(denoise, levels).astype(np.float32) / 65535
+    return _from_unit(out, lo, hi, image)
+
+
+@operation("processing", "Anisotropic diffusion")
+def anisotropic_diffusion(
+    image: np.ndarray,
+    *,
+    iterations: Annotated[int, Param(1, 200, 1, "", "diffusion steps")] = 10,
+    kappa: Annotated[
+        float | None,
+        Param(
+            unit="image units",
+            doc="edge threshold; default 10% of the robust value range",
+        ),
+    ] = None,
+    step: Annotated[
+        float, Param(0.01, 0.25, 0.01, "", "time step (stable <= 0.25)")
+    ] = 0.2,
+) -> np.ndarray:
+    """Perona–Malik anisotropic diffusion, in-plane, on 2D or 3D images.
+
+    Smooths within regions and stops at edges: the conduction
+    ``c = exp(-(|∇I| / kappa)²)`` falls where the gradient exceeds ``kappa``.
+
+    Returns
+    -------
+    ndarray
+        float32, in the image's units.
+
+    References
+    ----------
+    Perona P, Malik J. Scale-space and edge detection using anisotropic
+    diffusion. IEEE TPAMI 1990. doi:10.1109/34.56205
+    """
+    image = _check_image(image)
+    if kappa is None:
+        kappa = 0.1 * auto_window(image)[1]
+    if not kappa > 0:
+        raise ValueError(f"kappa must be > 0; got {kappa}")
+    if not 0 < step <= 0.25:
+        raise ValueError(f"step must lie in (0, 0.25] for stability; got {step}")
+    out = image.astype(np.float32)
+    k2 = np.float32(kappa) ** 2
+    axes = (-2, -1)
+    for _ in range(int(iterations)):
+        update = np.zeros_like(out)
+        for axis in axes:
+            forward = np.diff(out, axis=axis, append=np.take(out, [-1], axis=axis))
+            backward = -np.diff(out, axis=axis, prepend=np.take(out, [0], axis=axis))
+            update += np.exp(-(forward**2) / k2) * forward
+            update += np.exp(-(backward**2) / k2) * backward
+        out += np.float32(step) * update
+    return out
+
+
+# ------------------------------------------------------------ noise models
+
+
+def _rng(seed: int | None) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+@operation("processing", "Add Gaussian noise")
+def add_gaussian_noise(
+    image: np.ndarray,
+    *,
+    sigma: Annotated[float, Param(0.0, 1e5, unit="image units", doc="noise SD")] = 10.0,
+    seed: Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")] = 0,
+) -> np.ndarray:
+    """Additive white Gaussian noise of standard deviation ``sigma``, seeded.
+
+    Returns
+    -------
+    ndarray
+        float32, in the image's units.
+    """
+    image = _check_image(image)
+    if sigma < 0:
+        raise ValueError(f"sigma must be >= 0; got {sigma}")
+    noise = _rng(seed).normal(0.0, sigma, image.shape).astype(np.float32)
+    return image.astype(np.float32) + noise
+
+
+@operation("processing", "Add Poisson noise")
+def add_poisson_noise(
+    image: np.ndarray,
+    *,
+    counts: Annotated[
+        float,
+        Param(1.0, 1e6, unit="counts", doc="photon counts at the brightest value"),
+    ] = 1000.0,
+    seed: Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")] = 0,
+) -> np.ndarray:
+    """Quantum (Poisson) noise: fewer counts give more noise, seeded.
+
+    The range ``[min(0, image min), image max]`` is mapped onto
+    ``[0, counts]`` photons, drawn from a Poisson distribution, and mapped
+    back.
+
+    Returns
+    -------
+    ndarray
+        float32, in the image's units.
+    """
+    image = _check_image(image)
+    if counts <= 0:
+        raise ValueError(f"counts must be > 0; got {counts}")
+    # Zero signal is zero counts; images with negative values (HU) start at
+    # their minimum.
+    lo, hi = min(float(image.min()), 0.0), float(image.max())
+    span = hi - lo or 1.0
+    expected = (image.astype(np.float64) - lo) / span * counts
+    drawn = _rng(seed).poisson(expected).astype(np.float64)
+    return (drawn / counts * span + lo).astype(np.float32)
+
+
+@operation("processing", "Add speckle noise")
+def add_speckle_noise(
+    image: np.ndarray,
+    *,
+    sigma: Annotated[float, Param(0.0, 2.0, 0.01, "", "relative noise SD")] = 0.1,
+    seed: Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")] = 0,
+) -> np.ndarray:
+    """Multiplicative speckle noise ``image * (1 + n)``, ``n ~ N(0, sigma)``, seeded.
+
+    The noise of ultrasound images.
+
+    Returns
+    -------
+    ndarray
+        float32, in the image's units.
+    """
+    image = _check_image(image)
+    if sigma < 0:
+        raise ValueError(f"sigma must be >= 0; got {sigma}")
+    noise = _rng(seed).normal(0.0, sigma, image.shape).astype(np.float32)
+    return image.astype(np.float32) * (1 + noise)

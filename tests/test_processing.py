@@ -1,0 +1,243 @@
+"""Processing: G = f * h, enhancement and smoothing, on phantoms and real images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import medimg_lab as ml
+from medimg_lab import processing as P
+from medimg_lab.metrics import psnr
+
+
+@pytest.fixture(scope="module")
+def ct():
+    return ml.data.sample("head_ct")
+
+
+def test_convolution_by_hand():
+    f = np.arange(25, dtype=np.float32).reshape(5, 5)
+    h = np.array([[0, 0, 0], [0, 0, 1], [0, 0, 0]], np.float32)  # shift
+    g = P.convolve(f, h)
+    # (f * h)(x, y) = sum f(x - i, y - j) h(i, j): h at (0, +1) picks f(x, y - 1).
+    np.testing.assert_array_equal(g[1:4, 1:4], f[1:4, 0:3])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16, np.uint8, np.float64])
+def test_delta_kernel_is_the_identity(dtype):
+    f = np.random.default_rng(0).integers(0, 200, (20, 30)).astype(dtype)
+    np.testing.assert_array_equal(P.convolve(f, "identity"), f.astype(np.float64))
+
+
+@pytest.mark.parametrize(
+    ("name", "total"),
+    [
+        ("identity", 1),
+        ("box", 1),
+        ("gaussian", 1),
+        ("sharpen", 1),
+        ("laplacian", 0),
+        ("sobel_x", 0),
+        ("sobel_y", 0),
+        ("emboss", 1),
+    ],
+)
+def test_kernel_sums(name, total):
+    assert P.kernel(name).sum() == pytest.approx(total, abs=1e-6)
+
+
+def test_smoothing_kernels_keep_flat_regions_and_units():
+    flat = np.full((16, 16), -1000, np.int16)  # air in HU
+    for name in ("box", "gaussian", "sharpen"):
+        np.testing.assert_allclose(P.convolve(flat, name), -1000, atol=1e-3)
+
+
+def test_normalize_divides_by_the_sum():
+    flat = np.full((8, 8), 7.0, np.float32)
+    np.testing.assert_allclose(P.convolve(flat, np.ones((3, 3)), normalize=True), 7)
+
+
+def test_even_kernel_is_refused():
+    with pytest.raises(ValueError, match="odd sides"):
+        P.convolve(np.zeros((5, 5)), np.ones((2, 2)))
+
+
+def test_equalization_flattens_the_cdf():
+    skewed = np.random.default_rng(0).exponential(100, (128, 128)).astype(np.float32)
+    out = P.equalize_hist(skewed, window=(500, 1000), nbins=1024)
+    quantiles = np.quantile(out, [0.1, 0.25, 0.5, 0.75, 0.9])
+    # The output is spread uniformly over the window's range [0, 1000].
+    np.testing.assert_allclose(quantiles, [100, 250, 500, 750, 900], atol=15)
+    assert np.quantile(skewed, 0.5) < 100  # the input was far from uniform
+
+
+def test_equalization_on_real_ct_spreads_the_brain(ct):
+    brain = (ct.array > 10) & (ct.array < 60)
+    out = P.equalize_hist(ct.array, window=(40, 80))
+    assert out[brain].std() > 1.5 * ct.array[brain].std()
+
+
+def test_equalization_of_uint8_stays_uint8():
+    img = np.random.default_rng(1).integers(100, 140, (64, 64)).astype(np.uint8)
+    out = P.equalize_hist(img)
+    assert out.dtype == np.uint8 and out.max() - out.min() > 200
+
+
+def test_clahe_keeps_the_window_range_and_adds_local_contrast(ct):
+    out = P.clahe(ct.array, window=(40, 80), clip_limit=3)
+    assert out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 80
+    brain = (ct.array > 10) & (ct.array < 60)
+    assert out[brain].std() > np.clip(ct.array, 0, 80)[brain].std()
+
+
+def test_gamma_brightens_below_one():
+    img = np.linspace(0, 1000, 101, dtype=np.float32).reshape(1, 101)
+    out = P.gamma(img, gamma=0.5, window=(500, 1000))
+    assert out[0, 25] > img[0, 25]
+    assert out[0, 0] == pytest.approx(0) and out[0, -1] == pytest.approx(1000)
+
+
+def test_median_removes_salt_and_pepper():
+    rng = np.random.default_rng(2)
+    clean = np.full((64, 64), 100, np.int16)
+    noisy = clean.copy()
+    salt = rng.random(clean.shape) < 0.05
+    pepper = rng.random(clean.shape) < 0.05
+    noisy[salt], noisy[pepper] = 3000, -1000
+    out = P.median(noisy, size=5)
+    assert out.dtype == np.int16
+    assert np.mean(out != clean) < 0.002
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32])
+@pytest.mark.parametrize("size", [3, 7])
+def test_median_on_every_dtype_keeps_it(dtype, size):
+    img = np.random.default_rng(3).integers(0, 200, (20, 20)).astype(dtype)
+    out = P.median(img, size=size)
+    assert out.dtype == dtype
+    from scipy.ndimage import median_filter
+
+    expected = median_filter(img, size=size, mode="reflect")
+    inner = slice(size // 2, -(size // 2))  # borders differ: OpenCV replicates
+    np.testing.assert_array_equal(out[inner, inner], expected[inner, inner])
+
+
+def test_sigma_mm_respects_anisotropic_spacing():
+    delta = np.zeros((9, 41, 41), np.float32)
+    delta[4, 20, 20] = 1
+    out = P.gaussian(delta, sigma_mm=2.0, spacing=(4.0, 1.0, 0.5))
+
+    def sd_px(profile):
+        x = np.arange(profile.size) - profile.size // 2
+        return np.sqrt((profile * x**2).sum() / profile.sum())
+
+    assert sd_px(out[:, 20, 20]) == pytest.approx(2.0 / 4.0, rel=0.15)
+    assert sd_px(out[4, :, 20]) == pytest.approx(2.0 / 1.0, rel=0.05)
+    assert sd_px(out[4, 20, :]) == pytest.approx(2.0 / 0.5, rel=0.05)
+    assert out.sum() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_gaussian_keeps_float32_and_hu(ct):
+    out = P.gaussian(ct.array, sigma_mm=1.0, spacing=ct.spacing)
+    assert out.dtype == np.float32
+    inside = out[200:300, 200:300]
+    assert -100 < inside.mean() < 200  # still Hounsfield units
+    assert P.gaussian(ct.array.astype(np.float64), sigma_mm=1).dtype == np.float64
+
+
+def test_input_is_never_modified(ct):
+    before = ct.array.copy()
+    for op in (P.gaussian, P.clahe, P.equalize_hist, P.median, P.sobel, P.bilateral):
+        op(ct.array)
+    np.testing.assert_array_equal(ct.array, before)
+
+
+def test_sobel_is_units_per_mm():
+    ramp = np.tile(np.arange(32, dtype=np.float32) * 10, (32, 1))  # 10 HU per px
+    out = P.sobel(ramp, spacing=(0.5, 0.5))
+    np.testing.assert_allclose(out[5:-5, 5:-5], 20)  # 10 HU / 0.5 mm
+
+
+def test_canny_finds_the_edge_of_a_disc():
+    yy, xx = np.mgrid[:64, :64]
+    disc = ((yy - 32) ** 2 + (xx - 32) ** 2 < 15**2).astype(np.float32) * 100
+    edges = P.canny(disc, sigma_mm=1.0)
+    radius = np.hypot(*(np.nonzero(edges) - np.array([[32], [32]])))
+    assert edges.dtype == bool and edges.sum() > 50
+    assert np.abs(radius - 15).max() <= 2
+
+
+def test_bilateral_and_nlm_and_diffusion_denoise_a_phantom():
+    rng = np.random.default_rng(4)
+    clean = np.zeros((64, 64), np.float32)
+    clean[16:48, 16:48] = 100
+    noisy = clean + rng.normal(0, 10, clean.shape).astype(np.float32)
+    score = {
+        name: psnr(clean, out, data_range=100)
+        for name, out in {
+            "noisy": noisy,
+            "gaussian": P.gaussian(noisy, sigma_mm=1.0),
+            "median": P.median(noisy, size=3),
+            "bilateral": P.bilateral(noisy, sigma_mm=1.5, sigma_range=30),
+            "nlm": P.non_local_means(noisy, h=10, window=(50, 160)),
+            "diffusion": P.anisotropic_diffusion(noisy, iterations=15, kappa=30),
+        }.items()
+    }
+    assert score["gaussian"] > score["noisy"] + 1
+    assert score["median"] > score["noisy"] + 3
+    # Edge-preserving smoothers beat plain blurring on a sharp-edged phantom.
+    for name in ("bilateral", "nlm", "diffusion"):
+        assert score[name] > score["median"] + 3, name
+
+
+def test_volumes_are_filtered_slice_by_slice():
+    vol = np.random.default_rng(5).normal(0, 1, (3, 20, 20)).astype(np.float32)
+    ops = (
+        P.median,
+        P.sobel,
+        lambda v: P.clahe(v, window=(0, 4)),
+        lambda v: P.bilateral(v, sigma_range=0.5),
+    )
+    for op in ops:
+        np.testing.assert_allclose(op(vol)[1], op(vol[1]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "noise", [P.add_gaussian_noise, P.add_poisson_noise, P.add_speckle_noise]
+)
+def test_noise_is_seeded(noise):
+    img = np.full((32, 32), 100, np.float32)
+    a, b, c = noise(img, seed=1), noise(img, seed=1), noise(img, seed=2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and a.dtype == np.float32
+
+
+def test_gaussian_noise_has_the_stated_sd():
+    out = P.add_gaussian_noise(np.zeros((200, 200), np.float32), sigma=25, seed=0)
+    assert out.std() == pytest.approx(25, rel=0.02)
+
+
+def test_poisson_noise_falls_with_counts():
+    img = np.tile(np.linspace(0, 1000, 64, dtype=np.float32), (64, 1))
+    few = P.add_poisson_noise(img, counts=50, seed=0)
+    many = P.add_poisson_noise(img, counts=50000, seed=0)
+    assert np.abs(few - img).mean() > 5 * np.abs(many - img).mean()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: P.gaussian(np.zeros((4, 4)), sigma_mm=0), "sigma_mm must be > 0"),
+        (lambda: P.gaussian(np.zeros((4, 4)), spacing=(1,)), "spacing must give 2"),
+        (lambda: P.median(np.zeros((4, 4)), size=4), "odd"),
+        (lambda: P.canny(np.zeros((4, 4)), low=0.5, high=0.2), "low <= high"),
+        (lambda: P.gamma(np.zeros((4, 4)), gamma=0), "gamma must be > 0"),
+        (lambda: P.gaussian(np.zeros((2, 2, 2, 2))), "2D .* or a 3D"),
+        (lambda: P.kernel("blur"), "box, gaussian"),
+        (lambda: P.anisotropic_diffusion(np.ones((4, 4)), step=0.5), "stability"),
+    ],
+)
+def test_bad_parameters_raise_clear_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
