@@ -269,7 +269,20 @@ def encode_png(
         img = fit(img, max_size)
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
+    ok, buf = cv2.imencode(
+        ".png",
+        img,
+        [
+            cv2.IMWRITE_PNG_COMPRESSION,
+            int(compression),
+            # The "up" filter with run-length coding: 2–3× faster than zlib's
+            # defaults on medical slices, and smaller (measured in bench_display).
+            cv2.IMWRITE_PNG_FILTER,
+            cv2.IMWRITE_PNG_FILTER_UP,
+            cv2.IMWRITE_PNG_STRATEGY,
+            cv2.IMWRITE_PNG_STRATEGY_RLE,
+        ],
+    )
     if not ok:  # pragma: no cover - OpenCV fails only on invalid shapes
         raise ValueError(f"PNG encoding failed for an image of shape {img.shape}")
     return buf.tobytes()
