@@ -55,6 +55,10 @@ class Param:
         The allowed values of a choice parameter.
     odd : bool
         Integers that must be odd (kernel sizes).
+    scale : {"", "level", "span"}
+        For values in the image's units: ``"level"`` ranges over the image's
+        values (a window center), ``"span"`` over differences of them (a
+        window width, a noise SD). Controls take their range from the image.
     """
 
     min: float | None = None
@@ -64,6 +68,7 @@ class Param:
     doc: str = ""
     choices: tuple | None = None
     odd: bool = False
+    scale: str = ""
 
 
 @dataclass(frozen=True)

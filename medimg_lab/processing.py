@@ -153,9 +153,11 @@ def _gauss1d(sigma_px: float) -> np.ndarray:
 def window_level(
     image: np.ndarray,
     *,
-    center: Annotated[float, Param(unit="image units", doc="window center")] = 40.0,
+    center: Annotated[
+        float, Param(unit="image units", doc="window center", scale="level")
+    ] = 40.0,
     width: Annotated[
-        float, Param(1e-3, 1e6, unit="image units", doc="window width")
+        float, Param(1e-3, unit="image units", doc="window width", scale="span")
     ] = 400.0,
 ) -> np.ndarray:
     """Map a window of values onto display grey levels 0–255.
@@ -525,6 +527,7 @@ def bilateral(
         float | None,
         Param(
             unit="image units",
+            scale="span",
             doc="intensity standard deviation; default 10% of the robust value range",
         ),
     ] = None,
@@ -563,6 +566,7 @@ def non_local_means(
         float | None,
         Param(
             unit="image units",
+            scale="span",
             doc="filter strength, about the noise SD; "
             "default 5% of the robust value range",
         ),
@@ -610,6 +614,7 @@ def anisotropic_diffusion(
         float | None,
         Param(
             unit="image units",
+            scale="span",
             doc="edge threshold; default 10% of the robust value range",
         ),
     ] = None,
@@ -664,7 +669,9 @@ def _rng(seed: int | None) -> np.random.Generator:
 def add_gaussian_noise(
     image: np.ndarray,
     *,
-    sigma: Annotated[float, Param(0.0, 1e5, unit="image units", doc="noise SD")] = 10.0,
+    sigma: Annotated[
+        float, Param(0.0, unit="image units", doc="noise SD", scale="span")
+    ] = 10.0,
     seed: Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")] = 0,
 ) -> np.ndarray:
     """Additive white Gaussian noise of standard deviation ``sigma``, seeded.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import dicom_file
+from helpers import dicom_file
 
 from medimg_lab.cli import main
 

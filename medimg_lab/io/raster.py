@@ -8,6 +8,7 @@ memory budget before any pixel is decoded.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,36 @@ def _header(data: bytes, name: str, max_bytes: int) -> tuple[str, int]:
     return str(fmt), pages
 
 
+def _check_png_chunks(data: bytes, name: str) -> None:
+    """Refuse a PNG whose chunk lengths run past the end of the file.
+
+    OpenCV reserves a chunk's declared length before it reads it, so a
+    damaged length field (4 GiB) would cost gigabytes of memory.
+    """
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if pos + 12 + length > len(data):
+            raise TruncatedFileError(
+                name,
+                f"its PNG chunk {kind.decode('latin-1')!r} announces {length} bytes "
+                "but the file ends before them; it is cut short or damaged.",
+                "Copy or export the file again.",
+            )
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+    raise TruncatedFileError(
+        name,
+        "its PNG data ends without an IEND chunk; it is cut short.",
+        "Copy or export the file again.",
+    )
+
+
 def load_raster(data: bytes, name: str, max_bytes: int) -> MedImage:
     """Load PNG, JPEG or TIFF bytes into a MedImage, keeping the bit depth."""
+    if data.startswith(b"\x89PNG"):
+        _check_png_chunks(data, name)
     fmt, pages = _header(data, name, max_bytes)
     buf = np.frombuffer(data, dtype=np.uint8)
     level = cv2.utils.logging.getLogLevel()

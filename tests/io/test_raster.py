@@ -63,3 +63,19 @@ def test_truncated_png_is_a_clear_error(cut):
     data = cv2.imencode(".png", noise)[1].tobytes()[:cut]
     with pytest.raises(ml.MedImgError, match=r"cut short|damaged"):
         ml.load(data)
+
+
+def test_png_chunk_longer_than_the_file_is_refused_before_decoding():
+    png = bytearray(cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes())
+    idat = png.index(b"IDAT") - 4
+    png[idat : idat + 4] = (0xFFFFFFFF).to_bytes(4, "big")
+    with pytest.raises(
+        ml.TruncatedFileError, match=r"chunk 'IDAT' announces 4294967295"
+    ):
+        ml.load(bytes(png))
+
+
+def test_png_without_iend_is_truncated():
+    png = cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes()
+    with pytest.raises(ml.TruncatedFileError, match="IEND"):
+        ml.load(png[:-12])

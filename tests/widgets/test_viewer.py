@@ -1,0 +1,357 @@
+"""ImageViewer: display, window/level, planes, readout, overlay, zoom, pointer."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import traitlets
+
+from medimg_lab import data, display
+from medimg_lab.image import MedImage
+from widgets.viewer import ImageViewer
+
+
+@pytest.fixture(scope="module")
+def head_ct():
+    return data.sample("head_ct")
+
+
+@pytest.fixture(scope="module")
+def brain_mri():
+    return data.sample("brain_mri")
+
+
+@pytest.fixture(scope="module")
+def chest_xray():
+    return data.sample("chest_xray")
+
+
+@pytest.fixture
+def volume():
+    """12 slices of 40 x 30, 5 mm apart, 1 mm pixels; value = 100 * slice + col."""
+    array = (100 * np.arange(12)[:, None, None] + np.arange(30)[None, None, :]).astype(
+        np.int16
+    )
+    array = np.broadcast_to(array, (12, 40, 30)).copy()
+    return MedImage(array, spacing=(5.0, 1.0, 1.0), modality="CT", window=(600, 1400))
+
+
+def decode(png: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+# ------------------------------------------------------------ window / level
+def test_window_changes_the_png_and_matches_apply_window(head_ct):
+    viewer = ImageViewer(head_ct)
+    before = viewer.png
+    viewer.window = (400, 1800)
+    assert viewer.png != before
+    expected = display.apply_window(display.fit(head_ct.array, 512), 400, 1800)
+    np.testing.assert_array_equal(decode(viewer.png), expected)
+    np.testing.assert_array_equal(viewer.displayed, expected)
+
+
+def test_downscaled_radiograph_is_windowed_after_fitting(chest_xray):
+    viewer = ImageViewer(chest_xray, box_size=512)
+    viewer.window = (20000, 8000)
+    expected = display.apply_window(display.fit(chest_xray.array, 512), 20000, 8000)
+    assert expected.shape == (512, 482)
+    np.testing.assert_array_equal(decode(viewer.png), expected)
+
+
+def test_bone_preset_on_head_ct(head_ct):
+    viewer = ImageViewer(head_ct)
+    viewer.preset = "bone"
+    assert viewer.window == (400, 1800)
+    assert (viewer._center.value, viewer._width.value) == (400, 1800)
+
+
+def test_default_auto_and_custom_presets(head_ct):
+    viewer = ImageViewer(head_ct, preset="auto")
+    assert viewer.window == pytest.approx(display.auto_window(head_ct.array))
+    viewer.preset = "default"
+    assert viewer.window == head_ct.window
+    viewer.window = (10, 20)
+    assert viewer.preset == "custom"
+
+
+def test_sliders_set_the_window_and_the_window_sets_the_sliders(head_ct):
+    viewer = ImageViewer(head_ct)
+    viewer._center.value = 123.0
+    assert viewer.window == (123.0, head_ct.window[1])
+    viewer.window = (-600, 1500)
+    assert (viewer._center.value, viewer._width.value) == (-600, 1500)
+    assert viewer._center.description == "center (HU)"
+
+
+def test_ct_presets_are_refused_for_values_not_in_hu(brain_mri):
+    viewer = ImageViewer(brain_mri)
+    with pytest.raises(ValueError, match="preset must be one of default, auto, custom"):
+        viewer.preset = "bone"
+
+
+# ------------------------------------------------------------ slices, planes
+def test_slice_index_changes_the_displayed_slice(brain_mri):
+    viewer = ImageViewer(brain_mri)
+    assert viewer.slice_index == brain_mri.shape[0] // 2
+    viewer.slice_index = 60
+    first = viewer.displayed.copy()
+    viewer.slice_index = 120
+    assert not np.array_equal(first, viewer.displayed)
+    expected = display.apply_window(brain_mri.array[120], *brain_mri.window)
+    np.testing.assert_array_equal(viewer.displayed, expected)
+
+
+def test_planes_honour_spacing(volume):
+    viewer = ImageViewer(volume, zoom=1.0)
+    assert viewer.displayed.shape == (40, 30)
+    viewer.plane = "coronal"
+    assert viewer.displayed.shape == (5 * 12, 30)  # 5 mm slices, 1 mm pixels
+    assert viewer.slice_index == 20
+    viewer.plane = "sagittal"
+    assert viewer.displayed.shape == (5 * 12, 40)
+    assert viewer._slice.max == 29
+
+
+def test_coronal_shows_superior_at_the_top(volume):
+    viewer = ImageViewer(volume, plane="coronal", window=(600, 2000))
+    values = volume.array[:, viewer.slice_index][::-1]  # superior (last slice) first
+    top, bottom = viewer.displayed[0], viewer.displayed[-1]
+    np.testing.assert_array_equal(top, display.apply_window(values[0], 600, 2000))
+    np.testing.assert_array_equal(bottom, display.apply_window(values[-1], 600, 2000))
+
+
+def test_anisotropic_2d_pixels_are_made_square():
+    image = MedImage(np.zeros((20, 30), np.float32), spacing=(2.0, 1.0))
+    viewer = ImageViewer(image, zoom="1:1")
+    assert viewer.displayed.shape == (40, 30)
+
+
+def test_a_2d_image_has_only_the_axial_plane(head_ct):
+    viewer = ImageViewer(head_ct)
+    with pytest.raises(ValueError, match="plane must be 'axial' for a 2D image"):
+        viewer.plane = "coronal"
+    assert viewer.plane == "axial"
+
+
+# ------------------------------------------------------------------ readout
+def test_click_reads_the_value_in_hu_and_the_position_in_mm(head_ct):
+    viewer = ImageViewer(head_ct)
+    row, col = 300, 200
+    hu = int(head_ct.array[row, col])
+    dy, dx = head_ct.spacing
+    text = viewer.click(row, col)
+    assert (
+        text
+        == f"x {col * dx:.1f} mm, y {row * dy:.1f} mm (row {row}, col {col}): {hu} HU"
+    )
+    assert viewer.readout == text == viewer._readout.value
+    assert viewer.clicked == (row, col)
+    assert viewer.value_at(row, col) == hu
+
+
+def test_click_on_a_coronal_plane_maps_to_the_voxel(volume):
+    viewer = ImageViewer(volume, plane="coronal", slice_index=7)
+    viewer.click(0, 5)  # top row = last (most superior) slice
+    assert viewer.clicked == (11, 7, 5)
+    assert viewer.readout.endswith(f"(row 7, col 5, slice 11): {1105} HU")
+    assert "z 55.0 mm" in viewer.readout
+    assert viewer.value_at(7, 5, slice=11) == 1105
+
+
+def test_value_at_outside_the_image_raises(head_ct):
+    with pytest.raises(ValueError, match="outside the image"):
+        ImageViewer(head_ct).value_at(512, 0)
+
+
+# ------------------------------------------------------------------ overlay
+def test_overlay_blends_with_the_opacity(head_ct):
+    mask = head_ct.array > 300
+    viewer = ImageViewer(head_ct, overlay=mask, overlay_opacity=0.6)
+    grey = display.apply_window(head_ct.array, *head_ct.window)
+    np.testing.assert_array_equal(viewer.displayed, display.overlay(grey, mask, 0.6))
+    row, col = np.argwhere(mask)[0]
+    color = display.label_colors(1)[1].astype(float)
+    blended = np.round(color * 0.6 + float(grey[row, col]) * 0.4)
+    np.testing.assert_array_equal(viewer.displayed[row, col], blended)
+    viewer._opacity.value = 0.2
+    np.testing.assert_array_equal(viewer.displayed, display.overlay(grey, mask, 0.2))
+
+
+def test_overlay_follows_the_plane(volume):
+    labels = (volume.array > 600).astype(np.uint8)
+    viewer = ImageViewer(volume, overlay=labels, plane="sagittal", zoom=1.0)
+    assert viewer.displayed.shape == (60, 40, 3)
+
+
+# --------------------------------------------------------------------- zoom
+def test_zoom_one_to_one_and_fit(head_ct):
+    viewer = ImageViewer(head_ct, box_size=400)
+    assert viewer.displayed.shape == (400, 400)
+    assert viewer._img.layout.width == "400px"
+    viewer.zoom = "1:1"
+    assert viewer.displayed.shape == (512, 512)
+    assert viewer._img.layout.width == "512px"
+    viewer._zoom_buttons[2].click()  # +: the browser enlarges, nothing is upsampled
+    assert viewer.zoom == pytest.approx(1.25)
+    assert (viewer.displayed.shape, viewer._img.layout.width) == ((512, 512), "640px")
+    viewer._zoom_buttons[3].click()
+    viewer._zoom_buttons[3].click()  # −: ×0.8 = 409.6 px
+    assert viewer.displayed.shape == (410, 410)
+    viewer._zoom_buttons[0].click()
+    assert viewer.zoom == "fit"
+    assert viewer.displayed.shape == (400, 400)
+
+
+# ------------------------------------------------------------ pointer events
+def test_event_is_wired_to_the_image(head_ct):
+    viewer = ImageViewer(head_ct)
+    assert viewer._events.source is viewer._img
+    assert {"click", "mousemove", "mousedown", "mouseup"} <= set(
+        viewer._events.watched_events
+    )
+
+
+def ipyevents_event(kind, rel_x, rel_y, width, height, natural_w, natural_h, **more):
+    """A mouse event as ipyevents 2 sends it for an Image widget (no border)."""
+    return {
+        "type": kind,
+        "button": 0,
+        "buttons": 0,
+        "relativeX": rel_x,
+        "relativeY": rel_y,
+        "boundingRectWidth": width,
+        "boundingRectHeight": height,
+        "dataX": math.floor(rel_x / width * natural_w + 0.5),  # JS Math.round
+        "dataY": math.floor(rel_y / height * natural_h + 0.5),
+        **more,
+    }
+
+
+def test_pointer_on_a_downscaled_radiograph_reads_the_right_pixel(chest_xray):
+    viewer = ImageViewer(chest_xray, box_size=512)
+    shown_rows, shown_cols = viewer.displayed.shape
+    assert (shown_rows, shown_cols) == (512, 482)
+    viewer._on_pointer_event({"type": "click", "button": 0, "dataX": 100, "dataY": 300})
+    row = math.floor((300 + 0.5) * chest_xray.shape[0] / shown_rows)
+    col = math.floor((100 + 0.5) * chest_xray.shape[1] / shown_cols)
+    assert viewer.clicked == (row, col)
+    value = int(chest_xray.array[row, col])
+    assert viewer.readout.endswith(f"(row {row}, col {col}): {value} a.u.")
+    # The same pixel, with every field ipyevents sends, on the 482 x 512 CSS image.
+    event = ipyevents_event("click", 100, 300, 482, 512, 482, 512)
+    viewer._on_pointer_event(event)
+    assert viewer.clicked == (row, col)
+
+
+def test_pointer_at_the_edges_stays_inside_the_image(chest_xray):
+    viewer = ImageViewer(chest_xray, box_size=512)
+    # ipyevents rounds, so the right edge can report the natural width itself.
+    viewer._on_pointer_event({"type": "mousemove", "dataX": 482, "dataY": 512})
+    assert "(row 1954, col 1840)" in viewer.readout
+    viewer._on_pointer_event(ipyevents_event("mousemove", 0, 0, 482, 512, 482, 512))
+    assert "(row 1, col 1)" in viewer.readout  # centre of display pixel (0, 0)
+    assert viewer.clicked == ()  # moving does not click
+
+
+def test_pointer_on_an_enlarged_image_uses_the_rendered_size(head_ct):
+    viewer = ImageViewer(head_ct, zoom=2.0)  # 512 px encoded, 1024 CSS px
+    event = ipyevents_event("click", 201, 401, 1024, 1024, 512, 512)
+    assert event["dataX"] == 101  # round(100.5): ipyevents alone is one pixel off
+    viewer._on_pointer_event(event)
+    assert viewer.clicked == (200, 100)
+
+
+def test_right_drag_sets_width_horizontally_and_center_vertically(head_ct):
+    viewer = ImageViewer(head_ct, window=(40, 80))
+    viewer._on_pointer_event(
+        {"type": "mousedown", "button": 2, "clientX": 10, "clientY": 50}
+    )
+    viewer._on_pointer_event(
+        {"type": "mousemove", "buttons": 2, "clientX": 210, "clientY": 50}
+    )
+    assert viewer.window == pytest.approx((40, 160))
+    viewer._on_pointer_event(
+        {"type": "mousemove", "buttons": 2, "clientX": 10, "clientY": -150}
+    )
+    assert viewer.window == pytest.approx((120, 80))
+    viewer._on_pointer_event({"type": "mouseup", "button": 2})
+    viewer._on_pointer_event({"type": "mousemove", "dataX": 5, "dataY": 5})
+    assert viewer.window == pytest.approx((120, 80))
+    assert viewer.preset == "custom"
+    viewer._on_pointer_event({"type": "click", "button": 0, "dataX": 5, "dataY": 6})
+    assert viewer.clicked == (6, 5)
+
+
+def test_wheel_steps_through_slices(brain_mri):
+    viewer = ImageViewer(brain_mri)
+    start = viewer.slice_index
+    viewer._on_pointer_event({"type": "wheel", "deltaY": 100})
+    assert viewer.slice_index == start + 1
+    assert "wheel" in viewer._events.watched_events
+
+
+def test_viewers_link_through_traits(brain_mri):
+    a, b = ImageViewer(brain_mri), ImageViewer(brain_mri)
+    traitlets.link((a, "slice_index"), (b, "slice_index"))
+    a._slice.value = 33
+    assert b.slice_index == 33
+
+
+# ------------------------------------------------------------------- errors
+def test_setter_raises_a_clear_value_error_and_shows_it(head_ct):
+    viewer = ImageViewer(head_ct)
+    with pytest.raises(
+        ValueError, match=r"overlay must have the image's shape \(512, 512\)"
+    ):
+        viewer.overlay = np.zeros((10, 10), bool)
+    assert viewer.overlay is None
+    assert viewer.message.startswith("overlay must have the image's shape")
+
+
+def test_widget_callback_failure_shows_a_plain_message(head_ct, monkeypatch):
+    viewer = ImageViewer(head_ct, overlay=head_ct.array > 300)
+
+    def broken(*args, **kwargs):
+        raise ValueError("labels do not fit\nsecond line")
+
+    monkeypatch.setattr(display, "overlay", broken)
+    viewer._opacity.value = 0.9  # a widget event: nothing may propagate
+    assert viewer.message == "Could not draw the image: labels do not fit."
+    assert "Traceback" not in viewer._message.value
+    assert "second line" not in viewer._message.value
+    monkeypatch.undo()
+    viewer._opacity.value = 0.5
+    assert viewer.message == ""
+
+
+def test_refused_control_value_is_put_back(volume):
+    viewer = ImageViewer(volume)
+    viewer._slice.max = 99  # as a stale browser slider could send
+    viewer._slice.value = 50
+    assert viewer.message.startswith("Could not set the slice index")
+    assert viewer._slice.value == viewer.slice_index == 6
+
+
+def test_new_image_of_another_shape_drops_the_overlay(head_ct, brain_mri):
+    viewer = ImageViewer(head_ct, overlay=head_ct.array > 300, preset="bone")
+    viewer.image = brain_mri
+    assert viewer.overlay is None
+    assert viewer.preset == "default"
+    assert viewer.message.startswith("The overlay was removed")
+
+
+def test_new_image_of_the_same_kind_keeps_the_view(brain_mri):
+    import dataclasses
+
+    viewer = ImageViewer(brain_mri, plane="coronal", slice_index=90, window=(100, 50))
+    viewer.image = dataclasses.replace(brain_mri, array=255 - brain_mri.array)
+    assert (viewer.plane, viewer.slice_index, viewer.window) == (
+        "coronal",
+        90,
+        (100, 50),
+    )

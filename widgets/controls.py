@@ -1,0 +1,169 @@
+"""The control factory: one ipywidgets control per declared parameter.
+
+Ranges, steps, units, defaults and descriptions come from the ``Param``
+declarations next to each algorithm (:mod:`medimg_lab.params`); nothing here
+repeats them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+import traitlets
+
+from medimg_lab.params import ParamSpec, parameters
+
+__all__ = ["OptionalNumber", "control_for", "controls_for", "label_for", "values_of"]
+
+_STYLE = {"description_width": "150px"}
+_LAYOUT = {"width": "420px"}
+
+
+def label_for(spec: ParamSpec, units: str | None = None) -> str:
+    """``"sigma_mm (mm)"``-style label; ``units`` names the image's ("HU")."""
+    unit = spec.param.unit
+    if unit == "image units" and units:
+        unit = units
+    return f"{spec.name} ({unit})" if unit else spec.name
+
+
+class OptionalNumber(w.HBox):
+    """A slider with an "auto" box: ``value`` is ``None`` while auto is ticked.
+
+    For parameters whose default is computed from the image (``None``).
+    """
+
+    value = traitlets.Any(None, allow_none=True)
+
+    def __init__(self, slider: w.FloatSlider, **kwargs):
+        self._slider = slider
+        self._auto = w.Checkbox(
+            value=True, description="auto", indent=False, layout={"width": "70px"}
+        )
+        super().__init__([self._slider, self._auto], **kwargs)
+        self._slider.disabled = True
+        self._auto.observe(self._on_auto_change, "value")
+        self._slider.observe(self._on_slider_change, "value")
+
+    def _on_auto_change(self, change) -> None:
+        self._slider.disabled = change["new"]
+        self.value = None if change["new"] else self._slider.value
+
+    def _on_slider_change(self, change) -> None:
+        if not self._auto.value:
+            self.value = change["new"]
+
+    @traitlets.observe("value")
+    def _on_value_change(self, change) -> None:
+        new = change["new"]
+        self._auto.value = new is None
+        if new is not None:
+            self._slider.value = new
+
+
+def _bounds(
+    spec: ParamSpec, value_range: tuple[float, float] | None
+) -> tuple[float, float]:
+    """Slider bounds: declared, or from the image's value range for its units."""
+    p = spec.param
+    lo, hi = value_range or (0.0, 1.0)
+    if p.scale == "span":
+        lo, hi = 0.0, hi - lo
+    if p.min is not None:
+        lo = p.min if not p.scale else max(lo, p.min)
+    if p.max is not None:
+        hi = p.max if not p.scale else min(hi, p.max)
+    return lo, max(hi, lo)
+
+
+def _number_slider(
+    spec: ParamSpec, value_range: tuple[float, float] | None
+) -> w.Widget:
+    p = spec.param
+    lo, hi = _bounds(spec, value_range)
+    default = spec.default
+    if spec.type is int:
+        step = int(p.step or 1)
+        value = int(default if default is not None else lo)
+        return w.IntSlider(
+            value=value, min=int(lo), max=int(hi), step=step, continuous_update=True
+        )
+    step = p.step or (hi - lo) / 200 or 0.01
+    value = float(default) if default is not None else (lo + hi) / 2
+    value = min(max(value, lo), hi)
+    return w.FloatSlider(
+        value=value,
+        min=float(lo),
+        max=float(hi),
+        step=float(step),
+        continuous_update=True,
+        readout_format=".3g",
+    )
+
+
+def control_for(
+    spec: ParamSpec,
+    *,
+    value_range: tuple[float, float] | None = None,
+    units: str | None = None,
+) -> w.Widget:
+    """A control for one declared parameter.
+
+    Parameters
+    ----------
+    spec : ParamSpec
+        From :func:`medimg_lab.params.parameters`.
+    value_range : (float, float), optional
+        The image's value range, for parameters in image units (a window
+        center ranges over it, a window width or noise SD over its span).
+    units : str, optional
+        The image's unit ("HU"), shown in place of "image units".
+
+    Returns
+    -------
+    ipywidgets.Widget
+        With a ``value`` trait holding the parameter's value.
+    """
+    p = spec.param
+    common = {
+        "description": label_for(spec, units),
+        "tooltip": p.doc,
+        "style": _STYLE,
+    }
+    if p.choices is not None:
+        control = w.Dropdown(options=list(p.choices), value=spec.default)
+    elif spec.type is bool:
+        control = w.Checkbox(value=bool(spec.default), indent=True)
+    elif spec.type in (int, float):
+        control = _number_slider(spec, value_range)
+        if spec.optional and spec.default is None:
+            for key, val in common.items():
+                setattr(control, key, val)
+            control.layout = _LAYOUT
+            return OptionalNumber(control)
+    else:
+        control = w.Text(value=str(spec.default))
+    for key, val in common.items():
+        setattr(control, key, val)
+    control.layout = _LAYOUT
+    return control
+
+
+def controls_for(
+    fn: Callable,
+    *,
+    value_range: tuple[float, float] | None = None,
+    units: str | None = None,
+) -> dict[str, w.Widget]:
+    """One control per declared parameter of ``fn``, in signature order."""
+    return {
+        name: control_for(spec, value_range=value_range, units=units)
+        for name, spec in parameters(fn).items()
+    }
+
+
+def values_of(controls: dict[str, w.Widget]) -> dict[str, Any]:
+    """The current ``{name: value}`` of a set of controls."""
+    return {name: control.value for name, control in controls.items()}
