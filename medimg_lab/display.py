@@ -26,6 +26,7 @@ __all__ = [
     "auto_window",
     "encode_png",
     "fit",
+    "histogram_image",
     "label_colors",
     "overlay",
     "preset",
@@ -348,3 +349,51 @@ def overlay(
             palette[int(label)] = color
     weight = (labels > 0).astype(np.float32) * np.float32(alpha)
     return blend(palette[labels], rgb, weight)
+
+
+def histogram_image(
+    values: np.ndarray,
+    value_range: tuple[float, float],
+    *,
+    bins: int = 128,
+    size: tuple[int, int] = (256, 96),
+    log: bool = True,
+) -> np.ndarray:
+    """A histogram drawn as a small grey image, for a live readout.
+
+    Parameters
+    ----------
+    values : ndarray
+        Any shape; NaN values are ignored.
+    value_range : (float, float)
+        The range the bins span, in the values' units; values outside are
+        counted in the end bins.
+    bins : int
+        Number of bars.
+    size : (width, height)
+        Image size in pixels.
+    log : bool
+        Bar heights on a log scale, so that small populations stay visible
+        next to a large background.
+
+    Returns
+    -------
+    (height, width) uint8 ndarray
+        Light bars on a dark background.
+    """
+    lo, hi = (float(v) for v in value_range)
+    if not hi > lo:
+        raise ValueError(
+            f"value_range must be (low, high) with high > low; got {value_range}"
+        )
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    flat = np.clip(flat[np.isfinite(flat)], lo, hi)
+    counts, _ = np.histogram(flat, bins=bins, range=(lo, hi))
+    heights = np.log1p(counts) if log else counts.astype(float)
+    width, height = size
+    top = heights.max() or 1.0
+    bars = np.rint(heights / top * height).astype(int)
+    column = np.minimum((np.arange(width) * bins) // width, bins - 1)
+    rows = np.arange(height)[:, np.newaxis]
+    image = np.where(rows >= height - bars[column][np.newaxis, :], 220, 30)
+    return image.astype(np.uint8)

@@ -133,3 +133,15 @@ def test_fit_downscales_values_before_windowing():
     shown = display.to_display(film, max_size=512)
     np.testing.assert_array_equal(shown, display.apply_window(small, *film.window))
     assert display.fit(film.array, 4000) is film.array  # never upscales
+
+
+def test_histogram_image_draws_bars_in_proportion():
+    values = np.concatenate([np.zeros(1000), np.full(10, 90.0)])
+    img = display.histogram_image(values, (0, 100), bins=10, size=(100, 50), log=False)
+    assert img.shape == (50, 100) and img.dtype == np.uint8
+    column_heights = (img == 220).sum(axis=0)
+    assert column_heights[5] == 50  # bin 0: the full height
+    assert column_heights[95] == 0  # 10 / 1000 of 50 px rounds to 0
+    assert column_heights[50] == 0
+    with pytest.raises(ValueError, match="high > low"):
+        display.histogram_image(values, (1, 1))
