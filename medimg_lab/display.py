@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .image import MedImage
 
 __all__ = [
+    "PLANES",
     "PRESETS",
     "apply_window",
     "auto_window",
@@ -29,9 +30,13 @@ __all__ = [
     "histogram_image",
     "label_colors",
     "overlay",
+    "plane",
     "preset",
     "to_display",
 ]
+
+#: Planes of a volume stored ``array[slice, row, col]`` in axial layout.
+PLANES = ("axial", "coronal", "sagittal")
 
 #: Named CT windows, ``name: (center, width)`` in Hounsfield units.
 PRESETS: dict[str, tuple[float, float]] = {
@@ -207,6 +212,42 @@ def to_display(
     return apply_window(array, center, width)
 
 
+def plane(
+    array: np.ndarray, spacing: tuple[float, ...], name: str, index: int
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """One plane of a volume in axial layout, as shown: superior up.
+
+    Parameters
+    ----------
+    array : (S, M, N[, 3]) ndarray
+        A volume (or a label volume) in axial layout: slices inferior→superior,
+        rows anterior→posterior, columns right→left.
+    spacing : (float, float, float)
+        mm per axis.
+    name : {"axial", "coronal", "sagittal"}
+    index : int
+        Index along the plane's normal.
+
+    Returns
+    -------
+    values : (H, W[, 3]) ndarray
+        A view, no copy.
+    spacing : (float, float)
+        mm per row and per column of ``values``.
+    """
+    if name not in PLANES:
+        raise ValueError(f"plane must be one of {', '.join(PLANES)}; got {name!r}")
+    axis = PLANES.index(name)
+    if not 0 <= index < array.shape[axis]:
+        raise ValueError(f"{name} index {index} is outside 0..{array.shape[axis] - 1}")
+    dz, dy, dx = spacing
+    if name == "axial":
+        return array[index], (dy, dx)
+    if name == "coronal":
+        return array[:, index][::-1], (dz, dx)
+    return array[:, :, index][::-1], (dz, dy)
+
+
 def fit(image: np.ndarray, max_size: int | tuple[int, int]) -> np.ndarray:
     """Downscale a 2D image (grey or RGB) by area averaging to fit a box.
 
@@ -229,8 +270,8 @@ def fit(image: np.ndarray, max_size: int | tuple[int, int]) -> np.ndarray:
     if scale >= 1:
         return image
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    if image.dtype.kind not in "uf" and image.dtype != np.int16:
-        image = image.astype(np.float32)
+    if image.dtype not in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+        image = image.astype(np.float32)  # OpenCV resizes these types only
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
@@ -347,8 +388,11 @@ def overlay(
     for label, color in (colors or {}).items():
         if 0 < int(label) <= n:
             palette[int(label)] = color
-    weight = (labels > 0).astype(np.float32) * np.float32(alpha)
-    return blend(palette[labels], rgb, weight)
+    inside = labels > 0
+    out = rgb.copy()
+    # The formula, evaluated where the mask is not zero (elsewhere I = I2).
+    out[inside] = blend(palette[labels[inside]], rgb[inside], float(alpha))
+    return out
 
 
 def histogram_image(

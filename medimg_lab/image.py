@@ -87,6 +87,16 @@ class MedImage:
         return self.array.shape
 
     @property
+    def unit(self) -> str:
+        """Unit of the values: "HU" for CT, ``meta["unit"]``, else "a.u."."""
+        if self.is_color:
+            return "RGB level"
+        if self.meta.get("unit"):
+            return str(self.meta["unit"])
+        hu = self.modality == "CT" and self.meta.get("RescaleType", "HU") == "HU"
+        return "HU" if hu else "a.u."
+
+    @property
     def voxel_volume_mm3(self) -> float:
         """Area of one pixel in mm² (2D) or volume of one voxel in mm³ (3D)."""
         return float(np.prod(self.spacing))

@@ -177,6 +177,7 @@ class Operation:
     stage: str
     label: str
     fn: Callable
+    keeps_units: bool = True
 
     @property
     def params(self) -> dict[str, ParamSpec]:
@@ -185,16 +186,30 @@ class Operation:
     def __call__(self, image, **kwargs):
         return self.fn(image, **validate(self.fn, kwargs))
 
+    def run(self, image, params: dict[str, Any], *, spacing=None):
+        """Apply with ``params``, passing ``spacing`` (mm) if the function takes it."""
+        kwargs = dict(params)
+        if spacing is not None and "spacing" in inspect.signature(self.fn).parameters:
+            kwargs["spacing"] = tuple(spacing)[-len(getattr(image, "shape", ())) :]
+        return self(image, **kwargs)
+
 
 #: Every registered operation by name.
 OPERATIONS: dict[str, Operation] = {}
 
 
-def operation(stage: str, label: str) -> Callable[[Callable], Callable]:
-    """Register a function as an operation of a stage, under its own name."""
+def operation(
+    stage: str, label: str, *, keeps_units: bool = True
+) -> Callable[[Callable], Callable]:
+    """Register a function as an operation of a stage, under its own name.
+
+    ``keeps_units=False`` marks operations whose output is in other units
+    than their input (grey levels, gradients, masks), which a viewer must not
+    show with the input's window.
+    """
 
     def register(fn: Callable) -> Callable:
-        OPERATIONS[fn.__name__] = Operation(fn.__name__, stage, label, fn)
+        OPERATIONS[fn.__name__] = Operation(fn.__name__, stage, label, fn, keeps_units)
         return fn
 
     return register

@@ -149,7 +149,7 @@ def _gauss1d(sigma_px: float) -> np.ndarray:
 # ------------------------------------------------------------ enhancement
 
 
-@operation("processing", "Window/level")
+@operation("processing", "Window/level", keeps_units=False)
 def window_level(
     image: np.ndarray,
     *,
@@ -418,7 +418,7 @@ def unsharp_mask(
     return work + work.dtype.type(amount) * (work - blurred)
 
 
-@operation("processing", "Sobel edges")
+@operation("processing", "Sobel edges", keeps_units=False)
 def sobel(image: np.ndarray, *, spacing: Spacing = None) -> np.ndarray:
     """In-plane gradient magnitude, in image units per mm.
 
@@ -439,7 +439,7 @@ def sobel(image: np.ndarray, *, spacing: Spacing = None) -> np.ndarray:
     return _per_slice(magnitude, work)
 
 
-@operation("processing", "Canny edges")
+@operation("processing", "Canny edges", keeps_units=False)
 def canny(
     image: np.ndarray,
     *,

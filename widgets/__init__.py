@@ -1,6 +1,14 @@
 """Interactive controls and stage panels for medimg-lab (ipywidgets).
 
 This layer binds sliders, clicks and scribbles to the algorithms in
-:mod:`medimg_lab`; it computes nothing of its own. The shared viewer and the
-stage panels arrive with the stage issues.
+:mod:`medimg_lab`; it computes nothing of its own.
+
+- :class:`ImageViewer`: the shared viewer every panel and dashboard reuses.
+- :class:`ProcessingPanel`: stage 1, before/after with generated controls.
+- :mod:`widgets.controls`: one control per declared parameter.
 """
+
+from .processing import KernelEditor, ProcessingPanel
+from .viewer import PLANES, ImageViewer
+
+__all__ = ["PLANES", "ImageViewer", "KernelEditor", "ProcessingPanel"]

@@ -114,7 +114,7 @@ def test_planes_honour_spacing(volume):
     assert viewer.slice_index == 20
     viewer.plane = "sagittal"
     assert viewer.displayed.shape == (5 * 12, 40)
-    assert viewer._slice.max == 29
+    assert viewer._slice_index.max == 29
 
 
 def test_coronal_shows_superior_at_the_top(volume):
@@ -178,7 +178,7 @@ def test_overlay_blends_with_the_opacity(head_ct):
     color = display.label_colors(1)[1].astype(float)
     blended = np.round(color * 0.6 + float(grey[row, col]) * 0.4)
     np.testing.assert_array_equal(viewer.displayed[row, col], blended)
-    viewer._opacity.value = 0.2
+    viewer._overlay_opacity.value = 0.2
     np.testing.assert_array_equal(viewer.displayed, display.overlay(grey, mask, 0.2))
 
 
@@ -287,18 +287,23 @@ def test_right_drag_sets_width_horizontally_and_center_vertically(head_ct):
     assert viewer.clicked == (6, 5)
 
 
-def test_wheel_steps_through_slices(brain_mri):
+def test_wheel_steps_through_slices_and_reads_the_new_slice(brain_mri):
     viewer = ImageViewer(brain_mri)
     start = viewer.slice_index
+    viewer.click(100, 90)
     viewer._on_pointer_event({"type": "wheel", "deltaY": 100})
     assert viewer.slice_index == start + 1
+    value = int(brain_mri.array[start + 1, 100, 90])
+    assert viewer.readout.endswith(
+        f"(row 100, col 90, slice {start + 1}): {value} a.u."
+    )
     assert "wheel" in viewer._events.watched_events
 
 
 def test_viewers_link_through_traits(brain_mri):
     a, b = ImageViewer(brain_mri), ImageViewer(brain_mri)
     traitlets.link((a, "slice_index"), (b, "slice_index"))
-    a._slice.value = 33
+    a._slice_index.value = 33
     assert b.slice_index == 33
 
 
@@ -320,21 +325,34 @@ def test_widget_callback_failure_shows_a_plain_message(head_ct, monkeypatch):
         raise ValueError("labels do not fit\nsecond line")
 
     monkeypatch.setattr(display, "overlay", broken)
-    viewer._opacity.value = 0.9  # a widget event: nothing may propagate
+    viewer._overlay_opacity.value = 0.9  # a widget event: nothing may propagate
     assert viewer.message == "Could not draw the image: labels do not fit."
     assert "Traceback" not in viewer._message.value
     assert "second line" not in viewer._message.value
     monkeypatch.undo()
-    viewer._opacity.value = 0.5
+    viewer._overlay_opacity.value = 0.5
     assert viewer.message == ""
+
+
+def test_slider_values_the_browser_sends_back_are_absorbed(head_ct):
+    viewer = ImageViewer(head_ct)
+    viewer.window = (208.5, 300)
+    viewer._center.value = 209.0  # the browser snapped 208.5 to its step and echoed
+    assert (viewer.window, viewer.preset) == ((208.5, 300), "custom")
+    viewer.window = (250, 300)
+    viewer._center.value = 209.0  # a late echo of an older value
+    assert viewer.window == (250, 300)
+    assert viewer._center.value == 250  # the slider shows the window in force
+    viewer._center.value = 251.0  # the user moves the slider by one step
+    assert viewer.window == (251, 300)
 
 
 def test_refused_control_value_is_put_back(volume):
     viewer = ImageViewer(volume)
-    viewer._slice.max = 99  # as a stale browser slider could send
-    viewer._slice.value = 50
+    viewer._slice_index.max = 99  # as a stale browser slider could send
+    viewer._slice_index.value = 50
     assert viewer.message.startswith("Could not set the slice index")
-    assert viewer._slice.value == viewer.slice_index == 6
+    assert viewer._slice_index.value == viewer.slice_index == 6
 
 
 def test_new_image_of_another_shape_drops_the_overlay(head_ct, brain_mri):
@@ -342,6 +360,8 @@ def test_new_image_of_another_shape_drops_the_overlay(head_ct, brain_mri):
     viewer.image = brain_mri
     assert viewer.overlay is None
     assert viewer.preset == "default"
+    assert viewer._preset.options == ("default", "auto", "custom")
+    assert viewer._center.description == "center (a.u.)"
     assert viewer.message.startswith("The overlay was removed")
 
 

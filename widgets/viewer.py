@@ -1,0 +1,787 @@
+"""The shared image viewer that every stage panel and dashboard reuses.
+
+:class:`ImageViewer` shows a 2D image, or one plane of a volume, as a PNG in an
+``ipywidgets.Image``, with window/level, a pixel readout, a mask or label
+overlay and zoom. Windowing, overlays and encoding go through
+:mod:`medimg_lab.display`; the viewer only picks the plane, resamples it to
+the display size and maps the pointer back to voxels.
+
+Rendering: the plane's physical values are resampled once to the encoded size
+(square physical pixels, never finer than that grid) and cached, so that a
+window or overlay change only re-windows and re-encodes. Zoom beyond the
+grid's resolution is left to the browser (the CSS size of the image).
+
+Pointer: ipyevents 2 sends, with each mouse event on an ``Image`` widget,
+``relativeX/Y`` (CSS px from the image's corner), ``boundingRectWidth/Height``
+(its rendered size) and ``dataX/Y``, the pointer in the PNG's own (natural)
+pixels, ``round(relativeX / rendered_width * natural_width)``. The viewer maps
+the centre of the CSS pixel, ``(relativeX + 0.5) / boundingRectWidth``, onto
+the shown plane, ``col = floor(fraction * cols)``, exact at any zoom; without
+those fields it takes ``dataX`` as a displayed pixel and maps its centre,
+``col = floor((dataX + 0.5) * cols / displayed_cols)``, which can be one
+source pixel off where the browser enlarges the image (ipyevents rounds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import html
+import math
+import time
+from collections import deque
+
+import cv2
+import ipywidgets as ipw
+import numpy as np
+import traitlets
+from ipyevents import Event
+
+from medimg_lab import display
+from medimg_lab.display import PLANES
+from medimg_lab.image import MedImage
+
+__all__ = ["PLANES", "ImageViewer"]
+
+_ZOOM_STEP, _ZOOM_LIMITS = 1.25, (1 / 64, 64.0)
+_ECHO_SECONDS = 2.0  # how long a slider value we set may come back from the browser
+_DRAG_PX = 200  # a drag this long doubles the width or moves the center by it
+_CV_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+_EVENTS = ["click", "mousemove", "mousedown", "mouseup", "contextmenu"]
+_IMAGE_LAYOUT = {
+    "max_width": "none",
+    "max_height": "none",
+    "flex": "0 0 auto",
+    "margin": "auto",
+}
+_ZOOM_BUTTONS = (
+    ("fit", "fit the display box"),
+    ("1:1", "1 image px per screen px"),
+    ("+", "zoom in ×1.25"),
+    ("−", "zoom out ÷1.25"),
+)
+
+
+def _sentence(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0].rstrip(".") if lines else type(exc).__name__
+
+
+def _index(fraction: float, n: int) -> int:
+    """The pixel of ``n`` at ``fraction`` of the way along an axis, clipped."""
+    return int(min(max(fraction * n, 0), n - 1))
+
+
+def _cv_ready(values: np.ndarray) -> np.ndarray:
+    values = np.ascontiguousarray(values)
+    return values if values.dtype in _CV_DTYPES else values.astype(np.float32)
+
+
+def _kind(image: MedImage) -> tuple:
+    """What a processed version of an image keeps: shape, spacing, modality."""
+    return image.array.shape, image.spacing, image.modality
+
+
+def _slider(kind: type, description: str, **options) -> ipw.Widget:
+    style = {"description_width": "initial"}
+    return kind(description=description, continuous_update=True, style=style, **options)
+
+
+def _screen_xy(event: dict) -> tuple[float, float]:
+    """Pointer position in screen pixels, for drags."""
+    for prefix in ("client", "relative", "data"):
+        if event.get(f"{prefix}X") is not None:
+            return float(event[f"{prefix}X"]), float(event[f"{prefix}Y"])
+    return 0.0, 0.0
+
+
+class ImageViewer(ipw.VBox):
+    """Interactive viewer of a 2D image or a volume: window/level, readout, overlay.
+
+    Parameters
+    ----------
+    image : MedImage
+        A 2D image (grey or RGB) or a volume ``(S, M, N)`` in axial layout:
+        slices inferior→superior, rows anterior→posterior, cols right→left.
+    overlay : (M, N[, P]) bool or integer ndarray, optional
+        A mask or labels (0 = background) with the image's spatial shape.
+    overlay_opacity : float
+        Overlay opacity in ``[0, 1]``.
+    plane : {"axial", "coronal", "sagittal"}
+        Plane shown for a volume; 2D images are always "axial". Coronal and
+        sagittal planes show superior up and are stretched to square mm.
+    slice_index : int, optional
+        Index along the plane's normal; the middle slice by default.
+    preset : str
+        "default" (the image's own window), "auto" (:func:`display.auto_window`),
+        a CT preset of :data:`display.PRESETS` (images in HU only) or "custom".
+    window : (float, float), optional
+        ``(center, width)`` in the image's units; overrides ``preset``.
+    zoom : "fit", "1:1" or float
+        "fit" fills the display box; a number is screen pixels per image pixel
+        (of the square-pixel grid), 1.0 being 1:1.
+    box_size : int
+        Side of the square display box, in screen pixels.
+
+    Notes
+    -----
+    All state is public traits (``image``, ``plane``, ``slice_index``,
+    ``window``, ``preset``, ``overlay``, ``overlay_opacity``, ``zoom``,
+    ``box_size``) that notebooks set and other widgets ``traitlets.link``;
+    ``readout`` and ``clicked`` (array index of the last click) are read-only
+    traits to observe. A new image of the same shape, spacing and modality
+    (a processed version) keeps plane, slice and custom window.
+
+    Errors: a setter given a bad value raises ``ValueError`` naming the value
+    and what is allowed, leaves the viewer unchanged and shows the sentence in
+    the message area. Failures in widget callbacks (controls, pointer, drawing)
+    never propagate: they show as a plain sentence there, in Voila too.
+
+    Pointer: move to read, click to read and set ``clicked``. Right-drag,
+    shift-drag, or left-drag with "drag: window" on, sets the window: right
+    widens it (×2 per 200 px), up raises the center (one width per 200 px).
+    The wheel steps through slices.
+
+    Examples
+    --------
+    >>> from medimg_lab import data
+    >>> viewer = ImageViewer(data.sample("head_ct"), preset="brain")
+    >>> viewer.window
+    (40.0, 80.0)
+    >>> viewer.click(256, 256)  # doctest: +ELLIPSIS
+    'x 122.5 mm, y 122.5 mm (row 256, col 256): ... HU'
+    """
+
+    image = traitlets.Instance(MedImage)
+    plane = traitlets.Unicode("axial")
+    slice_index = traitlets.Int(0)
+    window = traitlets.Tuple(
+        traitlets.CFloat(), traitlets.CFloat(), default_value=(0.5, 1)
+    )
+    preset = traitlets.Unicode("default")
+    overlay = traitlets.Any(None, allow_none=True)
+    overlay_opacity = traitlets.CFloat(0.4)
+    zoom = traitlets.Any("fit")
+    box_size = traitlets.Int(512)
+    readout = traitlets.Unicode("", read_only=True)
+    clicked = traitlets.Tuple((), read_only=True)
+
+    def __init__(
+        self,
+        image: MedImage,
+        *,
+        overlay=None,
+        overlay_opacity=0.4,
+        plane="axial",
+        slice_index=None,
+        preset="default",
+        window=None,
+        zoom="fit",
+        box_size=512,
+        **kwargs,
+    ):
+        self._ready = self._quiet = self._dragged = False
+        self._values = self._labels = self._displayed = self._auto = self._drag = None
+        self._pointer = None  # the shown plane's (row, col) last read
+        self._range, self._message_text = (0.0, 1.0), ""
+        self._sent: dict[ipw.Widget, deque] = {}  # (time, value) set on each slider
+        super().__init__(children=self._build_controls(), **kwargs)
+        self.image, self.box_size, self.plane = image, box_size, plane
+        if slice_index is not None:
+            self.slice_index = slice_index
+        self.preset = preset
+        if window is not None:
+            self.window = window
+        self.overlay_opacity, self.overlay, self.zoom = overlay_opacity, overlay, zoom
+        self._ready = True
+        self._show()
+
+    # ------------------------------------------------------------------ API
+    @property
+    def png(self) -> bytes:
+        """The last encoded PNG, as sent to the browser."""
+        return bytes(self._img.value)
+
+    @property
+    def displayed(self) -> np.ndarray | None:
+        """The last ``(H, W[, 3])`` uint8 display image, before PNG encoding."""
+        return self._displayed
+
+    @property
+    def message(self) -> str:
+        """The sentence in the message area ("" when all is well)."""
+        return self._message_text
+
+    @property
+    def unit(self) -> str:
+        """Unit of the values: "HU" for CT, ``meta["unit"]``, else "a.u."."""
+        return self.image.unit
+
+    @property
+    def presets(self) -> tuple[str, ...]:
+        """Preset names valid for this image (the CT presets need values in HU)."""
+        ct = tuple(display.PRESETS) if self.unit == "HU" else ()
+        return ("default", "auto", *ct, "custom")
+
+    @property
+    def n_slices(self) -> int:
+        """Number of slices along the current plane's normal (1 for 2D)."""
+        if not self.image.is_volume:
+            return 1
+        return self.image.array.shape[PLANES.index(self.plane)]
+
+    @property
+    def scale(self) -> float:
+        """Screen pixels per image pixel (of the square-pixel grid) now shown."""
+        if self.zoom != "fit":
+            return self.zoom
+        gh, gw = self._grid()
+        return min(self.box_size / gw, self.box_size / gh)
+
+    def value_at(self, row: int, col: int, slice: int | None = None):
+        """The array value at ``(row, col)`` or ``(slice, row, col)``.
+
+        Parameters
+        ----------
+        row, col : int
+            Array indices (not display pixels).
+        slice : int, optional
+            For a volume; defaults to ``slice_index`` when the plane is axial.
+
+        Returns
+        -------
+        int, float or tuple of int (RGB)
+        """
+        index = (row, col)
+        if self.image.is_volume:
+            if slice is None and self.plane != "axial":
+                raise ValueError(f"give slice= for a volume shown {self.plane}")
+            index = (self.slice_index if slice is None else slice, row, col)
+        shape = self.image.array.shape[: len(index)]
+        if not all(0 <= int(i) < n for i, n in zip(index, shape, strict=True)):
+            raise ValueError(f"index {index} lies outside the image of shape {shape}")
+        value = self.image.array[tuple(int(i) for i in index)]
+        return tuple(int(v) for v in value) if self.image.is_color else value.item()
+
+    def click(self, row: int, col: int) -> str:
+        """Do what a click on the shown plane's pixel ``(row, col)`` does.
+
+        Parameters
+        ----------
+        row, col : int
+            Pixel of the shown plane at its native resolution, row 0 at the top
+            (for 2D images and the axial plane: the array's row and col).
+
+        Returns
+        -------
+        str
+            The readout, also in ``readout``; ``clicked`` gets the array index.
+        """
+        h, w = self._plane_values()[0].shape[:2]
+        if not (0 <= row < h and 0 <= col < w):
+            raise ValueError(
+                f"(row, col) = ({row}, {col}) is outside the {h} x {w} plane"
+            )
+        self.set_trait("clicked", self._read(int(row), int(col)))
+        return self.readout
+
+    # ------------------------------------------------------------- controls
+    def _build_controls(self) -> list[ipw.Widget]:
+        self._preset = ipw.Dropdown(description="preset", layout={"width": "200px"})
+        self._center = _slider(ipw.FloatSlider, "center")
+        self._width = _slider(ipw.FloatSlider, "width")
+        self._plane = ipw.Dropdown(
+            description="plane", options=PLANES, layout={"width": "200px"}
+        )
+        self._slice_index = _slider(ipw.IntSlider, "slice (index)")
+        self._slice_mm = ipw.Label()
+        self._overlay_opacity = _slider(
+            ipw.FloatSlider, "overlay opacity", max=1, step=0.01, readout_format=".0%"
+        )
+        self._overlay_opacity.layout.visibility = "hidden"
+        for name in ("preset", "plane", "slice_index", "overlay_opacity"):
+            control = getattr(self, f"_{name}")
+            control.observe(functools.partial(self._on_control_change, name), "value")
+        self._center.observe(self._on_window_control_change, "value")
+        self._width.observe(self._on_window_control_change, "value")
+
+        self._img = ipw.Image(format="png", layout=_IMAGE_LAYOUT)
+        self._view = ipw.Box([self._img], layout={"overflow": "auto"})
+        self._events = Event(
+            source=self._img,
+            watched_events=_EVENTS,
+            wait=40,
+            throttle_or_debounce="throttle",
+            prevent_default_action=True,
+        )
+        self._events.on_dom_event(self._on_pointer_event)
+
+        self._zoom_buttons = [
+            ipw.Button(description=text, tooltip=tip, layout={"width": "auto"})
+            for text, tip in _ZOOM_BUTTONS
+        ]
+        for button in self._zoom_buttons:
+            button.on_click(self._on_zoom_click)
+        self._zoom_label, self._readout, self._message = (
+            ipw.Label(),
+            ipw.Label(),
+            ipw.HTML(),
+        )
+        self._wl_drag = ipw.ToggleButton(
+            description="drag: window",
+            tooltip="left-drag sets the window (right-drag always does)",
+        )
+        self._slice_row = ipw.HBox([self._plane, self._slice_index, self._slice_mm])
+        zoom_row = [
+            *self._zoom_buttons,
+            self._zoom_label,
+            self._wl_drag,
+            self._overlay_opacity,
+        ]
+        window_row = [self._preset, self._center, self._width]
+        return [
+            ipw.HBox(window_row),
+            self._slice_row,
+            self._view,
+            ipw.HBox(zoom_row),
+            self._readout,
+            self._message,
+        ]
+
+    @contextlib.contextmanager
+    def _guard(self, action: str):
+        """Show any exception of a widget callback as a sentence; raise nothing."""
+        try:
+            yield
+        except Exception as exc:
+            self._say(f"Could not {action}: {_sentence(exc)}.")
+
+    @contextlib.contextmanager
+    def _batch(self):
+        """Apply several trait changes, then draw once."""
+        ready, self._ready = self._ready, False
+        try:
+            yield
+        finally:
+            self._ready = ready
+        self._show()
+
+    def _set_control(self, control: ipw.Widget, **values) -> None:
+        """Set a control from the traits without its callback writing back."""
+        old, quiet, self._quiet = control.value, self._quiet, True
+        try:
+            with control.hold_trait_notifications():
+                for name, value in values.items():
+                    setattr(control, name, value)
+        finally:
+            self._quiet = quiet
+        if control.value != old:
+            sent = self._sent.setdefault(control, deque(maxlen=32))
+            sent.append((time.monotonic(), control.value))
+
+    def _absorb_echo(self, control: ipw.Widget, value, current) -> bool:
+        """Whether a slider's new value is the browser sending back one we set.
+
+        A ``FloatSlider`` with ``continuous_update`` snaps a value set from
+        Python to its step grid, with float error, and sends it back, late
+        when values change fast (a drag, a linked viewer). A value within half
+        a step of one set in the last seconds is such an echo: it is ignored,
+        and the slider is set back to ``current`` if the echo was a stale one.
+        """
+        if not isinstance(control, ipw.FloatSlider):
+            return False
+        now, near = time.monotonic(), 0.51 * control.step
+        sent = self._sent.get(control, ())
+        if not any(now - t < _ECHO_SECONDS and abs(value - v) <= near for t, v in sent):
+            return False
+        if abs(value - current) > near:
+            self._set_control(control, value=current)
+        return True
+
+    def _say(self, text: str) -> None:
+        self._message_text = text
+        style = "color:#b00020"
+        self._message.value = (
+            f'<span style="{style}">{html.escape(text)}</span>' if text else ""
+        )
+
+    def _require(self, ok: bool, text: str) -> None:
+        """Raise ``ValueError(text)``, shown in the message area too, unless ``ok``."""
+        if not ok:
+            self._say(text)
+            raise ValueError(text)
+
+    # ------------------------------------------------------------ validation
+    @traitlets.validate("plane")
+    def _valid_plane(self, proposal):
+        plane, got = str(proposal["value"]).lower(), proposal["value"]
+        self._require(
+            plane in PLANES, f"plane must be one of {', '.join(PLANES)}; got {got!r}"
+        )
+        flat = not self.image.is_volume
+        self._require(
+            plane == "axial" or not flat,
+            f"plane must be 'axial' for a 2D image; got {got!r}",
+        )
+        return plane
+
+    @traitlets.validate("slice_index")
+    def _valid_slice_index(self, proposal):
+        k, n = proposal["value"], self.n_slices
+        self._require(
+            0 <= k < n, f"slice_index must lie in 0..{n - 1} ({self.plane}); got {k}"
+        )
+        return k
+
+    @traitlets.validate("window")
+    def _valid_window(self, proposal):
+        c, w = proposal["value"]
+        ok = math.isfinite(c) and math.isfinite(w) and w > 0
+        self._require(
+            ok, f"window must be (center, width), finite, width > 0; got {(c, w)}"
+        )
+        return c, w
+
+    @traitlets.validate("preset")
+    def _valid_preset(self, proposal):
+        name, allowed = str(proposal["value"]).strip().lower(), self.presets
+        self._require(
+            name in allowed,
+            f"preset must be one of {', '.join(allowed)} "
+            f"for an image in {self.unit}; got {proposal['value']!r}",
+        )
+        return name
+
+    @traitlets.validate("overlay")
+    def _valid_overlay(self, proposal):
+        value = proposal["value"]
+        if value is None:
+            return None
+        labels = value.array if isinstance(value, MedImage) else np.asarray(value)
+        shape = self.image.array.shape[: len(self.image.spacing)]
+        self._require(
+            labels.shape == shape,
+            f"overlay must have the image's shape {shape}; got {labels.shape}",
+        )
+        self._require(
+            labels.dtype.kind in "biu",
+            "overlay must be a boolean mask or integer "
+            f"labels; got {labels.dtype} (threshold a probability map first)",
+        )
+        self._require(
+            labels.dtype.kind != "i" or labels.min() >= 0,
+            "overlay labels must be >= 0 (0 is background)",
+        )
+        return labels
+
+    @traitlets.validate("overlay_opacity")
+    def _valid_overlay_opacity(self, proposal):
+        alpha = proposal["value"]
+        self._require(
+            0 <= alpha <= 1, f"overlay_opacity must lie in [0, 1]; got {alpha}"
+        )
+        return alpha
+
+    @traitlets.validate("zoom")
+    def _valid_zoom(self, proposal):
+        zoom, (low, high) = proposal["value"], _ZOOM_LIMITS
+        if zoom in ("fit", "1:1"):
+            return "fit" if zoom == "fit" else 1.0
+        number = isinstance(zoom, int | float) and not isinstance(zoom, bool)
+        self._require(
+            number and low <= zoom <= high,
+            f"zoom must be 'fit', '1:1' or "
+            f"in [{low:g}, {high:g}] screen px per image px; got {zoom!r}",
+        )
+        return float(zoom)
+
+    @traitlets.validate("box_size")
+    def _valid_box_size(self, proposal):
+        size = proposal["value"]
+        self._require(size >= 16, f"box_size must be at least 16 px; got {size}")
+        return size
+
+    # -------------------------------------------------------- trait observers
+    @traitlets.observe("image")
+    def _on_image_change(self, change):
+        old, image = change["old"], change["new"]
+        same_kind = isinstance(old, MedImage) and _kind(old) == _kind(image)
+        self._pointer = self._pointer if same_kind else None
+        self._range = (float(np.min(image.array)), float(np.max(image.array)))
+        self._auto = self._values = self._labels = None
+        dropped = None if self.overlay is None else self.overlay.shape
+        with self._batch():
+            if dropped == image.array.shape[: len(image.spacing)]:
+                dropped = None
+            elif dropped:
+                self.overlay = None
+            self._center.description = f"center ({self.unit})"
+            self._width.description = f"width ({self.unit})"
+            self._set_control(self._preset, options=self.presets)
+            if not same_kind:
+                self.plane = "axial"
+                self.slice_index = self.n_slices // 2
+            if not same_kind or self.preset not in self.presets:
+                self.preset = "default"
+            self._apply_preset()
+            self._set_control(self._preset, value=self.preset)
+            self._sync_window_controls()
+            self._sync_slice_controls()
+            self._slice_row.layout.display = None if image.is_volume else "none"
+            self._events.watched_events = _EVENTS + ["wheel"] * image.is_volume
+        if dropped:
+            self._say(
+                f"The overlay was removed: its shape {dropped} does not match "
+                f"the new image's {image.array.shape}."
+            )
+
+    @traitlets.observe("plane")
+    def _on_plane_change(self, change):
+        with self._batch():
+            self._values = self._pointer = None
+            self.slice_index = self.n_slices // 2
+            self._sync_slice_controls()
+
+    @traitlets.observe("slice_index", "zoom", "box_size")
+    def _on_geometry_change(self, change):
+        self._values = None
+        self._sync_slice_controls()
+        self._show()
+        if change["name"] == "slice_index" and self._pointer is not None:
+            self._read(*self._pointer)  # the value under the pointer, on the new slice
+
+    @traitlets.observe("window")
+    def _on_window_change(self, change):
+        self._sync_window_controls()
+        if self.preset != "custom" and self.window != self._preset_window(self.preset):
+            self.preset = "custom"
+        self._show()
+
+    @traitlets.observe("preset")
+    def _on_preset_change(self, change):
+        self._set_control(self._preset, value=self.preset)
+        self._apply_preset()
+
+    @traitlets.observe("overlay", "overlay_opacity")
+    def _on_overlay_change(self, change):
+        self._labels = None
+        self._overlay_opacity.layout.visibility = (
+            "hidden" if self.overlay is None else "visible"
+        )
+        self._set_control(self._overlay_opacity, value=self.overlay_opacity)
+        self._show()
+
+    # ------------------------------------------------------ control callbacks
+    def _on_control_change(self, name: str, change: dict) -> None:
+        control, current = change["owner"], getattr(self, name)
+        if self._quiet or self._absorb_echo(control, change["new"], current):
+            return
+        with self._guard(f"set the {name.replace('_', ' ')}"):
+            setattr(self, name, change["new"])
+        if getattr(self, name) != change["new"]:  # refused: show the value in force
+            self._set_control(change["owner"], value=getattr(self, name))
+
+    def _on_window_control_change(self, change):
+        window, axis = list(self.window), int(change["owner"] is self._width)
+        if self._quiet or self._absorb_echo(
+            change["owner"], change["new"], window[axis]
+        ):
+            return
+        window[axis] = change["new"]
+        with self._guard("set the window"):
+            self.window = tuple(window)
+
+    def _on_zoom_click(self, button):
+        with self._guard("zoom"):
+            steps = {"+": self.scale * _ZOOM_STEP, "−": self.scale / _ZOOM_STEP}
+            zoom = steps.get(button.description, button.description)
+            if isinstance(zoom, float):
+                zoom = min(max(zoom, _ZOOM_LIMITS[0]), _ZOOM_LIMITS[1])
+            self.zoom = zoom
+
+    def _on_pointer_event(self, event: dict) -> None:
+        """Handle an ipyevents mouse event (coordinates: see the module docstring)."""
+        with self._guard("handle the pointer"):
+            kind, button = event.get("type"), event.get("button", 0)
+            if kind == "mousedown":
+                self._dragged = False
+                if (
+                    button == 2
+                    or event.get("shiftKey")
+                    or (self._wl_drag.value and button == 0)
+                ):
+                    self._drag = (_screen_xy(event), self.window)
+            elif kind == "mouseup":
+                self._drag = None
+                self._dragged &= button == 0  # only a left-button drag ends in a click
+            elif kind == "mousemove" and self._drag and event.get("buttons", 1):
+                (x0, y0), (c0, w0) = self._drag
+                x, y = _screen_xy(event)
+                self._dragged = True
+                self.window = (
+                    c0 - (y - y0) * w0 / _DRAG_PX,
+                    w0 * 2 ** ((x - x0) / _DRAG_PX),
+                )
+            elif kind in ("mousemove", "click"):
+                self._drag, pixel = None, self._event_pixel(event)
+                if pixel is not None and kind == "mousemove":
+                    self._read(*pixel)
+                elif pixel is not None and not self._dragged:
+                    self.click(*pixel)
+                self._dragged = False
+            elif kind == "wheel" and self.image.is_volume and event.get("deltaY"):
+                step = 1 if event["deltaY"] > 0 else -1
+                self.slice_index = min(
+                    max(self.slice_index + step, 0), self.n_slices - 1
+                )
+
+    # --------------------------------------------------------------- helpers
+    def _preset_window(self, name: str) -> tuple[float, float]:
+        if name == "default":
+            return self.image.window
+        if name == "auto":
+            if self._auto is None:
+                self._auto = tuple(
+                    float(v) for v in display.auto_window(self.image.array)
+                )
+            return self._auto
+        return display.preset(name)
+
+    def _apply_preset(self) -> None:
+        if self.preset != "custom":
+            self.window = self._preset_window(self.preset)
+
+    def _sync_window_controls(self) -> None:
+        (lo, hi), (c, w) = self._range, self.window
+        span = max(hi - lo, 1e-6 * max(1.0, abs(hi)))
+        step = 10.0 ** math.floor(math.log10(span / 500))
+        step = max(step, 1.0) if self.image.array.dtype.kind in "iu" else step
+        common = {
+            "step": step,
+            "readout_format": f".{max(0, -math.floor(math.log10(step)))}f",
+        }
+        self._set_control(
+            self._center, min=min(lo, c), max=max(lo + span, c), value=c, **common
+        )
+        self._set_control(
+            self._width, min=min(step, w), max=max(2 * span, w), value=w, **common
+        )
+
+    def _sync_slice_controls(self) -> None:
+        k, n = self.slice_index, self.n_slices
+        self._set_control(self._plane, value=self.plane)
+        self._set_control(self._slice_index, min=0, max=max(n - 1, 0), value=k)
+        if self.image.is_volume:
+            axis = PLANES.index(self.plane)
+            mm = k * self.image.spacing[axis]
+            self._slice_mm.value = f"{'zyx'[axis]} {mm:.1f} mm ({k + 1} of {n})"
+
+    def _plane_values(self, array: np.ndarray | None = None):
+        """The shown plane of ``array`` (default: the image) and its (dy, dx) mm."""
+        image = self.image
+        array = image.array if array is None else array
+        if not image.is_volume:
+            return array, image.spacing
+        return display.plane(array, image.spacing, self.plane, self.slice_index)
+
+    def _grid(self) -> tuple[float, float]:
+        """(rows, cols) of the shown plane resampled to square physical pixels."""
+        values, (dy, dx) = self._plane_values()
+        pixel = min(dy, dx)
+        return values.shape[0] * dy / pixel, values.shape[1] * dx / pixel
+
+    def _resample(self) -> tuple[np.ndarray, tuple[int, int]]:
+        """The plane's values at the encoded size, and the CSS (width, height)."""
+        values, (dy, dx) = self._plane_values()
+        (gh, gw), scale = self._grid(), self.scale
+        shrink = min(scale, 1.0)
+        size = (max(1, round(gw * shrink)), max(1, round(gh * shrink)))
+        if dy == dx:  # square pixels already: area-average down, never up
+            out = display.fit(
+                _cv_ready(values), self.box_size if self.zoom == "fit" else size
+            )
+        elif size == values.shape[1::-1]:
+            out = values
+        else:
+            shrinking = size[0] < values.shape[1] or size[1] < values.shape[0]
+            interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+            out = cv2.resize(_cv_ready(values), size, interpolation=interp)
+        big = (max(1, round(gw * scale)), max(1, round(gh * scale)))
+        return out, (out.shape[1::-1] if scale <= 1 else big)
+
+    def _resample_labels(self) -> np.ndarray:
+        """The overlay's shown plane at the encoded size, nearest neighbour."""
+        labels = self._plane_values(self.overlay)[0]
+        (h, w), (eh, ew) = labels.shape, self._values.shape[:2]
+        rows = [_index((r + 0.5) / eh, h) for r in range(eh)]
+        cols = [_index((c + 0.5) / ew, w) for c in range(ew)]
+        return labels[np.ix_(rows, cols)]
+
+    def _show(self) -> None:
+        """Draw: resample if needed (cached), window, overlay, encode."""
+        if not self._ready:
+            return
+        with self._guard("draw the image"):
+            if self._values is None:
+                (self._values, (w, h)), self._labels = self._resample(), None
+                self._img.layout.width, self._img.layout.height = f"{w}px", f"{h}px"
+                box = f"{self.box_size}px"
+                self._view.layout.width = self._view.layout.height = box
+                self._zoom_label.value = f"zoom {self.scale * 100:.0f} %"
+            shown = self._values
+            as_stored = self.image.is_color and shown.dtype == np.uint8
+            if not (as_stored and self.preset == "default"):  # RGB shown as stored
+                shown = display.apply_window(shown, *self.window)
+            if self.overlay is not None:
+                if self._labels is None:
+                    self._labels = self._resample_labels()
+                shown = display.overlay(shown, self._labels, self.overlay_opacity)
+            self._img.value = display.encode_png(shown)
+            self._displayed = shown
+            self._say("")
+
+    def _event_pixel(self, event: dict) -> tuple[int, int] | None:
+        """The shown plane's (row, col) under a pointer event, or None."""
+        if self._displayed is None:
+            return None
+        (eh, ew), (h, w) = self._displayed.shape[:2], self._plane_values()[0].shape[:2]
+        if event.get("relativeX") is not None and event.get("boundingRectWidth"):
+            # The CSS pixel's centre over the rendered size: exact at any zoom.
+            fx = (event["relativeX"] + 0.5) / event["boundingRectWidth"]
+            fy = (event["relativeY"] + 0.5) / event["boundingRectHeight"]
+        elif event.get("dataX") is not None:
+            # A displayed (natural) pixel, rounded by ipyevents: off by one source
+            # pixel at times when the browser enlarges the image.
+            fx, fy = (event["dataX"] + 0.5) / ew, (event["dataY"] + 0.5) / eh
+        else:
+            return None
+        return _index(fy, h), _index(fx, w)
+
+    def _read(self, row: int, col: int) -> tuple[int, ...]:
+        """Set the readout for the shown plane's (row, col); return the array index."""
+        image, index = self.image, (row, col)
+        if image.is_volume:
+            k, top = self.slice_index, image.array.shape[0] - 1
+            index = {
+                "axial": (k, row, col),
+                "coronal": (top - row, k, col),
+                "sagittal": (top - row, col, k),
+            }[self.plane]
+        mm = [i * s for i, s in zip(index, image.spacing, strict=True)]
+        value = image.array[index]
+        if image.is_color:
+            shown = "RGB " + ", ".join(str(int(v)) for v in value)
+        elif value.dtype.kind in "iub":
+            shown = f"{int(value)} {self.unit}"
+        else:
+            shown = f"{float(value):.4g} {self.unit}"
+        where, voxel = (
+            f"x {mm[-1]:.1f} mm, y {mm[-2]:.1f} mm",
+            f"row {index[-2]}, col {index[-1]}",
+        )
+        if image.is_volume:
+            where, voxel = f"{where}, z {mm[0]:.1f} mm", f"{voxel}, slice {index[0]}"
+        text = f"{where} ({voxel}): {shown}"
+        self.set_trait("readout", text)
+        self._readout.value, self._pointer = text, (row, col)
+        return index
