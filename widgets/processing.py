@@ -15,7 +15,7 @@ from medimg_lab.image import MedImage
 from medimg_lab.params import OPERATIONS, get_operation, validate
 
 from .controls import controls_for, values_of
-from .viewer import ImageViewer
+from .viewer import ImageViewer, batched
 
 __all__ = ["ProcessingPanel"]
 
@@ -371,14 +371,8 @@ class ProcessingPanel(ipw.VBox):
             )
         return array
 
-    @contextlib.contextmanager
     def _batch(self):
-        ready, self._ready = self._ready, False
-        try:
-            yield
-        finally:
-            self._ready = ready
-        self._refresh()
+        return batched(self, self._refresh)
 
     def _say(self, text: str) -> None:
         self._message.value = f'<span style="color:#b00">{text}</span>' if text else ""

@@ -62,6 +62,17 @@ _ZOOM_BUTTONS = (
 )
 
 
+@contextlib.contextmanager
+def batched(widget, redraw):
+    """Hold ``widget``'s redraws (its ``_ready`` flag) for a block, then redraw once."""
+    ready, widget._ready = widget._ready, False
+    try:
+        yield
+    finally:
+        widget._ready = ready
+    redraw()
+
+
 def _sentence(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0].rstrip(".") if lines else type(exc).__name__
@@ -356,15 +367,9 @@ class ImageViewer(ipw.VBox):
         except Exception as exc:
             self._say(f"Could not {action}: {_sentence(exc)}.")
 
-    @contextlib.contextmanager
     def _batch(self):
         """Apply several trait changes, then draw once."""
-        ready, self._ready = self._ready, False
-        try:
-            yield
-        finally:
-            self._ready = ready
-        self._show()
+        return batched(self, self._show)
 
     def _set_control(self, control: ipw.Widget, **values) -> None:
         """Set a control from the traits without its callback writing back."""

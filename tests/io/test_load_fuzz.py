@@ -282,16 +282,21 @@ def test_truncated_file(name, data):
     assert_loads_or_refuses(raw[:cut])
 
 
+def _flipped(name: str, raw: bytes, start: int, stop: int, data) -> bytes:
+    """``raw`` with bytes flipped in ``[start, stop)``; PNG CRCs maybe mended."""
+    flips = data.draw(_flips(start, stop), label="flips (offset, xor)")
+    damaged = _flip(raw, flips)
+    if name.startswith("png") and data.draw(st.booleans(), label="fix CRCs"):
+        damaged = fix_png_crcs(damaged)
+    return damaged
+
+
 @pytest.mark.parametrize("name", SEEDS)
 @FUZZ
 @given(data=st.data())
 def test_bytes_flipped_anywhere(name, data):
     raw = seed(name)
-    flips = data.draw(_flips(0, len(raw)), label="flips (offset, xor)")
-    damaged = _flip(raw, flips)
-    if name.startswith("png") and data.draw(st.booleans(), label="fix CRCs"):
-        damaged = fix_png_crcs(damaged)
-    assert_loads_or_refuses(damaged)
+    assert_loads_or_refuses(_flipped(name, raw, 0, len(raw), data))
 
 
 @pytest.mark.parametrize("name", SEEDS)
@@ -301,10 +306,7 @@ def test_bytes_flipped_in_header(name, data):
     # The NIfTI header is damaged inside the gzip stream as well as outside it.
     inside = name == "nifti_gz" and data.draw(st.booleans(), label="inside gzip")
     raw = _inner(name) if inside else seed(name)
-    flips = data.draw(_flips(0, min(len(raw), 1024)), label="flips (offset, xor)")
-    damaged = _flip(raw, flips)
-    if name.startswith("png") and data.draw(st.booleans(), label="fix CRCs"):
-        damaged = fix_png_crcs(damaged)
+    damaged = _flipped(name, raw, 0, min(len(raw), 1024), data)
     assert_loads_or_refuses(_outer(name, damaged) if inside else damaged)
 
 
@@ -313,13 +315,7 @@ def test_bytes_flipped_in_header(name, data):
 @given(data=st.data())
 def test_bytes_flipped_in_image_data(name, data):
     raw = seed(name)
-    flips = data.draw(
-        _flips(payload_start(name), len(raw)), label="flips (offset, xor)"
-    )
-    damaged = _flip(raw, flips)
-    if name.startswith("png") and data.draw(st.booleans(), label="fix CRCs"):
-        damaged = fix_png_crcs(damaged)
-    assert_loads_or_refuses(damaged)
+    assert_loads_or_refuses(_flipped(name, raw, payload_start(name), len(raw), data))
 
 
 @pytest.mark.parametrize("name", SEEDS)
