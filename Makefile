@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8866
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install lab dashboard chromium lint test unit notebooks browser bench clean
+.PHONY: install lab dashboard chromium lint test unit notebooks browser bench clean execute-notebooks
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "medimg-lab needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
@@ -55,6 +55,14 @@ browser: install chromium
 
 test: install chromium lint
 	$(BIN)/pytest
+
+# Re-run every notebook in place (committed executed; widget state is not stored,
+# the kernel rebuilds widgets when the notebook is run).
+execute-notebooks: install
+	@for nb in notebooks/*.ipynb notebooks/dashboards/*.ipynb; do [ -e "$$nb" ] || continue; \
+		echo "== $$nb"; $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.store_widget_state=False "$$nb" || exit 1; done
+	$(BIN)/ruff format notebooks
 
 bench: install
 	@for b in benchmarks/bench_*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python "$$b" || exit 1; done

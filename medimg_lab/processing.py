@@ -58,7 +58,10 @@ __all__ = [
 Spacing = tuple[float, ...] | None
 Window = tuple[float, float] | None
 
-#: Named 3×3 kernels ``h`` for :func:`convolve`.
+#: Named 3×3 kernels ``h`` for :func:`convolve`, as textbooks print them.
+#: The asymmetric ones (Sobel, emboss) are printed in correlation form, so
+#: that a true convolution, which flips the kernel, turns them around:
+#: ``convolve(f, "sobel_x")`` gives ``-df/dx`` (see :func:`sobel` for edges).
 KERNELS: dict[str, np.ndarray] = {
     "identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], np.float32),
     "box": np.full((3, 3), 1 / 9, np.float32),
@@ -109,11 +112,21 @@ def _per_slice(fn, image: np.ndarray) -> np.ndarray:
     return np.stack([fn(s) for s in image])
 
 
-def _window(image: np.ndarray, window: Window) -> tuple[float, float]:
-    """The value range ``(lo, hi)`` an intensity mapping works in."""
+def _window(
+    image: np.ndarray, window: Window, *, robust: bool = True
+) -> tuple[float, float]:
+    """The value range ``(lo, hi)`` an intensity mapping works in.
+
+    By default the robust percentile range (values beyond it are clipped, as
+    the enhancement functions document); ``robust=False`` takes the full
+    range, for filters that must not clip.
+    """
     if window is None:
         if image.dtype == np.uint8:
             return 0.0, 255.0
+        if not robust:
+            lo, hi = float(image.min()), float(image.max())
+            return lo, hi if hi > lo else lo + 1.0
         center, width = auto_window(image)
     else:
         center, width = (float(v) for v in window)
@@ -237,7 +250,8 @@ def clahe(
     tiles : int
         The image is divided into ``tiles × tiles`` regions.
     window : (center, width), optional
-        Value range to enhance; default the robust percentile range.
+        Value range to enhance; default the robust 0.5–99.5 % percentile
+        range. Values outside it are clipped to it.
 
     Returns
     -------
@@ -267,6 +281,9 @@ def gamma(
     window: Window = None,
 ) -> np.ndarray:
     """Power-law intensity mapping ``y = x ** gamma`` on the window's range.
+
+    The window (default the robust 0.5–99.5 % percentile range) is mapped to
+    ``[0, 1]``; values outside it are clipped to it.
 
     Returns
     -------
@@ -457,7 +474,8 @@ def canny(
 ) -> np.ndarray:
     """Canny edges (Canny 1986), slice by slice.
 
-    The window's range is mapped to 8 bits and smoothed with ``sigma_mm``;
+    The window's range (default the robust percentile range; values beyond
+    it are clipped) is mapped to 8 bits and smoothed with ``sigma_mm``;
     OpenCV's Canny then runs with hysteresis thresholds given as fractions of
     the slice's strongest gradient.
 
@@ -577,8 +595,9 @@ def non_local_means(
 ) -> np.ndarray:
     """Non-local means denoising (Buades et al. 2005), per slice.
 
-    OpenCV's implementation on 16-bit levels of the window (L1 patch
-    distance), mapped back into the image's units.
+    OpenCV's implementation on 16-bit levels (L1 patch distance) of the
+    window, by default the image's full value range so that nothing is
+    clipped, mapped back into the image's units.
 
     Returns
     -------
@@ -590,9 +609,9 @@ def non_local_means(
     doi:10.1109/CVPR.2005.38
     """
     image = _check_image(image)
-    lo, hi = _window(image, window)
+    lo, hi = _window(image, window, robust=False)
     if h is None:
-        h = 0.05 * (hi - lo)
+        h = 0.05 * auto_window(image)[1]
     if not h > 0:
         raise ValueError(f"h must be > 0; got {h}")
     levels = np.rint(_to_unit(image, lo, hi) * 65535).astype(np.uint16)
@@ -694,7 +713,7 @@ def add_poisson_noise(
     *,
     counts: Annotated[
         float,
-        Param(1.0, 1e6, unit="counts", doc="photon counts at the brightest value"),
+        Param(10.0, 1e5, 10.0, "counts", "photon counts at the brightest value"),
     ] = 1000.0,
     seed: Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")] = 0,
 ) -> np.ndarray:

@@ -62,15 +62,18 @@ class KernelEditor(ipw.VBox):
         if h.ndim != 2 or h.shape[0] != h.shape[1] or h.shape[0] not in _KERNEL_SIZES:
             raise ValueError(f"the kernel editor takes 3x3, 5x5 or 7x7; got {h.shape}")
         size = h.shape[0]
-        self._cells = [
-            ipw.FloatText(value=float(v), layout={"width": "64px"}) for v in h.ravel()
-        ]
-        for cell in self._cells:
-            cell.observe(self._on_cell_change, "value")
-        self._grid.layout.grid_template_columns = f"repeat({size}, 66px)"
-        self._grid.children = self._cells
+        if len(self._cells) != h.size:  # new grid; otherwise reuse the cells
+            for cell in self._cells:
+                cell.close()
+            self._cells = [ipw.FloatText(layout={"width": "64px"}) for _ in h.ravel()]
+            for cell in self._cells:
+                cell.observe(self._on_cell_change, "value")
+            self._grid.layout.grid_template_columns = f"repeat({size}, 66px)"
+            self._grid.children = self._cells
         with self._hold():
             self._size.value = size
+            for cell, value in zip(self._cells, h.ravel(), strict=True):
+                cell.value = float(value)
         self._update()
 
     @contextlib.contextmanager
@@ -289,8 +292,7 @@ class ProcessingPanel(ipw.VBox):
         self._clear.on_click(lambda _: self.clear_steps())
         self._steps_label = ipw.HTML()
         self._params_box = ipw.VBox()
-        self._kernel = KernelEditor()
-        self._kernel.observe(self._on_param_change, "kernel")
+        self._kernel_editor: KernelEditor | None = None
         self._message = ipw.HTML()
         self._histogram = ipw.Image(format="png", layout={"width": "256px"})
         self._quality_label = ipw.HTML()
@@ -323,6 +325,14 @@ class ProcessingPanel(ipw.VBox):
         self._on_mode_change({"new": self.mode})
 
     # -------------------------------------------------------------- helpers
+    @property
+    def _kernel(self) -> KernelEditor:
+        """The kernel editor, built the first time convolve needs it."""
+        if self._kernel_editor is None:
+            self._kernel_editor = KernelEditor()
+            self._kernel_editor.observe(self._on_param_change, "kernel")
+        return self._kernel_editor
+
     def _check_same_shape(self, other, name):
         if other is None:
             return None
@@ -391,6 +401,8 @@ class ProcessingPanel(ipw.VBox):
         op = get_operation(change["new"])
         values = self._image.array
         value_range = (float(values.min()), float(values.max()))
+        for control in self._controls.values():
+            control.close()
         self._controls = controls_for(
             op.fn, value_range=value_range, units=self._before.unit
         )
@@ -501,7 +513,8 @@ class ProcessingPanel(ipw.VBox):
     def _measure(self, out: np.ndarray) -> None:
         quality: dict[str, float] = {}
         reference = self._slice_of(self._reference)
-        if reference is not None and out.shape == reference.shape:
+        same_units = all(get_operation(s["op"]).keeps_units for s in self.recipe)
+        if reference is not None and same_units and out.shape == reference.shape:
             rng = float(reference.max() - reference.min()) or 1.0
             quality["PSNR (dB)"] = metrics.psnr(reference, out, data_range=rng)
             quality["SSIM"] = metrics.ssim(reference, out, data_range=rng)
@@ -522,7 +535,5 @@ class ProcessingPanel(ipw.VBox):
         cut = round(self.swipe * before.shape[1])
         composite = after.copy()
         composite[:, :cut] = before[:, :cut]
-        if composite.ndim == 2:
-            composite = np.repeat(composite[..., np.newaxis], 3, axis=2)
-        composite[:, min(cut, composite.shape[1] - 1)] = (255, 200, 0)
+        composite[:, min(cut, composite.shape[1] - 1)] = 255  # the swipe line
         self._swiped.value = encode_png(composite)
