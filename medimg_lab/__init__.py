@@ -11,7 +11,7 @@ ipywidgets or IPython, so that a Dask worker, a script or the CLI can use it.
 
 from __future__ import annotations
 
-from . import composition, data, display
+from . import composition, data, display, metrics, params, processing, segmentation
 from .errors import (
     DecodeError,
     ImageTooLargeError,
@@ -50,5 +50,9 @@ __all__ = [
     "display",
     "export_deidentified",
     "load",
+    "metrics",
+    "params",
+    "processing",
     "save",
+    "segmentation",
 ]
