@@ -41,8 +41,10 @@ from medimg_lab import display
 from medimg_lab.display import PLANES
 from medimg_lab.image import MedImage
 
-__all__ = ["PLANES", "ImageViewer"]
+__all__ = ["PLANES", "TOOLS", "ImageViewer"]
 
+#: Pointer tools: "read" reads values and clicks; "brush" reports strokes.
+TOOLS = ("read", "brush")
 _ZOOM_STEP, _ZOOM_LIMITS = 1.25, (1 / 64, 64.0)
 _ECHO_SECONDS = 2.0  # how long a slider value we set may come back from the browser
 _DRAG_PX = 200  # a drag this long doubles the width or moves the center by it
@@ -139,8 +141,9 @@ class ImageViewer(ipw.VBox):
     All state is public traits (``image``, ``plane``, ``slice_index``,
     ``window``, ``preset``, ``overlay``, ``overlay_opacity``, ``zoom``,
     ``box_size``) that notebooks set and other widgets ``traitlets.link``;
-    ``readout`` and ``clicked`` (array index of the last click) are read-only
-    traits to observe. A new image of the same shape, spacing and modality
+    ``readout``, ``clicked`` (array index of the last click) and ``stroke``
+    (array indices under a brush stroke, when ``tool`` is "brush") are
+    read-only traits to observe. A new image of the same shape, spacing and modality
     (a processed version) keeps plane, slice and custom window.
 
     Errors: a setter given a bad value raises ``ValueError`` naming the value
@@ -151,7 +154,8 @@ class ImageViewer(ipw.VBox):
     Pointer: move to read, click to read and set ``clicked``. Right-drag,
     shift-drag, or left-drag with "drag: window" on, sets the window: right
     widens it (×2 per 200 px), up raises the center (one width per 200 px).
-    The wheel steps through slices.
+    The wheel steps through slices. With ``tool = "brush"`` a left-button drag
+    is a stroke: on release, ``stroke`` holds the array indices it crossed.
 
     Examples
     --------
@@ -176,6 +180,8 @@ class ImageViewer(ipw.VBox):
     box_size = traitlets.Int(512)
     readout = traitlets.Unicode("", read_only=True)
     clicked = traitlets.Tuple((), read_only=True)
+    tool = traitlets.Unicode("read")
+    stroke = traitlets.Tuple((), read_only=True)
 
     def __init__(
         self,
@@ -194,6 +200,7 @@ class ImageViewer(ipw.VBox):
         self._ready = self._quiet = self._dragged = False
         self._values = self._labels = self._displayed = self._auto = self._drag = None
         self._pointer = None  # the shown plane's (row, col) last read
+        self._stroke: list | None = None  # array indices of the stroke in progress
         self._range, self._message_text = (0.0, 1.0), ""
         self._sent: dict[ipw.Widget, deque] = {}  # (time, value) set on each slider
         super().__init__(children=self._build_controls(), **kwargs)
@@ -604,10 +611,45 @@ class ImageViewer(ipw.VBox):
                 zoom = min(max(zoom, _ZOOM_LIMITS[0]), _ZOOM_LIMITS[1])
             self.zoom = zoom
 
+    @traitlets.validate("tool")
+    def _valid_tool(self, proposal):
+        self._require(
+            proposal["value"] in TOOLS,
+            f"tool must be one of {', '.join(TOOLS)}; got {proposal['value']!r}",
+        )
+        return proposal["value"]
+
+    def _on_brush_event(self, kind: str, event: dict) -> bool:
+        """Collect a left-button stroke in brush mode; True when handled."""
+        if kind == "mousedown" and event.get("button", 0) == 0:
+            pixel = self._event_pixel(event)
+            self._stroke = [self._read(*pixel)] if pixel is not None else []
+            return True
+        if self._stroke is None:
+            return kind == "click"
+        if kind == "mousemove" and event.get("buttons", 1):
+            pixel = self._event_pixel(event)
+            if pixel is not None:
+                self._stroke.append(self._read(*pixel))
+            return True
+        if kind == "mouseup":
+            points, self._stroke = tuple(dict.fromkeys(self._stroke)), None
+            if points:
+                self.set_trait("stroke", points)
+            return True
+        return kind == "click"
+
     def _on_pointer_event(self, event: dict) -> None:
         """Handle an ipyevents mouse event (coordinates: see the module docstring)."""
         with self._guard("handle the pointer"):
             kind, button = event.get("type"), event.get("button", 0)
+            if (
+                self.tool == "brush"
+                and not event.get("shiftKey")
+                and button != 2
+                and self._on_brush_event(kind, event)
+            ):
+                return
             if kind == "mousedown":
                 self._dragged = False
                 if (

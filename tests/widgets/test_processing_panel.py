@@ -148,7 +148,9 @@ def test_bad_parameters_are_clear(ct):
     panel = ProcessingPanel(ct, operation="gaussian")
     with pytest.raises(ValueError, match=r"sigma_mm must lie in \[0.1, 50\] mm"):
         panel.set_params(sigma_mm=500)
-    with pytest.raises(ValueError, match=r"unknown operation"):
+    with pytest.raises(ValueError, match="a segmentation operation, not processing"):
         panel.operation = "threshold_otsu"
+    with pytest.raises(ValueError, match="unknown operation"):
+        panel.operation = "sharpen_everything"
     with pytest.raises(ValueError, match="reference must have the image's shape"):
         ProcessingPanel(ct, reference=np.zeros((3, 3)))

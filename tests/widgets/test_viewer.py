@@ -375,3 +375,26 @@ def test_new_image_of_the_same_kind_keeps_the_view(brain_mri):
         90,
         (100, 50),
     )
+
+
+def test_brush_tool_reports_a_stroke_of_array_indices():
+    image = MedImage(np.zeros((64, 64), np.float32), spacing=(1.0, 1.0))
+    viewer = ImageViewer(image, box_size=64, zoom="1:1")
+    viewer.tool = "brush"
+    events = [("mousedown", 10), ("mousemove", 11), ("mousemove", 12), ("mouseup", 12)]
+    for kind, col in events:
+        viewer._on_pointer_event(
+            {
+                "type": kind,
+                "button": 0,
+                "buttons": 1,
+                "relativeX": col,
+                "relativeY": 20,
+                "boundingRectWidth": 64,
+                "boundingRectHeight": 64,
+            }
+        )
+    assert viewer.stroke == ((20, 10), (20, 11), (20, 12))
+    assert viewer.clicked == ()  # a stroke is not a click
+    with pytest.raises(ValueError, match="tool must be one of read, brush"):
+        viewer.tool = "lasso"
