@@ -46,6 +46,9 @@ def measure(
     sp = check_spacing(labels.shape, spacing)
     ids = np.unique(labels)
     ids = ids[ids > 0]
+    size = "volume_ml" if labels.ndim == 3 else "area_mm2"
+    if ids.size == 0:
+        return pd.DataFrame(columns=["label", "pixels", size, "bbox"])
     counts = np.bincount(labels.ravel().astype(np.int64))
     voxel = float(np.prod(sp))
     rows = []
@@ -58,13 +61,19 @@ def measure(
             raise ValueError(
                 f"image must have the labels' shape {labels.shape}; got {image.shape}"
             )
-        values = image.astype(np.float64)
+        values = image.astype(np.float64).ravel()
+        flat = labels.ravel().astype(np.int64)
+        sums = np.bincount(flat, weights=values)
+        means = sums[ids] / counts[ids]
+        full_means = np.zeros(sums.shape)
+        full_means[ids] = means
+        squares = np.bincount(flat, weights=(values - full_means[flat]) ** 2)
         index = list(ids)
         stats = {
-            "mean": ndimage.mean(values, labels, index),
-            "sd": ndimage.standard_deviation(values, labels, index),
-            "min": ndimage.minimum(values, labels, index),
-            "max": ndimage.maximum(values, labels, index),
+            "mean": means,
+            "sd": np.sqrt(squares[ids] / counts[ids]),
+            "min": ndimage.minimum(values.reshape(labels.shape), labels, index),
+            "max": ndimage.maximum(values.reshape(labels.shape), labels, index),
         }
     for n, label in enumerate(ids):
         row = {"label": int(label), "pixels": int(counts[label])}

@@ -1,0 +1,114 @@
+"""SegmentationPanel without a browser: scripted seeds and scribbles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import medimg_lab as ml
+from medimg_lab import segmentation as S
+from widgets.segmentation import SegmentationPanel
+
+
+@pytest.fixture(scope="module")
+def ct():
+    return ml.data.sample("head_ct")
+
+
+def test_threshold_sliders_give_the_pure_function(ct):
+    panel = SegmentationPanel(ct, method="threshold_range")
+    panel._controls["low"].value = 300.0  # as a slider move
+    panel._controls["high"].value = 2000.0
+    expected = S.threshold_range(ct.array, low=300.0, high=2000.0)
+    np.testing.assert_array_equal(panel.labels.astype(bool), expected)
+    shown = panel._viewer.overlay
+    np.testing.assert_array_equal(shown > 0, expected)
+
+
+def test_seeds_by_click_grow_a_region_like_the_function(ct):
+    panel = SegmentationPanel(ct, method="region_grow", params={"tolerance": 30.0})
+    panel.tool = "seed"
+    panel._viewer.click(250, 250)  # a click in the viewer places a seed
+    assert panel.seeds == [(250, 250)]
+    expected = S.region_grow(ct.array, [(250, 250)], tolerance=30.0)
+    np.testing.assert_array_equal(panel.labels.astype(bool), expected)
+    panel._viewer.click(251, 251)  # near a seed: removes it
+    assert panel.seeds == []
+    assert "place a seed" in panel._message.value
+
+
+def test_scribbles_paint_discs_in_mm_with_undo_and_eraser(ct):
+    panel = SegmentationPanel(ct, method="threshold_otsu")
+    panel.brush_mm = 2.0  # 2 mm at 0.4785 mm/px: a radius of about 4 px
+    panel.scribble([(100, 100)], label=1)
+    painted = panel.scribbles
+    assert painted[100, 100] == 1 and painted[100, 104] == 1 and painted[100, 106] == 0
+    panel.scribble([(100, 100)], label=2)
+    panel.undo()
+    np.testing.assert_array_equal(panel.scribbles, painted)
+    panel.tool = "eraser"
+    panel._viewer.set_trait("stroke", ((100, 100),))  # as a brush stroke would
+    assert panel.scribbles[100, 100] == 0
+
+
+def test_watershed_from_scribbled_markers_matches_the_function(ct):
+    panel = SegmentationPanel(ct, method="watershed")
+    panel.scribble([(20, 20)], label=1, radius_mm=1.0)
+    panel.scribble([(250, 250)], label=2, radius_mm=1.0)
+    expected = S.watershed(ct.array, panel.scribbles, spacing=ct.spacing)
+    np.testing.assert_array_equal(panel.labels, expected)
+
+
+def test_cleanup_runs_in_order_and_is_in_the_recipe(ct):
+    panel = SegmentationPanel(ct, method="threshold_preset", params={"preset": "brain"})
+    panel.set_cleanup("keep_largest")
+    panel.set_cleanup("fill_holes")
+    mask = S.threshold_preset(ct.array, preset="brain")
+    expected = S.keep_largest(S.fill_holes(mask))
+    np.testing.assert_array_equal(panel.labels.astype(bool), expected)
+    assert [s["op"] for s in panel.recipe] == [
+        "threshold_preset",
+        "fill_holes",
+        "keep_largest",
+    ]
+
+
+def test_measurement_table_in_mm2_and_hu(ct):
+    panel = SegmentationPanel(ct, method="threshold_preset", params={"preset": "bone"})
+    row = panel.table.iloc[0]
+    bone = ct.array >= 300
+    assert row["area_mm2"] == pytest.approx(bone.sum() * np.prod(ct.spacing))
+    assert row["mean_HU"] == pytest.approx(ct.array[bone].mean())
+    assert "area_mm2" in panel._table.value
+
+
+def test_volume_measures_in_ml():
+    brain = ml.data.sample("brain_mri")
+    panel = SegmentationPanel(
+        brain, method="threshold_range", params={"low": 150.0, "high": 255.0}
+    )
+    assert panel.table["volume_ml"].iloc[0] == pytest.approx(
+        ((brain.array >= 150) & (brain.array <= 255)).sum() / 1000
+    )
+
+
+def test_export_writes_a_mask_that_loads_back(ct, tmp_path):
+    panel = SegmentationPanel(ct, method="threshold_preset", params={"preset": "bone"})
+    path = panel.export(tmp_path / "bone.nii.gz")
+    back = ml.load(path)
+    np.testing.assert_array_equal(back.array, panel.labels)
+    assert back.spacing == pytest.approx(ct.spacing)
+    with pytest.raises(ml.OutputExistsError):
+        panel.export(tmp_path / "bone.nii.gz")
+
+
+def test_bad_input_is_clear(ct):
+    panel = SegmentationPanel(ct)
+    with pytest.raises(ValueError, match="low must be a number"):
+        panel.set_params(low="bright")
+    with pytest.raises(ValueError, match="outside the image"):
+        panel.add_seed((900, 5))
+    with pytest.raises(ValueError, match="not a segmentation method"):
+        panel.method = "gaussian"
+    with pytest.raises(ValueError, match="unknown clean-up"):
+        panel.set_cleanup("erode_everything")
