@@ -100,12 +100,12 @@ def _slider(kind: type, description: str, **options) -> ipw.Widget:
     return kind(description=description, continuous_update=True, style=style, **options)
 
 
-def _screen_xy(event: dict) -> tuple[float, float]:
-    """Pointer position in screen pixels, for drags."""
+def _screen_xy(event: dict) -> tuple[float, float] | None:
+    """Pointer position in screen pixels, for drags (None if the event has none)."""
     for prefix in ("client", "relative", "data"):
         if event.get(f"{prefix}X") is not None:
             return float(event[f"{prefix}X"]), float(event[f"{prefix}Y"])
-    return 0.0, 0.0
+    return None
 
 
 class ImageViewer(ipw.VBox):
@@ -633,11 +633,23 @@ class ImageViewer(ipw.VBox):
                 self._stroke.append(self._read(*pixel))
             return True
         if kind == "mouseup":
+            pixel = self._event_pixel(event)  # the last move may come after this
+            if pixel is not None:
+                self._stroke.append(self._read(*pixel))
             points, self._stroke = tuple(dict.fromkeys(self._stroke)), None
             if points:
                 self.set_trait("stroke", points)
             return True
         return kind == "click"
+
+    def _drag_window(self, event: dict) -> None:
+        """Set the window from the drag's start and the pointer now."""
+        (x0, y0), (c0, w0) = self._drag
+        here = _screen_xy(event)
+        if here is None:
+            return
+        x, y = here
+        self.window = (c0 - (y - y0) * w0 / _DRAG_PX, w0 * 2 ** ((x - x0) / _DRAG_PX))
 
     def _on_pointer_event(self, event: dict) -> None:
         """Handle an ipyevents mouse event (coordinates: see the module docstring)."""
@@ -657,18 +669,18 @@ class ImageViewer(ipw.VBox):
                     or event.get("shiftKey")
                     or (self._wl_drag.value and button == 0)
                 ):
-                    self._drag = (_screen_xy(event), self.window)
+                    start = _screen_xy(event)
+                    self._drag = (start, self.window) if start else None
             elif kind == "mouseup":
+                if self._drag and self._dragged:
+                    # ipyevents throttles each event type on its own: the last
+                    # move may arrive after the release, so the release moves too.
+                    self._drag_window(event)
                 self._drag = None
                 self._dragged &= button == 0  # only a left-button drag ends in a click
             elif kind == "mousemove" and self._drag and event.get("buttons", 1):
-                (x0, y0), (c0, w0) = self._drag
-                x, y = _screen_xy(event)
                 self._dragged = True
-                self.window = (
-                    c0 - (y - y0) * w0 / _DRAG_PX,
-                    w0 * 2 ** ((x - x0) / _DRAG_PX),
-                )
+                self._drag_window(event)
             elif kind in ("mousemove", "click"):
                 self._drag, pixel = None, self._event_pixel(event)
                 if pixel is not None and kind == "mousemove":

@@ -1,16 +1,41 @@
-"""Debian's Chromium, driven by Playwright, for the browser tests.
+"""Debian's Chromium, driven by Playwright, and local servers for the browser tests.
 
 The browser is launched once per test session with a fresh, throw-away
 profile. It must be Debian's ``/usr/bin/chromium`` (``make chromium``), never a
-browser downloaded by Playwright. Every page runs in its own context that
-aborts any request leaving this machine, so a test that passes proves that
-nothing was fetched from the network.
+browser downloaded by Playwright. Its context aborts any request leaving
+this machine, and the ``page`` fixture fails a test whose page tried one, so a
+test that passes proves that nothing was fetched from the network.
+
+Servers (one each per session, started on first use, on a free loopback port,
+stopped at the end; their output goes to ``artifacts/<name>.log``):
+
+- ``voila_url``: Voila serving ``notebooks/viewer_probe.ipynb`` with the
+  ``offline`` template of ``jupyter/`` (Voila's "lab" template without its
+  Font Awesome stylesheets from cdn.jsdelivr.net);
+- ``jupyterlab``: JupyterLab on a temporary copy of ``notebooks/``, with news,
+  update checks and the PyPI extension manager off, and ``window.jupyterapp``
+  exposed so that a test can run the notebook's cells.
+
+Both run from this virtual environment, with Jupyter's config, data, runtime
+and IPython directories moved to temporary ones, so that no user setting or
+extension changes what the tests see.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import secrets
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,6 +53,14 @@ LAUNCH_ARGS = [
     "--force-color-profile=srgb",
 ]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+HERE = Path(__file__).resolve().parent
+NOTEBOOKS = HERE / "notebooks"
+PROBE = NOTEBOOKS / "viewer_probe.ipynb"
+BIN = Path(sys.executable).parent  # this venv's voila and jupyter
+SERVER_START_SECONDS = 60
+
+# Served by Voila or run in JupyterLab by the tests, never collected (nbval).
+collect_ignore = ["notebooks", "jupyter"]
 
 
 @pytest.fixture(scope="session")
@@ -79,17 +112,43 @@ def _local_only(route, blocked: list[str]) -> None:
     route.abort("blockedbyclient")
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item, for fixtures to see a failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def page(browser, blocked_requests):
-    """A new page in the session's browser; fails if it tried the network."""
+def page(request, browser, blocked_requests):
+    """A new page in the session's browser; fails if it tried the network.
+
+    When the test fails, the page's screenshot and text are saved to
+    ``artifacts/<test>-failure.png`` and ``.txt``.
+    """
     page = browser.new_page()
     before = len(blocked_requests)
     try:
         yield page
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            _save_failure(page, ARTIFACTS / f"{request.node.name}-failure")
     finally:
         page.close()
     tried = blocked_requests[before:]
     assert not tried, f"the page tried to fetch from the network: {tried}"
+
+
+def _save_failure(page, stem: Path) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with contextlib.suppress(Exception):  # the page may be gone
+        page.screenshot(
+            path=str(stem.with_suffix(".png")), full_page=True, timeout=10_000
+        )
+    with contextlib.suppress(Exception):
+        text = page.locator("body").inner_text(timeout=10_000)
+        stem.with_suffix(".txt").write_text(f"{page.url}\n\n{text}")
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +156,210 @@ def artifacts() -> Path:
     """``tests/browser/artifacts/``, git-ignored, for screenshots."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# ------------------------------------------------------------------ servers
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on just now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _isolated_env(home: Path) -> dict[str, str]:
+    """The environment for a server: Jupyter and IPython dirs under ``home``."""
+    env = dict(os.environ)
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
+        env[name] = str(home / name.lower())
+    env["IPYTHONDIR"] = str(home / "ipython")
+    env["JUPYTER_PATH"] = str(HERE / "jupyter")  # the "offline" Voila template
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class Server:
+    """A server process started by :func:`_start`."""
+
+    name: str
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+def _start(name, argv, url, *, cwd, env, timeout=SERVER_START_SECONDS) -> Server:
+    """Start ``argv`` in its own process group; return once ``url`` answers 200."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, for _stop
+        )
+    server = Server(name, url, process, log)
+    deadline, error = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return server
+        except (OSError, urllib.error.URLError) as exc:
+            error = exc
+        time.sleep(0.2)
+    code = process.poll()
+    _stop(server)
+    state = f"exited with {code}" if code is not None else f"no answer in {timeout} s"
+    pytest.fail(
+        f"{name} did not start ({state}; last error: {error}). "
+        f"Its log, {log}:\n{server.log_tail()}",
+        pytrace=False,
+    )
+
+
+def _stop(server: Server, timeout: float = 10) -> None:
+    """SIGTERM the server's process group; SIGKILL whatever is left of it.
+
+    On SIGTERM the server shuts its kernels down (each runs in a session of
+    its own); a kernel whose server died anyway exits by itself.
+    """
+    process = server.process
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # a hung server, or kernels it left
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(5)
+
+
+@pytest.fixture(scope="session")
+def voila_url(tmp_path_factory) -> str:
+    """URL of Voila serving ``notebooks/viewer_probe.ipynb`` on 127.0.0.1."""
+    home = tmp_path_factory.mktemp("voila-home")
+    port = _free_port()
+    argv = [
+        str(BIN / "voila"),
+        str(PROBE),
+        "--no-browser",
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        "--Voila.port_retries=0",  # fail, rather than serve on another port
+        "--template=offline",  # see jupyter/voila/templates/offline/
+        "--strip_sources=True",
+        "--show_tracebacks=True",  # a failing cell shows its traceback: tests see it
+        # The default, async, kernel manager, named so that it stays. The
+        # synchronous MappingKernelManager suggested in Voila issue #1428
+        # corrupts the kernel websocket's write buffer here (tornado
+        # AssertionError in IOStream._handle_write) and so drops widget
+        # messages: 3 of 8 runs of these tests lost a click or a drag.
+        "--VoilaConfiguration.multi_kernel_manager_class="
+        "jupyter_server.services.kernels.kernelmanager.AsyncMappingKernelManager",
+        "--VoilaExecutor.timeout=60",  # a stuck cell fails instead of hanging
+    ]
+    url = f"http://127.0.0.1:{port}/"
+    server = _start(
+        "voila",
+        argv,
+        url + "voila/static/voila.js",
+        cwd=HERE.parents[1],
+        env=_isolated_env(home),
+    )
+    try:
+        yield url
+    finally:
+        _stop(server)
+
+
+@dataclass(frozen=True)
+class JupyterLab:
+    """A running JupyterLab: ``url("lab/tree/x.ipynb")`` adds the token."""
+
+    base: str
+    token: str
+    root: Path
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}?token={self.token}"
+
+
+@pytest.fixture(scope="session")
+def jupyterlab(tmp_path_factory) -> JupyterLab:
+    """JupyterLab on 127.0.0.1, its root a temporary copy of ``notebooks/``."""
+    home = tmp_path_factory.mktemp("jupyterlab-home")
+    root = tmp_path_factory.mktemp("jupyterlab-root")
+    shutil.copytree(NOTEBOOKS, root, dirs_exist_ok=True)
+    env = _isolated_env(home)
+    # The announcements plugin would ask, in a toast, whether to fetch news.
+    labconfig = Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig"
+    labconfig.mkdir(parents=True)
+    (labconfig / "page_config.json").write_text(
+        json.dumps(
+            {
+                "disabledExtensions": {
+                    "@jupyterlab/apputils-extension:announcements": True
+                }
+            }
+        )
+    )
+    port, token = _free_port(), secrets.token_hex(16)
+    argv = [
+        str(BIN / "jupyter"),
+        "lab",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.open_browser=False",
+        "--ServerApp.terminals_enabled=False",
+        # Nothing fetched from the network, by the server either.
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class="
+        "jupyterlab.handlers.announcements.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+        f"--LabApp.user_settings_dir={home / 'lab-settings'}",
+        f"--LabApp.workspaces_dir={home / 'lab-workspaces'}",
+        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp, to run cells
+    ]
+    if os.geteuid() == 0:  # CI containers
+        argv.append("--allow-root")
+    base = f"http://127.0.0.1:{port}/"
+    server = _start(
+        "jupyterlab", argv, f"{base}api/status?token={token}", cwd=root, env=env
+    )
+    try:
+        yield JupyterLab(base, token, root)
+    finally:
+        _stop(server)
+
+
+# ------------------------------------------------------------ page errors
+@pytest.fixture
+def page_errors(page) -> list[str]:
+    """Console errors and uncaught exceptions of ``page``, as they happen."""
+    errors: list[str] = []
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"console.error: {msg.text} @ {msg.location}")
+            if msg.type == "error"
+            else None
+        ),
+    )
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    return errors

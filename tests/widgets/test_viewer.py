@@ -398,3 +398,19 @@ def test_brush_tool_reports_a_stroke_of_array_indices():
     assert viewer.clicked == ()  # a stroke is not a click
     with pytest.raises(ValueError, match="tool must be one of read, brush"):
         viewer.tool = "lasso"
+
+
+def test_a_release_after_the_last_move_still_moves_the_window(head_ct):
+    # ipyevents throttles mousemove and mouseup separately: the release can
+    # carry the pointer's final position before the last move arrives.
+    viewer = ImageViewer(head_ct, window=(40, 80))
+    viewer._on_pointer_event(
+        {"type": "mousedown", "button": 2, "clientX": 0, "clientY": 0}
+    )
+    viewer._on_pointer_event(
+        {"type": "mousemove", "buttons": 2, "clientX": 100, "clientY": 0}
+    )
+    viewer._on_pointer_event(
+        {"type": "mouseup", "button": 2, "clientX": 200, "clientY": -100}
+    )
+    assert viewer.window == pytest.approx((80, 160))
