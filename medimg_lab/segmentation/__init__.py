@@ -15,10 +15,14 @@ Gaussian mixture, a feature vector for a pixel classifier).
 - :mod:`.morphology`: fill holes, keep the largest component, remove islands
   by size in mm² or mL, open and close with a radius in mm.
 - :mod:`.measure`: area, volume and intensity statistics per label.
+- :mod:`.classifier`: an ilastik-style pixel classifier trained from
+  scribbles on a multi-scale feature bank (random forest, SVM, or a linear
+  model whose weights are the ``a_i`` of ``u = Σ a_i f_i``).
 """
 
 from __future__ import annotations
 
+from .classifier import PixelClassifier, feature_bank, feature_names
 from .cluster import gmm, gmm_memberships, kmeans
 from .measure import measure
 from .morphology import (
@@ -40,9 +44,12 @@ from .threshold import (
 
 __all__ = [
     "HU_RANGES",
+    "PixelClassifier",
     "binary_close",
     "binary_open",
     "chan_vese",
+    "feature_bank",
+    "feature_names",
     "fill_holes",
     "gmm",
     "gmm_memberships",

@@ -112,3 +112,21 @@ def test_bad_input_is_clear(ct):
         panel.method = "gaussian"
     with pytest.raises(ValueError, match="unknown clean-up"):
         panel.set_cleanup("erode_everything")
+
+
+def test_scripted_scribbles_train_the_same_classifier_as_the_function(ct):
+    panel = SegmentationPanel(
+        ct, method="pixel_classifier", classes=("air", "brain", "bone")
+    )
+    panel.scribble([(20, 20), (20, 60)], label=1)
+    panel.scribble([(250, 250), (270, 260)], label=2)
+    panel.scribble([(120, 200)], label=3)
+    model = S.PixelClassifier(model="forest").fit(
+        ct.array, panel.scribbles, spacing=ct.spacing
+    )
+    np.testing.assert_array_equal(panel.labels, model.predict())
+    assert panel.probabilities.shape == (3, *ct.array.shape)
+    assert panel.uncertainty.min() >= 0 and panel.uncertainty.max() <= 1
+    # Live retraining: one more stroke changes the classifier's training set.
+    panel.scribble([(300, 300)], label=2)
+    assert panel.scribbles[300, 300] == 2
