@@ -31,6 +31,7 @@ from typing import Annotated
 import cv2
 import numpy as np
 
+from ._checks import Spacing, check_image, check_spacing
 from .display import auto_window
 from .params import Param, operation
 
@@ -55,7 +56,6 @@ __all__ = [
     "window_level",
 ]
 
-Spacing = tuple[float, ...] | None
 Window = tuple[float, float] | None
 
 #: Named 3×3 kernels ``h`` for :func:`convolve`, as textbooks print them.
@@ -75,30 +75,6 @@ KERNELS: dict[str, np.ndarray] = {
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim not in (2, 3) or image.size == 0:
-        raise ValueError(
-            f"{name} must be a 2D (M, N) image or a 3D (S, M, N) volume; got shape "
-            f"{image.shape}"
-        )
-    if image.dtype.kind not in "uif":
-        raise ValueError(f"{name} must hold numbers; got dtype {image.dtype}")
-    return image
-
-
-def _spacing(image: np.ndarray, spacing: Spacing) -> tuple[float, ...]:
-    if spacing is None:
-        return (1.0,) * image.ndim
-    spacing = tuple(float(s) for s in spacing)
-    if len(spacing) != image.ndim or not all(s > 0 for s in spacing):
-        raise ValueError(
-            f"spacing must give {image.ndim} positive values in mm (one per axis of "
-            f"shape {image.shape}); got {spacing}"
-        )
-    return spacing
 
 
 def _float(image: np.ndarray) -> np.ndarray:
@@ -190,7 +166,7 @@ def window_level(
     """
     from .display import apply_window
 
-    return apply_window(_check_image(image), center, width)
+    return apply_window(check_image(image), center, width)
 
 
 @operation("processing", "Histogram equalization")
@@ -216,7 +192,7 @@ def equalize_hist(
     ndarray
         In the window's value range; uint8 stays uint8, else float32.
     """
-    image = _check_image(image)
+    image = check_image(image)
     lo, hi = _window(image, window)
     unit = _to_unit(image, lo, hi)
     levels = np.minimum((unit * nbins).astype(np.int32), nbins - 1)
@@ -263,7 +239,7 @@ def clahe(
     Zuiderveld K. Contrast limited adaptive histogram equalization. Graphics
     Gems IV, 1994. doi:10.1016/B978-0-12-336156-1.50061-6
     """
-    image = _check_image(image)
+    image = check_image(image)
     engine = cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(tiles, tiles))
     if image.dtype == np.uint8 and window is None:
         return _per_slice(engine.apply, image)
@@ -290,7 +266,7 @@ def gamma(
     ndarray
         In the window's value range; uint8 stays uint8, else float32.
     """
-    image = _check_image(image)
+    image = check_image(image)
     if not gamma > 0:
         raise ValueError(f"gamma must be > 0; got {gamma}")
     lo, hi = _window(image, window)
@@ -345,7 +321,7 @@ def convolve(
     >>> bool((convolve(f, h)[1:4, 1:4] == h).all())
     True
     """
-    image = _check_image(image)
+    image = check_image(image)
     h = kernel(h) if isinstance(h, str) else np.asarray(h, dtype=np.float32)
     if h.ndim != 2 or h.shape[0] % 2 == 0 or h.shape[1] % 2 == 0:
         raise ValueError(f"kernel must be 2D with odd sides; got shape {h.shape}")
@@ -390,8 +366,8 @@ def gaussian(
     ndarray
         float32 (float64 for float64 input), in the image's units.
     """
-    image = _check_image(image)
-    sig = _sigma_px(sigma_mm, _spacing(image, spacing))
+    image = check_image(image)
+    sig = _sigma_px(sigma_mm, check_spacing(image.shape, spacing))
     work = _float(image)
     out = _per_slice(
         lambda s: cv2.GaussianBlur(
@@ -430,7 +406,7 @@ def unsharp_mask(
     ndarray
         float32 (float64 for float64 input), in the image's units.
     """
-    work = _float(_check_image(image))
+    work = _float(check_image(image))
     blurred = gaussian(work, sigma_mm=sigma_mm, spacing=spacing)
     return work + work.dtype.type(amount) * (work - blurred)
 
@@ -444,8 +420,8 @@ def sobel(image: np.ndarray, *, spacing: Spacing = None) -> np.ndarray:
     ndarray
         float32, ``sqrt((df/dx)² + (df/dy)²)`` from 3×3 Sobel derivatives.
     """
-    image = _check_image(image)
-    sp = _spacing(image, spacing)
+    image = check_image(image)
+    sp = check_spacing(image.shape, spacing)
     work = _float(image)
 
     def magnitude(s):
@@ -488,7 +464,7 @@ def canny(
     Canny J. A computational approach to edge detection. IEEE TPAMI 1986.
     doi:10.1109/TPAMI.1986.4767851
     """
-    image = _check_image(image)
+    image = check_image(image)
     if not 0 <= low <= high <= 1:
         raise ValueError(f"need 0 <= low <= high <= 1; got low={low}, high={high}")
     lo, hi = _window(image, window)
@@ -517,7 +493,7 @@ def median(
 
     Removes salt-and-pepper noise while keeping edges. Keeps the dtype.
     """
-    image = _check_image(image)
+    image = check_image(image)
     if size < 1 or size % 2 == 0:
         raise ValueError(f"size must be an odd number of pixels >= 1; got {size}")
     if image.dtype == np.uint8 or (
@@ -562,8 +538,8 @@ def bilateral(
     ----------
     doi:10.1109/ICCV.1998.710815
     """
-    image = _check_image(image)
-    sp = _spacing(image, spacing)
+    image = check_image(image)
+    sp = check_spacing(image.shape, spacing)
     sigma_px = float(np.mean(_sigma_px(sigma_mm, sp[-2:])))
     if sigma_range is None:
         sigma_range = 0.1 * auto_window(image)[1]
@@ -608,7 +584,7 @@ def non_local_means(
     ----------
     doi:10.1109/CVPR.2005.38
     """
-    image = _check_image(image)
+    image = check_image(image)
     lo, hi = _window(image, window, robust=False)
     if h is None:
         h = 0.05 * auto_window(image)[1]
@@ -656,7 +632,7 @@ def anisotropic_diffusion(
     Perona P, Malik J. Scale-space and edge detection using anisotropic
     diffusion. IEEE TPAMI 1990. doi:10.1109/34.56205
     """
-    image = _check_image(image)
+    image = check_image(image)
     if kappa is None:
         kappa = 0.1 * auto_window(image)[1]
     if not kappa > 0:
@@ -700,7 +676,7 @@ def add_gaussian_noise(
     ndarray
         float32, in the image's units.
     """
-    image = _check_image(image)
+    image = check_image(image)
     if sigma < 0:
         raise ValueError(f"sigma must be >= 0; got {sigma}")
     noise = _rng(seed).normal(0.0, sigma, image.shape).astype(np.float32)
@@ -728,7 +704,7 @@ def add_poisson_noise(
     ndarray
         float32, in the image's units.
     """
-    image = _check_image(image)
+    image = check_image(image)
     if counts <= 0:
         raise ValueError(f"counts must be > 0; got {counts}")
     # Zero signal is zero counts; images with negative values (HU) start at
@@ -756,7 +732,7 @@ def add_speckle_noise(
     ndarray
         float32, in the image's units.
     """
-    image = _check_image(image)
+    image = check_image(image)
     if sigma < 0:
         raise ValueError(f"sigma must be >= 0; got {sigma}")
     noise = _rng(seed).normal(0.0, sigma, image.shape).astype(np.float32)

@@ -14,8 +14,9 @@ from medimg_lab.display import encode_png, fit, histogram_image
 from medimg_lab.image import MedImage
 from medimg_lab.params import OPERATIONS, get_operation, validate
 
+from ._panel import StagePanel
 from .controls import controls_for, values_of
-from .viewer import ImageViewer, batched
+from .viewer import ImageViewer
 
 __all__ = ["ProcessingPanel"]
 
@@ -117,7 +118,7 @@ class KernelEditor(ipw.VBox):
             self.set_kernel(processing.kernel(change["new"]))
 
 
-class ProcessingPanel(ipw.VBox):
+class ProcessingPanel(StagePanel):
     """Before/after view of a processing operation with generated controls.
 
     Parameters
@@ -181,13 +182,7 @@ class ProcessingPanel(ipw.VBox):
         super().__init__(**kwargs)
         self._build()
         self.slice_index = image.array.shape[0] // 2 if image.is_volume else 0
-        self.operation = operation
-        if not self._controls:  # the trait kept its default: no change event
-            self._on_operation_change({"new": operation})
-        if params:
-            self.set_params(**params)
-        self._ready = True
-        self._refresh()
+        self._start("operation", operation, self._on_operation_change, params)
 
     # ------------------------------------------------------------------ API
     @property
@@ -210,9 +205,7 @@ class ProcessingPanel(ipw.VBox):
                 f"{', '.join(sorted(unknown))} of {self.operation} is set by the "
                 f"panel itself; set {', '.join(self._controls) or 'nothing'}"
             )
-        with self._batch():
-            for name, value in checked.items():
-                self._controls[name].value = value
+        self._apply(checked)
 
     @property
     def steps(self) -> list[dict[str, Any]]:
@@ -380,12 +373,6 @@ class ProcessingPanel(ipw.VBox):
                 array, step["params"], spacing=spacing
             )
         return array
-
-    def _batch(self):
-        return batched(self, self._refresh)
-
-    def _say(self, text: str) -> None:
-        self._message.value = f'<span style="color:#b00">{text}</span>' if text else ""
 
     # ------------------------------------------------------------ callbacks
     @traitlets.validate("operation")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import html
 from typing import Any
 
 import ipywidgets as ipw
@@ -15,8 +14,9 @@ from medimg_lab.image import MedImage
 from medimg_lab.io import save
 from medimg_lab.params import OPERATIONS, get_operation, validate
 
+from ._panel import StagePanel
 from .controls import controls_for, values_of
-from .viewer import ImageViewer, batched
+from .viewer import ImageViewer
 
 __all__ = ["SegmentationPanel"]
 
@@ -45,7 +45,7 @@ def _disc(radius_px: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     return dy[inside], dx[inside]
 
 
-class SegmentationPanel(ipw.VBox):
+class SegmentationPanel(StagePanel):
     """Segment an image interactively: methods, seeds, scribbles, clean-up.
 
     Parameters
@@ -105,13 +105,7 @@ class SegmentationPanel(ipw.VBox):
         self._ready = False
         super().__init__(**kwargs)
         self._build()
-        self.method = method
-        if not self._controls:
-            self._on_method_change({"new": method})
-        if params:
-            self.set_params(**params)
-        self._ready = True
-        self._refresh()
+        self._start("method", method, self._on_method_change, params)
 
     # ------------------------------------------------------------------ API
     @property
@@ -124,9 +118,7 @@ class SegmentationPanel(ipw.VBox):
         if self.method == CLASSIFIER:
             raise ValueError("the pixel classifier is set with model= and scribbles")
         checked = validate(get_operation(self.method).fn, values)
-        with self._batch():
-            for name, value in checked.items():
-                self._controls[name].value = value
+        self._apply(checked)
 
     @property
     def seeds(self) -> list[tuple[int, ...]]:
@@ -262,7 +254,7 @@ class SegmentationPanel(ipw.VBox):
             meta={"source_modality": self._image.modality},
         )
         written = save(labels, path)
-        self._say(f"Saved the labels to {html.escape(written.name)}.", ok=True)
+        self._say(f"Saved the labels to {written.name}.", ok=True)
         return str(written)
 
     # --------------------------------------------------------------- layout
@@ -331,15 +323,6 @@ class SegmentationPanel(ipw.VBox):
         ):
             raise ValueError(f"index {index} lies outside the image of shape {shape}")
         return index
-
-    def _batch(self):
-        return batched(self, self._refresh)
-
-    def _say(self, text: str, ok: bool = False) -> None:
-        color = "#060" if ok else "#b00"
-        self._message.value = (
-            f'<span style="color:{color}">{text}</span>' if text else ""
-        )
 
     def _run_method(self) -> np.ndarray:
         image, spacing = self._image.array, self._image.spacing
@@ -461,7 +444,7 @@ class SegmentationPanel(ipw.VBox):
         try:
             self.export(self._path.value)
         except (ValueError, OSError) as exc:
-            self._say(html.escape(str(exc)))
+            self._say(str(exc))
 
     # -------------------------------------------------------------- drawing
     def _refresh(self) -> None:
@@ -472,7 +455,7 @@ class SegmentationPanel(ipw.VBox):
             self._labels = labels
             self._say("")
         except ValueError as exc:
-            self._say(html.escape(str(exc)))
+            self._say(str(exc))
             labels = self._labels
         shown = np.where(self._scribbles > 0, self._scribbles, labels)
         self._viewer.overlay = shown

@@ -76,6 +76,7 @@ from typing import Annotated
 import cv2
 import numpy as np
 
+from .._checks import Spacing, check_image, check_spacing
 from ..errors import MedImgError
 from ..params import Param, parameters
 
@@ -108,40 +109,11 @@ _COMPONENTS = {
 
 _BORDER = cv2.BORDER_REFLECT_101
 
-Spacing = tuple[float, ...] | None
 
 _SCALES_PARAM = Param(0.1, 20.0, 0.1, "mm", "Gaussian scales σ of the feature bank")
 
 
 # ------------------------------------------------------------- validation
-
-
-def _check_image(image) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim not in (2, 3) or image.size == 0:
-        raise ValueError(
-            "image must be a 2D (M, N) image or a 3D (S, M, N) volume; got shape "
-            f"{image.shape}"
-        )
-    if image.dtype.kind not in "buif":
-        raise ValueError(f"image must hold numbers; got dtype {image.dtype}")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise ValueError("image holds NaN or infinite values; replace them first")
-    return image
-
-
-def _check_spacing(shape: tuple[int, ...], spacing: Spacing) -> tuple[float, ...]:
-    if spacing is None:
-        return (1.0,) * len(shape)
-    spacing = tuple(float(s) for s in spacing)
-    if len(spacing) != len(shape) or not all(
-        math.isfinite(s) and s > 0 for s in spacing
-    ):
-        raise ValueError(
-            f"spacing must give {len(shape)} positive values in mm (one per axis of "
-            f"shape {shape}); got {spacing}"
-        )
-    return spacing
 
 
 def _check_scales(scales_mm) -> tuple[float, ...]:
@@ -192,8 +164,8 @@ def _image_and_spacing(image, spacing: Spacing) -> tuple[np.ndarray, tuple]:
         if spacing is None:
             spacing = image.spacing
         image = image.array
-    image = _check_image(image)
-    return image, _check_spacing(image.shape, spacing)
+    image = check_image(image, finite=True)
+    return image, check_spacing(image.shape, spacing)
 
 
 # ---------------------------------------------------------- feature bank

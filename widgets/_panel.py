@@ -1,0 +1,53 @@
+"""Plumbing shared by the stage panels."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as ipw
+
+from .viewer import batched
+
+__all__ = ["StagePanel"]
+
+
+class StagePanel(ipw.VBox):
+    """A stage panel: generated controls, a message line, batched redraws.
+
+    Subclasses build ``self._controls`` and ``self._message`` and implement
+    ``_refresh()``; ``self._ready`` holds redraws until construction is done.
+    """
+
+    def _start(
+        self,
+        trait: str,
+        value: str,
+        on_change: Callable[[dict], None],
+        params: dict[str, Any] | None,
+    ) -> None:
+        """Set the method trait, its controls and parameters, then draw once."""
+        setattr(self, trait, value)
+        if not self._controls:  # the trait kept its default: no change event
+            on_change({"new": value})
+        if params:
+            self.set_params(**params)
+        self._ready = True
+        self._refresh()
+
+    def _apply(self, values: dict[str, Any]) -> None:
+        """Put checked values into the controls, redrawing once."""
+        with self._batch():
+            for name, value in values.items():
+                self._controls[name].value = value
+
+    def _batch(self):
+        return batched(self, self._refresh)
+
+    def _say(self, text: str, ok: bool = False) -> None:
+        """Show a plain sentence (red for a problem, green for a success)."""
+        color, text = ("#060" if ok else "#b00"), html.escape(text)
+        self._message.value = (
+            f'<span style="color:{color}">{text}</span>' if text else ""
+        )
