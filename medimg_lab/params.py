@@ -27,9 +27,11 @@ from typing import Any
 
 __all__ = [
     "OPERATIONS",
+    "Connectivity",
     "Operation",
     "Param",
     "ParamSpec",
+    "Seed",
     "get_operation",
     "operation",
     "parameters",
@@ -69,6 +71,14 @@ class Param:
     choices: tuple | None = None
     odd: bool = False
     scale: str = ""
+
+
+#: A random seed, declared once for every seeded operation.
+Seed = typing.Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")]
+#: Neighbourhood of connected components and region growing.
+Connectivity = typing.Annotated[
+    int, Param(1, 3, 1, "", "1: faces, 2: edges, 3: corners")
+]
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import numpy as np
 
 from ._checks import Spacing, check_image, check_spacing
 from .display import auto_window
-from .params import Param, operation
+from .params import Param, Seed, operation
 
 __all__ = [
     "KERNELS",
@@ -667,7 +667,7 @@ def add_gaussian_noise(
     sigma: Annotated[
         float, Param(0.0, unit="image units", doc="noise SD", scale="span")
     ] = 10.0,
-    seed: Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")] = 0,
+    seed: Seed = 0,
 ) -> np.ndarray:
     """Additive white Gaussian noise of standard deviation ``sigma``, seeded.
 
@@ -691,7 +691,7 @@ def add_poisson_noise(
         float,
         Param(10.0, 1e5, 10.0, "counts", "photon counts at the brightest value"),
     ] = 1000.0,
-    seed: Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")] = 0,
+    seed: Seed = 0,
 ) -> np.ndarray:
     """Quantum (Poisson) noise: fewer counts give more noise, seeded.
 
@@ -721,7 +721,7 @@ def add_speckle_noise(
     image: np.ndarray,
     *,
     sigma: Annotated[float, Param(0.0, 2.0, 0.01, "", "relative noise SD")] = 0.1,
-    seed: Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")] = 0,
+    seed: Seed = 0,
 ) -> np.ndarray:
     """Multiplicative speckle noise ``image * (1 + n)``, ``n ~ N(0, sigma)``, seeded.
 

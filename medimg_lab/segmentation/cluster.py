@@ -10,7 +10,7 @@ from typing import Annotated
 
 import numpy as np
 
-from ..params import Param, operation
+from ..params import Param, Seed, operation
 from ._common import check_image
 
 __all__ = ["gmm", "gmm_memberships", "kmeans"]
@@ -40,7 +40,7 @@ def kmeans(
     image: np.ndarray,
     *,
     k: Annotated[int, Param(2, 8, 1, "classes", "number of clusters")] = 3,
-    seed: Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")] = 0,
+    seed: Seed = 0,
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cluster the intensities into ``k`` classes (Lloyd's k-means).
@@ -121,7 +121,7 @@ def gmm(
     image: np.ndarray,
     *,
     k: Annotated[int, Param(2, 8, 1, "classes", "number of Gaussian classes")] = 3,
-    seed: Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")] = 0,
+    seed: Seed = 0,
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Labels ``1..k`` of the most probable mixture class (0 outside ``mask``).

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ..params import Param, operation
+from ..params import Connectivity, Param, operation
 from ._common import Spacing, check_mask, check_spacing
 
 __all__ = ["binary_close", "binary_open", "fill_holes", "keep_largest", "remove_small"]
@@ -46,9 +46,7 @@ def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.nda
 def keep_largest(
     mask: np.ndarray,
     *,
-    connectivity: Annotated[
-        int, Param(1, 3, 1, "", "1: faces, 2: edges, 3: corners")
-    ] = 1,
+    connectivity: Connectivity = 1,
 ) -> np.ndarray:
     """The largest connected component of the mask (empty stays empty)."""
     mask = check_mask(mask)
@@ -68,9 +66,7 @@ def remove_small(
             0.0, 1e6, 1.0, "mm² / mL", "smallest island kept: area (2D) or volume (3D)"
         ),
     ] = 10.0,
-    connectivity: Annotated[
-        int, Param(1, 3, 1, "", "1: faces, 2: edges, 3: corners")
-    ] = 1,
+    connectivity: Connectivity = 1,
     spacing: Spacing = None,
 ) -> np.ndarray:
     """Remove connected components smaller than ``min_size``.

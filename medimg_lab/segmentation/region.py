@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..display import auto_window
-from ..params import Param, operation
+from ..params import Connectivity, Param, operation
 from ._common import Spacing, check_image, check_seeds, check_spacing
 
 __all__ = ["chan_vese", "region_grow", "watershed"]
@@ -46,9 +46,7 @@ def region_grow(
         float, Param(0.5, 6.0, 0.1, "SD", "confidence interval half-width in SDs")
     ] = 2.5,
     iterations: Annotated[int, Param(1, 20, 1, "", "confidence re-estimations")] = 4,
-    connectivity: Annotated[
-        int, Param(1, 3, 1, "", "1: faces, 2: edges, 3: corners")
-    ] = 1,
+    connectivity: Connectivity = 1,
 ) -> np.ndarray:
     """Grow a region from seed points, in 2D or 3D.
 
