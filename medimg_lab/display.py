@@ -172,13 +172,13 @@ def auto_window(
     flat = flat[np.isfinite(flat)] if flat.dtype.kind == "f" else flat
     if flat.size == 0:
         return 0.5, 1.0
-    floor = flat.min()
+    floor, top = float(flat.min()), float(flat.max())
     body = flat[flat != floor]
     if body.size and (flat.size - body.size) > 0.1 * flat.size:
         flat = body
     lo, hi = (float(v) for v in np.percentile(flat, [lo_p, hi_p]))
-    if hi <= lo:
-        lo, hi = float(flat.min()), float(flat.max())
+    if hi <= lo:  # (nearly) constant: span the whole range, background included
+        lo, hi = floor, top
     width = max(hi - lo, 1e-6 * max(1.0, abs(hi)), 1e-12)
     return (lo + hi) / 2, width
 

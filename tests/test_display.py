@@ -145,3 +145,10 @@ def test_histogram_image_draws_bars_in_proportion():
     assert column_heights[50] == 0
     with pytest.raises(ValueError, match="high > low"):
         display.histogram_image(values, (1, 1))
+
+
+def test_auto_window_of_a_binary_mask_spans_zero_to_one():
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:10, 5:10] = 1
+    center, width = display.auto_window(mask)
+    assert (center - width / 2, center + width / 2) == (0.0, 1.0)

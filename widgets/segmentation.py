@@ -12,7 +12,7 @@ import traitlets
 from medimg_lab import segmentation
 from medimg_lab.image import MedImage
 from medimg_lab.io import save
-from medimg_lab.params import OPERATIONS, get_operation, validate
+from medimg_lab.params import OPERATIONS, get_operation, parameters, validate
 
 from ._panel import StagePanel
 from .controls import controls_for, values_of
@@ -136,7 +136,7 @@ class SegmentationPanel(StagePanel):
         """Remove the seed nearest to ``index`` (within 5 pixels)."""
         index = self._check_index(index)
         if self._seeds:
-            dist = [np.hypot(*np.subtract(s, index)) for s in self._seeds]
+            dist = [np.linalg.norm(np.subtract(s, index)) for s in self._seeds]
             if min(dist) <= 5:
                 self._seeds.pop(int(np.argmin(dist)))
         self._refresh()
@@ -194,7 +194,9 @@ class SegmentationPanel(StagePanel):
                 f"unknown clean-up {name!r}; choose one of {', '.join(CLEANUP)}"
             )
         if enabled:
-            self._cleanup[name] = validate(get_operation(name).fn, params)
+            fn = get_operation(name).fn
+            defaults = {k: spec.default for k, spec in parameters(fn).items()}
+            self._cleanup[name] = {**defaults, **validate(fn, params)}
         else:
             self._cleanup.pop(name, None)
         self._cleanup_boxes[name].value = enabled
@@ -208,12 +210,12 @@ class SegmentationPanel(StagePanel):
     @property
     def probabilities(self) -> np.ndarray | None:
         """Per-class probabilities ``(K, ...)`` of the pixel classifier."""
-        return None if self._classifier is None else self._proba
+        return None if self._classifier is None else self._proba.copy()
 
     @property
     def uncertainty(self) -> np.ndarray | None:
         """The pixel classifier's uncertainty map, 0 (sure) to 1."""
-        return None if self._classifier is None else self._uncertain
+        return None if self._classifier is None else self._uncertain.copy()
 
     @property
     def table(self):
@@ -423,7 +425,9 @@ class SegmentationPanel(StagePanel):
             return
         with contextlib.suppress(ValueError):
             index = self._check_index(change["new"])
-            near = [s for s in self._seeds if np.hypot(*np.subtract(s, index)) <= 5]
+            near = [
+                s for s in self._seeds if np.linalg.norm(np.subtract(s, index)) <= 5
+            ]
             (self.remove_seed if near else self.add_seed)(index)
 
     def _on_stroke(self, change) -> None:

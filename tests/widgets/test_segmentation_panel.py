@@ -130,3 +130,22 @@ def test_scripted_scribbles_train_the_same_classifier_as_the_function(ct):
     # Live retraining: one more stroke changes the classifier's training set.
     panel.scribble([(300, 300)], label=2)
     assert panel.scribbles[300, 300] == 2
+
+
+def test_seeds_in_a_volume_toggle_by_click():
+    volume = ml.MedImage(np.zeros((8, 32, 32), np.float32), spacing=(2.0, 1.0, 1.0))
+    panel = SegmentationPanel(volume, method="region_grow", params={"tolerance": 1.0})
+    panel.add_seed((4, 16, 16))
+    panel.add_seed((4, 20, 20))
+    panel.remove_seed((4, 16, 17))
+    assert panel.seeds == [(4, 20, 20)]
+    assert panel.recipe[0]["params"]["seeds"] == [[4, 20, 20]]
+
+
+def test_cleanup_steps_record_every_parameter(ct):
+    panel = SegmentationPanel(ct, method="threshold_preset", params={"preset": "bone"})
+    panel.set_cleanup("remove_small", min_size=20.0)
+    assert panel.recipe[-1] == {
+        "op": "remove_small",
+        "params": {"min_size": 20.0, "connectivity": 1},
+    }
