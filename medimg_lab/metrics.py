@@ -24,14 +24,14 @@ __all__ = [
 ]
 
 
-def _pair(reference: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    reference, image = np.asarray(reference), np.asarray(image)
-    if reference.shape != image.shape:
+def _pair(a, b, names: str, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Two arrays of one shape, as ``dtype``; ``names`` says what they are."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
         raise ValueError(
-            f"reference and image must have the same shape; got {reference.shape} "
-            f"and {image.shape}"
+            f"{names} must have the same shape; got {a.shape} and {b.shape}"
         )
-    return reference.astype(np.float64), image.astype(np.float64)
+    return a.astype(dtype), b.astype(dtype)
 
 
 def _data_range(reference: np.ndarray, data_range: float | None) -> float:
@@ -62,7 +62,7 @@ def psnr(
     float
         dB; ``inf`` for identical images.
     """
-    reference, image = _pair(reference, image)
+    reference, image = _pair(reference, image, "reference and image", np.float64)
     rng = _data_range(reference, data_range)
     mse = float(np.mean((reference - image) ** 2))
     return float("inf") if mse == 0 else float(10 * np.log10(rng**2 / mse))
@@ -79,7 +79,7 @@ def ssim(
     """
     from skimage.metrics import structural_similarity
 
-    reference, image = _pair(reference, image)
+    reference, image = _pair(reference, image, "reference and image", np.float64)
     rng = _data_range(reference, data_range)
     return float(structural_similarity(reference, image, data_range=rng))
 
@@ -116,13 +116,7 @@ def cnr(image: np.ndarray, roi_a: np.ndarray, roi_b: np.ndarray) -> float:
 
 
 def _masks(mask: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mask, reference = np.asarray(mask), np.asarray(reference)
-    if mask.shape != reference.shape:
-        raise ValueError(
-            f"mask and reference must have the same shape; got {mask.shape} and "
-            f"{reference.shape}"
-        )
-    return mask.astype(bool), reference.astype(bool)
+    return _pair(mask, reference, "mask and reference", bool)
 
 
 def _counts(mask, reference) -> tuple[int, int, int, int]:
