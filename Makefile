@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 dashboard: install
 	$(BIN)/voila notebooks/dashboards --Voila.ip=127.0.0.1 --port=$(PORT) --no-browser
