@@ -22,11 +22,18 @@ _LAYOUT = {"width": "420px"}
 
 
 def label_for(spec: ParamSpec, units: str | None = None) -> str:
-    """``"sigma_mm (mm)"``-style label; ``units`` names the image's ("HU")."""
+    """A readable label with the unit: ``sigma_mm`` → ``"sigma (mm)"``.
+
+    ``units`` names the image's unit ("HU") for values in image units.
+    """
     unit = spec.param.unit
     if unit == "image units" and units:
         unit = units
-    return f"{spec.name} ({unit})" if unit else spec.name
+    name = spec.name
+    for suffix in ("_mm2", "_mm", "_ml"):
+        name = name.removesuffix(suffix)
+    name = name.replace("_", " ")
+    return f"{name} ({unit})" if unit else name
 
 
 class OptionalNumber(w.HBox):

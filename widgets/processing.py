@@ -263,6 +263,7 @@ class ProcessingPanel(StagePanel):
         )
         self._mode.observe(self._on_mode_change, "value")
         self._swipe = ipw.FloatSlider(
+            value=self.swipe,
             min=0,
             max=1,
             step=0.01,

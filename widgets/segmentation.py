@@ -481,5 +481,12 @@ class SegmentationPanel(StagePanel):
         table = self.table
         if table.empty:
             return "<i>no region</i>"
-        table = table.drop(columns=["bbox"]).round(2)
+        unit = self._image.unit
+        names = {
+            "pixels": "pixels",
+            "area_mm2": "area (mm²)",
+            "volume_ml": "volume (mL)",
+            **{f"{k}_{unit}": f"{k} ({unit})" for k in ("mean", "sd", "min", "max")},
+        }
+        table = table.drop(columns=["bbox"]).round(2).rename(columns=names)
         return table.to_html(index=False, border=0)

@@ -335,7 +335,11 @@ class ImageViewer(ipw.VBox):
         self._events.on_dom_event(self._on_pointer_event)
 
         self._zoom_buttons = [
-            ipw.Button(description=text, tooltip=tip, layout={"width": "auto"})
+            ipw.Button(
+                description=text,
+                tooltip=tip,
+                layout={"width": "auto", "min_width": "44px", "flex": "0 0 auto"},
+            )
             for text, tip in _ZOOM_BUTTONS
         ]
         for button in self._zoom_buttons:

@@ -9,9 +9,11 @@ test that passes proves that nothing was fetched from the network.
 Servers (one each per session, started on first use, on a free loopback port,
 stopped at the end; their output goes to ``artifacts/<name>.log``):
 
-- ``voila_url``: Voila serving ``notebooks/viewer_probe.ipynb`` with the
-  ``offline`` template of ``jupyter/`` (Voila's "lab" template without its
-  Font Awesome stylesheets from cdn.jsdelivr.net);
+- ``voila``: Voila serving the folder ``notebooks/`` with the ``offline``
+  template of ``jupyter/`` (Voila's "lab" template without its Font Awesome
+  stylesheets from cdn.jsdelivr.net); ``voila.render("x.ipynb")`` is the URL
+  that runs and shows ``notebooks/x.ipynb``, and ``voila_url`` that of
+  ``viewer_probe.ipynb``;
 - ``jupyterlab``: JupyterLab on a temporary copy of ``notebooks/``, with news,
   update checks and the PyPI extension manager off, and ``window.jupyterapp``
   exposed so that a test can run the notebook's cells.
@@ -246,14 +248,26 @@ def _stop(server: Server, timeout: float = 10) -> None:
         process.wait(5)
 
 
+@dataclass(frozen=True)
+class Voila:
+    """A running Voila serving ``notebooks/``: ``render("x.ipynb")`` is x's URL."""
+
+    base: str
+
+    def render(self, name: str) -> str:
+        if not (NOTEBOOKS / name).is_file():
+            raise FileNotFoundError(f"no probe notebook {NOTEBOOKS / name}")
+        return f"{self.base}voila/render/{name}"
+
+
 @pytest.fixture(scope="session")
-def voila_url(tmp_path_factory) -> str:
-    """URL of Voila serving ``notebooks/viewer_probe.ipynb`` on 127.0.0.1."""
+def voila(tmp_path_factory) -> Voila:
+    """Voila serving the probe notebooks of ``notebooks/`` on 127.0.0.1."""
     home = tmp_path_factory.mktemp("voila-home")
     port = _free_port()
     argv = [
         str(BIN / "voila"),
-        str(PROBE),
+        str(NOTEBOOKS),  # a folder: each notebook at /voila/render/<name>
         "--no-browser",
         f"--port={port}",
         "--Voila.ip=127.0.0.1",
@@ -279,9 +293,15 @@ def voila_url(tmp_path_factory) -> str:
         env=_isolated_env(home),
     )
     try:
-        yield url
+        yield Voila(url)
     finally:
         _stop(server)
+
+
+@pytest.fixture(scope="session")
+def voila_url(voila) -> str:
+    """URL at which Voila runs and shows ``notebooks/viewer_probe.ipynb``."""
+    return voila.render(PROBE.name)
 
 
 @dataclass(frozen=True)

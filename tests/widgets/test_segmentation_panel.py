@@ -79,7 +79,7 @@ def test_measurement_table_in_mm2_and_hu(ct):
     bone = ct.array >= 300
     assert row["area_mm2"] == pytest.approx(bone.sum() * np.prod(ct.spacing))
     assert row["mean_HU"] == pytest.approx(ct.array[bone].mean())
-    assert "area_mm2" in panel._table.value
+    assert "area (mm²)" in panel._table.value
 
 
 def test_volume_measures_in_ml():
