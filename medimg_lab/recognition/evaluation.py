@@ -1,0 +1,367 @@
+"""Stage 3, recognition: honest evaluation of patch classifiers.
+
+Patches cut from one image overlap and share its texture, noise and
+anatomy; a cross-validation that puts neighbouring patches on both sides of
+a split measures memory, not recognition. :func:`spatial_groups` gives the
+patches of one spatial block (or slab of slices) one group id, and
+:func:`cross_validate` keeps each group in one fold (``StratifiedGroupKFold``).
+
+The scores: :func:`confusion`, :func:`precision_recall`, the area under the
+ROC curve with a bootstrap confidence interval (:func:`roc_auc_ci`) and a
+reliability table (:func:`calibration`).
+
+References
+----------
+Roberts D. R. et al. Cross-validation strategies for data with temporal,
+spatial, hierarchical, or phylogenetic structure. Ecography 2017.
+doi:10.1111/ecog.02881
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import numpy as np
+
+from ..params import Param, Seed
+
+__all__ = [
+    "calibration",
+    "confusion",
+    "cross_validate",
+    "group_splits",
+    "precision_recall",
+    "roc_auc_ci",
+    "spatial_groups",
+]
+
+Folds = Annotated[int, Param(2, 20, 1, "folds", "cross-validation folds")]
+
+
+def spatial_groups(
+    positions: np.ndarray,
+    shape: tuple[int, ...],
+    *,
+    block: Annotated[
+        int, Param(1, 4096, 1, "px", "side of a block (slices of a slab)")
+    ] = 64,
+) -> np.ndarray:
+    """Group id of each patch: the spatial block its position falls in.
+
+    Parameters
+    ----------
+    positions : (n, 2) or (n, 3) array_like of int
+        Index of each patch's centre, ``(row, column)`` in an image or
+        ``(slice, row, column)`` in a volume.
+    shape : tuple of int
+        Shape of the image ``(M, N)`` or volume ``(S, M, N)``.
+    block : int
+        In an image, the side in pixels of square blocks on a grid from the
+        origin; in a volume, the thickness in slices of slabs along the slice
+        axis (a slab spans the whole slice).
+
+    Returns
+    -------
+    (n,) int64 ndarray
+        Block (or slab) number, row-major.
+
+    Notes
+    -----
+    Patches near a block's edge still overlap their neighbours across it;
+    make ``block`` several patch sizes large so that those are few.
+
+    Examples
+    --------
+    >>> spatial_groups([[0, 0], [10, 70], [70, 10]], (128, 128), block=64)
+    array([0, 1, 2])
+    """
+    pos = np.asarray(positions)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) not in (2, 3) or min(shape, default=0) < 1:
+        raise ValueError(
+            f"shape must be an image (M, N) or a volume (S, M, N); got {shape}"
+        )
+    if pos.ndim != 2 or pos.shape[1] != len(shape) or pos.dtype.kind not in "ui":
+        raise ValueError(
+            f"positions must be (n, {len(shape)}) integer indices for shape "
+            f"{shape}; got shape {pos.shape} and dtype {pos.dtype}"
+        )
+    if np.any(pos < 0) or np.any(pos >= np.asarray(shape)):
+        raise ValueError(f"positions must lie inside shape {shape}")
+    if not (isinstance(block, int | np.integer) and block >= 1):
+        raise ValueError(f"block must be a whole number >= 1; got {block!r}")
+    if len(shape) == 3:
+        return (pos[:, 0] // block).astype(np.int64)
+    n_cols = -(-shape[1] // block)
+    return (pos[:, 0] // block * n_cols + pos[:, 1] // block).astype(np.int64)
+
+
+def group_splits(
+    y: np.ndarray, groups: np.ndarray, *, folds: Folds = 5, seed: Seed = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(train, test)`` index arrays with every group on one side only.
+
+    ``StratifiedGroupKFold`` with shuffling: the folds keep the class
+    proportions as well as whole groups allow.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    y = np.asarray(y)
+    groups = np.asarray(groups)
+    if y.ndim != 1 or groups.shape != y.shape:
+        raise ValueError(
+            f"y and groups must be 1D of the same length; got shapes {y.shape} "
+            f"and {groups.shape}"
+        )
+    if not (isinstance(folds, int | np.integer) and 2 <= folds <= 20):
+        raise ValueError(f"folds must lie in [2, 20]; got {folds!r}")
+    n_groups = len(np.unique(groups))
+    if n_groups < folds:
+        raise ValueError(f"folds={folds} needs at least {folds} groups; got {n_groups}")
+    cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    yield from cv.split(np.zeros((len(y), 1)), y, groups)
+
+
+def cross_validate(
+    clf,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    folds: Folds = 5,
+    seed: Seed = 0,
+) -> np.ndarray:
+    """Out-of-fold class probabilities ``P(C_k|x)`` from grouped folds.
+
+    Each fold trains a fresh clone of ``clf`` on the other folds'
+    groups (:func:`group_splits`).
+
+    Parameters
+    ----------
+    clf : scikit-learn classifier
+        With ``predict_proba``, e.g. from :func:`~.classifiers.make_classifier`.
+    X : (n, m) ndarray
+        Features.
+    y : (n,) ndarray
+        Labels.
+    groups : (n,) ndarray
+        Group of each row, e.g. from :func:`spatial_groups`.
+    folds : int
+        Number of folds, 2 to 20, at most the number of groups.
+    seed : int
+        Shuffling of the groups into folds.
+
+    Returns
+    -------
+    (n, K) float64 ndarray
+        Column ``k`` is the probability of the ``k``-th of the sorted
+        classes ``np.unique(y)``; 0 for a class absent from a training fold.
+    """
+    from sklearn.base import clone
+
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2 or len(X) != len(y):
+        raise ValueError(
+            f"X must be (n, m) with one row per label ({len(y)}); got shape {X.shape}"
+        )
+    classes = np.unique(y)
+    proba = np.zeros((len(y), len(classes)))
+    for train, test in group_splits(y, groups, folds=folds, seed=seed):
+        model = clone(clf).fit(X[train], y[train])
+        columns = np.searchsorted(classes, model.classes_)
+        proba[np.ix_(test, columns)] = model.predict_proba(X[test])
+    return proba
+
+
+def _labels(y_true, y_pred, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if y_true.ndim != 1 or y_true.shape != y_pred.shape or y_true.size == 0:
+        raise ValueError(
+            f"y_true and y_pred must be 1D of the same, non-zero length; got "
+            f"shapes {y_true.shape} and {y_pred.shape}"
+        )
+    labels = np.union1d(y_true, y_pred) if labels is None else np.asarray(labels)
+    unknown = np.setdiff1d(np.union1d(y_true, y_pred), labels)
+    if unknown.size:
+        raise ValueError(
+            f"labels {labels.tolist()} miss the labels {unknown.tolist()} of the data"
+        )
+    return y_true, y_pred, labels
+
+
+def confusion(y_true, y_pred, *, labels=None) -> np.ndarray:
+    """Confusion matrix: row ``i`` true class, column ``j`` predicted class.
+
+    Parameters
+    ----------
+    y_true, y_pred : (n,) array_like
+        True and predicted labels.
+    labels : (K,) array_like, optional
+        Order of the classes; ``None`` takes the sorted labels present.
+
+    Returns
+    -------
+    (K, K) int64 ndarray
+        Counts; the sum is ``n``.
+    """
+    y_true, y_pred, labels = _labels(y_true, y_pred, labels)
+    order = np.argsort(labels)
+    index = order[np.searchsorted(labels, y_true, sorter=order)]
+    index_pred = order[np.searchsorted(labels, y_pred, sorter=order)]
+    K = len(labels)
+    counts = np.bincount(index * K + index_pred, minlength=K * K)
+    return counts.reshape(K, K).astype(np.int64)
+
+
+def precision_recall(y_true, y_pred, *, labels=None) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall (sensitivity) per class.
+
+    Returns
+    -------
+    precision, recall : (K,) float64 ndarray
+        ``TP / (TP + FP)`` and ``TP / (TP + FN)`` per class of ``labels``;
+        NaN where a class is never predicted (precision) or never true
+        (recall).
+    """
+    matrix = confusion(y_true, y_pred, labels=labels).astype(np.float64)
+    tp = np.diag(matrix)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(matrix.sum(axis=0) > 0, tp / matrix.sum(axis=0), np.nan)
+        recall = np.where(matrix.sum(axis=1) > 0, tp / matrix.sum(axis=1), np.nan)
+    return precision, recall
+
+
+def _auc(positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """AUC of each row by the rank-sum (Mann–Whitney U) formula, ties halved."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores, axis=-1)
+    n1 = positive.sum(axis=-1)
+    n0 = positive.shape[-1] - n1
+    return ((ranks * positive).sum(axis=-1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def roc_auc_ci(
+    y: np.ndarray,
+    scores: np.ndarray,
+    *,
+    n_boot: Annotated[
+        int, Param(100, 100_000, 100, "resamples", "bootstrap resamples")
+    ] = 1000,
+    level: Annotated[
+        float, Param(0.5, 0.999, 0.01, "", "coverage of the interval")
+    ] = 0.95,
+    seed: Seed = 0,
+) -> tuple[float, float, float]:
+    """Area under the ROC curve and its bootstrap percentile interval.
+
+    The AUC is the probability that a random positive scores above a random
+    negative (ties count half). Positives and negatives are resampled
+    separately, so that each resample holds both.
+
+    Parameters
+    ----------
+    y : (n,) array_like
+        Binary labels; the larger one is positive (1 of 0/1, True).
+    scores : (n,) array_like
+        Higher means more likely positive, e.g. ``P(C_1|x)``.
+    n_boot : int
+        Bootstrap resamples.
+    level : float
+        Coverage of the interval, e.g. 0.95.
+    seed : int
+        Random seed of the resampling.
+
+    Returns
+    -------
+    auc, low, high : float
+
+    References
+    ----------
+    Hanley J. A., McNeil B. J. The meaning and use of the area under a
+    receiver operating characteristic (ROC) curve. Radiology 1982.
+    doi:10.1148/radiology.143.1.7063747
+    """
+    y = np.asarray(y)
+    scores = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or scores.shape != y.shape:
+        raise ValueError(
+            f"y and scores must be 1D of the same length; got shapes {y.shape} "
+            f"and {scores.shape}"
+        )
+    classes = np.unique(y)
+    if len(classes) != 2:
+        raise ValueError(
+            f"y must hold exactly 2 classes; got {len(classes)}: {classes[:5].tolist()}"
+        )
+    if not np.isfinite(scores).all():
+        raise ValueError("scores hold NaN or infinite values")
+    if not (isinstance(n_boot, int) and 100 <= n_boot <= 100_000):
+        raise ValueError(f"n_boot must lie in [100, 100000]; got {n_boot!r}")
+    if not 0.5 <= level <= 0.999:
+        raise ValueError(f"level must lie in [0.5, 0.999]; got {level!r}")
+    positive = y == classes[1]
+    auc = float(_auc(positive, scores))
+    rng = np.random.default_rng(seed)
+    pos, neg = scores[positive], scores[~positive]
+    boot = np.concatenate(
+        [
+            rng.choice(pos, (n_boot, pos.size)),
+            rng.choice(neg, (n_boot, neg.size)),
+        ],
+        axis=1,
+    )
+    flags = np.r_[np.ones(pos.size, bool), np.zeros(neg.size, bool)]
+    aucs = _auc(np.broadcast_to(flags, boot.shape), boot)
+    low, high = np.quantile(aucs, [(1 - level) / 2, (1 + level) / 2])
+    return auc, float(low), float(high)
+
+
+def calibration(
+    y: np.ndarray,
+    p: np.ndarray,
+    *,
+    bins: Annotated[int, Param(2, 100, 1, "bins", "probability bins")] = 10,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reliability table: predicted against observed frequency per bin.
+
+    Parameters
+    ----------
+    y : (n,) array_like of bool or 0/1
+        Whether each sample belongs to the class.
+    p : (n,) array_like
+        Predicted probability of the class, in [0, 1].
+    bins : int
+        Equal-width bins over [0, 1]; ``p = 1`` falls in the last.
+
+    Returns
+    -------
+    predicted : (bins,) float64 ndarray
+        Mean ``p`` in each bin (NaN where empty).
+    observed : (bins,) float64 ndarray
+        Fraction of positives in each bin (NaN where empty); equal to
+        ``predicted`` for a calibrated model.
+    counts : (bins,) int64 ndarray
+        Samples per bin, summing to ``n``.
+    """
+    y = np.asarray(y)
+    p = np.asarray(p, dtype=np.float64)
+    if y.ndim != 1 or p.shape != y.shape:
+        raise ValueError(
+            f"y and p must be 1D of the same length; got shapes {y.shape} and {p.shape}"
+        )
+    if not np.isin(y, [0, 1]).all():
+        raise ValueError("y must hold only 0/1 or False/True")
+    if not (np.isfinite(p).all() and np.all((p >= 0) & (p <= 1))):
+        raise ValueError("p must hold probabilities in [0, 1]")
+    if not (isinstance(bins, int) and 2 <= bins <= 100):
+        raise ValueError(f"bins must lie in [2, 100]; got {bins!r}")
+    index = np.minimum((p * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore"):
+        predicted = np.bincount(index, weights=p, minlength=bins) / counts
+        observed = np.bincount(index, weights=y.astype(float), minlength=bins) / counts
+    return predicted, observed, counts.astype(np.int64)

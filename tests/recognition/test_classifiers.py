@@ -1,0 +1,91 @@
+"""Bayes' rule made explicit, and the classifier factory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.naive_bayes import GaussianNB
+
+from medimg_lab.params import parameters
+from medimg_lab.recognition.classifiers import (
+    CLASSIFIERS,
+    GaussianBayes,
+    make_classifier,
+)
+
+
+def _data(n=120, m=3, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    X = rng.normal(0, 1, (n, m)) + y[:, None] * np.linspace(0.5, 1.5, m)
+    return X.astype(np.float32), y
+
+
+def test_posterior_is_likelihood_times_prior_over_evidence():
+    X, y = _data()
+    model = GaussianBayes().fit(X, y)
+    expected = model.likelihood(X) * model.prior / model.evidence(X)[:, None]
+    np.testing.assert_allclose(model.posterior(X), expected, rtol=1e-9)
+    np.testing.assert_allclose(model.posterior(X).sum(axis=1), 1)
+    np.testing.assert_allclose(
+        model.evidence(X), (model.likelihood(X) * model.prior).sum(axis=1)
+    )
+    np.testing.assert_allclose(np.exp(model.log_likelihood(X)), model.likelihood(X))
+
+
+def test_likelihood_is_a_product_of_gaussians():
+    from scipy.stats import norm
+
+    X, y = _data(m=2, classes=2)
+    model = GaussianBayes().fit(X, y)
+    sd = np.sqrt(model.var_)
+    expected = norm.pdf(X[:, None, 0], model.theta_[:, 0], sd[:, 0]) * norm.pdf(
+        X[:, None, 1], model.theta_[:, 1], sd[:, 1]
+    )
+    np.testing.assert_allclose(model.likelihood(X), expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("priors", [None, [0.2, 0.3, 0.5]])
+def test_matches_sklearn_gaussian_nb(priors):
+    X, y = _data()
+    X = X.astype(np.float64)  # GaussianNB computes float32 in float32
+    ours = GaussianBayes(priors=priors).fit(X, y)
+    theirs = GaussianNB(priors=priors).fit(X, y)
+    np.testing.assert_allclose(ours.posterior(X), theirs.predict_proba(X), atol=1e-8)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+def test_string_labels_and_errors():
+    X, y = _data(classes=2)
+    labels = np.array(["bone", "fat"])[y]
+    model = GaussianBayes().fit(X, labels)
+    assert set(model.predict(X)) <= {"bone", "fat"}
+    with pytest.raises(ValueError, match="priors must be 2 non-negative"):
+        GaussianBayes(priors=[0.5, 0.6]).fit(X, y)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        GaussianBayes().fit(X, np.zeros(len(X)))
+    with pytest.raises(ValueError, match="must have 3 features as in fit; got 2"):
+        model.posterior(X[:, :2])
+    with pytest.raises(ValueError, match="not fitted"):
+        GaussianBayes().posterior(X)
+
+
+@pytest.mark.parametrize("kind", CLASSIFIERS)
+def test_make_classifier_pipelines_give_probabilities(kind):
+    X, y = _data(classes=2)
+    clf = make_classifier(kind).fit(X, y)
+    assert clf.steps[0][0] == "standardscaler"
+    p = clf.predict_proba(X)
+    assert p.shape == (len(X), 2)
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+    assert (clf.predict(X) == y).mean() > 0.7
+
+
+def test_make_classifier_declares_and_checks_its_parameters():
+    specs = parameters(make_classifier)
+    assert specs["kind"].param.choices == CLASSIFIERS
+    assert {"C", "n_estimators", "seed"} <= set(specs)
+    with pytest.raises(ValueError, match=r"kind must be one of 'bayes'.*got 'tree'"):
+        make_classifier("tree")
+    with pytest.raises(ValueError, match=r"C must lie in .*got -1"):
+        make_classifier("svm", C=-1)

@@ -1,0 +1,164 @@
+"""Grouped cross-validation, confusion, AUC with its interval, calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+from sklearn.metrics import confusion_matrix, roc_auc_score
+from sklearn.model_selection import KFold
+from sklearn.neighbors import KNeighborsClassifier
+
+from medimg_lab.recognition.classifiers import make_classifier
+from medimg_lab.recognition.evaluation import (
+    calibration,
+    confusion,
+    cross_validate,
+    group_splits,
+    precision_recall,
+    roc_auc_ci,
+    spatial_groups,
+)
+
+
+def _block_patches(size=256, block=16, patch=8, stride=4, seed=0):
+    """Overlapping patches whose class is only the block they lie in.
+
+    Each block has its own mean intensity, unrelated to its class, as
+    anatomy differs from place to place: a classifier can learn to recognise
+    the block, which tells the class only if the block is also in training.
+    """
+    rng = np.random.default_rng(seed)
+    n = size // block
+    means = np.kron(rng.uniform(0, 1000, (n, n)), np.ones((block, block)))
+    image = means + rng.normal(0, 1, (size, size))
+    half = patch // 2
+    centres = np.arange(half, size - half + 1, stride)
+    positions = np.stack(np.meshgrid(centres, centres, indexing="ij"), -1)
+    positions = positions.reshape(-1, 2)
+    groups = spatial_groups(positions, image.shape, block=block)
+    block_class = rng.permutation(np.arange(groups.max() + 1) % 2)
+    y = block_class[groups]
+    windows = np.lib.stride_tricks.sliding_window_view(image, (patch, patch))
+    cut = windows[positions[:, 0] - half, positions[:, 1] - half]
+    X = np.column_stack([cut.mean(axis=(1, 2)), cut.std(axis=(1, 2))])
+    return X, y, groups
+
+
+def test_spatial_groups_of_images_and_volumes():
+    groups = spatial_groups([[0, 0], [0, 63], [0, 64], [64, 0], [99, 99]], (100, 100))
+    np.testing.assert_array_equal(groups, [0, 0, 1, 2, 3])
+    slabs = spatial_groups(
+        [[0, 5, 5], [9, 90, 0], [10, 0, 0]], (30, 100, 100), block=10
+    )
+    np.testing.assert_array_equal(slabs, [0, 0, 1])
+
+
+@pytest.mark.parametrize(
+    ("positions", "shape", "message"),
+    [
+        ([[0, 0]], (10,), r"shape must be an image"),
+        ([[0, 0, 0]], (10, 10), r"positions must be \(n, 2\) integer"),
+        ([[0.5, 0]], (10, 10), r"positions must be \(n, 2\) integer"),
+        ([[10, 0]], (10, 10), "inside shape"),
+    ],
+)
+def test_spatial_groups_errors(positions, shape, message):
+    with pytest.raises(ValueError, match=message):
+        spatial_groups(np.asarray(positions), shape)
+
+
+def test_no_group_is_on_both_sides_of_any_split():
+    _, y, groups = _block_patches()
+    seen = np.zeros(len(y), int)
+    for train, test in group_splits(y, groups, folds=5, seed=3):
+        assert not set(groups[train]) & set(groups[test])
+        seen[test] += 1
+    np.testing.assert_array_equal(seen, 1)
+
+
+def test_grouped_cv_does_not_leak_where_naive_cv_does():
+    X, y, groups = _block_patches()
+    knn = KNeighborsClassifier(n_neighbors=5)
+    grouped = cross_validate(knn, X, y, groups, folds=5)[:, 1]
+    naive = np.zeros(len(y))
+    for train, test in KFold(5, shuffle=True, random_state=0).split(X):
+        naive[test] = knn.fit(X[train], y[train]).predict_proba(X[test])[:, 1]
+    assert roc_auc_score(y, naive) > 0.9
+    assert abs(roc_auc_score(y, grouped) - 0.5) < 0.1
+
+
+def test_cross_validate_gives_probabilities_of_the_sorted_classes():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.array(["fat", "bone", "air"]), 40)
+    X = rng.normal(0, 0.3, (120, 2)) + (np.unique(y, return_inverse=True)[1])[:, None]
+    groups = np.arange(120) // 6
+    proba = cross_validate(make_classifier("bayes"), X, y, groups, folds=4)
+    assert proba.shape == (120, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    predicted = np.unique(y)[proba.argmax(axis=1)]
+    assert (predicted == y).mean() > 0.9
+    with pytest.raises(ValueError, match="folds=4 needs at least 4 groups; got 2"):
+        cross_validate(make_classifier("bayes"), X, y, groups % 2, folds=4)
+
+
+def test_confusion_and_precision_recall():
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 1, 0, 1, 1, 1])
+    matrix = confusion(y_true, y_pred)
+    np.testing.assert_array_equal(matrix, confusion_matrix(y_true, y_pred))
+    assert matrix.sum() == len(y_true)
+    np.testing.assert_array_equal(
+        confusion(y_true, y_pred, labels=[2, 1, 0]),
+        confusion_matrix(y_true, y_pred, labels=[2, 1, 0]),
+    )
+    precision, recall = precision_recall(y_true, y_pred)
+    np.testing.assert_allclose(precision, [1, 0.5, np.nan])
+    np.testing.assert_allclose(recall, [2 / 3, 1, 0])
+    with pytest.raises(ValueError, match=r"miss the labels \[2\]"):
+        confusion(y_true, y_pred, labels=[0, 1])
+
+
+@pytest.mark.parametrize("shift", [0.5, 2.0])
+def test_auc_interval_covers_the_true_auc(shift):
+    """Scores N(0, 1) and N(shift, 1): the true AUC is Φ(shift / √2)."""
+    true_auc = norm.cdf(shift / np.sqrt(2))
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(150, int), np.ones(100, int)]
+    covered = []
+    for seed in range(40):
+        scores = rng.normal(0, 1, y.size) + shift * y
+        auc, low, high = roc_auc_ci(y, scores, n_boot=400, seed=seed)
+        assert auc == pytest.approx(roc_auc_score(y, scores))
+        assert low < auc < high
+        covered.append(low < true_auc < high)
+    # 95 % intervals: 40 datasets miss more than 6 times with probability < 1 %.
+    assert sum(covered) >= 34
+
+
+def test_auc_of_ties_and_errors():
+    assert roc_auc_ci([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], n_boot=100)[0] == 0.5
+    with pytest.raises(ValueError, match="exactly 2 classes; got 1"):
+        roc_auc_ci([1, 1], [0.1, 0.2])
+    with pytest.raises(ValueError, match=r"n_boot must lie in \[100, 100000\]; got 5"):
+        roc_auc_ci([0, 1], [0.1, 0.2], n_boot=5)
+
+
+def test_calibration_bins_count_every_sample_and_match_a_calibrated_model():
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0, 1, 20000)
+    y = rng.uniform(0, 1, p.size) < p
+    predicted, observed, counts = calibration(y, p, bins=10)
+    assert counts.sum() == p.size
+    np.testing.assert_allclose(predicted, np.arange(10) / 10 + 0.05, atol=0.01)
+    np.testing.assert_allclose(observed, predicted, atol=0.04)
+
+
+def test_calibration_edges_empty_bins_and_errors():
+    predicted, observed, counts = calibration([0, 1, 1], [0.0, 1.0, 0.95], bins=4)
+    np.testing.assert_array_equal(counts, [1, 0, 0, 2])
+    assert np.isnan(predicted[1]) and observed[3] == 1
+    with pytest.raises(ValueError, match=r"p must hold probabilities in \[0, 1\]"):
+        calibration([0, 1], [0.5, 1.5])
+    with pytest.raises(ValueError, match="only 0/1"):
+        calibration([0, 2], [0.5, 0.5])
