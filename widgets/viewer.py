@@ -384,16 +384,17 @@ class ImageViewer(ipw.VBox):
 
     def _set_control(self, control: ipw.Widget, **values) -> None:
         """Set a control from the traits without its callback writing back."""
-        old, quiet, self._quiet = control.value, self._quiet, True
+        quiet, self._quiet = self._quiet, True
         try:
             with control.hold_trait_notifications():
                 for name, value in values.items():
                     setattr(control, name, value)
         finally:
             self._quiet = quiet
-        if control.value != old:
-            sent = self._sent.setdefault(control, deque(maxlen=32))
-            sent.append((time.monotonic(), control.value))
+        # Recorded even when the value stays: a new min, max or step makes the
+        # browser snap the value to its new grid and send it back.
+        sent = self._sent.setdefault(control, deque(maxlen=32))
+        sent.append((time.monotonic(), control.value))
 
     def _absorb_echo(self, control: ipw.Widget, value, current) -> bool:
         """Whether a slider's new value is the browser sending back one we set.
