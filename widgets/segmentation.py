@@ -284,7 +284,12 @@ class SegmentationPanel(StagePanel):
         self._undo_button.on_click(lambda _: self.undo())
         self._params_box = ipw.VBox()
         self._cleanup_boxes = {
-            name: ipw.Checkbox(description=get_operation(name).label, value=False)
+            name: ipw.Checkbox(
+                description=get_operation(name).label,
+                value=False,
+                indent=False,
+                layout={"width": "auto", "margin": "0 12px 0 0"},
+            )
             for name in CLEANUP
         }
         for name, box in self._cleanup_boxes.items():
