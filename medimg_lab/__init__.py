@@ -11,7 +11,15 @@ ipywidgets or IPython, so that a Dask worker, a script or the CLI can use it.
 
 from __future__ import annotations
 
-from . import composition, data, display, metrics, params, processing, segmentation
+from . import (
+    composition,
+    data,
+    display,
+    metrics,
+    params,
+    processing,
+    segmentation,
+)
 from .errors import (
     DecodeError,
     ImageTooLargeError,
@@ -53,6 +61,17 @@ __all__ = [
     "metrics",
     "params",
     "processing",
+    "recognition",
     "save",
     "segmentation",
 ]
+
+
+def __getattr__(name: str):
+    # recognition pulls in scikit-learn (0.8 s): loaded on first use, so that
+    # the CLI and workers that do not need it start fast.
+    if name == "recognition":
+        import importlib
+
+        return importlib.import_module(".recognition", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

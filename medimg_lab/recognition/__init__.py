@@ -13,11 +13,26 @@ probability of each class ``C_k`` by Bayes' rule:
 - :mod:`.evaluation`: spatially grouped cross-validation (no patch of a
   block on both sides of a split), confusion, precision and recall, ROC AUC
   with a bootstrap interval, and calibration.
+- :mod:`.datasets`: patches of the sample studies by modality and region,
+  brain-MRI crops with simulated lesions (truth known), a folder of class
+  sub-folders, and MedMNIST ``.npz`` files.
+- :mod:`.persistence`: models saved and loaded with skops and an explicit
+  list of trusted types; pickles are refused.
+- :mod:`.explain`: permutation feature importance and occlusion maps.
 """
 
 from __future__ import annotations
 
 from .classifiers import CLASSIFIERS, GaussianBayes, make_classifier
+from .datasets import (
+    MEDMNIST_SPLITS,
+    SAMPLE_CLASSES,
+    PatchDataset,
+    folder_dataset,
+    lesion_slices,
+    medmnist_npz,
+    sample_patches,
+)
 from .evaluation import (
     calibration,
     confusion,
@@ -27,6 +42,7 @@ from .evaluation import (
     roc_auc_ci,
     spatial_groups,
 )
+from .explain import feature_importance, occlusion_map
 from .features import (
     GLCM_PROPERTIES,
     KINDS,
@@ -38,25 +54,37 @@ from .features import (
     lbp_features,
     shape_features,
 )
+from .persistence import load_model, save_model
 
 __all__ = [
     "CLASSIFIERS",
     "GLCM_PROPERTIES",
     "KINDS",
+    "MEDMNIST_SPLITS",
+    "SAMPLE_CLASSES",
     "GaussianBayes",
+    "PatchDataset",
     "calibration",
     "confusion",
     "cross_validate",
     "extract",
+    "feature_importance",
+    "folder_dataset",
     "glcm_features",
     "group_splits",
     "histogram_features",
     "hog_features",
     "intensity_features",
     "lbp_features",
+    "lesion_slices",
+    "load_model",
     "make_classifier",
+    "medmnist_npz",
+    "occlusion_map",
     "precision_recall",
     "roc_auc_ci",
+    "sample_patches",
+    "save_model",
     "shape_features",
     "spatial_groups",
 ]

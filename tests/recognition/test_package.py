@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import medimg_lab.recognition as recognition
-from medimg_lab.recognition import classifiers, evaluation, features
+from medimg_lab.recognition import classifiers, datasets, evaluation, explain, features
 
 
 def test_exports_exist():
@@ -16,7 +16,9 @@ def test_exports_exist():
         assert hasattr(recognition, name)
 
 
-@pytest.mark.parametrize("module", [features, classifiers, evaluation])
+@pytest.mark.parametrize(
+    "module", [features, classifiers, evaluation, datasets, explain]
+)
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"np": np})
     assert result.failed == 0
