@@ -32,6 +32,7 @@ from .errors import (
     SeriesError,
     TruncatedFileError,
     UnsupportedDimensionError,
+    UntrustedModelError,
 )
 from .image import MedImage
 from .io import deidentify, export_deidentified, load, save
@@ -51,6 +52,7 @@ __all__ = [
     "SeriesError",
     "TruncatedFileError",
     "UnsupportedDimensionError",
+    "UntrustedModelError",
     "__version__",
     "composition",
     "data",

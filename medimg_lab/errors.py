@@ -19,6 +19,7 @@ __all__ = [
     "SeriesError",
     "TruncatedFileError",
     "UnsupportedDimensionError",
+    "UntrustedModelError",
 ]
 
 
@@ -80,3 +81,7 @@ class SeriesError(MedImgError, ValueError):
 
 class OutputExistsError(MedImgError, FileExistsError):
     """A save would overwrite an existing file or the image's own input."""
+
+
+class UntrustedModelError(MedImgError, ValueError):
+    """A saved model is a pickle, or holds types that are not trusted."""

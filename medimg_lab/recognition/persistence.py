@@ -3,7 +3,7 @@
 Models are stored with skops, whose format rebuilds objects from their
 state and never runs code found in the file. Loading first lists the types
 the file asks for (``skops.io.get_untrusted_types``) and refuses the file
-with :class:`~medimg_lab.segmentation.classifier.UntrustedModelError` when
+with :class:`~medimg_lab.errors.UntrustedModelError` when
 any of them is outside :data:`TRUSTED_TYPES`, before an object is built.
 
 The trusted list covers the four pipelines of
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, UntrustedModelError
 from ..io._atomic import atomic_write
+from ..io.models import load_trusted
 from ..segmentation.classifier import TRUSTED_TYPES as _PIXEL_TRUSTED_TYPES
-from ..segmentation.classifier import UntrustedModelError
 
 __all__ = ["TRUSTED_TYPES", "UntrustedModelError", "load_model", "save_model"]
 
@@ -161,7 +161,6 @@ def load_model(path: str | os.PathLike) -> tuple[object, dict]:
         :data:`TRUSTED_TYPES` (the message lists them), or was not written
         by :func:`save_model`.
     """
-    import skops.io as sio
 
     path = Path(path)
     if not path.is_file():
@@ -184,31 +183,9 @@ def load_model(path: str | os.PathLike) -> tuple[object, dict]:
             "is not a skops file saved by save_model.",
             "Save the model with save_model and load that file.",
         )
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-    except Exception as error:  # skops raises zipfile/json/key errors
-        raise UntrustedModelError(
-            str(path),
-            f"is not a skops file saved by save_model ({error}).",
-            "Save the model with save_model and load that file.",
-        ) from error
-    unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
-    if unknown:
-        raise UntrustedModelError(
-            str(path),
-            f"holds types that are not trusted: {', '.join(unknown)}.",
-            "Load only models saved by save_model from a source you trust; if you "
-            "trust this file, inspect it with skops.io.get_untrusted_types and "
-            "load it yourself with skops.io.load(path, trusted=[...]). The "
-            f"trusted types are {', '.join(TRUSTED_TYPES)}.",
-        )
-    state = sio.load(path, trusted=TRUSTED_TYPES)
-    if not isinstance(state, dict) or state.get("format") != _FORMAT:
-        raise UntrustedModelError(
-            str(path),
-            "is not a model saved by save_model.",
-            "Save the model with save_model and load that file.",
-        )
+    state = load_trusted(
+        path, trusted=TRUSTED_TYPES, format=_FORMAT, saved_by="save_model"
+    )
     info = {
         "feature_names": state["feature_names"],
         "class_names": state["class_names"],

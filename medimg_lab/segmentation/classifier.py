@@ -77,7 +77,8 @@ import cv2
 import numpy as np
 
 from .._checks import Spacing, check_image, check_spacing
-from ..errors import MedImgError
+from ..errors import UntrustedModelError
+from ..io.models import load_trusted
 from ..params import Param, parameters
 
 __all__ = [
@@ -601,10 +602,6 @@ def _apply(fn, x: np.ndarray, out: np.ndarray) -> None:
         piece(0)
     else:
         list(_pool().map(piece, range(pieces)))
-
-
-class UntrustedModelError(MedImgError, ValueError):
-    """A saved classifier holds types that are not on the trusted list."""
 
 
 MODELS = ("forest", "svm", "linear")
@@ -1291,33 +1288,13 @@ class PixelClassifier:
         numpy arrays) are accepted; anything else raises
         :class:`UntrustedModelError` before an object is built.
         """
-        import skops.io as sio
-
-        path = Path(path)
-        try:
-            untrusted = sio.get_untrusted_types(file=path)
-        except Exception as error:  # skops raises zipfile/json/key errors
-            raise UntrustedModelError(
-                str(path),
-                f"is not a skops file saved by PixelClassifier.save ({error}).",
-                "Save the classifier with PixelClassifier.save and load that file.",
-            ) from error
-        unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
-        if unknown:
-            raise UntrustedModelError(
-                str(path),
-                f"holds types that are not trusted: {', '.join(unknown)}.",
-                "Load only classifiers saved by PixelClassifier.save from a source "
-                "you trust; the trusted types are "
-                f"{', '.join(TRUSTED_TYPES)}.",
-            )
-        state = sio.load(path, trusted=TRUSTED_TYPES)
-        if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise UntrustedModelError(
-                str(path),
-                "is not a classifier saved by PixelClassifier.save.",
-                "Save the classifier with PixelClassifier.save and load that file.",
-            )
+        state = load_trusted(
+            path,
+            trusted=TRUSTED_TYPES,
+            format=_FORMAT,
+            saved_by="PixelClassifier.save",
+            what="classifier",
+        )
         clf = cls(
             state["model"],
             scales_mm=tuple(state["scales_mm"]),
