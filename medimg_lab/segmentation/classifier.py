@@ -78,6 +78,7 @@ import numpy as np
 
 from .._checks import Spacing, check_image, check_spacing
 from ..errors import UntrustedModelError
+from ..io._atomic import atomic_write
 from ..io.models import load_trusted
 from ..params import Param, parameters
 
@@ -1252,10 +1253,12 @@ class PixelClassifier:
 
     # ---------------------------------------------------------- persistence
 
-    def save(self, path) -> Path:
+    def save(self, path, *, overwrite: bool = False) -> Path:
         """Save the trained model with skops (no pickle), to ``path``.
 
-        The file holds the model and its feature settings, not the image.
+        The file holds the model and its feature settings, not the image. It
+        is written atomically; an existing file is replaced only with
+        ``overwrite=True``.
         """
         import skops.io as sio
 
@@ -1277,8 +1280,10 @@ class PixelClassifier:
             "classes": self.classes,
             "estimator": self._estimator,
         }
-        sio.dump(state, path)
-        return path
+        data = sio.dumps(state)
+        return atomic_write(
+            path, lambda tmp: tmp.write_bytes(data), overwrite=overwrite
+        )
 
     @classmethod
     def load(cls, path) -> PixelClassifier:

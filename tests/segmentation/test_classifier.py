@@ -9,6 +9,7 @@ import pytest
 from scipy import ndimage
 
 from medimg_lab import processing
+from medimg_lab.errors import OutputExistsError
 from medimg_lab.metrics import dice
 from medimg_lab.params import parameters
 from medimg_lab.segmentation.classifier import (
@@ -442,6 +443,18 @@ def test_save_and_load(tmp_path, model):
     loaded = PixelClassifier.load(path)
     np.testing.assert_array_equal(loaded.predict(image), clf.predict())
     assert loaded.feature_names == clf.feature_names
+
+
+def test_save_never_overwrites_without_being_asked(tmp_path):
+    image, _ = disc_phantom()
+    clf = PixelClassifier("linear", scales_mm=(1,)).fit(image, disc_scribbles())
+    path = clf.save(tmp_path / "clf.skops")
+    before = path.read_bytes()
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        clf.save(path)
+    assert path.read_bytes() == before
+    clf.save(path, overwrite=True)
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left
 
 
 def test_load_refuses_untrusted_types(tmp_path):
