@@ -67,7 +67,7 @@ def _dispatch(
             "is gzip-compressed, but not a NIfTI volume.",
             "Decompress it first, or open a .nii.gz file.",
         )
-    return load_dicom(data, name, max_bytes)
+    return load_dicom(data, name, max_bytes, marked=kind == "dicom")
 
 
 def load(

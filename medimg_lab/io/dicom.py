@@ -52,7 +52,7 @@ from ..errors import (
     TruncatedFileError,
 )
 from ..image import MedImage
-from ._source import check_budget, damaged_header, native, sniff
+from ._source import check_budget, damaged_header, native
 
 __all__ = ["SAFE_HEADER_KEYWORDS", "load_dicom", "load_series", "read_dataset"]
 
@@ -555,17 +555,16 @@ def read_dataset(
     return ds
 
 
-def load_dicom(data: str | os.PathLike | bytes, name: str, max_bytes: int) -> MedImage:
-    """Load one DICOM file (single- or multi-frame) into a MedImage."""
-    head = data[:132] if isinstance(data, bytes | bytearray) else None
-    if head is None:
-        with open(data, "rb") as fh:
-            head = fh.read(132)
-    ds = read_dataset(data, name, force=sniff(head) != "dicom")
-    if (
-        not ("Rows" in ds or any(k in ds for k in _PIXEL_KEYWORDS))
-        and sniff(head) != "dicom"
-    ):
+def load_dicom(
+    data: str | os.PathLike | bytes, name: str, max_bytes: int, *, marked: bool
+) -> MedImage:
+    """Load one DICOM file (single- or multi-frame) into a MedImage.
+
+    ``marked`` tells whether the file has the ``DICM`` preamble; without it
+    the file is read as a raw dataset and must look like an image.
+    """
+    ds = read_dataset(data, name, force=not marked)
+    if not marked and not ("Rows" in ds or any(k in ds for k in _PIXEL_KEYWORDS)):
         raise NotAnImageError(
             name,
             "is not a DICOM, NIfTI, PNG, JPEG or TIFF image.",
