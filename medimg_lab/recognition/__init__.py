@@ -19,6 +19,10 @@ probability of each class ``C_k`` by Bayes' rule:
 - :mod:`.persistence`: models saved and loaded with skops and an explicit
   list of trusted types; pickles are refused.
 - :mod:`.explain`: permutation feature importance and occlusion maps.
+- :mod:`.tissue`: Bayes' rule on the intensity of the brain MRI's tissues,
+  with decision boundaries and posterior maps that follow the priors.
+- :mod:`.studies`: the features of a dataset, and the ROC of lesion
+  detection as the contrast changes.
 """
 
 from __future__ import annotations
@@ -34,12 +38,15 @@ from .datasets import (
     sample_patches,
 )
 from .evaluation import (
+    CVResult,
     calibration,
     confusion,
     cross_validate,
+    evaluate,
     group_splits,
     precision_recall,
     roc_auc_ci,
+    roc_curve,
     spatial_groups,
 )
 from .explain import feature_importance, occlusion_map
@@ -55,18 +62,33 @@ from .features import (
     shape_features,
 )
 from .persistence import load_model, save_model
+from .studies import LESION_FEATURES, LesionROC, lesion_roc, patch_features
+from .tissue import (
+    TISSUES,
+    brain_tissues,
+    decision_boundaries,
+    intensity_bayes,
+    posterior_maps,
+)
 
 __all__ = [
     "CLASSIFIERS",
     "GLCM_PROPERTIES",
     "KINDS",
+    "LESION_FEATURES",
     "MEDMNIST_SPLITS",
     "SAMPLE_CLASSES",
+    "TISSUES",
+    "CVResult",
     "GaussianBayes",
+    "LesionROC",
     "PatchDataset",
+    "brain_tissues",
     "calibration",
     "confusion",
     "cross_validate",
+    "decision_boundaries",
+    "evaluate",
     "extract",
     "feature_importance",
     "folder_dataset",
@@ -74,15 +96,20 @@ __all__ = [
     "group_splits",
     "histogram_features",
     "hog_features",
+    "intensity_bayes",
     "intensity_features",
     "lbp_features",
+    "lesion_roc",
     "lesion_slices",
     "load_model",
     "make_classifier",
     "medmnist_npz",
     "occlusion_map",
+    "patch_features",
+    "posterior_maps",
     "precision_recall",
     "roc_auc_ci",
+    "roc_curve",
     "sample_patches",
     "save_model",
     "shape_features",

@@ -114,18 +114,50 @@ class GaussianBayes(ClassifierMixin, BaseEstimator):
         if self.priors is None:
             self.class_prior_ = counts / counts.sum()
         else:
-            priors = np.asarray(self.priors, dtype=np.float64)
-            if (
-                priors.shape != (K,)
-                or np.any(priors < 0)
-                or not np.isclose(priors.sum(), 1)
-            ):
-                raise ValueError(
-                    f"priors must be {K} non-negative numbers summing to 1 (one "
-                    f"per class {self.classes_.tolist()}); got {self.priors!r}"
-                )
-            self.class_prior_ = priors
+            self.class_prior_ = self._check_priors(self.priors)
         return self
+
+    def _check_priors(self, priors) -> np.ndarray:
+        K = len(self.classes_)
+        values = np.asarray(priors, dtype=np.float64)
+        if (
+            values.shape != (K,)
+            or not np.isfinite(values).all()
+            or np.any(values < 0)
+            or not np.isclose(values.sum(), 1)
+        ):
+            raise ValueError(
+                f"priors must be {K} non-negative numbers summing to 1 (one "
+                f"per class {self.classes_.tolist()}); got {priors!r}"
+            )
+        return values
+
+    def with_priors(self, priors) -> GaussianBayes:
+        """A copy with the same likelihoods and new priors ``P(C_k)``.
+
+        Only the prior changes, so the posterior follows at once, without
+        refitting: this is what a prior slider moves.
+
+        Parameters
+        ----------
+        priors : (K,) array_like
+            Non-negative, summing to 1, one per class of ``classes_``.
+
+        Examples
+        --------
+        >>> X = np.array([[0.0], [0.2], [1.0], [1.2]])
+        >>> model = GaussianBayes().fit(X, [0, 0, 1, 1])
+        >>> model.predict([[0.58]]), model.with_priors([0.01, 0.99]).predict([[0.58]])
+        (array([0]), array([1]))
+        """
+        if not hasattr(self, "classes_"):
+            raise ValueError("this GaussianBayes is not fitted; call fit(X, y) first")
+        values = self._check_priors(priors)
+        copy = GaussianBayes(priors=values, var_smoothing=self.var_smoothing)
+        for name in ("classes_", "n_features_in_", "theta_", "var_"):
+            setattr(copy, name, getattr(self, name))
+        copy.class_prior_ = values
+        return copy
 
     def _x(self, X) -> np.ndarray:
         if not hasattr(self, "classes_"):

@@ -24,6 +24,7 @@ doi:10.1038/s41597-022-01721-8
 from __future__ import annotations
 
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,8 @@ SAMPLE_CLASSES = (
 
 #: ITU-R BT.601 luma weights, ``Y = 0.299 R + 0.587 G + 0.114 B``.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+_log = logging.getLogger(__name__)
 
 PatchSize = Annotated[int, Param(8, 256, 1, "px", "side of a square patch")]
 
@@ -447,8 +450,8 @@ def folder_dataset(
     NotFoundError
         If ``path`` is not a folder.
     ValueError
-        If there are no class sub-folders, no readable file, or images of
-        several shapes without ``size``.
+        If there are fewer than 2 class sub-folders, a class folder without
+        a readable image, or images of several shapes without ``size``.
     """
     from ..io import load
 
@@ -464,8 +467,12 @@ def folder_dataset(
     classes = sorted(
         p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
     )
-    if not classes:
-        raise ValueError(f"path {str(root)!r} has no class sub-folders")
+    if len(classes) < 2:
+        found = f"only {classes[0].name!r}" if classes else "none"
+        raise ValueError(
+            f"path {str(root)!r} needs one sub-folder per class, at least 2; found "
+            f"{found}"
+        )
     patches, labels, positions, sources, spacing = [], [], [], [], []
     skipped: list[tuple[str, str]] = []
     for label, folder in enumerate(classes):
@@ -476,6 +483,7 @@ def folder_dataset(
                 image = load(file)
             except MedImgError as err:
                 skipped.append((str(file), str(err)))
+                _log.warning("skipped %s: %s", file, err)
                 continue
             grey = _grey(image.array, image.is_color)
             middle = grey.shape[0] // 2 if image.is_volume else 0
@@ -488,9 +496,11 @@ def folder_dataset(
             positions.append((middle, grey.shape[0] // 2, grey.shape[1] // 2))
             sources.append(str(file))
             spacing.append(step * np.array(grey.shape) / np.array(resized.shape))
-    if not patches:
+    empty = [c.name for k, c in enumerate(classes) if k not in labels]
+    if empty:
         raise ValueError(
-            f"path {str(root)!r} holds no readable image; skipped {len(skipped)}"
+            f"class folders {empty} of {str(root)!r} hold no readable image "
+            f"(skipped {len(skipped)} files); add images or remove the folders"
         )
     shapes = sorted({p.shape for p in patches})
     if len(shapes) > 1:

@@ -19,7 +19,8 @@ doi:10.1111/ecog.02881
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
@@ -27,12 +28,15 @@ import numpy as np
 from ..params import Param, Seed
 
 __all__ = [
+    "CVResult",
     "calibration",
     "confusion",
     "cross_validate",
+    "evaluate",
     "group_splits",
     "precision_recall",
     "roc_auc_ci",
+    "roc_curve",
     "spatial_groups",
 ]
 
@@ -318,6 +322,203 @@ def roc_auc_ci(
     aucs = _auc(np.broadcast_to(flags, boot.shape), boot)
     low, high = np.quantile(aucs, [(1 - level) / 2, (1 + level) / 2])
     return auc, float(low), float(high)
+
+
+def roc_curve(y, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points of the ROC curve: false- against true-positive fraction.
+
+    Parameters
+    ----------
+    y : (n,) array_like
+        Binary labels; the larger one is positive.
+    scores : (n,) array_like
+        Higher means more likely positive.
+
+    Returns
+    -------
+    fpr, tpr : (t,) float64 ndarray
+        From (0, 0) to (1, 1), one point per distinct score plus the origin;
+        the trapezoid area under them is the AUC of :func:`roc_auc_ci`.
+    thresholds : (t,) float64 ndarray
+        Score at or above which a sample is called positive (``inf`` for
+        the origin).
+
+    Examples
+    --------
+    >>> fpr, tpr, _ = roc_curve([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9])
+    >>> fpr.tolist(), tpr.tolist()
+    ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
+    """
+    y = np.asarray(y)
+    scores = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or scores.shape != y.shape:
+        raise ValueError(
+            f"y and scores must be 1D of the same length; got shapes {y.shape} "
+            f"and {scores.shape}"
+        )
+    classes = np.unique(y)
+    if len(classes) != 2:
+        raise ValueError(f"y must hold exactly 2 classes; got {len(classes)}")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores hold NaN or infinite values")
+    positive = y == classes[1]
+    order = np.argsort(-scores, kind="stable")
+    ranked, hits = scores[order], positive[order]
+    last = np.r_[ranked[1:] != ranked[:-1], True]  # end of each run of ties
+    tp = np.cumsum(hits)[last]
+    fp = np.cumsum(~hits)[last]
+    fpr = np.r_[0.0, fp / (~positive).sum()]
+    tpr = np.r_[0.0, tp / positive.sum()]
+    return fpr, tpr, np.r_[np.inf, ranked[last]]
+
+
+@dataclass(frozen=True, eq=False)
+class CVResult:
+    """Out-of-fold predictions and their scores, from :func:`evaluate`.
+
+    Attributes
+    ----------
+    class_names : list of str
+        One per column of ``proba``.
+    labels : (n,) int64 ndarray
+        True class index of each sample, into ``class_names``.
+    proba : (n, K) float64 ndarray
+        Out-of-fold ``P(C_k|x)``.
+    predicted : (n,) int64 ndarray
+        Class of largest posterior.
+    confusion : (K, K) int64 ndarray
+        Row true class, column predicted class.
+    precision, recall : (K,) float64 ndarray
+        Per class; NaN where undefined.
+    accuracy : float
+        Fraction correct.
+    accuracy_ci : (float, float)
+        Percentile interval of the accuracy from resampling whole groups
+        (a cluster bootstrap: patches of one group are not independent).
+    auc : (K,) float64 ndarray
+        One-against-the-rest area under the ROC curve of each class.
+    auc_ci : (K, 2) float64 ndarray
+        Bootstrap interval of each ``auc`` (:func:`roc_auc_ci`).
+    level : float
+        Coverage of the intervals.
+    """
+
+    class_names: list[str]
+    labels: np.ndarray
+    proba: np.ndarray
+    predicted: np.ndarray
+    confusion: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    accuracy: float
+    accuracy_ci: tuple[float, float]
+    auc: np.ndarray
+    auc_ci: np.ndarray
+    level: float
+
+    def roc(self, k: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ROC curve of class ``k`` against the rest (:func:`roc_curve`)."""
+        K = len(self.class_names)
+        if not (isinstance(k, int | np.integer) and -K <= k < K):
+            raise ValueError(f"k must be a class index in [0, {K - 1}]; got {k!r}")
+        return roc_curve(self.labels == k % K, self.proba[:, k])
+
+
+def _group_bootstrap(
+    correct: np.ndarray, groups: np.ndarray, n_boot: int, level: float, seed: int
+) -> tuple[float, float]:
+    _, index = np.unique(groups, return_inverse=True)
+    hits = np.bincount(index, weights=correct.astype(np.float64))
+    sizes = np.bincount(index).astype(np.float64)
+    draws = np.random.default_rng(seed).integers(0, len(sizes), (n_boot, len(sizes)))
+    accuracy = hits[draws].sum(axis=1) / sizes[draws].sum(axis=1)
+    low, high = np.quantile(accuracy, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def evaluate(
+    clf,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    class_names: Sequence[str] | None = None,
+    folds: Folds = 5,
+    n_boot: Annotated[
+        int, Param(100, 100_000, 100, "resamples", "bootstrap resamples")
+    ] = 1000,
+    level: Annotated[
+        float, Param(0.5, 0.999, 0.01, "", "coverage of the intervals")
+    ] = 0.95,
+    seed: Seed = 0,
+) -> CVResult:
+    """Grouped cross-validation of ``clf`` and every score of its predictions.
+
+    :func:`cross_validate` gives out-of-fold posteriors; from them come the
+    confusion matrix, precision and recall, the accuracy with a group
+    bootstrap interval, and each class's one-against-the-rest AUC with its
+    interval.
+
+    Parameters
+    ----------
+    clf : scikit-learn classifier
+        With ``predict_proba``.
+    X : (n, m) ndarray
+        Features.
+    y : (n,) ndarray of int
+        Class indices ``0 .. K-1``, each present.
+    groups : (n,) ndarray
+        Group of each row; no group is on both sides of a split.
+    class_names : sequence of str, optional
+        Name of each class index; default the indices as text.
+    folds, seed : int
+        As in :func:`cross_validate`; ``seed`` also seeds the bootstraps.
+    n_boot : int
+        Bootstrap resamples of the intervals.
+    level : float
+        Coverage of the intervals.
+
+    Returns
+    -------
+    CVResult
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or y.dtype.kind not in "ui":
+        raise ValueError(f"y must be 1D class indices; got shape {y.shape}")
+    K = int(y.max(initial=-1)) + 1
+    if K < 2 or len(np.unique(y)) != K:
+        raise ValueError(
+            f"y must hold every class index 0 .. K-1 with K >= 2; got "
+            f"{np.unique(y).tolist()}"
+        )
+    names = [str(k) for k in range(K)] if class_names is None else list(class_names)
+    if len(names) != K:
+        raise ValueError(f"class_names must name the {K} classes; got {len(names)}")
+    if not (isinstance(n_boot, int) and 100 <= n_boot <= 100_000):
+        raise ValueError(f"n_boot must lie in [100, 100000]; got {n_boot!r}")
+    if not 0.5 <= level <= 0.999:
+        raise ValueError(f"level must lie in [0.5, 0.999]; got {level!r}")
+    proba = cross_validate(clf, X, y, groups, folds=folds, seed=seed)
+    predicted = np.argmax(proba, axis=1)
+    precision, recall = precision_recall(y, predicted, labels=np.arange(K))
+    aucs = [
+        roc_auc_ci(y == k, proba[:, k], n_boot=n_boot, level=level, seed=seed)
+        for k in range(K)
+    ]
+    return CVResult(
+        class_names=names,
+        labels=y.astype(np.int64),
+        proba=proba,
+        predicted=predicted.astype(np.int64),
+        confusion=confusion(y, predicted, labels=np.arange(K)),
+        precision=precision,
+        recall=recall,
+        accuracy=float(np.mean(predicted == y)),
+        accuracy_ci=_group_bootstrap(predicted == y, groups, n_boot, level, seed),
+        auc=np.array([a[0] for a in aucs]),
+        auc_ci=np.array([a[1:] for a in aucs]),
+        level=float(level),
+    )
 
 
 def calibration(

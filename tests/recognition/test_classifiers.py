@@ -89,3 +89,41 @@ def test_make_classifier_declares_and_checks_its_parameters():
         make_classifier("tree")
     with pytest.raises(ValueError, match=r"C must lie in .*got -1"):
         make_classifier("svm", C=-1)
+
+
+def test_bayes_rule_by_hand_on_two_gaussian_classes():
+    """Class a: x in {0, 2}, mean 1, variance 1; class b: {4, 6}, mean 5.
+
+    At x = 2 with priors 0.2 and 0.8 the posterior of a is
+    0.2 N(2; 1, 1) / (0.2 N(2; 1, 1) + 0.8 N(2; 5, 1)) = 1 / (1 + 4 e^-4).
+    """
+    model = GaussianBayes(priors=[0.2, 0.8], var_smoothing=0).fit(
+        [[0.0], [2.0], [4.0], [6.0]], ["a", "a", "b", "b"]
+    )
+    np.testing.assert_allclose(model.theta_.ravel(), [1, 5])
+    np.testing.assert_allclose(model.var_.ravel(), [1, 1])
+    gauss = np.exp(-np.array([0.5, 4.5])) / np.sqrt(2 * np.pi)
+    np.testing.assert_allclose(model.likelihood([[2.0]]), [gauss])
+    np.testing.assert_allclose(
+        model.evidence([[2.0]]), [0.2 * gauss[0] + 0.8 * gauss[1]]
+    )
+    expected = 1 / (1 + 4 * np.exp(-4))
+    np.testing.assert_allclose(model.posterior([[2.0]]), [[expected, 1 - expected]])
+    assert model.posterior([[2.0], [3.0], [9.0]]).sum(axis=1) == pytest.approx(1)
+
+
+def test_with_priors_changes_only_the_prior():
+    X, y = _data(classes=2)
+    model = GaussianBayes().fit(X, y)
+    moved = model.with_priors([0.9, 0.1])
+    np.testing.assert_array_equal(moved.theta_, model.theta_)
+    np.testing.assert_allclose(moved.likelihood(X), model.likelihood(X))
+    np.testing.assert_allclose(moved.prior, [0.9, 0.1])
+    np.testing.assert_allclose(
+        moved.posterior(X), GaussianBayes(priors=[0.9, 0.1]).fit(X, y).posterior(X)
+    )
+    assert model.prior[0] != 0.9  # the original is untouched
+    with pytest.raises(ValueError, match="priors must be 2 non-negative numbers"):
+        model.with_priors([0.5, 0.6])
+    with pytest.raises(ValueError, match="not fitted"):
+        GaussianBayes().with_priors([0.5, 0.5])

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
+from medimg_lab.errors import MedImgError
 from medimg_lab.recognition.datasets import (
     SAMPLE_CLASSES,
     PatchDataset,
@@ -128,10 +129,52 @@ def test_folder_dataset_skips_unreadable(tmp_path):
 
 def test_folder_dataset_needs_size_for_mixed_shapes(tmp_path):
     (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
     _write_png(tmp_path / "a" / "x.png", 10)
-    shutil.copy(get_testdata_file("CT_small.dcm", download=False), tmp_path / "a")
+    shutil.copy(get_testdata_file("CT_small.dcm", download=False), tmp_path / "b")
     with pytest.raises(ValueError, match="size="):
         folder_dataset(tmp_path)
+
+
+def test_folder_dataset_logs_each_skipped_file(tmp_path, caplog):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        _write_png(tmp_path / name / "x.png", 10)
+    (tmp_path / "b" / "notes.txt").write_text("not an image")
+    with caplog.at_level("WARNING", logger="medimg_lab.recognition.datasets"):
+        ds, skipped = folder_dataset(tmp_path)
+    assert len(ds) == 2 and len(skipped) == 1
+    assert "notes.txt" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "folders, match",
+    [
+        ((), "at least 2; found none"),
+        (("only",), "at least 2; found only 'only'"),
+    ],
+)
+def test_folder_dataset_needs_two_classes(tmp_path, folders, match):
+    for name in folders:
+        (tmp_path / name).mkdir()
+        _write_png(tmp_path / name / "x.png", 10)
+    with pytest.raises(ValueError, match=match):
+        folder_dataset(tmp_path)
+
+
+def test_folder_dataset_names_empty_and_unreadable_classes(tmp_path):
+    for name in ("empty", "good", "corrupt"):
+        (tmp_path / name).mkdir()
+    _write_png(tmp_path / "good" / "x.png", 10)
+    (tmp_path / "corrupt" / "y.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x01" * 9)
+    with pytest.raises(ValueError, match=r"\['corrupt', 'empty'\].*remove the folders"):
+        folder_dataset(tmp_path)
+
+
+def test_folder_dataset_rejects_a_file(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"")
+    with pytest.raises(MedImgError, match="is not a folder"):
+        folder_dataset(tmp_path / "x.png")
 
 
 def _npz(**arrays) -> bytes:

@@ -11,12 +11,15 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from medimg_lab.recognition.classifiers import make_classifier
 from medimg_lab.recognition.evaluation import (
+    _group_bootstrap,
     calibration,
     confusion,
     cross_validate,
+    evaluate,
     group_splits,
     precision_recall,
     roc_auc_ci,
+    roc_curve,
     spatial_groups,
 )
 
@@ -162,3 +165,64 @@ def test_calibration_edges_empty_bins_and_errors():
         calibration([0, 1], [0.5, 1.5])
     with pytest.raises(ValueError, match="only 0/1"):
         calibration([0, 2], [0.5, 0.5])
+
+
+def test_auc_and_interval_of_a_hand_computed_case():
+    """Positives {0.4, 0.9}, negatives {0.1, 0.6}: 3 of 4 pairs are ordered.
+
+    Resampling each pair with replacement gives 16 equally likely cases with
+    AUC 0 (1 case), 0.5 (4), 0.75 (4) and 1 (7): the 25th and 75th
+    percentiles are 0.5 and 1, the 2.5th 0.
+    """
+    y, scores = [0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9]
+    assert roc_auc_ci(y, scores, n_boot=20000, level=0.5) == (0.75, 0.5, 1.0)
+    assert roc_auc_ci(y, scores, n_boot=20000, level=0.95) == (0.75, 0.0, 1.0)
+
+
+def test_roc_curve_area_is_the_auc_with_ties():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    scores = np.round(rng.normal(0, 1, 400) + y, 1)  # many ties
+    fpr, tpr, thresholds = roc_curve(y, scores)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc_score(y, scores))
+    assert np.all(np.diff(thresholds) < 0)
+    with pytest.raises(ValueError, match="exactly 2 classes"):
+        roc_curve([1, 1], [0.2, 0.3])
+
+
+def test_evaluate_gathers_the_scores_of_the_out_of_fold_predictions():
+    X, y, groups = _block_patches()
+    X = X + y[:, None] * 300.0  # now the class shows in the mean
+    result = evaluate(
+        make_classifier("logistic"), X, y, groups, class_names=["no", "yes"], seed=1
+    )
+    expected = cross_validate(make_classifier("logistic"), X, y, groups, seed=1)
+    np.testing.assert_allclose(result.proba, expected)
+    np.testing.assert_array_equal(result.predicted, expected.argmax(axis=1))
+    np.testing.assert_array_equal(
+        result.confusion, confusion_matrix(y, result.predicted)
+    )
+    assert result.accuracy == pytest.approx(np.mean(result.predicted == y))
+    assert result.accuracy_ci[0] <= result.accuracy <= result.accuracy_ci[1]
+    assert result.auc[1] == pytest.approx(roc_auc_score(y, expected[:, 1]))
+    fpr, tpr, _ = result.roc(1)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(result.auc[1])
+    assert result.class_names == ["no", "yes"]
+
+
+def test_accuracy_interval_resamples_groups_not_patches():
+    """Groups all right or all wrong: the interval is wider than i.i.d."""
+    groups = np.repeat(np.arange(20), 50)
+    correct = np.repeat(np.arange(20) % 4 != 0, 50)  # 15 of 20 groups right
+    low, high = _group_bootstrap(correct, groups, 4000, 0.95, 0)
+    assert low < 0.6 and high > 0.9  # binomial over 20 groups, not 1000 patches
+
+
+def test_evaluate_errors():
+    X, y, groups = _block_patches()
+    with pytest.raises(ValueError, match="every class index"):
+        evaluate(make_classifier("bayes"), X, y + 1, groups)
+    with pytest.raises(ValueError, match="must name the 2 classes"):
+        evaluate(make_classifier("bayes"), X, y, groups, class_names=["a"])

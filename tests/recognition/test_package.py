@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 import medimg_lab.recognition as recognition
-from medimg_lab.recognition import classifiers, datasets, evaluation, explain, features
+from medimg_lab.recognition import (
+    classifiers,
+    datasets,
+    evaluation,
+    explain,
+    features,
+    studies,
+    tissue,
+)
 
 
 def test_exports_exist():
@@ -17,7 +25,7 @@ def test_exports_exist():
 
 
 @pytest.mark.parametrize(
-    "module", [features, classifiers, evaluation, datasets, explain]
+    "module", [features, classifiers, evaluation, datasets, explain, tissue, studies]
 )
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"np": np})
