@@ -57,10 +57,12 @@ class Param:
         The allowed values of a choice parameter.
     odd : bool
         Integers that must be odd (kernel sizes).
-    scale : {"", "level", "span"}
+    scale : {"", "level", "span", "log"}
         For values in the image's units: ``"level"`` ranges over the image's
         values (a window center), ``"span"`` over differences of them (a
         window width, a noise SD). Controls take their range from the image.
+        ``"log"``: a positive number spanning decades (a regularisation),
+        set on a logarithmic slider between ``min`` and ``max``.
     """
 
     min: float | None = None
@@ -166,7 +168,9 @@ def validate(fn: Callable, values: dict[str, Any]) -> dict[str, Any]:
         name
         for name, p in inspect.signature(fn).parameters.items()
         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ][1:]
+    ]
+    if accepted and accepted[0] not in specs:  # the image, not a parameter
+        accepted = accepted[1:]
     unknown = sorted(set(values) - set(accepted))
     if unknown:
         raise ValueError(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
+import numpy as np
 import traitlets
 
 from medimg_lab.params import ParamSpec, parameters
@@ -75,6 +76,8 @@ def _bounds(
 ) -> tuple[float, float]:
     """Slider bounds: declared, or from the image's value range for its units."""
     p = spec.param
+    if p.scale == "log":
+        return p.min, p.max
     lo, hi = value_range or (0.0, 1.0)
     if p.scale == "span":
         lo, hi = 0.0, hi - lo
@@ -96,6 +99,16 @@ def _number_slider(
         value = int(default if default is not None else lo)
         return w.IntSlider(
             value=value, min=int(lo), max=int(hi), step=step, continuous_update=True
+        )
+    if p.scale == "log":
+        return w.FloatLogSlider(
+            value=float(default if default is not None else np.sqrt(lo * hi)),
+            base=10,
+            min=float(np.log10(lo)),
+            max=float(np.log10(hi)),
+            step=0.1,
+            continuous_update=True,
+            readout_format=".3g",
         )
     step = p.step or (hi - lo) / 200 or 0.01
     value = float(default) if default is not None else (lo + hi) / 2

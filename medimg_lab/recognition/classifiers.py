@@ -229,7 +229,10 @@ def make_classifier(
     ] = "bayes",
     *,
     C: Annotated[
-        float, Param(1e-4, 1e4, 0.1, "", "inverse regularisation (svm, logistic)")
+        float,
+        Param(
+            1e-4, 1e4, 0.1, "", "inverse regularisation (svm, logistic)", scale="log"
+        ),
     ] = 1.0,
     n_estimators: Annotated[
         int, Param(1, 1000, 1, "trees", "trees of the random forest")

@@ -123,6 +123,18 @@ def group_splits(
     n_groups = len(np.unique(groups))
     if n_groups < folds:
         raise ValueError(f"folds={folds} needs at least {folds} groups; got {n_groups}")
+    classes, index = np.unique(y, return_inverse=True)
+    alone = [
+        classes[k].item()
+        for k in range(len(classes))
+        if len(np.unique(groups[index == k])) < 2
+    ]
+    if alone:
+        raise ValueError(
+            f"classes {alone} lie in a single group each, so the fold that tests "
+            f"them cannot train on them; cut their images into more groups "
+            f"(smaller blocks) or add images"
+        )
     cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     yield from cv.split(np.zeros((len(y), 1)), y, groups)
 

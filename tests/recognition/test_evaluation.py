@@ -226,3 +226,10 @@ def test_evaluate_errors():
         evaluate(make_classifier("bayes"), X, y + 1, groups)
     with pytest.raises(ValueError, match="must name the 2 classes"):
         evaluate(make_classifier("bayes"), X, y, groups, class_names=["a"])
+
+
+def test_a_class_in_one_group_is_refused_with_the_fix():
+    y = np.repeat([0, 1, 2], 10)
+    groups = np.r_[np.arange(10), np.arange(10, 20), np.full(10, 99)]
+    with pytest.raises(ValueError, match=r"classes \[2\] lie in a single group each"):
+        list(group_splits(y, groups, folds=5))
