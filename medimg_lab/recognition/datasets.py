@@ -23,6 +23,7 @@ doi:10.1038/s41597-022-01721-8
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -270,6 +271,32 @@ def sample_patches(
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _brain_geometry() -> tuple[np.ndarray, tuple[float, float], np.ndarray, np.ndarray]:
+    """The brain MRI (float32), its in-plane spacing, its white matter
+    (probability >= 0.5, in slices with at least 50 such voxels) and each
+    voxel's in-plane distance in mm to the outside of the brain (gray plus
+    white >= 0.5). Computed once; the arrays are read-only.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    from .. import data
+
+    study = data.sample("brain_mri")
+    volume = study.array.astype(np.float32)
+    wm = data.sample("brain_mri_wm").array
+    gm = data.sample("brain_mri_gm").array
+    spacing = (float(study.spacing[1]), float(study.spacing[2]))
+    white = wm >= 0.5
+    white[white.sum(axis=(1, 2)) < 50] = False
+    inside = np.stack(
+        [distance_transform_edt(s, sampling=spacing) for s in wm + gm >= 0.5]
+    ).astype(np.float32)
+    for array in (volume, white, inside):
+        array.setflags(write=False)
+    return volume, spacing, white, inside
+
+
 def lesion_slices(
     *,
     n: Annotated[int, Param(2, 10000, 1, "", "number of crops")] = 200,
@@ -330,10 +357,7 @@ def lesion_slices(
     >>> ds.patches.shape, int(ds.labels.sum()), int(ds.masks[ds.labels == 0].sum())
     ((4, 32, 32), 2, 0)
     """
-    from scipy.ndimage import distance_transform_edt
     from scipy.special import erfc
-
-    from .. import data
 
     n = _check_int("n", n, 2, 10000)
     size = _check_int("size", size, 8, 189)
@@ -344,11 +368,7 @@ def lesion_slices(
     if not (isinstance(radius_mm, int | float) and 1 <= radius_mm <= 20):
         raise ValueError(f"radius_mm must lie in [1, 20] mm; got {radius_mm!r}")
     edge_mm = 0.5
-    study = data.sample("brain_mri")
-    volume = study.array.astype(np.float32)
-    wm = data.sample("brain_mri_wm").array
-    gm = data.sample("brain_mri_gm").array
-    row_mm, col_mm = study.spacing[1], study.spacing[2]
+    volume, (row_mm, col_mm), white, inside = _brain_geometry()
     reach_mm = radius_mm + 3 * edge_mm
     margin = (int(np.ceil(reach_mm / row_mm)), int(np.ceil(reach_mm / col_mm)))
     if size < 2 * max(margin) + 1:
@@ -356,24 +376,15 @@ def lesion_slices(
             f"size={size} px cannot hold a lesion of radius_mm={radius_mm} with its "
             f"edge; use size >= {2 * max(margin) + 1}"
         )
-    # Candidate centres: white matter, far enough inside the brain, per slice.
-    candidates = []
-    for s in range(volume.shape[0]):
-        white = wm[s] >= 0.5
-        if white.sum() < 50:
-            continue
-        inside = distance_transform_edt(wm[s] + gm[s] >= 0.5, sampling=(row_mm, col_mm))
-        rows, cols = np.nonzero(white & (inside >= reach_mm))
-        keep = (
-            (rows >= margin[0])
-            & (rows < volume.shape[1] - margin[0])
-            & (cols >= margin[1])
-            & (cols < volume.shape[2] - margin[1])
-        )
-        candidates.append(
-            np.column_stack([np.full(keep.sum(), s), rows[keep], cols[keep]])
-        )
-    candidates = np.concatenate(candidates)
+    # Candidate centres: white matter, far enough inside the brain.
+    slices, rows, cols = np.nonzero(white & (inside >= reach_mm))
+    keep = (
+        (rows >= margin[0])
+        & (rows < volume.shape[1] - margin[0])
+        & (cols >= margin[1])
+        & (cols < volume.shape[2] - margin[1])
+    )
+    candidates = np.column_stack([slices[keep], rows[keep], cols[keep]])
     if len(candidates) == 0:
         raise ValueError(f"no white matter holds a lesion of radius_mm={radius_mm}")
 
