@@ -42,8 +42,23 @@ COLORS = (
 )
 
 
-def figure(width_px: int = 480, height_px: int = 260, *, dpi: int = 96):
-    """A matplotlib ``Figure`` with an Agg canvas, outside pyplot.
+def figure(
+    width_px: int = 480,
+    height_px: int = 260,
+    *,
+    margins: tuple[float, float, float, float] = (0.14, 0.18, 0.98, 0.95),
+    dpi: int = 96,
+):
+    """A matplotlib ``Figure`` with one Axes and an Agg canvas, outside pyplot.
+
+    Parameters
+    ----------
+    width_px, height_px : int
+        Size in pixels.
+    margins : (left, bottom, right, top)
+        Where the axes sit, as fractions of the figure.
+    dpi : int
+        Pixels per inch of the rendering.
 
     Returns
     -------
@@ -54,6 +69,8 @@ def figure(width_px: int = 480, height_px: int = 260, *, dpi: int = 96):
 
     fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
+    left, bottom, right, top = margins
+    fig.subplots_adjust(left=left, bottom=bottom, right=right, top=top)
     ax = fig.add_subplot()
     return fig, ax
 
@@ -115,7 +132,6 @@ class DensityChart:
         ax.set_xlim(*value_range)
         ax.set_xlabel(f"intensity x ({unit})")
         ax.set_ylabel(f"density (1/{unit})")
-        ax.figure.subplots_adjust(left=0.14, right=0.98, bottom=0.18, top=0.95)
 
     def update(self, model, boundaries: Sequence[tuple[float, str, str]] = ()):
         """Draw ``model``'s curves (a one-feature ``GaussianBayes``) and boundaries."""
@@ -162,7 +178,6 @@ class RocChart:
         ax.set_ylabel("true-positive fraction")
         if title:
             ax.set_title(title, fontsize=9)
-        ax.figure.subplots_adjust(left=0.15, bottom=0.13, right=0.97, top=0.93)
         self._curves: dict[str, object] = {}
 
     def update(self, name: str, fpr, tpr, *, label: str, color=None, lw=1.8):

@@ -31,13 +31,14 @@ from .controls import controls_for, values_of
 __all__ = ["BayesExplorer", "ClassifierExplorer", "LesionExplorer", "RecognitionPanel"]
 
 _PRIOR_MIN = 0.001
+_ROC_MARGINS = (0.15, 0.13, 0.97, 0.93)
 
 
 class _Chart:
     """A matplotlib chart shown as a PNG in an ``ipywidgets.Image``."""
 
-    def __init__(self, width: int, height: int):
-        self.fig, self.ax = plots.figure(width, height)
+    def __init__(self, width: int, height: int, margins=(0.14, 0.18, 0.98, 0.95)):
+        self.fig, self.ax = plots.figure(width, height, margins=margins)
         self.widget = ipw.Image(format="png", layout={"width": f"{width}px"})
 
     def show(self) -> None:
@@ -421,14 +422,12 @@ class ClassifierExplorer(StagePanel):
         )
         traitlets.link((self._roc_pick, "value"), (self, "roc_class"))
         self._scores = ipw.HTML()
-        self._confusion = _Chart(360, 330)
+        self._confusion = _Chart(360, 330, margins=(0.28, 0.3, 0.98, 0.98))
         self._confusion_chart = plots.ConfusionChart(self._confusion.ax, names)
-        self._confusion.fig.subplots_adjust(left=0.28, bottom=0.3, right=0.98, top=0.98)
-        self._roc = _Chart(330, 330)
+        self._roc = _Chart(330, 330, margins=_ROC_MARGINS)
         self._roc_chart = plots.RocChart(self._roc.ax)
-        self._bars = _Chart(300, 200)
+        self._bars = _Chart(300, 200, margins=(0.3, 0.22, 0.97, 0.97))
         self._bars_chart = plots.PosteriorBars(self._bars.ax, names)
-        self._bars.fig.subplots_adjust(left=0.3, bottom=0.22, right=0.97, top=0.97)
         self._patch = ipw.Image(format="png", layout={"width": "128px"})
         self._case_text = ipw.HTML()
         self._message = ipw.HTML()
@@ -614,7 +613,7 @@ class LesionExplorer(StagePanel):
             if hasattr(control, "continuous_update"):
                 control.continuous_update = False  # a cross-validation per move
             control.observe(lambda _: self._refresh(), "value")
-        self._chart_view = _Chart(380, 360)
+        self._chart_view = _Chart(380, 360, margins=_ROC_MARGINS)
         self._chart = plots.RocChart(self._chart_view.ax, title="lesion against normal")
         self._example = ipw.Image(format="png", layout={"width": "160px"})
         self._readout = ipw.HTML()
