@@ -32,6 +32,7 @@ __all__ = ["BayesExplorer", "ClassifierExplorer", "LesionExplorer", "Recognition
 
 _PRIOR_MIN = 0.001
 _ROC_MARGINS = (0.15, 0.13, 0.97, 0.93)
+_BACKGROUND = (20, 40, 110)  # RGB of pixels at the image's minimum
 
 
 class _Chart:
@@ -50,7 +51,9 @@ def _grey_png(values: np.ndarray, window: tuple[float, float], width: int) -> by
 
 
 def _caption(image: ipw.Image, text: str) -> ipw.VBox:
-    return ipw.VBox([ipw.HTML(f"<b>{text}</b>"), image])
+    return ipw.VBox(
+        [ipw.HTML(f"<b>{text}</b>"), image], layout={"align_items": "flex-start"}
+    )
 
 
 class BayesExplorer(StagePanel):
@@ -215,7 +218,7 @@ class BayesExplorer(StagePanel):
             layout={"width": "320px", "display": "" if depth > 1 else "none"},
         )
         traitlets.link((self._slice_slider, "value"), (self, "slice_index"))
-        self._density = _Chart(480, 260)
+        self._density = _Chart(480, 260, margins=(0.17, 0.18, 0.98, 0.95))
         self._chart = plots.DensityChart(
             self._density.ax, sample, self._range, unit=unit
         )
@@ -224,7 +227,7 @@ class BayesExplorer(StagePanel):
         self._readout = ipw.HTML()
         self._message = ipw.HTML()
         images = [_caption(self._view, "slice")] + [
-            _caption(m, f"P({n}|x), 0 black to 1 white")
+            _caption(m, f"P({n}|x)")
             for m, n in zip(self._maps, self.priors, strict=True)
         ]
         self.children = [
@@ -237,7 +240,11 @@ class BayesExplorer(StagePanel):
                 ]
             ),
             self._readout,
-            ipw.HBox(images, layout={"flex_flow": "row wrap"}),
+            ipw.HTML(
+                "Posterior maps: black 0, white 1; blue: the background (the "
+                "image's minimum), which no tissue claims."
+            ),
+            ipw.HBox(images, layout={"flex_flow": "row wrap", "grid_gap": "8px"}),
             self._message,
         ]
 
@@ -277,10 +284,12 @@ class BayesExplorer(StagePanel):
         self._density.show()
         image = self._slice()
         self._view.value = _grey_png(image, self._window, 240)
+        background = image <= self._range[0]
         for widget, posterior in zip(self._maps, self.posteriors, strict=True):
-            widget.value = encode_png(
-                (posterior * 255 + 0.5).astype(np.uint8), max_size=(240, 240)
-            )
+            grey = (posterior * 255 + 0.5).astype(np.uint8)
+            shown = np.repeat(grey[..., None], 3, axis=-1)
+            shown[background] = _BACKGROUND
+            widget.value = encode_png(shown, max_size=(240, 240))
         unit = self._image.unit
         cuts = " · ".join(f"{a} | {b} at {x:.1f} {unit}" for x, a, b in boundaries)
         volumes = " · ".join(
@@ -619,7 +628,12 @@ class LesionExplorer(StagePanel):
         self._readout = ipw.HTML()
         self._message = ipw.HTML()
         self.children = [
-            ipw.HBox([ipw.VBox(list(self._controls.values())), self._example]),
+            ipw.HBox(
+                [
+                    ipw.VBox(list(self._controls.values())),
+                    _caption(self._example, "a crop with the lesion, 48 mm wide"),
+                ]
+            ),
             self._readout,
             self._chart_view.widget,
             self._message,
@@ -681,8 +695,6 @@ class RecognitionPanel(ipw.VBox):
         self.classifier = ClassifierExplorer()
         self.lesion = LesionExplorer()
         tabs = ipw.Tab(children=[self.bayes, self.classifier, self.lesion])
-        for k, title in enumerate(
-            ("Bayes: brain tissues", "Classifier: modality", "Lesion ROC")
-        ):
+        for k, title in enumerate(("Bayes: tissues", "Classifier", "Lesion ROC")):
             tabs.set_title(k, title)
         self.children = [tabs]
