@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import io
 import statistics
-import time
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from _timing import p90, times_ms
 
 import medimg_lab as ml
 from medimg_lab.display import apply_window, encode_png, to_display
@@ -29,14 +29,9 @@ DISPLAY = 768
 REPEATS = 30
 
 
-def median_ms(fn, repeats=REPEATS):
-    fn()  # warm caches (LUTs, imports)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), sorted(times)[int(0.9 * (len(times) - 1))]
+def median_p90_ms(fn, repeats=REPEATS):
+    times = times_ms(fn, repeats)
+    return statistics.median(times), p90(times)
 
 
 def main():
@@ -63,8 +58,8 @@ def main():
             buf = io.BytesIO()
             fig.savefig(buf, format="png")
 
-        fast_med, fast_p90 = median_ms(fast)
-        base_med, base_p90 = median_ms(baseline, repeats=10)
+        fast_med, fast_p90 = median_p90_ms(fast)
+        base_med, base_p90 = median_p90_ms(baseline, repeats=10)
         print(
             f"{label:<22}{fast_med:>9.1f} ({fast_p90:.1f}){base_med:>15.1f} "
             f"({base_p90:.1f}){base_med / fast_med:>9.1f}x"

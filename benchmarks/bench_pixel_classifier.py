@@ -41,6 +41,7 @@ import sys
 import time
 
 import numpy as np
+from _timing import p90
 
 SCALES_MM = (0.5, 1.0, 2.0, 4.0)
 N_LABELLED = 5000
@@ -127,7 +128,7 @@ def paired_ms(ours, baseline, repeats):
             start = time.perf_counter()
             fn()
             bucket.append((time.perf_counter() - start) * 1000)
-    return [(statistics.median(t), sorted(t)[int(0.9 * (len(t) - 1))]) for t in times]
+    return [(statistics.median(t), p90(sorted(t))) for t in times]
 
 
 def _status(field):

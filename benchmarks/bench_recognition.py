@@ -18,7 +18,6 @@ Prints medians in ms and the ratios. Run: ``make bench``.
 from __future__ import annotations
 
 import io
-import statistics
 import sys
 import time
 
@@ -27,21 +26,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from _timing import median_ms
 
 from medimg_lab import recognition as rec
 from widgets.recognition import BayesExplorer, LesionExplorer
 
 TARGET_MS = 50  # a prior move must feel instant
-
-
-def median_ms(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> int:

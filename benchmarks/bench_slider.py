@@ -18,14 +18,13 @@ targets of the processing issue: window, CLAHE, Gaussian and median on the
 from __future__ import annotations
 
 import io
-import statistics
 import sys
-import time
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from _timing import median_ms
 
 import medimg_lab as ml
 from medimg_lab import processing as P
@@ -41,16 +40,6 @@ OPS = {
     "NL means": lambda a, s, w: P.non_local_means(a, window=w),
 }
 FAST_TARGETS = {"window", "CLAHE", "Gaussian", "median"}
-
-
-def median_ms(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> int:

@@ -41,6 +41,15 @@ __all__ = [
 ]
 
 Folds = Annotated[int, Param(2, 20, 1, "folds", "cross-validation folds")]
+Resamples = Annotated[int, Param(100, 100_000, 100, "resamples", "bootstrap resamples")]
+Level = Annotated[float, Param(0.5, 0.999, 0.01, "", "coverage of an interval")]
+
+
+def _check_bootstrap(n_boot, level) -> None:
+    if not (isinstance(n_boot, int) and 100 <= n_boot <= 100_000):
+        raise ValueError(f"n_boot must lie in [100, 100000]; got {n_boot!r}")
+    if not 0.5 <= level <= 0.999:
+        raise ValueError(f"level must lie in [0.5, 0.999]; got {level!r}")
 
 
 def spatial_groups(
@@ -250,6 +259,25 @@ def precision_recall(y_true, y_pred, *, labels=None) -> tuple[np.ndarray, np.nda
     return precision, recall
 
 
+def _binary(y, scores) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``(positive, scores)``: the larger of 2 labels is positive."""
+    y = np.asarray(y)
+    scores = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or scores.shape != y.shape:
+        raise ValueError(
+            f"y and scores must be 1D of the same length; got shapes {y.shape} "
+            f"and {scores.shape}"
+        )
+    classes = np.unique(y)
+    if len(classes) != 2:
+        raise ValueError(
+            f"y must hold exactly 2 classes; got {len(classes)}: {classes[:5].tolist()}"
+        )
+    if not np.isfinite(scores).all():
+        raise ValueError("scores hold NaN or infinite values")
+    return y == classes[1], scores
+
+
 def _auc(positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """AUC of each row by the rank-sum (Mann–Whitney U) formula, ties halved."""
     from scipy.stats import rankdata
@@ -264,12 +292,8 @@ def roc_auc_ci(
     y: np.ndarray,
     scores: np.ndarray,
     *,
-    n_boot: Annotated[
-        int, Param(100, 100_000, 100, "resamples", "bootstrap resamples")
-    ] = 1000,
-    level: Annotated[
-        float, Param(0.5, 0.999, 0.01, "", "coverage of the interval")
-    ] = 0.95,
+    n_boot: Resamples = 1000,
+    level: Level = 0.95,
     seed: Seed = 0,
 ) -> tuple[float, float, float]:
     """Area under the ROC curve and its bootstrap percentile interval.
@@ -301,25 +325,8 @@ def roc_auc_ci(
     receiver operating characteristic (ROC) curve. Radiology 1982.
     doi:10.1148/radiology.143.1.7063747
     """
-    y = np.asarray(y)
-    scores = np.asarray(scores, dtype=np.float64)
-    if y.ndim != 1 or scores.shape != y.shape:
-        raise ValueError(
-            f"y and scores must be 1D of the same length; got shapes {y.shape} "
-            f"and {scores.shape}"
-        )
-    classes = np.unique(y)
-    if len(classes) != 2:
-        raise ValueError(
-            f"y must hold exactly 2 classes; got {len(classes)}: {classes[:5].tolist()}"
-        )
-    if not np.isfinite(scores).all():
-        raise ValueError("scores hold NaN or infinite values")
-    if not (isinstance(n_boot, int) and 100 <= n_boot <= 100_000):
-        raise ValueError(f"n_boot must lie in [100, 100000]; got {n_boot!r}")
-    if not 0.5 <= level <= 0.999:
-        raise ValueError(f"level must lie in [0.5, 0.999]; got {level!r}")
-    positive = y == classes[1]
+    positive, scores = _binary(y, scores)
+    _check_bootstrap(n_boot, level)
     auc = float(_auc(positive, scores))
     rng = np.random.default_rng(seed)
     pos, neg = scores[positive], scores[~positive]
@@ -361,19 +368,7 @@ def roc_curve(y, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     >>> fpr.tolist(), tpr.tolist()
     ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
     """
-    y = np.asarray(y)
-    scores = np.asarray(scores, dtype=np.float64)
-    if y.ndim != 1 or scores.shape != y.shape:
-        raise ValueError(
-            f"y and scores must be 1D of the same length; got shapes {y.shape} "
-            f"and {scores.shape}"
-        )
-    classes = np.unique(y)
-    if len(classes) != 2:
-        raise ValueError(f"y must hold exactly 2 classes; got {len(classes)}")
-    if not np.isfinite(scores).all():
-        raise ValueError("scores hold NaN or infinite values")
-    positive = y == classes[1]
+    positive, scores = _binary(y, scores)
     order = np.argsort(-scores, kind="stable")
     ranked, hits = scores[order], positive[order]
     last = np.r_[ranked[1:] != ranked[:-1], True]  # end of each run of ties
@@ -456,12 +451,8 @@ def evaluate(
     *,
     class_names: Sequence[str] | None = None,
     folds: Folds = 5,
-    n_boot: Annotated[
-        int, Param(100, 100_000, 100, "resamples", "bootstrap resamples")
-    ] = 1000,
-    level: Annotated[
-        float, Param(0.5, 0.999, 0.01, "", "coverage of the intervals")
-    ] = 0.95,
+    n_boot: Resamples = 1000,
+    level: Level = 0.95,
     seed: Seed = 0,
 ) -> CVResult:
     """Grouped cross-validation of ``clf`` and every score of its predictions.
@@ -506,10 +497,7 @@ def evaluate(
     names = [str(k) for k in range(K)] if class_names is None else list(class_names)
     if len(names) != K:
         raise ValueError(f"class_names must name the {K} classes; got {len(names)}")
-    if not (isinstance(n_boot, int) and 100 <= n_boot <= 100_000):
-        raise ValueError(f"n_boot must lie in [100, 100000]; got {n_boot!r}")
-    if not 0.5 <= level <= 0.999:
-        raise ValueError(f"level must lie in [0.5, 0.999]; got {level!r}")
+    _check_bootstrap(n_boot, level)
     proba = cross_validate(clf, X, y, groups, folds=folds, seed=seed)
     predicted = np.argmax(proba, axis=1)
     precision, recall = precision_recall(y, predicted, labels=np.arange(K))
