@@ -179,7 +179,7 @@ def fuse(i1: np.ndarray, i2: np.ndarray, weight: Weight = 0.5) -> np.ndarray:
     Examples
     --------
     >>> fuse(np.array([0.0, 10.0]), np.array([10.0, 10.0]), 0.25)
-    array([7.5, 10. ])
+    array([ 7.5, 10. ])
     """
     if not (isinstance(weight, int | float | np.floating) and 0 <= weight <= 1):
         raise ValueError(
