@@ -1,0 +1,122 @@
+"""CompositionPanel without a browser: controls give the pure functions' results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import medimg_lab as ml
+from medimg_lab import composition as C
+from medimg_lab import display
+from medimg_lab.segmentation import threshold_range
+from widgets.composition import BlendExplorer, CompositionPanel, FusionExplorer
+
+
+@pytest.fixture(scope="module")
+def ct():
+    return ml.data.sample("head_ct")
+
+
+@pytest.fixture(scope="module")
+def brain():
+    return ml.data.sample("brain_mri"), ml.data.sample("brain_mri_gm")
+
+
+def test_bone_through_a_threshold_mask_with_two_windows(ct):
+    panel = BlendExplorer(ct, inside="bone", outside="brain")
+    panel.set_params(low=300.0, high=3000.0, width_mm=0.0, opacity=1.0)
+    bone = threshold_range(ct.array, low=300.0, high=3000.0)
+    i1 = display.apply_window(ct.array, *display.preset("bone"))
+    i2 = display.apply_window(ct.array, *display.preset("brain"))
+    expected = C.blend(i1, i2, bone)
+    np.testing.assert_array_equal(panel.composite, expected)
+    np.testing.assert_array_equal(panel._viewer.image.array, expected)
+
+
+def test_opacity_and_feather_make_the_mask(ct):
+    panel = BlendExplorer(ct)
+    panel._controls["opacity"].value = 0.5  # as a slider move
+    panel._controls["width_mm"].value = 4.0
+    bone = threshold_range(ct.array, low=300.0, high=3000.0)
+    expected = 0.5 * C.feather(bone, width_mm=4.0, spacing=ct.spacing)
+    np.testing.assert_allclose(panel.mask, expected)
+    assert panel.recipe[1] == {"op": "feather", "width_mm": 4.0}
+
+
+def test_a_click_centres_a_circle_of_radius_in_mm(ct):
+    panel = BlendExplorer(ct)
+    panel.set_params(radius_mm=10.0, width_mm=0.0)
+    panel._viewer.click(200, 300)  # reads the pixel: the mask is a threshold
+    assert panel.source == "threshold"
+    panel.source = "circle"
+    panel._viewer.click(200, 300)  # now it centres the circle
+    mask = panel.binary_mask
+    assert mask[200, 300] and not mask[200, 300 + 25]  # 10 mm is ~21 px here
+    area_mm2 = mask.sum() * np.prod(ct.spacing)
+    assert area_mm2 == pytest.approx(np.pi * 100, rel=0.05)
+    assert panel.recipe[0]["centre"] == (200, 300)
+
+
+def test_segmentation_source_and_errors(ct):
+    seg = np.zeros(ct.array.shape, bool)
+    seg[100:200, 100:200] = True
+    panel = BlendExplorer(ct, mask=seg)
+    panel.source = "segmentation"
+    panel.set_params(width_mm=0.0)
+    np.testing.assert_array_equal(panel.mask, seg.astype(np.float32))
+    with pytest.raises(ValueError, match="inside must be one of"):
+        panel.set_params(inside="lungs")
+    with pytest.raises(ValueError, match="unknown parameters"):
+        panel.set_params(gamma=2)
+    with pytest.raises(ValueError, match="shape"):
+        BlendExplorer(ct, other=ml.data.sample("spine_ct"))
+    no_seg = BlendExplorer(ct)
+    assert "segmentation" not in no_seg._source.options
+
+
+def test_a_volume_gives_its_middle_slice(brain):
+    t1, _ = brain
+    panel = BlendExplorer(t1)
+    assert panel.composite.shape == t1.array.shape[1:]
+
+
+@pytest.mark.parametrize("mode", ["weighted", "checkerboard", "swipe"])
+def test_fusion_views_are_the_pure_functions(brain, mode):
+    t1, gm = brain
+    panel = FusionExplorer(t1, gm, mode=mode)
+    base = t1.array[t1.array.shape[0] // 2]
+    layer = gm.array[gm.array.shape[0] // 2]
+    i1 = display.apply_window(base, *display.auto_window(base))
+    i2 = display.apply_window(layer, *display.auto_window(layer))
+    panel.set_params(weight=0.3, squares=6, position=0.4)
+    expected = {
+        "weighted": C.fuse(i1, i2, 0.3),
+        "checkerboard": C.checkerboard(i1, i2, squares=6),
+        "swipe": C.swipe(i1, i2, position=0.4),
+    }[mode]
+    np.testing.assert_array_equal(panel.composite, expected)
+    assert panel.recipe[0]["op"] == mode
+
+
+def test_colour_fusion_has_a_legend_with_its_range_and_unit(brain):
+    t1, gm = brain
+    panel = FusionExplorer(t1, gm, mode="colour")
+    panel.set_params(layer_low=0.2, layer_high=0.9, cmap="viridis", opacity=0.7)
+    base = t1.array[t1.array.shape[0] // 2]
+    layer = gm.array[gm.array.shape[0] // 2]
+    expected = C.color_fuse(
+        base, layer, layer_range=(0.2, 0.9), cmap="viridis", opacity=0.7
+    )
+    np.testing.assert_array_equal(panel.composite, expected)
+    assert "0.2 to 0.9 probability" in panel._legend_text.value
+    assert panel._legend.layout.display == ""
+    panel.mode = "difference"
+    assert panel._legend.layout.display == "none"
+    assert panel._controls["weight"].layout.display == "none"
+
+
+def test_panel_recipe_follows_the_tab(ct):
+    panel = CompositionPanel(ct)
+    assert panel.recipe[-1]["op"] == "blend"
+    panel._tabs.selected_index = 1
+    assert panel.recipe[0]["op"] == "weighted"

@@ -1,0 +1,525 @@
+"""``CompositionPanel``: stage 4, ``I = I1·M + I2·(1−M)`` you can steer.
+
+Explorers, each usable on its own and shown as tabs of the panel:
+
+- :class:`BlendExplorer`: one image in two windows (or two images) through a
+  mask from a threshold, a segmentation or a clicked circle, with opacity and
+  a feathered edge in mm.
+- :class:`FusionExplorer`: weighted, colour, checkerboard, difference and
+  swipe views of two aligned images.
+- :class:`RegistrationExplorer`: nudge sliders (mm, degrees) next to
+  automatic registration, with a live difference image and its NCC.
+- :class:`StitchExplorer`: tiles stitched into a mosaic, with seams,
+  offsets and confidences.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as ipw
+import numpy as np
+import traitlets
+
+from medimg_lab import composition as C
+from medimg_lab import display
+from medimg_lab.image import MedImage
+from medimg_lab.segmentation import threshold_range
+
+from ._panel import StagePanel
+from .controls import controls_for, values_of
+from .viewer import ImageViewer
+
+__all__ = ["BlendExplorer", "CompositionPanel", "FusionExplorer"]
+
+MASK_SOURCES = ("threshold", "segmentation", "circle")
+FUSION_MODES = ("weighted", "colour", "checkerboard", "difference", "swipe")
+
+
+def _plane(image: MedImage, name: str) -> MedImage:
+    """A 2D grey image: a volume gives its middle axial slice."""
+    if not isinstance(image, MedImage):
+        raise ValueError(f"{name} must be a MedImage; got {type(image).__name__}")
+    if image.is_color:
+        raise ValueError(f"{name} must be grey; got an RGB image")
+    if not image.is_volume:
+        return image
+    middle = image.array.shape[0] // 2
+    return MedImage(
+        image.array[middle],
+        image.spacing[1:],
+        image.modality,
+        image.window,
+        {**image.meta, "slice": middle},
+        image.source,
+    )
+
+
+def _window(image: MedImage, name: str) -> tuple[float, float]:
+    """A preset in HU, or "auto" (robust percentiles), or "default"."""
+    if name == "auto":
+        return display.auto_window(image.array)
+    if name == "default":
+        return image.window or display.auto_window(image.array)
+    return display.preset(name)
+
+
+def _presets(image: MedImage) -> tuple[str, ...]:
+    ct = tuple(display.PRESETS) if image.unit == "HU" else ()
+    return ("default", "auto", *ct)
+
+
+def _shown(array: np.ndarray, like: MedImage) -> MedImage:
+    """A display image (uint8, grey or RGB) on ``like``'s grid, for the viewer."""
+    return MedImage(array, like.spacing, "OT", (127.5, 255.0), {"unit": "grey"})
+
+
+def _dropdown(options, value, description) -> ipw.Dropdown:
+    return ipw.Dropdown(
+        options=list(options),
+        value=value,
+        description=description,
+        style={"description_width": "110px"},
+        layout={"width": "300px"},
+    )
+
+
+class _Explorer(StagePanel):
+    """A viewer on the left, controls on the right, a message below."""
+
+    def _layout(self, controls: list[ipw.Widget]) -> None:
+        self._message = ipw.HTML()
+        self.children = [
+            ipw.HBox([self._viewer, ipw.VBox(controls)]),
+            self._message,
+        ]
+
+    def _guarded(self, draw) -> None:
+        if not self._ready:
+            return
+        try:
+            draw()
+            self._say("")
+        except ValueError as exc:
+            self._say(str(exc))
+
+    def _on_change(self, _=None) -> None:
+        self._refresh()
+
+
+class BlendExplorer(_Explorer):
+    """``I = I1·M + I2·(1−M)`` with a mask you choose and soften.
+
+    Parameters
+    ----------
+    image : MedImage
+        ``I1``'s image; a volume gives its middle slice.
+    other : MedImage, optional
+        ``I2``'s image, of the same shape; default ``image`` itself, so that
+        the two windows compose one picture (bone inside a bone mask, brain
+        outside).
+    mask : ndarray of bool, optional
+        A segmentation, offered as the mask source "segmentation".
+    inside, outside : str
+        Window presets of ``I1`` and ``I2`` ("default", "auto" or a CT
+        preset).
+
+    Notes
+    -----
+    State with setters: ``source`` ("threshold", "segmentation", "circle"),
+    :meth:`set_params` (``low``, ``high``, ``opacity``, ``width_mm``,
+    ``radius_mm``, ``inside``, ``outside``), :meth:`place_circle`; results
+    :attr:`mask` (soft, in [0, 1]), :attr:`composite` (uint8) and
+    :attr:`recipe`.
+    """
+
+    source = traitlets.Unicode("threshold")
+
+    def __init__(
+        self,
+        image: MedImage,
+        *,
+        other: MedImage | None = None,
+        mask: np.ndarray | None = None,
+        inside: str = "default",
+        outside: str = "default",
+        **kwargs,
+    ):
+        self._image = _plane(image, "image")
+        self._other = self._image if other is None else _plane(other, "other")
+        if self._other.array.shape != self._image.array.shape:
+            raise ValueError(
+                f"other must have the image's shape {self._image.array.shape}; got "
+                f"{self._other.array.shape}; register it first"
+            )
+        self._segmentation = None
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.ndim == 3 and image.is_volume:
+                mask = mask[mask.shape[0] // 2]
+            if mask.shape != self._image.array.shape:
+                raise ValueError(
+                    f"mask must have the image's shape {self._image.array.shape}"
+                )
+            self._segmentation = mask.astype(bool)
+        rows, cols = self._image.array.shape
+        self._centre = (rows // 2, cols // 2)
+        self._ready = False
+        super().__init__(**kwargs)
+        self._build(inside, outside)
+        self._ready = True
+        self._refresh()
+
+    # ------------------------------------------------------------------ API
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every control's value."""
+        return values_of(self._controls)
+
+    def set_params(self, **values: Any) -> None:
+        """Set controls by name, as a user would, redrawing once."""
+        unknown = sorted(set(values) - set(self._controls))
+        if unknown:
+            raise ValueError(
+                f"unknown parameters {unknown}; set {sorted(self._controls)}"
+            )
+        for name in ("inside", "outside"):
+            if name in values and values[name] not in self._controls[name].options:
+                raise ValueError(
+                    f"{name} must be one of {list(self._controls[name].options)}; got "
+                    f"{values[name]!r}"
+                )
+        self._apply(values)
+
+    def place_circle(self, index: tuple[int, int]) -> None:
+        """Centre the circle mask at ``(row, col)``, as a click would."""
+        rows, cols = self._image.array.shape
+        r, c = (int(v) for v in index)
+        if not (0 <= r < rows and 0 <= c < cols):
+            raise ValueError(f"index {index} lies outside the image ({rows}, {cols})")
+        self._centre = (r, c)
+        self.source = "circle"
+        self._refresh()
+
+    @property
+    def binary_mask(self) -> np.ndarray:
+        """``M`` before opacity and feathering, from the chosen source."""
+        image = self._image.array
+        if self.source == "threshold":
+            p = self.params
+            return threshold_range(image, low=p["low"], high=p["high"])
+        if self.source == "segmentation":
+            if self._segmentation is None:
+                raise ValueError("no segmentation was given; pass mask= to the panel")
+            return self._segmentation
+        dy, dx = self._image.spacing
+        rows, cols = np.ogrid[: image.shape[0], : image.shape[1]]
+        r0, c0 = self._centre
+        radius = self.params["radius_mm"]
+        return ((rows - r0) * dy) ** 2 + ((cols - c0) * dx) ** 2 <= radius**2
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The soft ``M = opacity · feather(mask, width_mm)`` in [0, 1]."""
+        p = self.params
+        soft = C.feather(
+            self.binary_mask, width_mm=p["width_mm"], spacing=self._image.spacing
+        )
+        return soft * np.float32(p["opacity"])
+
+    @property
+    def composite(self) -> np.ndarray:
+        """The composite display image, uint8."""
+        p = self.params
+        i1 = display.apply_window(self._image.array, *_window(self._image, p["inside"]))
+        i2 = display.apply_window(
+            self._other.array, *_window(self._other, p["outside"])
+        )
+        return C.blend(i1, i2, self.mask)
+
+    @property
+    def recipe(self) -> list[dict[str, Any]]:
+        """The steps that rebuild the composite, as data."""
+        p = self.params
+        if self.source == "threshold":
+            mask = {"op": "threshold_range", "low": p["low"], "high": p["high"]}
+        elif self.source == "circle":
+            mask = {"op": "circle", "centre": self._centre, "radius_mm": p["radius_mm"]}
+        else:
+            mask = {"op": "segmentation"}
+        return [
+            mask,
+            {"op": "feather", "width_mm": p["width_mm"]},
+            {
+                "op": "blend",
+                "opacity": p["opacity"],
+                "inside": p["inside"],
+                "outside": p["outside"],
+            },
+        ]
+
+    # ---------------------------------------------------------------- build
+    def _build(self, inside: str, outside: str) -> None:
+        image = self._image
+        lo, hi = float(image.array.min()), float(image.array.max())
+        controls = controls_for(threshold_range, value_range=(lo, hi), units=image.unit)
+        if image.unit != "HU":  # the HU bone default means nothing here
+            low, high = np.percentile(image.array, [75, 100])
+            controls["low"].value, controls["high"].value = float(low), float(high)
+        controls.update(controls_for(C.feather))
+        controls["opacity"] = ipw.FloatSlider(
+            value=1.0, min=0.0, max=1.0, step=0.01, description="opacity"
+        )
+        controls["radius_mm"] = ipw.FloatSlider(
+            value=round(min(image.array.shape) * min(image.spacing) / 6, 1),
+            min=1.0,
+            max=round(max(image.array.shape) * max(image.spacing) / 2, 1),
+            step=0.5,
+            description="radius (mm)",
+        )
+        presets = _presets(image)
+        controls["inside"] = _dropdown(presets, inside, "inside (I1)")
+        controls["outside"] = _dropdown(_presets(self._other), outside, "outside (I2)")
+        self._controls = controls
+        for control in controls.values():
+            control.observe(self._on_change, "value")
+        sources = [
+            s
+            for s in MASK_SOURCES
+            if s != "segmentation" or self._segmentation is not None
+        ]
+        self._source = _dropdown(sources, "threshold", "mask from")
+        traitlets.link((self._source, "value"), (self, "source"))
+        blank = np.zeros(image.array.shape, np.uint8)
+        self._viewer = ImageViewer(_shown(blank, image), box_size=480)
+        self._viewer.observe(self._on_click, "clicked")
+        self._layout(
+            [
+                self._source,
+                *controls.values(),
+                ipw.HTML("With the circle mask, click in the image to centre it."),
+            ]
+        )
+
+    # ------------------------------------------------------------ callbacks
+    @traitlets.validate("source")
+    def _valid_source(self, proposal):
+        if proposal["value"] not in MASK_SOURCES:
+            raise traitlets.TraitError(
+                f"source must be one of {', '.join(MASK_SOURCES)}; got "
+                f"{proposal['value']!r}"
+            )
+        return proposal["value"]
+
+    @traitlets.observe("source")
+    def _on_source_change(self, _) -> None:
+        self._refresh()
+
+    def _on_click(self, change) -> None:
+        if change["new"] and self.source == "circle":
+            self.place_circle(change["new"][-2:])
+
+    def _refresh(self) -> None:
+        self._guarded(
+            lambda: setattr(self._viewer, "image", _shown(self.composite, self._image))
+        )
+
+
+class FusionExplorer(_Explorer):
+    """Two aligned images in one view: weighted, colour, checkerboard,
+    difference or swipe.
+
+    Parameters
+    ----------
+    base : MedImage
+        ``I1``, the anatomy; a volume gives its middle slice.
+    layer : MedImage
+        ``I2`` of the same shape: a second image, or a functional or
+        probability map for the colour view.
+
+    Notes
+    -----
+    State with setters: ``mode`` (:data:`FUSION_MODES`), :meth:`set_params`;
+    results :attr:`composite` and :attr:`recipe`.
+    """
+
+    mode = traitlets.Unicode("weighted")
+
+    def __init__(self, base: MedImage, layer: MedImage, *, mode="weighted", **kwargs):
+        self._base = _plane(base, "base")
+        self._layer = _plane(layer, "layer")
+        if self._layer.array.shape != self._base.array.shape:
+            raise ValueError(
+                f"layer must have the base's shape {self._base.array.shape}; got "
+                f"{self._layer.array.shape}; register or resample it first"
+            )
+        self._ready = False
+        super().__init__(**kwargs)
+        self._build()
+        self.mode = mode
+        self._ready = True
+        self._refresh()
+
+    # ------------------------------------------------------------------ API
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every control's value."""
+        return values_of(self._controls)
+
+    def set_params(self, **values: Any) -> None:
+        """Set controls by name, as a user would, redrawing once."""
+        unknown = sorted(set(values) - set(self._controls))
+        if unknown:
+            raise ValueError(
+                f"unknown parameters {unknown}; set {sorted(self._controls)}"
+            )
+        self._apply(values)
+
+    @property
+    def composite(self) -> np.ndarray:
+        """The view of the current mode, uint8 (RGB for colour)."""
+        p, mode = self.params, self.mode
+        base, layer = self._base.array, self._layer.array
+        if mode == "colour":
+            return C.color_fuse(
+                base,
+                layer,
+                layer_range=(p["layer_low"], p["layer_high"]),
+                cmap=p["cmap"],
+                opacity=p["opacity"],
+            )
+        if mode == "difference":
+            diff = C.difference(base, layer)
+            span = float(np.percentile(np.abs(diff), 99.5)) or 1.0
+            return display.apply_window(diff, 0.0, 2 * span)
+        i1 = display.apply_window(base, *display.auto_window(base))
+        i2 = display.apply_window(layer, *display.auto_window(layer))
+        if mode == "weighted":
+            return C.fuse(i1, i2, p["weight"])
+        if mode == "checkerboard":
+            return C.checkerboard(i1, i2, squares=p["squares"])
+        return C.swipe(i1, i2, position=p["position"], axis=1)
+
+    @property
+    def recipe(self) -> list[dict[str, Any]]:
+        """The current view as one step."""
+        keys = {
+            "weighted": ("weight",),
+            "colour": ("cmap", "opacity", "layer_low", "layer_high"),
+            "checkerboard": ("squares",),
+            "difference": (),
+            "swipe": ("position",),
+        }[self.mode]
+        return [{"op": self.mode, **{k: self.params[k] for k in keys}}]
+
+    # ---------------------------------------------------------------- build
+    def _build(self) -> None:
+        layer = self._layer.array
+        lo, hi = float(np.nanmin(layer)), float(np.nanmax(layer))
+        hi = hi if hi > lo else lo + 1
+        start_lo, start_hi = np.percentile(layer, [1, 99])
+        controls = controls_for(C.fuse)
+        controls.update(controls_for(C.color_fuse))
+        controls.update(controls_for(C.checkerboard))
+        controls["position"] = controls_for(C.swipe)["position"]
+        step = (hi - lo) / 200
+        for name, value in (("layer_low", start_lo), ("layer_high", start_hi)):
+            controls[name] = ipw.FloatSlider(
+                value=float(value),
+                min=lo,
+                max=hi,
+                step=step,
+                description=f"{name.replace('_', ' ')} ({self._layer.unit})",
+                style={"description_width": "110px"},
+                readout_format=".3g",
+            )
+        self._controls = controls
+        for control in controls.values():
+            control.observe(self._on_change, "value")
+        self._mode = _dropdown(FUSION_MODES, "weighted", "view")
+        traitlets.link((self._mode, "value"), (self, "mode"))
+        self._legend = ipw.Image(format="png", layout={"width": "256px"})
+        self._legend_text = ipw.HTML()
+        self._viewer = ImageViewer(
+            _shown(np.zeros(self._base.array.shape, np.uint8), self._base), box_size=480
+        )
+        self._layout([self._mode, *controls.values(), self._legend, self._legend_text])
+
+    # ------------------------------------------------------------ callbacks
+    @traitlets.validate("mode")
+    def _valid_mode(self, proposal):
+        if proposal["value"] not in FUSION_MODES:
+            raise traitlets.TraitError(
+                f"mode must be one of {', '.join(FUSION_MODES)}; got "
+                f"{proposal['value']!r}"
+            )
+        return proposal["value"]
+
+    @traitlets.observe("mode")
+    def _on_mode_change(self, change) -> None:
+        used = {
+            "weighted": {"weight"},
+            "colour": {"cmap", "opacity", "layer_low", "layer_high"},
+            "checkerboard": {"squares"},
+            "difference": set(),
+            "swipe": {"position"},
+        }[change["new"]]
+        for name, control in self._controls.items():
+            control.layout.display = "" if name in used else "none"
+        colour = change["new"] == "colour"
+        self._legend.layout.display = self._legend_text.layout.display = (
+            "" if colour else "none"
+        )
+        self._refresh()
+
+    def _refresh(self) -> None:
+        def draw():
+            self._viewer.image = _shown(self.composite, self._base)
+            if self.mode == "colour":
+                p = self.params
+                self._legend.value = display.encode_png(C.legend(p["cmap"]))
+                self._legend_text.value = (
+                    f"{p['layer_low']:.3g} to {p['layer_high']:.3g} "
+                    f"{self._layer.unit}; "
+                    f"drawn at and above {p['layer_low']:.3g}"
+                )
+
+        self._guarded(draw)
+
+
+class CompositionPanel(ipw.VBox):
+    """Stage 4 in one panel: blend, fusion, registration and stitching tabs.
+
+    Parameters
+    ----------
+    image : MedImage
+        The base image of the blend and fusion tabs.
+    other : MedImage, optional
+        A second image on the same grid (fusion layer, blend ``I2``).
+    mask : ndarray of bool, optional
+        A segmentation for the blend tab.
+
+    The explorers are public: :attr:`blend`, :attr:`fusion`;
+    :attr:`recipe` is the recipe of the tab shown.
+    """
+
+    def __init__(
+        self,
+        image: MedImage,
+        *,
+        other: MedImage | None = None,
+        mask: np.ndarray | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.blend = BlendExplorer(image, mask=mask)
+        self.fusion = FusionExplorer(image, other if other is not None else image)
+        self._tabs = ipw.Tab(children=[self.blend, self.fusion])
+        for k, title in enumerate(("Blend", "Fusion")):
+            self._tabs.set_title(k, title)
+        self.children = [self._tabs]
+
+    @property
+    def recipe(self) -> list[dict[str, Any]]:
+        """The recipe of the explorer in the tab shown."""
+        return self._tabs.children[self._tabs.selected_index or 0].recipe
