@@ -46,7 +46,7 @@ def test_opacity_and_feather_make_the_mask(ct):
 def test_a_click_centres_a_circle_of_radius_in_mm(ct):
     panel = BlendExplorer(ct)
     panel.set_params(radius_mm=10.0, width_mm=0.0)
-    panel._viewer.click(200, 300)  # reads the pixel: the mask is a threshold
+    panel._viewer.click(100, 100)  # reads the pixel: the mask is a threshold
     assert panel.source == "threshold"
     panel.source = "circle"
     panel._viewer.click(200, 300)  # now it centres the circle
