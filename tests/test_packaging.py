@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # PyPI name -> conda-forge name, where they differ.
-CONDA_NAME = {"opencv-python-headless": "opencv", "dask[distributed]": "dask"}
+CONDA_NAME = {"opencv-contrib-python-headless": "opencv", "dask[distributed]": "dask"}
 
 
 def _name(requirement: str) -> str:

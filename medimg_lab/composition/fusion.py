@@ -37,6 +37,7 @@ __all__ = [
     "fuse",
     "legend",
     "multiband_blend",
+    "pyramid_composite",
     "swipe",
 ]
 
@@ -307,7 +308,6 @@ def multiband_blend(
     Burt P. J., Adelson E. H. A multiresolution spline with application to
     image mosaics. ACM Trans Graph 1983. doi:10.1145/245.247
     """
-    import cv2
 
     i1, i2 = _same_shape(i1, i2)
     rows, cols = _plane_shape(i1)
@@ -324,29 +324,48 @@ def multiband_blend(
     if not (isinstance(levels, int) and 1 <= levels <= 10):
         raise ValueError(f"levels must be a whole number in [1, 10]; got {levels!r}")
     levels = max(1, min(levels, int(np.log2(min(rows, cols) / 8)) + 1))
+    return pyramid_composite([i1, i2], [m, 1 - m], bands=levels)
 
-    def gaussian(image):
-        pyramid = [image]
-        for _ in range(levels - 1):
-            pyramid.append(cv2.pyrDown(pyramid[-1]))
-        return pyramid
 
-    def laplacian(image):
-        g = gaussian(image)
-        bands = [
-            g[k] - cv2.pyrUp(g[k + 1], dstsize=g[k].shape[1::-1])
-            for k in range(levels - 1)
-        ]
-        return [*bands, g[-1]]
+def pyramid_composite(
+    images: list[np.ndarray], weights: list[np.ndarray], *, bands: int
+) -> np.ndarray:
+    """``Σ_k L(I_k)·G(W_k)`` band by band, collapsed: the multiband composite.
 
-    a = laplacian(i1.astype(np.float32))
-    b = laplacian(i2.astype(np.float32))
-    weights = gaussian(m)
-    out = None
-    for k in reversed(range(levels)):
-        w = weights[k] if a[k].ndim == 2 else weights[k][..., None]
-        band = a[k] * w + b[k] * (1 - w)
-        out = band if out is None else cv2.pyrUp(out, dstsize=band.shape[1::-1]) + band
+    Parameters
+    ----------
+    images : list of (M, N[, 3]) ndarray
+        Images on one grid.
+    weights : list of (M, N) float32 ndarray
+        One weight map per image, summing to 1 at every pixel.
+    bands : int
+        Laplacian bands, the last one the Gaussian residual (``bands - 1``
+        halvings).
+
+    Returns
+    -------
+    (M, N[, 3]) float32 ndarray
+    """
+    import cv2
+
+    shapes = [images[0].shape]
+    for _ in range(bands - 1):
+        h, w = shapes[-1][:2]
+        shapes.append(((h + 1) // 2, (w + 1) // 2, *shapes[0][2:]))
+    out_bands = [np.zeros(s, np.float32) for s in shapes]
+    for image, weight in zip(images, weights, strict=True):
+        g_img, g_w = image.astype(np.float32, copy=False), weight.astype(np.float32)
+        for k in range(bands - 1):
+            down = cv2.pyrDown(g_img)
+            up = cv2.pyrUp(down, dstsize=(g_img.shape[1], g_img.shape[0]))
+            w = g_w if g_img.ndim == 2 else g_w[..., None]
+            out_bands[k] += (g_img - up) * w
+            g_img, g_w = down, cv2.pyrDown(g_w)
+        out_bands[-1] += g_img * (g_w if g_img.ndim == 2 else g_w[..., None])
+    out = out_bands[-1]
+    for k in range(bands - 2, -1, -1):
+        h, w = shapes[k][:2]
+        out = cv2.pyrUp(out, dstsize=(w, h)) + out_bands[k]
     return out
 
 

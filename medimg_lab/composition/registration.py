@@ -1,0 +1,1021 @@
+"""Registration: aligning a moving image onto a fixed one, rigid or affine.
+
+A registration finds the transform :math:`T` that maps a point :math:`p` of
+the fixed image to the matching point of the moving image, so that
+
+.. math:: I_{moving}(T(p)) \\approx I_{fixed}(p), \\qquad
+          T(p) = A\\,(p - c) + c + t
+
+with :math:`A` a rotation (``"rigid"``), a rotation times a scale
+(``"similarity"``) or any 2×2 matrix (``"affine"``), :math:`c` the centre of
+the fixed image and :math:`t` the shift, all in mm.
+
+Methods, each coarse to fine over a Gaussian pyramid:
+
+- ``"phase"``: Fourier–Mellin phase correlation. Rotation (and scale) from
+  the phase correlation of log-polar magnitude spectra, then translation by
+  windowed phase correlation (``cv2.phaseCorrelate``), refined level by
+  level. Translation, rigid and similarity; not affine.
+- ``"ecc"``: maximisation of the enhanced correlation coefficient
+  (``cv2.findTransformECC``), initialised by phase correlation. Invariant to
+  affine changes of intensity (window, gain, offset).
+- ``"orb"``, ``"akaze"``, ``"sift"``: keypoints matched with Lowe's ratio
+  test and a transform fitted by RANSAC on the matches (rigid and similarity
+  refitted by least squares on the inliers). Multi-scale through the
+  detectors' own scale spaces. The two images may differ in shape. OpenCV 5
+  moved AKAZE to its contrib modules: :func:`akaze_available` tells whether
+  ``"akaze"`` works; SIFT and ORB are always there.
+- No method optimises mutual information itself; MI is reported as a
+  quality measure, the one that stays valid across contrasts.
+
+Conventions
+-----------
+- ``shift_mm`` is ``(dy, dx)`` in mm, along the array's row and column
+  axes, like ``spacing``. Rows point down the screen.
+- ``rotation_deg`` is counter-clockwise as displayed (rows down), the
+  convention of ``cv2.getRotationMatrix2D`` and ``skimage.transform.rotate``.
+- :func:`rigid_transform` moves an image's content by ``shift_mm`` and
+  ``rotation_deg`` about its centre, and :func:`register` reports the same
+  parameters: ``register(fixed, rigid_transform(fixed, shift_mm=s,
+  rotation_deg=r))`` gives ``shift_mm == s`` and ``rotation_deg == r``.
+- ``Registration.matrix`` is the OpenCV 2×3 pixel matrix in ``(x, y) =
+  (column, row)`` order that maps a moving pixel to the fixed pixel it lands
+  on, :math:`T^{-1}` in pixels: ``cv2.warpAffine(moving, matrix, (N, M))``
+  gives ``resampled``.
+- Intensities are only normalised inside (robust 0.5–99.5 % percentile
+  window), so HU, MR and 16-bit radiographs all work; ``resampled`` keeps
+  the moving image's units.
+
+OpenCV does the estimation. :func:`register` also resamples the moving
+image and computes NCC and MI on the overlap, which cost about as much as a
+translation estimate on a 512² image.
+
+References
+----------
+.. [1] B. S. Reddy and B. N. Chatterji, "An FFT-based technique for
+   translation, rotation, and scale-invariant image registration", IEEE
+   Trans. Image Process. 5(8):1266–1271, 1996. doi:10.1109/83.506761
+.. [2] G. D. Evangelidis and E. Z. Psarakis, "Parametric image alignment
+   using enhanced correlation coefficient maximization", IEEE TPAMI
+   30(10):1858–1865, 2008. doi:10.1109/TPAMI.2008.113
+.. [3] E. Rublee, V. Rabaud, K. Konolige and G. Bradski, "ORB: an efficient
+   alternative to SIFT or SURF", ICCV 2011. doi:10.1109/ICCV.2011.6126544
+.. [4] P. F. Alcantarilla, J. Nuevo and A. Bartoli, "Fast explicit diffusion
+   for accelerated features in nonlinear scale spaces", BMVC 2013.
+   doi:10.5244/C.27.13
+.. [5] M. A. Fischler and R. C. Bolles, "Random sample consensus", Commun.
+   ACM 24(6):381–395, 1981. doi:10.1145/358669.358692
+.. [6] F. Maes, A. Collignon, D. Vandermeulen, G. Marchal and P. Suetens,
+   "Multimodality image registration by maximization of mutual
+   information", IEEE TMI 16(2):187–198, 1997. doi:10.1109/42.563664
+.. [7] D. G. Lowe, "Distinctive image features from scale-invariant
+   keypoints", IJCV 60(2):91–110, 2004.
+   doi:10.1023/B:VISI.0000029664.99615.94
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import cv2
+import numpy as np
+
+from .._checks import Spacing, check_image, check_spacing
+from ..errors import MedImgError
+from ..params import Param
+
+__all__ = [
+    "METHODS",
+    "TRANSFORMS",
+    "Registration",
+    "RegistrationError",
+    "akaze_available",
+    "mutual_information",
+    "ncc",
+    "register",
+    "rigid_transform",
+]
+
+#: Registration methods and the transforms each supports.
+METHODS: dict[str, tuple[str, ...]] = {
+    "phase": ("translation", "rigid", "similarity"),
+    "ecc": ("translation", "rigid", "similarity", "affine"),
+    "orb": ("translation", "rigid", "similarity", "affine"),
+    "akaze": ("translation", "rigid", "similarity", "affine"),
+    "sift": ("translation", "rigid", "similarity", "affine"),
+}
+#: Transform models, from the fewest to the most degrees of freedom.
+TRANSFORMS = ("translation", "rigid", "similarity", "affine")
+
+_INTERPOLATION = {
+    "nearest": cv2.INTER_NEAREST,
+    "linear": cv2.INTER_LINEAR,
+    "cubic": cv2.INTER_CUBIC,
+}
+_CV_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+
+
+class RegistrationError(MedImgError, RuntimeError):
+    """A registration method found no transform (too few matches, no convergence)."""
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _as_array(
+    image, name: str, min_size: int = 16
+) -> tuple[np.ndarray, tuple[float, ...] | None]:
+    """The pixel array of an ndarray or MedImage, and the MedImage's spacing."""
+    spacing = None
+    if hasattr(image, "array") and hasattr(image, "spacing"):
+        if getattr(image, "is_color", False):
+            raise ValueError(
+                f"{name} is an RGB image of shape {image.array.shape}; register "
+                "grey images: convert it first, e.g. image.array.mean(axis=-1)"
+            )
+        spacing = tuple(image.spacing)
+        image = image.array
+    if isinstance(image, np.ndarray | list | tuple):
+        image = np.asarray(image)
+    else:
+        raise TypeError(
+            f"{name} must be a numpy array or a MedImage; got {type(image).__name__}"
+        )
+    if image.ndim == 3:
+        raise ValueError(
+            f"{name} must be a 2D (M, N) grey image; got shape {image.shape}. "
+            "Register a volume slice by slice, e.g. register(fixed[k], moving[k]), "
+            "and convert an RGB image to grey first, e.g. rgb.mean(axis=-1)"
+        )
+    image = check_image(image, name, finite=True)
+    if min(image.shape) < min_size:
+        raise ValueError(
+            f"{name} must be at least {min_size}×{min_size} pixels; got {image.shape}"
+        )
+    return image, spacing
+
+
+def _check_choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(
+            f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}"
+        )
+
+
+def _normalise(image: np.ndarray) -> np.ndarray:
+    """float32 in [0, 1] over the robust 0.5–99.5 % percentile window."""
+    flat = image.ravel()
+    if flat.size > 250_000:
+        flat = flat[:: flat.size // 250_000]
+    lo, hi = np.percentile(flat.astype(np.float64), (0.5, 99.5))
+    if not hi > lo:
+        lo, hi = float(image.min()), float(image.max())
+    if not hi > lo:
+        return np.zeros(image.shape, np.float32)
+    out = (image.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    return np.clip(out, 0, 1, out=out)
+
+
+def _h(m2x3: np.ndarray) -> np.ndarray:
+    """3×3 homogeneous form of a 2×3 matrix."""
+    return np.vstack([np.asarray(m2x3, np.float64)[:2], [0.0, 0.0, 1.0]])
+
+
+def _scale_px_to_mm(spacing: tuple[float, float]) -> np.ndarray:
+    """3×3 map from (x, y) pixels to (x, y) mm, origin at the first pixel's centre."""
+    return np.diag([spacing[1], spacing[0], 1.0])
+
+
+def _model(
+    rotation_deg: float, scale: float, shift_xy: tuple[float, float], center_xy
+) -> np.ndarray:
+    """3×3 ``T(p) = s R (p - c) + c + t`` in (x, y), R counter-clockwise on screen."""
+    a = math.radians(rotation_deg)
+    cos, sin = scale * math.cos(a), scale * math.sin(a)
+    lin = np.array([[cos, sin], [-sin, cos]])
+    c = np.asarray(center_xy, np.float64)
+    out = np.eye(3)
+    out[:2, :2] = lin
+    out[:2, 2] = c - lin @ c + np.asarray(shift_xy, np.float64)
+    return out
+
+
+def _rotation_scale(lin: np.ndarray) -> tuple[float, float]:
+    """Rotation (degrees, counter-clockwise on screen) and scale of a 2×2 matrix."""
+    u, _, vt = np.linalg.svd(lin)
+    rot = u @ vt  # the nearest rotation (polar decomposition)
+    if np.linalg.det(rot) < 0:
+        u[:, -1] *= -1
+        rot = u @ vt
+    return math.degrees(math.atan2(rot[0, 1], rot[0, 0])), float(
+        math.sqrt(abs(np.linalg.det(lin)))
+    )
+
+
+def _project(warp: np.ndarray, transform: str, center_xy) -> np.ndarray:
+    """The nearest ``transform`` to a 3×3 warp, keeping where the centre maps."""
+    if transform == "affine":
+        return warp
+    c = np.append(np.asarray(center_xy, np.float64), 1.0)
+    target = (warp @ c)[:2]
+    angle, scale = _rotation_scale(warp[:2, :2])
+    if transform == "translation":
+        angle, scale = 0.0, 1.0
+    elif transform == "rigid":
+        scale = 1.0
+    return _model(angle, scale, target - c[:2], c[:2])
+
+
+def _pyramid(image: np.ndarray, levels: int, min_size: int = 32) -> list[np.ndarray]:
+    """Gaussian pyramid, finest first; level k has pixel coordinates x / 2**k."""
+    out = [image]
+    while len(out) < levels and min(out[-1].shape) >= 2 * min_size:
+        out.append(cv2.pyrDown(out[-1]))
+    return out
+
+
+def _at_level(warp: np.ndarray, k: int) -> np.ndarray:
+    """A full-resolution pixel warp expressed at pyramid level ``k``."""
+    d = np.diag([0.5**k, 0.5**k, 1.0])
+    return d @ warp @ np.linalg.inv(d)
+
+
+# -------------------------------------------------------- phase correlation
+
+
+def _highpass(shape: tuple[int, int]) -> np.ndarray:
+    """Reddy & Chatterji's emphasis filter ``(1 - X)(2 - X)``, X = cos·cos."""
+    fy = np.fft.fftshift(np.fft.fftfreq(shape[0]))[:, None]
+    fx = np.fft.fftshift(np.fft.fftfreq(shape[1]))[None, :]
+    x = np.cos(np.pi * fy) * np.cos(np.pi * fx)
+    return ((1.0 - x) * (2.0 - x)).astype(np.float32)
+
+
+def _log_polar_spectrum(image: np.ndarray, window: np.ndarray, n_angles: int):
+    """High-passed magnitude spectrum resampled on a log-polar grid (0–180°)."""
+    spectrum = np.fft.fftshift(np.abs(np.fft.fft2(image * window))).astype(np.float32)
+    spectrum *= _highpass(image.shape)
+    h, w = image.shape
+    radius = min(h, w) / 2.0
+    n_radii = int(radius)
+    polar = cv2.warpPolar(
+        spectrum,
+        (n_radii, 2 * n_angles),
+        (w / 2.0, h / 2.0),
+        radius,
+        cv2.INTER_LINEAR | cv2.WARP_POLAR_LOG,
+    )
+    return polar[:n_angles], radius, n_radii
+
+
+def _rotation_by_phase(
+    fixed: np.ndarray, moving: np.ndarray, window: np.ndarray
+) -> tuple[float, float]:
+    """Rotation (degrees, modulo 180) and scale of moving relative to fixed."""
+    n_angles = 2 * max(fixed.shape)
+    pf, radius, n_radii = _log_polar_spectrum(fixed, window, n_angles)
+    pm, _, _ = _log_polar_spectrum(moving, window, n_angles)
+    (dr, da), _ = cv2.phaseCorrelate(pf, pm)
+    angle = -180.0 * da / n_angles
+    scale = math.exp(-dr * math.log(radius) / n_radii)  # the spectrum shrinks
+    return angle, scale
+
+
+def _phase_step(
+    fixed: np.ndarray, moving: np.ndarray, warp: np.ndarray, transform: str
+) -> np.ndarray:
+    """Refine a fixed→moving pixel warp by one Fourier–Mellin step."""
+    h, w = fixed.shape
+    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    center = ((w - 1) / 2.0, (h - 1) / 2.0)
+    current = _warp(moving, warp, (h, w))
+    candidates = [np.eye(3)]
+    if transform != "translation":
+        angle, scale = _rotation_by_phase(fixed, current, window)
+        scale = scale if transform == "similarity" else 1.0
+        turn = _model(angle, scale, (0.0, 0.0), center)
+        candidates = [turn, _model(angle + 180.0, scale, (0.0, 0.0), center)]
+    best, best_response = None, -np.inf
+    for turn in candidates:
+        # m0(p) = current(turn(p)) is fixed shifted by d: T = turn ∘ shift(d)
+        derotated = (
+            current if transform == "translation" else _warp(current, turn, (h, w))
+        )
+        (dx, dy), response = cv2.phaseCorrelate(fixed, derotated, window)
+        if response > best_response:
+            step = turn @ _model(0.0, 1.0, (dx, dy), center)
+            best, best_response = warp @ step, response
+    return best
+
+
+def _warp(image: np.ndarray, warp: np.ndarray, shape, flags=cv2.INTER_LINEAR):
+    """``out(p) = image(warp(p))`` on a grid of ``shape``; warp is 3×3 (x, y)."""
+    return cv2.warpAffine(
+        image,
+        warp[:2],
+        (shape[1], shape[0]),
+        flags=flags | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
+def _register_phase(fixed, moving, transform, levels):
+    if transform == "translation":  # global already: one full-resolution step
+        levels = 1
+    pf, pm = _pyramid(fixed, levels), _pyramid(moving, levels)
+    warp = np.eye(3)
+    for k in range(len(pf) - 1, -1, -1):
+        local = _phase_step(pf[k], pm[k], _at_level(warp, k), transform)
+        warp = _at_level(local, -k)
+    if transform != "translation":  # a last translation-only polish
+        warp = _phase_step(fixed, moving, warp, "translation")
+    return warp
+
+
+# ---------------------------------------------------------------------- ECC
+
+_ECC_MOTION = {
+    "translation": cv2.MOTION_TRANSLATION,
+    "rigid": cv2.MOTION_EUCLIDEAN,
+    "similarity": cv2.MOTION_AFFINE,
+    "affine": cv2.MOTION_AFFINE,
+}
+
+
+def _register_ecc(fixed, moving, transform, levels, iterations):
+    pf, pm = _pyramid(fixed, levels), _pyramid(moving, levels)
+    coarse = len(pf) - 1
+    init = "translation" if transform == "translation" else "rigid"
+    warp = _at_level(_phase_step(pf[coarse], pm[coarse], np.eye(3), init), -coarse)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-6)
+    converged = False
+    for k in range(coarse, -1, -1):
+        local = _at_level(warp, k)[:2].astype(np.float32)
+        h, w = pf[k].shape
+        inner = np.zeros((h, w), np.uint8)  # leave out the edges, where moved
+        inner[h // 16 : h - h // 16, w // 16 : w - w // 16] = 1  # images are padded
+        try:
+            _, local = cv2.findTransformECC(
+                pf[k], pm[k], local, _ECC_MOTION[transform], criteria, inner, 3
+            )
+        except cv2.error:
+            continue  # keep the estimate of the coarser level
+        warp = _at_level(_h(local), -k)
+        converged = True
+    if not converged:
+        raise RegistrationError(
+            "ecc",
+            "the ECC iteration did not converge at any pyramid level.",
+            "Try method='phase' or a feature method, or fewer levels.",
+        )
+    return _project(
+        warp, transform, ((fixed.shape[1] - 1) / 2, (fixed.shape[0] - 1) / 2)
+    )
+
+
+# ----------------------------------------------------------------- features
+
+
+def _fit_similarity(src: np.ndarray, dst: np.ndarray, with_scale: bool) -> np.ndarray:
+    """Least-squares ``dst ≈ s R src + t`` (Umeyama), as a 3×3 matrix."""
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    u, sv, vt = np.linalg.svd(b.T @ a / len(src))
+    d = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ d @ vt
+    scale = (sv * np.diag(d)).sum() / a.var(0).sum() if with_scale else 1.0
+    out = np.eye(3)
+    out[:2, :2] = scale * rot
+    out[:2, 2] = md - scale * rot @ ms
+    return out
+
+
+def _akaze():
+    """OpenCV's AKAZE factory; OpenCV 5 moved it to the contrib modules."""
+    factory = getattr(cv2, "AKAZE_create", None)
+    if factory is None:
+        factory = getattr(getattr(cv2, "xfeatures2d", None), "AKAZE_create", None)
+    if factory is None:
+        raise ValueError(
+            f"method 'akaze' needs AKAZE, which OpenCV {cv2.__version__} lacks (5.0 "
+            "moved it to opencv-contrib). Install opencv-contrib-python-headless "
+            "(the project's dependency), or use method 'orb' or 'sift'"
+        )
+    return factory
+
+
+def akaze_available() -> bool:
+    """True when the installed OpenCV provides AKAZE (``method="akaze"``)."""
+    try:
+        _akaze()
+    except ValueError:
+        return False
+    return True
+
+
+def _register_features(fixed, moving, transform, levels, method, ratio, ransac_px):
+    f8 = np.rint(fixed * 255).astype(np.uint8)
+    m8 = np.rint(moving * 255).astype(np.uint8)
+    norm = cv2.NORM_HAMMING
+    if method == "orb":
+        n = max(1, round(levels * math.log(2) / math.log(1.2)))
+        detector = cv2.ORB_create(nfeatures=5000, scaleFactor=1.2, nlevels=n)
+    elif method == "sift":
+        detector, norm = cv2.SIFT_create(nOctaveLayers=3), cv2.NORM_L2
+    else:
+        detector = _akaze()(threshold=1e-4, nOctaves=levels)
+    kf, df = detector.detectAndCompute(f8, None)
+    km, dm = detector.detectAndCompute(m8, None)
+    good = []
+    if df is not None and dm is not None and len(df) >= 2 and len(dm) >= 2:
+        pairs = cv2.BFMatcher(norm).knnMatch(df, dm, k=2)
+        good = [
+            p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance
+        ]
+    if len(good) < 3:
+        raise RegistrationError(
+            method,
+            f"only {len(good)} keypoint matches passed the ratio test (3 needed).",
+            "Try method='ecc' or 'phase', a higher ratio, or a more textured image.",
+        )
+    src = np.float32([kf[m.queryIdx].pt for m in good])
+    dst = np.float32([km[m.trainIdx].pt for m in good])
+    options = dict(
+        method=cv2.RANSAC,
+        ransacReprojThreshold=ransac_px,
+        maxIters=5000,
+        confidence=0.999,
+        refineIters=10,
+    )
+    if transform == "affine":
+        fit, inliers = cv2.estimateAffine2D(src, dst, **options)
+    else:
+        fit, inliers = cv2.estimateAffinePartial2D(src, dst, **options)
+    if fit is None or inliers is None or int(inliers.sum()) < 3:
+        raise RegistrationError(
+            method,
+            f"RANSAC found no consistent transform among {len(good)} matches.",
+            "Try method='ecc' or 'phase', or a larger ransac_px.",
+        )
+    keep = inliers.ravel().astype(bool)
+    if transform == "affine":
+        return _h(fit)
+    if transform == "translation":
+        out = np.eye(3)
+        out[:2, 2] = np.median(dst[keep] - src[keep], axis=0)
+        return out
+    return _fit_similarity(
+        src[keep].astype(np.float64),
+        dst[keep].astype(np.float64),
+        transform == "similarity",
+    )
+
+
+# ------------------------------------------------------------------ quality
+
+
+def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Normalised cross-correlation (Pearson's r) of two images.
+
+    .. math:: r = \\frac{\\sum (a - \\bar a)(b - \\bar b)}
+                       {\\sqrt{\\sum (a - \\bar a)^2 \\sum (b - \\bar b)^2}}
+
+    Parameters
+    ----------
+    a, b : (M, N[, P]) ndarray
+        Images of the same shape, in any units.
+    mask : (M, N[, P]) bool ndarray, optional
+        Pixels to compare (for example the overlap of a registration).
+
+    Returns
+    -------
+    float
+        In ``[-1, 1]``: 1 for images equal up to gain and offset, -1 for an
+        image and its negative; 0 when either image is constant in the mask.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(12.0).reshape(3, 4)
+    >>> ncc(x, 2 * x + 5), ncc(x, -x)
+    (1.0, -1.0)
+    """
+    a, b = _pair(a, b, mask)
+    a = a - a.mean()
+    b = b - b.mean()
+    den = math.sqrt(float(a @ a) * float(b @ b))
+    return float(np.clip(float(a @ b) / den, -1.0, 1.0)) if den > 0 else 0.0
+
+
+def mutual_information(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    bins: Annotated[int, Param(4, 512, 1, "bins", "histogram bins per image")] = 64,
+    mask: np.ndarray | None = None,
+    normalized: bool = False,
+) -> float:
+    """Mutual information of two images, from their joint histogram, in nats.
+
+    .. math:: I(A; B) = \\sum_{a, b} p(a, b) \\ln \\frac{p(a, b)}{p(a)\\,p(b)}
+                      = H(A) + H(B) - H(A, B)
+
+    Each image is binned into ``bins`` equal bins over its own range inside
+    the mask, so MI does not depend on units or on any monotonic or even
+    non-monotonic one-to-one remapping of grey levels: it measures alignment
+    across contrasts (T1 against an inverted or gamma-mapped T1, CT
+    against MR), where NCC fails [6]_.
+
+    Parameters
+    ----------
+    a, b : (M, N[, P]) ndarray
+        Images of the same shape.
+    bins : int
+        Histogram bins per image, ``>= 2``.
+    mask : (M, N[, P]) bool ndarray, optional
+        Pixels to use.
+    normalized : bool
+        Return :math:`2 I / (H(A) + H(B))` in ``[0, 1]`` instead (1 when one
+        image determines the other, 0 for independent images).
+
+    Returns
+    -------
+    float
+        Nats (natural logarithm); divide by ``ln 2`` for bits. ``I(A; A)`` is
+        the entropy ``H(A)`` of the binned image. A small positive bias,
+        about ``(bins - 1)**2 / (2 n)`` for ``n`` pixels, remains for
+        independent images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.repeat(np.arange(4.0), 4)
+    >>> round(mutual_information(x, -x, bins=4), 4)  # ln 4
+    1.3863
+    """
+    _check_bins(bins)
+    a, b = _pair(a, b, mask)
+    ia, ib = _bin(a, bins), _bin(b, bins)
+    joint = np.bincount(ia * bins + ib, minlength=bins * bins).astype(np.float64)
+    joint /= joint.sum()
+    pa = joint.reshape(bins, bins).sum(1)
+    pb = joint.reshape(bins, bins).sum(0)
+    h_a, h_b, h_ab = _entropy(pa), _entropy(pb), _entropy(joint)
+    mi = max(h_a + h_b - h_ab, 0.0)
+    if normalized:
+        return 2.0 * mi / (h_a + h_b) if h_a + h_b > 0 else 0.0
+    return mi
+
+
+def _check_bins(bins) -> None:
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 2:
+        raise ValueError(f"bins must be a whole number >= 2; got {bins!r}")
+
+
+def _entropy(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def _bin(x: np.ndarray, bins: int) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    if not hi > lo:
+        return np.zeros(x.shape, np.int64)
+    idx = ((x - lo) * (bins / (hi - lo))).astype(np.int64)
+    return np.minimum(idx, bins - 1)
+
+
+def _pair(a, b, mask) -> tuple[np.ndarray, np.ndarray]:
+    """Two flat float64 vectors of the pixels in the mask; shapes checked."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"a and b must have the same shape; got {a.shape} and {b.shape}"
+        )
+    for name, x in (("a", a), ("b", b)):
+        if x.dtype.kind not in "uifb":
+            raise ValueError(f"{name} must hold numbers; got dtype {x.dtype}")
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != a.shape or mask.dtype != bool:
+            raise ValueError(
+                f"mask must be a boolean array of shape {a.shape}; got "
+                f"{mask.dtype} of shape {mask.shape}"
+            )
+        a, b = a[mask], b[mask]
+    a = a.ravel().astype(np.float64, copy=False)
+    b = b.ravel().astype(np.float64, copy=False)
+    if a.size == 0:
+        raise ValueError("no pixels to compare: the mask (or the images) is empty")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("a and b must be finite; replace NaN and infinite values")
+    return a, b
+
+
+# -------------------------------------------------------------- transforms
+
+
+def _warp_values(
+    image: np.ndarray, matrix: np.ndarray, shape, interpolation: str, fill
+) -> np.ndarray:
+    """``cv2.warpAffine`` for any numeric dtype; float32 out unless nearest."""
+    _check_choice("interpolation", interpolation, tuple(_INTERPOLATION))
+    src = image
+    if interpolation == "nearest":
+        if image.dtype.type not in _CV_DTYPES:
+            src = image.astype(np.float64)  # exact for labels up to 2**53
+    elif image.dtype != np.float64:
+        src = image.astype(np.float32)
+    if fill is None:
+        fill = float(image.min())
+    out = cv2.warpAffine(
+        src,
+        np.asarray(matrix, np.float64)[:2],
+        (shape[1], shape[0]),
+        flags=_INTERPOLATION[interpolation],
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=float(fill),
+    )
+    if interpolation == "nearest":
+        return out.astype(image.dtype, copy=False)
+    return out
+
+
+def rigid_transform(
+    image,
+    *,
+    shift_mm: tuple[float, float] = (0.0, 0.0),
+    rotation_deg: Annotated[
+        float, Param(-180, 180, 0.1, "°", "rotation, counter-clockwise on screen")
+    ] = 0.0,
+    scale: Annotated[float, Param(0.1, 10, 0.01, "", "zoom factor")] = 1.0,
+    spacing: Spacing = None,
+    center_mm: tuple[float, float] | None = None,
+    interpolation: Annotated[
+        str,
+        Param(doc="resampling", choices=("linear", "cubic", "nearest")),
+    ] = "linear",
+    fill: float | None = None,
+) -> np.ndarray:
+    """Move an image's content by a known rotation, zoom and shift, in mm.
+
+    The content at point :math:`p` (mm) moves to
+    :math:`T(p) = s R (p - c) + c + t`, so that ``out(T(p)) = image(p)``.
+    :func:`register` of ``image`` against ``out`` reports ``shift_mm``,
+    ``rotation_deg`` and ``scale`` back.
+
+    Parameters
+    ----------
+    image : (M, N) ndarray or MedImage
+        A grey image, in any units.
+    shift_mm : (dy, dx) float
+        Shift :math:`t` in mm along rows (down) and columns (right).
+    rotation_deg : float
+        Rotation :math:`R` in degrees, counter-clockwise as displayed.
+    scale : float
+        Zoom factor :math:`s` (> 1 enlarges).
+    spacing : (float, float), optional
+        mm per pixel along rows and columns; default the MedImage's, or 1 mm.
+        Rotation happens in mm, so it stays a rotation on anisotropic pixels.
+    center_mm : (y, x) float, optional
+        Centre of rotation :math:`c` in mm from the first pixel's centre;
+        default the image centre.
+    interpolation : {"linear", "cubic", "nearest"}
+        ``"nearest"`` keeps label values and the input's dtype.
+    fill : float, optional
+        Value of pixels moved in from outside; default the image minimum
+        (air for CT).
+
+    Returns
+    -------
+    (M, N) ndarray
+        float32 (float64 stays float64), in the input's units; the input's
+        dtype with ``interpolation="nearest"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.zeros((5, 5), np.float32); x[2, 2] = 1
+    >>> np.argwhere(rigid_transform(x, shift_mm=(1, -2)) == 1).tolist()
+    [[3, 0]]
+    """
+    array, own_spacing = _as_array(image, "image", min_size=1)
+    spacing = check_spacing(
+        array.shape, spacing if spacing is not None else own_spacing
+    )
+    shift = _pair_of("shift_mm", shift_mm)
+    for name, value, low, high in (
+        ("rotation_deg", rotation_deg, -360.0, 360.0),
+        ("scale", scale, 1e-3, 1e3),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} must be a number; got {value!r}")
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"{name} must lie in [{low:g}, {high:g}]; got {value!r}")
+    to_mm = _scale_px_to_mm(spacing)
+    if center_mm is None:
+        center = to_mm @ [(array.shape[1] - 1) / 2, (array.shape[0] - 1) / 2, 1.0]
+        center = center[:2]
+    else:
+        cy, cx = _pair_of("center_mm", center_mm)
+        center = np.array([cx, cy])
+    model_mm = _model(rotation_deg, scale, (shift[1], shift[0]), center)
+    model_px = np.linalg.inv(to_mm) @ model_mm @ to_mm
+    return _warp_values(array, model_px, array.shape, interpolation, fill)
+
+
+def _pair_of(name: str, value) -> tuple[float, float]:
+    try:
+        pair = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        pair = ()
+    if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
+        raise ValueError(
+            f"{name} must be two finite numbers (dy, dx) in mm; got {value!r}"
+        )
+    return pair
+
+
+# ---------------------------------------------------------------- register
+
+
+@dataclass(frozen=True, eq=False)
+class Registration:
+    """The result of :func:`register`.
+
+    Attributes
+    ----------
+    matrix : (2, 3) float64 ndarray
+        OpenCV pixel matrix in ``(x, y) = (column, row)`` order mapping a
+        moving pixel to the fixed pixel it lands on:
+        ``[x_f, y_f] = matrix @ [x_m, y_m, 1]``. It is the inverse of the
+        moving image's motion, and ``cv2.warpAffine(moving, matrix, (N, M))``
+        resamples the moving image onto the fixed grid.
+    matrix_mm : (2, 3) float64 ndarray
+        The same map in mm, ``(x, y)`` order, origin at the first pixel's
+        centre.
+    shift_mm : (float, float)
+        ``(dy, dx)``: how far the moving image's content is shifted relative
+        to the fixed image, in mm along rows (down) and columns (right),
+        about the fixed image's centre. With ``rotation_deg`` and ``scale``
+        these are the arguments of :func:`rigid_transform` that turn fixed
+        into moving.
+    rotation_deg : float
+        Rotation of the moving content, degrees counter-clockwise on screen
+        (for an affine map, that of its nearest rotation).
+    scale : float
+        Zoom of the moving content (``sqrt(|det|)`` for an affine map).
+    resampled : (M, N) ndarray
+        The moving image warped into the fixed image's grid, in the moving
+        image's units; float32 (float64 stays float64). Pixels from outside
+        the moving image hold its minimum.
+    overlap : (M, N) bool ndarray
+        Pixels of the fixed grid that the moving image covers.
+    ncc, mi : float
+        Normalised cross-correlation and mutual information (nats, 64 bins)
+        of fixed and ``resampled`` on the overlap.
+    method, transform : str
+        What :func:`register` was asked for.
+    moving_shape : (int, int)
+        Shape a second image must have for :meth:`apply`.
+    """
+
+    matrix: np.ndarray
+    matrix_mm: np.ndarray
+    shift_mm: tuple[float, float]
+    rotation_deg: float
+    scale: float
+    resampled: np.ndarray = field(repr=False)
+    overlap: np.ndarray = field(repr=False)
+    ncc: float
+    mi: float
+    method: str
+    transform: str
+    moving_shape: tuple[int, int] = (0, 0)
+
+    def apply(
+        self,
+        image,
+        *,
+        interpolation: str = "linear",
+        fill: float | None = None,
+    ) -> np.ndarray:
+        """Warp another image of the moving grid (a mask, a second channel).
+
+        Parameters
+        ----------
+        image : (M', N') ndarray or MedImage
+            On the moving image's grid, ``moving_shape``.
+        interpolation : {"linear", "cubic", "nearest"}
+            ``"nearest"`` for labels and masks: it keeps their values and
+            dtype (bool stays bool).
+        fill : float, optional
+            Value outside the moving image; default the image minimum.
+
+        Returns
+        -------
+        (M, N) ndarray
+            On the fixed grid; float32 unless ``interpolation="nearest"``.
+        """
+        array = image.array if hasattr(image, "array") else np.asarray(image)
+        if array.shape != tuple(self.moving_shape):
+            raise ValueError(
+                f"image must have the moving image's shape {tuple(self.moving_shape)}; "
+                f"got {array.shape}"
+            )
+        if array.dtype == bool:
+            if interpolation != "nearest":
+                raise ValueError(
+                    "a boolean mask needs interpolation='nearest'; got "
+                    f"{interpolation!r}"
+                )
+            out = _warp_values(
+                array.view(np.uint8),
+                self.matrix,
+                self.overlap.shape,
+                "nearest",
+                0 if fill is None else fill,
+            )
+            return out.astype(bool)
+        check_image(array, "image", finite=interpolation != "nearest")
+        return _warp_values(array, self.matrix, self.overlap.shape, interpolation, fill)
+
+
+def register(
+    fixed,
+    moving,
+    *,
+    method: Annotated[
+        str,
+        Param(doc="registration method", choices=tuple(METHODS)),
+    ] = "phase",
+    transform: Annotated[
+        str,
+        Param(doc="transform model", choices=TRANSFORMS),
+    ] = "rigid",
+    spacing: Spacing = None,
+    levels: Annotated[
+        int, Param(1, 6, 1, "", "pyramid levels (1: full resolution only)")
+    ] = 3,
+    iterations: Annotated[
+        int, Param(10, 1000, 10, "", "ECC iterations per pyramid level")
+    ] = 100,
+    ratio: Annotated[
+        float, Param(0.5, 0.95, 0.05, "", "ratio test for feature matches")
+    ] = 0.8,
+    ransac_px: Annotated[
+        float, Param(0.5, 20, 0.5, "px", "RANSAC inlier distance")
+    ] = 3.0,
+) -> Registration:
+    """Align a moving image onto a fixed one; rigid, similarity or affine.
+
+    Finds :math:`T(p) = A (p - c) + c + t` with
+    :math:`I_{moving}(T(p)) \\approx I_{fixed}(p)` (module docstring for the
+    conventions) and resamples the moving image onto the fixed grid.
+
+    Parameters
+    ----------
+    fixed : (M, N) ndarray or MedImage
+        The reference grey image, in any units (HU, MR, 16-bit film).
+    moving : (M, N) ndarray or MedImage
+        The image to align. Same shape as ``fixed`` for ``"phase"`` and
+        ``"ecc"``; any shape for the feature methods. Same spacing.
+    method : {"phase", "ecc", "orb", "akaze", "sift"}
+        ``"phase"``: Fourier–Mellin phase correlation [1]_ (not affine).
+        ``"ecc"``: enhanced correlation coefficient [2]_, initialised by
+        phase correlation; a 1/16 margin at the edges, where moved images
+        are padded, is left out. ``"orb"`` [3]_, ``"akaze"`` [4]_ (OpenCV < 5 or
+        contrib), ``"sift"`` [7]_: keypoints and RANSAC [5]_.
+    transform : {"translation", "rigid", "similarity", "affine"}
+        Rigid is rotation and shift; similarity adds a zoom. ECC fits a
+        similarity as an affine map and keeps its nearest similarity.
+    spacing : (float, float), optional
+        mm per pixel along rows and columns of both images; default the
+        fixed MedImage's, or 1 mm. Anisotropic pixels are resampled to
+        square ones inside, so rotations are rotations in mm.
+    levels : int
+        Gaussian pyramid levels, coarse to fine (each halves the size, down
+        to 32 px). For ORB and AKAZE, the detector's scale space spans
+        ``levels`` octaves; SIFT uses its own octaves.
+    iterations : int
+        ECC iterations per level.
+    ratio : float
+        Lowe's ratio test: keep a match when its distance is below
+        ``ratio`` times that of the second-best.
+    ransac_px : float
+        RANSAC inlier distance, in (square) pixels.
+
+    Returns
+    -------
+    Registration
+        Transform in pixels and mm, the resampled moving image and its
+        quality (NCC and mutual information on the overlap).
+
+    Raises
+    ------
+    ValueError
+        Volumes, RGB, NaN, shapes or spacings that do not match, unknown
+        method or transform, or a transform the method does not support.
+    RegistrationError
+        ECC did not converge, or features found too few matches.
+
+    Examples
+    --------
+    >>> from medimg_lab.data import sample
+    >>> ct = sample("head_ct")
+    >>> moved = rigid_transform(ct, shift_mm=(3.0, -2.0), rotation_deg=5.0)
+    >>> reg = register(ct, moved, spacing=ct.spacing)
+    >>> [round(v, 1) for v in reg.shift_mm], round(reg.rotation_deg, 1)
+    ([3.0, -2.0], 5.0)
+    """
+    _check_choice("method", method, tuple(METHODS))
+    _check_choice("transform", transform, TRANSFORMS)
+    if transform not in METHODS[method]:
+        able = [m for m, t in METHODS.items() if transform in t]
+        raise ValueError(
+            f"method {method!r} supports transform "
+            f"{', '.join(map(repr, METHODS[method]))}; got {transform!r}. For "
+            f"{transform!r} use method {' or '.join(map(repr, able))}"
+        )
+    for name, value, low, high in (
+        ("levels", levels, 1, 6),
+        ("iterations", iterations, 1, 100_000),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{name} must be a whole number; got {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"{name} must lie in [{low}, {high}]; got {value}")
+    if not (isinstance(ratio, int | float) and 0 < ratio < 1):
+        raise ValueError(f"ratio must lie in (0, 1); got {ratio!r}")
+    if not (isinstance(ransac_px, int | float) and ransac_px > 0):
+        raise ValueError(f"ransac_px must be > 0 pixels; got {ransac_px!r}")
+    f, f_spacing = _as_array(fixed, "fixed")
+    m, m_spacing = _as_array(moving, "moving")
+    if spacing is None:
+        spacing = f_spacing or m_spacing
+        if f_spacing and m_spacing and not np.allclose(f_spacing, m_spacing, rtol=1e-3):
+            raise ValueError(
+                f"fixed and moving must have the same spacing; got {f_spacing} and "
+                f"{m_spacing} mm. Resample one onto the other's spacing first"
+            )
+    spacing = check_spacing(f.shape, spacing)
+    if method in ("phase", "ecc") and f.shape != m.shape:
+        raise ValueError(
+            f"fixed and moving must have the same shape for method {method!r}; got "
+            f"{f.shape} and {m.shape}. Crop or pad one, or use method 'orb' or "
+            "'akaze' or 'sift', which accept different shapes"
+        )
+    if np.ptp(f) == 0 or np.ptp(m) == 0:
+        raise ValueError("fixed and moving must not be constant images")
+
+    # Work on square pixels of the finer spacing: px_work = B @ px.
+    iso = min(spacing)
+    fy, fx = spacing[0] / iso, spacing[1] / iso
+    work = np.array([[fx, 0.0, 0.5 * (fx - 1)], [0.0, fy, 0.5 * (fy - 1)], [0, 0, 1]])
+    wf, wm = _normalise(f), _normalise(m)
+    if not (math.isclose(fx, 1.0) and math.isclose(fy, 1.0)):
+
+        def resize(x):
+            size = (round(x.shape[1] * fx), round(x.shape[0] * fy))
+            return cv2.resize(x, size, interpolation=cv2.INTER_LINEAR)
+
+        wf, wm = resize(wf), resize(wm)
+
+    if method == "phase":
+        warp = _register_phase(wf, wm, transform, levels)
+    elif method == "ecc":
+        warp = _register_ecc(wf, wm, transform, levels, iterations)
+    else:
+        warp = _register_features(wf, wm, transform, levels, method, ratio, ransac_px)
+
+    # fixed px -> moving px, then mm; matrix is the inverse (moving -> fixed).
+    warp_px = np.linalg.inv(work) @ warp @ work
+    to_mm = _scale_px_to_mm(spacing)
+    warp_mm = to_mm @ warp_px @ np.linalg.inv(to_mm)
+    center = to_mm @ [(f.shape[1] - 1) / 2, (f.shape[0] - 1) / 2, 1.0]
+    lin = warp_mm[:2, :2]
+    shift_xy = warp_mm[:2, 2] - center[:2] + lin @ center[:2]
+    rotation, zoom = _rotation_scale(lin)
+    matrix = np.linalg.inv(warp_px)[:2]
+    resampled = _warp_values(m, matrix, f.shape, "linear", None)
+    overlap = (
+        _warp_values(np.ones(m.shape, np.uint8), matrix, f.shape, "nearest", 0) > 0
+    )
+    if overlap.sum() < 16:
+        overlap = np.ones(f.shape, bool)
+    return Registration(
+        matrix=matrix,
+        matrix_mm=np.linalg.inv(warp_mm)[:2],
+        shift_mm=(float(shift_xy[1]), float(shift_xy[0])),
+        rotation_deg=float(rotation),
+        scale=float(zoom),
+        resampled=resampled,
+        overlap=overlap,
+        ncc=ncc(f, resampled, overlap),
+        mi=mutual_information(f, resampled, mask=overlap),
+        method=method,
+        transform=transform,
+        moving_shape=tuple(m.shape),
+    )
