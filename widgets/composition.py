@@ -24,16 +24,25 @@ import traitlets
 from medimg_lab import composition as C
 from medimg_lab import display
 from medimg_lab.image import MedImage
+from medimg_lab.params import validate
 from medimg_lab.segmentation import threshold_range
 
 from ._panel import StagePanel
 from .controls import controls_for, values_of
 from .viewer import ImageViewer
 
-__all__ = ["BlendExplorer", "CompositionPanel", "FusionExplorer"]
+__all__ = [
+    "BlendExplorer",
+    "CompositionPanel",
+    "FusionExplorer",
+    "RegistrationExplorer",
+    "StitchExplorer",
+]
 
 MASK_SOURCES = ("threshold", "segmentation", "circle")
 FUSION_MODES = ("weighted", "colour", "checkerboard", "difference", "swipe")
+REGISTRATION_VIEWS = ("difference", "checkerboard", "overlay")
+_BLANK = MedImage(np.zeros((8, 8), np.float32), (1.0, 1.0))
 
 
 def _plane(image: MedImage, name: str) -> MedImage:
@@ -72,6 +81,19 @@ def _presets(image: MedImage) -> tuple[str, ...]:
 def _shown(array: np.ndarray, like: MedImage) -> MedImage:
     """A display image (uint8, grey or RGB) on ``like``'s grid, for the viewer."""
     return MedImage(array, like.spacing, "OT", (127.5, 255.0), {"unit": "grey"})
+
+
+def _seam_lines(seams: np.ndarray) -> np.ndarray:
+    """Labels (tile + 1) on the lines where the owning tile changes, 0 elsewhere."""
+    import cv2
+
+    edge = np.zeros(seams.shape, bool)
+    edge[:, 1:] |= seams[:, 1:] != seams[:, :-1]
+    edge[1:] |= seams[1:] != seams[:-1]
+    width = max(1, max(seams.shape) // 300)
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    edge = cv2.dilate(edge.astype(np.uint8), kernel).astype(bool)
+    return np.where(edge & (seams >= 0), seams + 1, 0).astype(np.int32)
 
 
 def _dropdown(options, value, description) -> ipw.Dropdown:
@@ -487,20 +509,381 @@ class FusionExplorer(_Explorer):
         self._guarded(draw)
 
 
+class RegistrationExplorer(_Explorer):
+    """Align a moving image on a fixed one, by hand or automatically.
+
+    The sliders hold the motion of the moving image's content, ``shift``
+    (mm) and ``rotation`` (degrees, counter-clockwise on screen), as
+    :func:`~medimg_lab.composition.register` reports it; the view undoes it
+    (:func:`~medimg_lab.composition.rigid_transform` with ``inverse=True``)
+    and compares the result with the fixed image, live, with its NCC and
+    mutual information on the overlap.
+
+    Parameters
+    ----------
+    fixed, moving : MedImage
+        Grey 2D images of one shape and spacing (a volume gives its middle
+        slice).
+
+    Notes
+    -----
+    State with setters: :meth:`set_params` (``shift_y_mm``, ``shift_x_mm``,
+    ``rotation_deg``, ``method``, ``view``), :meth:`register`; results
+    :attr:`aligned`, :attr:`ncc`, :attr:`mi`, :attr:`result` (the last
+    automatic registration) and :attr:`recipe`.
+    """
+
+    def __init__(self, fixed: MedImage, moving: MedImage, **kwargs):
+        self._fixed = _plane(fixed, "fixed")
+        self._moving = _plane(moving, "moving")
+        if self._moving.array.shape != self._fixed.array.shape:
+            raise ValueError(
+                f"moving must have the fixed image's shape {self._fixed.array.shape}; "
+                f"got {self._moving.array.shape}"
+            )
+        self._result: C.Registration | None = None
+        self._ready = False
+        super().__init__(**kwargs)
+        self._build()
+        self._ready = True
+        self._refresh()
+
+    # ------------------------------------------------------------------ API
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every control's value."""
+        return values_of(self._controls)
+
+    def set_params(self, **values: Any) -> None:
+        """Set controls by name, as a user would, redrawing once."""
+        unknown = sorted(set(values) - set(self._controls))
+        if unknown:
+            raise ValueError(
+                f"unknown parameters {unknown}; set {sorted(self._controls)}"
+            )
+        self._apply(values)
+
+    def register(self) -> C.Registration:
+        """Register automatically with the chosen method; the sliders follow."""
+        p = self.params
+        result = C.register(
+            self._fixed, self._moving, method=p["method"], transform="rigid"
+        )
+        self._result = result
+        dy, dx = result.shift_mm
+        self.set_params(shift_y_mm=dy, shift_x_mm=dx, rotation_deg=result.rotation_deg)
+        self._found.value = (
+            f"<b>{p['method']}</b>: shift ({dy:.2f}, {dx:.2f}) mm (rows, columns), "
+            f"rotation {result.rotation_deg:.2f}°; NCC {result.ncc:.3f}, "
+            f"MI {result.mi:.3f} nats"
+        )
+        return result
+
+    @property
+    def result(self) -> C.Registration | None:
+        """The last automatic registration."""
+        return self._result
+
+    @property
+    def aligned(self) -> np.ndarray:
+        """The moving image with the sliders' motion undone, float32."""
+        p = self.params
+        return C.rigid_transform(
+            self._moving,
+            shift_mm=(p["shift_y_mm"], p["shift_x_mm"]),
+            rotation_deg=p["rotation_deg"],
+            inverse=True,
+        )
+
+    def _overlap(self) -> np.ndarray:
+        p = self.params
+        ones = np.ones(self._moving.array.shape, np.float32)
+        inside = C.rigid_transform(
+            ones,
+            shift_mm=(p["shift_y_mm"], p["shift_x_mm"]),
+            rotation_deg=p["rotation_deg"],
+            spacing=self._moving.spacing,
+            inverse=True,
+            fill=0.0,
+        )
+        return inside > 0.999
+
+    @property
+    def ncc(self) -> float:
+        """NCC of the fixed and aligned images on their overlap."""
+        return C.ncc(self._fixed.array, self.aligned, mask=self._overlap())
+
+    @property
+    def mi(self) -> float:
+        """Mutual information (nats) of the fixed and aligned images."""
+        return C.mutual_information(
+            self._fixed.array, self.aligned, mask=self._overlap()
+        )
+
+    @property
+    def recipe(self) -> list[dict[str, Any]]:
+        """The motion undone, and how it was found."""
+        p = self.params
+        steps = []
+        if self._result is not None:
+            steps.append(
+                {"op": "register", "method": p["method"], "transform": "rigid"}
+            )
+        steps.append(
+            {
+                "op": "rigid_transform",
+                "shift_mm": (p["shift_y_mm"], p["shift_x_mm"]),
+                "rotation_deg": p["rotation_deg"],
+                "inverse": True,
+            }
+        )
+        return steps
+
+    # ---------------------------------------------------------------- build
+    def _build(self) -> None:
+        rows, cols = self._fixed.array.shape
+        dy, dx = self._fixed.spacing
+        reach = round(max(rows * dy, cols * dx) / 4, 1)
+        controls = {}
+        for name, label in (
+            ("shift_y_mm", "shift down (mm)"),
+            ("shift_x_mm", "shift right (mm)"),
+        ):
+            controls[name] = ipw.FloatSlider(
+                value=0.0, min=-reach, max=reach, step=0.05, description=label
+            )
+        controls["rotation_deg"] = ipw.FloatSlider(
+            value=0.0, min=-30.0, max=30.0, step=0.05, description="rotation (°)"
+        )
+        for control in controls.values():
+            control.style = {"description_width": "110px"}
+            control.readout_format = ".2f"
+        controls["method"] = _dropdown(C.METHODS, "ecc", "method")
+        controls["view"] = _dropdown(REGISTRATION_VIEWS, "difference", "view")
+        self._controls = controls
+        for name, control in controls.items():
+            if name != "method":
+                control.observe(self._on_change, "value")
+        self._button = ipw.Button(description="Register", icon="")
+        self._button.on_click(self._on_register_click)
+        self._found = ipw.HTML()
+        self._quality = ipw.HTML()
+        blank = np.zeros(self._fixed.array.shape, np.uint8)
+        self._viewer = ImageViewer(_shown(blank, self._fixed), box_size=480)
+        self._window = display.auto_window(self._fixed.array)
+        self._layout([*controls.values(), self._button, self._found, self._quality])
+
+    def _on_register_click(self, _) -> None:
+        self._say("Registering...", ok=True)
+        try:
+            self.register()
+            self._say("")
+        except (ValueError, C.RegistrationError) as exc:
+            self._say(str(exc))
+
+    def _refresh(self) -> None:
+        def draw():
+            aligned = self.aligned
+            fixed = self._fixed.array
+            view = self.params["view"]
+            if view == "difference":
+                diff = C.difference(fixed, aligned)
+                shown = display.apply_window(diff, 0.0, self._window[1])
+            else:
+                i1 = display.apply_window(fixed, *self._window)
+                i2 = display.apply_window(aligned, *self._window)
+                shown = (
+                    C.checkerboard(i1, i2, squares=8)
+                    if view == "checkerboard"
+                    else C.fuse(i1, i2, 0.5)
+                )
+            self._viewer.image = _shown(shown, self._fixed)
+            self._quality.value = (
+                f"On the overlap: NCC <b>{self.ncc:.3f}</b> (1 is a perfect match), "
+                f"MI {self.mi:.3f} nats"
+            )
+
+        self._guarded(draw)
+
+
+class StitchExplorer(_Explorer):
+    """Stitch overlapping tiles into one image, showing seams and offsets.
+
+    Parameters
+    ----------
+    tiles : list of ndarray or MedImage
+        Grey 2D tiles in any order; ``MedImage`` tiles give their spacing.
+    spacing : (float, float), optional
+        mm per pixel of the tiles, for offsets in mm.
+
+    Notes
+    -----
+    State with setters: :meth:`set_tiles`, :meth:`set_params` (``blend``,
+    ``min_ncc``), ``show_seams``; results :attr:`result`
+    (:class:`~medimg_lab.composition.Stitched`) and :attr:`recipe`. Tiles
+    may also be uploaded (DICOM, NIfTI, PNG ...), which replaces them.
+    """
+
+    show_seams = traitlets.Bool(True)
+
+    def __init__(self, tiles, *, spacing=None, **kwargs):
+        self._tiles: list[np.ndarray] = []
+        self._spacing = spacing
+        self._result: C.Stitched | None = None
+        self._ready = False
+        super().__init__(**kwargs)
+        self._build()
+        self.set_tiles(tiles, spacing=spacing, refresh=False)
+        self._ready = True
+        self._refresh()
+
+    # ------------------------------------------------------------------ API
+    def set_tiles(self, tiles, *, spacing=None, refresh: bool = True) -> None:
+        """Replace the tiles (arrays or MedImages) and stitch them."""
+        arrays = []
+        for k, tile in enumerate(tiles):
+            if isinstance(tile, MedImage):
+                if tile.is_volume or tile.is_color:
+                    raise ValueError(f"tile {k} must be a grey 2D image")
+                spacing = spacing or tile.spacing
+                tile = tile.array
+            arrays.append(np.asarray(tile))
+        if len(arrays) < 2:
+            raise ValueError(f"give at least 2 tiles; got {len(arrays)}")
+        self._tiles, self._spacing = arrays, spacing
+        self._count.value = (
+            f"{len(arrays)} tiles, sizes "
+            + ", ".join(f"{a.shape[0]}×{a.shape[1]}" for a in arrays[:6])
+            + (" ..." if len(arrays) > 6 else "")
+        )
+        if refresh:
+            self._refresh()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every control's value."""
+        return values_of(self._controls)
+
+    def set_params(self, **values: Any) -> None:
+        """Set ``blend`` or ``min_ncc``, as the controls would."""
+        self._apply(validate(C.stitch, values))
+
+    @property
+    def result(self) -> C.Stitched | None:
+        """The last mosaic (None after an error)."""
+        return self._result
+
+    @property
+    def recipe(self) -> list[dict[str, Any]]:
+        """The stitch as one step."""
+        return [{"op": "stitch", **self.params}]
+
+    # ---------------------------------------------------------------- build
+    def _build(self) -> None:
+        every = controls_for(C.stitch)
+        self._controls = {k: every[k] for k in ("blend", "min_ncc")}
+        for control in self._controls.values():
+            control.continuous_update = False
+            control.observe(self._on_change, "value")
+        self._seams_box = ipw.Checkbox(
+            value=True, description="show seams", indent=False
+        )
+        traitlets.link((self._seams_box, "value"), (self, "show_seams"))
+        self._upload = ipw.FileUpload(
+            accept=".dcm,.nii,.nii.gz,.png,.jpg,.jpeg,.tif,.tiff",
+            multiple=True,
+            description="Load tiles",
+        )
+        self._upload.observe(self._on_upload_change, "value")
+        self._count = ipw.HTML()
+        self._table = ipw.HTML()
+        self._viewer = ImageViewer(
+            _shown(np.zeros((8, 8), np.uint8), _BLANK), box_size=480
+        )
+        self._layout(
+            [
+                self._upload,
+                self._count,
+                *self._controls.values(),
+                self._seams_box,
+                self._table,
+            ]
+        )
+
+    # ------------------------------------------------------------ callbacks
+    @traitlets.observe("show_seams")
+    def _on_show_seams_change(self, _) -> None:
+        self._refresh()
+
+    def _on_upload_change(self, change) -> None:
+        from medimg_lab.errors import MedImgError
+        from medimg_lab.io import load
+
+        files = change["new"]
+        try:
+            tiles = [load(bytes(f["content"])) for f in files]
+            self.set_tiles(tiles)
+        except (MedImgError, ValueError) as exc:
+            self._say(str(exc))
+
+    def _refresh(self) -> None:
+        def draw():
+            self._result = None
+            p = self.params
+            result = C.stitch(
+                self._tiles,
+                blend=p["blend"],
+                min_ncc=p["min_ncc"],
+                spacing=self._spacing,
+            )
+            self._result = result
+            like = MedImage(result.image, tuple(self._spacing or (1.0, 1.0)))
+            shown = display.apply_window(
+                result.image, *display.auto_window(result.image)
+            )
+            self._viewer.image = _shown(shown, like)
+            self._viewer.overlay = (
+                _seam_lines(result.seams) if self.show_seams else None
+            )
+            unit = "mm" if self._spacing is not None else "px (spacing unknown)"
+            offsets = result.offsets_mm if self._spacing is not None else result.offsets
+            rows = "".join(
+                f"<tr><td>{k}</td><td>{o[0]:.1f}</td><td>{o[1]:.1f}</td>"
+                f"<td>{c:.3f}</td></tr>"
+                for k, (o, c) in enumerate(zip(offsets, result.confidence, strict=True))
+            )
+            self._table.value = (
+                f"<table><tr><th>tile</th><th>row ({unit})</th>"
+                f"<th>column ({unit})</th><th>confidence</th></tr>{rows}</table>"
+                f"{len(result.pairs)} overlapping pairs accepted"
+            )
+
+        self._guarded(draw)
+
+
 class CompositionPanel(ipw.VBox):
     """Stage 4 in one panel: blend, fusion, registration and stitching tabs.
 
     Parameters
     ----------
     image : MedImage
-        The base image of the blend and fusion tabs.
+        The base image of every tab (a volume gives its middle slice).
     other : MedImage, optional
-        A second image on the same grid (fusion layer, blend ``I2``).
+        A second image on the same grid: the fusion layer. Default ``image``.
     mask : ndarray of bool, optional
         A segmentation for the blend tab.
+    moving : MedImage, optional
+        The image to register onto ``image``. Default: ``image`` moved by a
+        known rigid motion (4 mm down, 6 mm left, 8°) with noise, to recover.
+    tiles : list of ndarray, optional
+        Tiles to stitch. Default: ``image`` cut into 2 × 2 overlapping,
+        jittered tiles in shuffled order.
+    inside, outside : str
+        Window presets of the blend tab.
 
-    The explorers are public: :attr:`blend`, :attr:`fusion`;
-    :attr:`recipe` is the recipe of the tab shown.
+    The explorers are public: :attr:`blend`, :attr:`fusion`,
+    :attr:`registration`, :attr:`stitching`; :attr:`recipe` is the recipe of
+    the tab shown.
     """
 
     def __init__(
@@ -509,13 +892,33 @@ class CompositionPanel(ipw.VBox):
         *,
         other: MedImage | None = None,
         mask: np.ndarray | None = None,
+        moving: MedImage | None = None,
+        tiles=None,
+        inside: str = "default",
+        outside: str = "default",
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.blend = BlendExplorer(image, mask=mask)
+        base = _plane(image, "image")
+        if moving is None:
+            moved = C.rigid_transform(base, shift_mm=(4.0, -6.0), rotation_deg=8.0)
+            lo, hi = np.percentile(base.array, [1, 99])
+            noise = np.random.default_rng(0).normal(0, 0.02 * (hi - lo), moved.shape)
+            moving = MedImage(
+                (moved + noise).astype(np.float32), base.spacing, base.modality
+            )
+        if tiles is None:
+            tiles, _ = C.cut_tiles(
+                base.array, grid=(2, 2), overlap=0.35, jitter_px=4, seed=0
+            )
+        self.blend = BlendExplorer(image, mask=mask, inside=inside, outside=outside)
         self.fusion = FusionExplorer(image, other if other is not None else image)
-        self._tabs = ipw.Tab(children=[self.blend, self.fusion])
-        for k, title in enumerate(("Blend", "Fusion")):
+        self.registration = RegistrationExplorer(base, moving)
+        self.stitching = StitchExplorer(tiles, spacing=base.spacing)
+        self._tabs = ipw.Tab(
+            children=[self.blend, self.fusion, self.registration, self.stitching]
+        )
+        for k, title in enumerate(("Blend", "Fusion", "Registration", "Stitching")):
             self._tabs.set_title(k, title)
         self.children = [self._tabs]
 

@@ -658,6 +658,7 @@ def rigid_transform(
         Param(doc="resampling", choices=("linear", "cubic", "nearest")),
     ] = "linear",
     fill: float | None = None,
+    inverse: bool = False,
 ) -> np.ndarray:
     """Move an image's content by a known rotation, zoom and shift, in mm.
 
@@ -687,6 +688,9 @@ def rigid_transform(
     fill : float, optional
         Value of pixels moved in from outside; default the image minimum
         (air for CT).
+    inverse : bool
+        Apply :math:`T^{-1}` instead: undo a motion that :func:`register`
+        reported, bringing a moving image back onto the fixed one.
 
     Returns
     -------
@@ -723,6 +727,8 @@ def rigid_transform(
         center = np.array([cx, cy])
     model_mm = _model(rotation_deg, scale, (shift[1], shift[0]), center)
     model_px = np.linalg.inv(to_mm) @ model_mm @ to_mm
+    if inverse:
+        model_px = np.linalg.inv(model_px)
     return _warp_values(array, model_px, array.shape, interpolation, fill)
 
 

@@ -68,7 +68,7 @@ _COARSE_SIDE = 256
 _COARSE_TAPER = 0.1
 #: A pair disagreeing with the global placement by more than this (px) is an
 #: outlier; it is dropped if the tiles stay connected without it.
-_MAX_RESIDUAL_PX = 2.0
+_MAX_RESIDUAL_PX = 1.0
 #: Scale (px) of the placement residual in a tile's confidence.
 _RESIDUAL_SCALE_PX = 1.0
 #: Smallest tile side (px) that phase correlation can work with.
@@ -377,7 +377,51 @@ def _match_pair(a, b, a_small, b_small, factor, min_overlap):
         score = ncc(a[sl[0]].astype(np.float32), b[sl[1]].astype(np.float32))
         if result is None or score > result[1] + 1e-6:
             result = (shift, score, frac)
-    return result
+    return result if result is None else _climb(a, b, result, min_overlap)
+
+
+def _climb(a, b, result, min_overlap):
+    """Hill-climb the overlap NCC over whole-pixel shifts from ``result``.
+
+    Phase correlation can lock onto a wrong peak by a few pixels where the
+    overlap is mostly flat (air around a head) or holds lines along one
+    direction; the NCC of the overlap itself decides. The sub-pixel shift is
+    kept when the climb ends where it started.
+    """
+    shift, score, frac = result
+    start = current = np.rint(shift).astype(int)
+    sl = _overlap_slices(a.shape, b.shape, start)
+    # Large overlaps are sampled on a grid (at most ~60k pixels) for speed.
+    step = max(1, int(np.sqrt(a[sl[0]].size / 60_000)))
+    best = ncc(
+        a[sl[0]][::step, ::step].astype(np.float32),
+        b[sl[1]][::step, ::step].astype(np.float32),
+    )
+    for _ in range(8):
+        moves = []
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                cand = current + np.array((dy, dx))
+                sl = _overlap_slices(a.shape, b.shape, cand)
+                if sl is None or (dy, dx) == (0, 0):
+                    continue
+                f = _overlap_fraction(a.shape, b.shape, sl[0])
+                if f < min_overlap:
+                    continue
+                s = ncc(
+                    a[sl[0]][::step, ::step].astype(np.float32),
+                    b[sl[1]][::step, ::step].astype(np.float32),
+                )
+                moves.append((s, tuple(cand), f))
+        top = max(moves, default=None)
+        if top is None or top[0] <= best + 1e-6:
+            break
+        best, current, frac = top[0], np.array(top[1]), top[2]
+    if np.array_equal(current, start):
+        return result
+    sl = _overlap_slices(a.shape, b.shape, current)
+    score = ncc(a[sl[0]].astype(np.float32), b[sl[1]].astype(np.float32))
+    return current.astype(float), score, frac
 
 
 # ----------------------------------------------------------- placement
@@ -428,19 +472,26 @@ def _place(n: int, pairs: list[Match], min_overlap: float, min_ncc: float):
             f"min_ncc"
         )
     pairs = list(pairs)
-    while True:
-        p, residual = _solve(n, pairs)
-        if not len(pairs) or residual.max() <= _MAX_RESIDUAL_PX:
-            return p, pairs, residual
-        for k in np.argsort(-residual):
-            if residual[k] <= _MAX_RESIDUAL_PX:
-                return p, pairs, residual
+    p, residual = _solve(n, pairs)
+    while len(pairs) and residual.max() > _MAX_RESIDUAL_PX:
+        # A wrong pair in a loop spreads its error over the whole loop, so
+        # the largest residual need not be its own: drop the pair whose
+        # removal leaves the others most consistent, and of removals that do
+        # equally well (any edge of a single loop), the pair of lowest NCC.
+        best = None
+        for k in range(len(pairs)):
             rest = pairs[:k] + pairs[k + 1 :]
-            if len(_components(n, [(m.i, m.j) for m in rest])) == 1:
-                pairs = rest
-                break
-        else:
-            return p, pairs, residual
+            if len(_components(n, [(m.i, m.j) for m in rest])) != 1:
+                continue
+            q, r = _solve(n, rest)
+            worst = float(r.max()) if len(r) else 0.0
+            key = (round(worst / 0.25), pairs[k].ncc)
+            if best is None or key < best[0]:
+                best = (key, worst, rest, q, r)
+        if best is None or best[1] >= residual.max():
+            break
+        _, _, pairs, p, residual = best
+    return p, pairs, residual
 
 
 # ------------------------------------------------------------ blending

@@ -379,3 +379,19 @@ def test_missing_akaze_names_the_fix(t1, monkeypatch):
     assert not akaze_available()
     with pytest.raises(ValueError, match="opencv-contrib"):
         register(t1, t1, method="akaze")
+
+
+def test_inverse_undoes_the_motion_register_reports(images):
+    ct = images["head_ct"]
+    moved = rigid_transform(ct, shift_mm=(3.0, -5.0), rotation_deg=7.0)
+    found = register(ct, moved, method="ecc")
+    back = rigid_transform(
+        moved,
+        shift_mm=found.shift_mm,
+        rotation_deg=found.rotation_deg,
+        spacing=ct.spacing,
+        inverse=True,
+    )
+    inner = (slice(100, 400), slice(100, 400))
+    assert ncc(back[inner], ct.array[inner]) > 0.99
+    assert ncc(moved[inner], ct.array[inner]) < 0.9

@@ -8,8 +8,15 @@ import pytest
 import medimg_lab as ml
 from medimg_lab import composition as C
 from medimg_lab import display
+from medimg_lab.image import MedImage
 from medimg_lab.segmentation import threshold_range
-from widgets.composition import BlendExplorer, CompositionPanel, FusionExplorer
+from widgets.composition import (
+    BlendExplorer,
+    CompositionPanel,
+    FusionExplorer,
+    RegistrationExplorer,
+    StitchExplorer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +127,77 @@ def test_panel_recipe_follows_the_tab(ct):
     assert panel.recipe[-1]["op"] == "blend"
     panel._tabs.selected_index = 1
     assert panel.recipe[0]["op"] == "weighted"
+
+
+def test_nudge_sliders_undo_the_motion_and_ncc_rises(ct):
+    moving = MedImage(
+        C.rigid_transform(ct, shift_mm=(4.0, -6.0), rotation_deg=8.0), ct.spacing, "CT"
+    )
+    panel = RegistrationExplorer(ct, moving)
+    before = panel.ncc
+    panel._controls["shift_y_mm"].value = 4.0  # as slider moves
+    panel._controls["shift_x_mm"].value = -6.0
+    panel._controls["rotation_deg"].value = 8.0
+    expected = C.rigid_transform(
+        moving, shift_mm=(4.0, -6.0), rotation_deg=8.0, inverse=True
+    )
+    np.testing.assert_allclose(panel.aligned, expected)
+    assert panel.ncc > 0.99 > before
+    assert f"NCC <b>{panel.ncc:.3f}</b>" in panel._quality.value
+
+
+def test_register_button_sets_the_sliders_to_the_found_motion(ct):
+    moving = MedImage(
+        C.rigid_transform(ct, shift_mm=(2.0, 3.0), rotation_deg=-5.0), ct.spacing, "CT"
+    )
+    panel = RegistrationExplorer(ct, moving)
+    panel.set_params(method="phase")
+    panel._button.click()  # as a click on "Register"
+    found = panel.result
+    assert found.shift_mm == pytest.approx((2.0, 3.0), abs=0.1)
+    assert panel.params["rotation_deg"] == pytest.approx(found.rotation_deg)
+    assert panel.recipe[0] == {
+        "op": "register",
+        "method": "phase",
+        "transform": "rigid",
+    }
+    assert f"rotation {found.rotation_deg:.2f}°" in panel._found.value
+
+
+def test_stitch_explorer_rebuilds_the_cut_image(ct):
+    tiles, truth = C.cut_tiles(ct.array, grid=(2, 2), overlap=0.35, jitter_px=4, seed=1)
+    panel = StitchExplorer(tiles, spacing=ct.spacing)
+    expected = C.stitch(tiles, spacing=ct.spacing)
+    np.testing.assert_array_equal(panel.result.image, expected.image)
+    offsets = panel.result.offsets - panel.result.offsets.min(axis=0)
+    assert np.abs(offsets - (truth - truth.min(axis=0))).max() <= 1
+    assert "row (mm)" in panel._table.value
+    overlay = panel._viewer.overlay
+    assert overlay is not None and 0 < np.count_nonzero(overlay) < overlay.size / 4
+    panel.show_seams = False
+    assert panel._viewer.overlay is None
+    panel.set_params(blend="multiband")
+    assert panel.recipe == [{"op": "stitch", "blend": "multiband", "min_ncc": 0.8}]
+
+
+def test_stitch_explorer_reports_tiles_that_do_not_overlap(ct):
+    far = [ct.array[150:250, 150:250], ct.array[300:400, 300:400]]
+    panel = StitchExplorer(far)
+    assert panel.result is None
+    assert "could not be placed" in panel._message.value
+    with pytest.raises(ValueError, match="at least 2 tiles"):
+        panel.set_tiles(far[:1])
+
+
+def test_panel_has_four_tabs_and_a_known_motion_to_recover(ct):
+    panel = CompositionPanel(ct)
+    assert [panel._tabs.get_title(k) for k in range(4)] == [
+        "Blend",
+        "Fusion",
+        "Registration",
+        "Stitching",
+    ]
+    found = panel.registration.register()
+    assert found.shift_mm == pytest.approx((4.0, -6.0), abs=0.2)
+    assert found.rotation_deg == pytest.approx(8.0, abs=0.2)
+    assert panel.stitching.result.confidence.min() > 0.9
