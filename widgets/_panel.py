@@ -8,6 +8,7 @@ from typing import Any
 
 import ipywidgets as ipw
 
+from .controls import values_of
 from .viewer import batched
 
 __all__ = ["StagePanel"]
@@ -19,6 +20,24 @@ class StagePanel(ipw.VBox):
     Subclasses build ``self._controls`` and ``self._message`` and implement
     ``_refresh()``; ``self._ready`` holds redraws until construction is done.
     """
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Current values of the panel's controls, by parameter name."""
+        return values_of(self._controls)
+
+    def set_params(self, **values: Any) -> None:
+        """Set controls by name, as a user would, redrawing once."""
+        self._apply(self._known(values))
+
+    def _known(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values``, after checking that each names a control."""
+        unknown = sorted(set(values) - set(self._controls))
+        if unknown:
+            raise ValueError(
+                f"unknown parameters {unknown}; set {sorted(self._controls)}"
+            )
+        return values
 
     def _start(
         self,

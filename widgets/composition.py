@@ -28,7 +28,7 @@ from medimg_lab.params import validate
 from medimg_lab.segmentation import threshold_range
 
 from ._panel import StagePanel
-from .controls import controls_for, values_of
+from .controls import controls_for
 from .viewer import ImageViewer
 
 __all__ = [
@@ -155,7 +155,7 @@ class BlendExplorer(_Explorer):
     :attr:`recipe`.
     """
 
-    source = traitlets.Unicode("threshold")
+    source = traitlets.Enum(MASK_SOURCES, "threshold")
 
     def __init__(
         self,
@@ -193,18 +193,9 @@ class BlendExplorer(_Explorer):
         self._refresh()
 
     # ------------------------------------------------------------------ API
-    @property
-    def params(self) -> dict[str, Any]:
-        """Every control's value."""
-        return values_of(self._controls)
-
     def set_params(self, **values: Any) -> None:
         """Set controls by name, as a user would, redrawing once."""
-        unknown = sorted(set(values) - set(self._controls))
-        if unknown:
-            raise ValueError(
-                f"unknown parameters {unknown}; set {sorted(self._controls)}"
-            )
+        self._known(values)
         for name in ("inside", "outside"):
             if name in values and values[name] not in self._controls[name].options:
                 raise ValueError(
@@ -324,15 +315,6 @@ class BlendExplorer(_Explorer):
         )
 
     # ------------------------------------------------------------ callbacks
-    @traitlets.validate("source")
-    def _valid_source(self, proposal):
-        if proposal["value"] not in MASK_SOURCES:
-            raise traitlets.TraitError(
-                f"source must be one of {', '.join(MASK_SOURCES)}; got "
-                f"{proposal['value']!r}"
-            )
-        return proposal["value"]
-
     @traitlets.observe("source")
     def _on_source_change(self, _) -> None:
         self._refresh()
@@ -365,7 +347,7 @@ class FusionExplorer(_Explorer):
     results :attr:`composite` and :attr:`recipe`.
     """
 
-    mode = traitlets.Unicode("weighted")
+    mode = traitlets.Enum(FUSION_MODES, "weighted")
 
     def __init__(self, base: MedImage, layer: MedImage, *, mode="weighted", **kwargs):
         self._base = _plane(base, "base")
@@ -383,20 +365,6 @@ class FusionExplorer(_Explorer):
         self._refresh()
 
     # ------------------------------------------------------------------ API
-    @property
-    def params(self) -> dict[str, Any]:
-        """Every control's value."""
-        return values_of(self._controls)
-
-    def set_params(self, **values: Any) -> None:
-        """Set controls by name, as a user would, redrawing once."""
-        unknown = sorted(set(values) - set(self._controls))
-        if unknown:
-            raise ValueError(
-                f"unknown parameters {unknown}; set {sorted(self._controls)}"
-            )
-        self._apply(values)
-
     @property
     def composite(self) -> np.ndarray:
         """The view of the current mode, uint8 (RGB for colour)."""
@@ -468,15 +436,6 @@ class FusionExplorer(_Explorer):
         self._layout([self._mode, *controls.values(), self._legend, self._legend_text])
 
     # ------------------------------------------------------------ callbacks
-    @traitlets.validate("mode")
-    def _valid_mode(self, proposal):
-        if proposal["value"] not in FUSION_MODES:
-            raise traitlets.TraitError(
-                f"mode must be one of {', '.join(FUSION_MODES)}; got "
-                f"{proposal['value']!r}"
-            )
-        return proposal["value"]
-
     @traitlets.observe("mode")
     def _on_mode_change(self, change) -> None:
         used = {
@@ -549,20 +508,6 @@ class RegistrationExplorer(_Explorer):
         self._refresh()
 
     # ------------------------------------------------------------------ API
-    @property
-    def params(self) -> dict[str, Any]:
-        """Every control's value."""
-        return values_of(self._controls)
-
-    def set_params(self, **values: Any) -> None:
-        """Set controls by name, as a user would, redrawing once."""
-        unknown = sorted(set(values) - set(self._controls))
-        if unknown:
-            raise ValueError(
-                f"unknown parameters {unknown}; set {sorted(self._controls)}"
-            )
-        self._apply(values)
-
     def register(self) -> C.Registration:
         """Register automatically with the chosen method; the sliders follow."""
         p = self.params
@@ -758,11 +703,6 @@ class StitchExplorer(_Explorer):
         )
         if refresh:
             self._refresh()
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """Every control's value."""
-        return values_of(self._controls)
 
     def set_params(self, **values: Any) -> None:
         """Set ``blend`` or ``min_ncc``, as the controls would."""

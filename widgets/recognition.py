@@ -26,7 +26,7 @@ from medimg_lab.image import MedImage
 from medimg_lab.params import validate
 
 from ._panel import StagePanel
-from .controls import controls_for, values_of
+from .controls import controls_for
 
 __all__ = ["BayesExplorer", "ClassifierExplorer", "LesionExplorer", "RecognitionPanel"]
 
@@ -363,11 +363,6 @@ class ClassifierExplorer(StagePanel):
             for kind, box in self._kind_boxes.items():
                 box.value = kind in kinds
 
-    @property
-    def params(self) -> dict[str, Any]:
-        """Classifier and hyperparameters."""
-        return values_of(self._controls)
-
     def set_classifier(
         self, kind: str | None = None, *, refresh=True, **params
     ) -> None:
@@ -590,19 +585,9 @@ class LesionExplorer(StagePanel):
         self._refresh()
 
     # ------------------------------------------------------------------ API
-    @property
-    def params(self) -> dict[str, Any]:
-        """Contrast (a.u.), radius (mm) and classifier."""
-        return values_of(self._controls)
-
     def set_params(self, **values: Any) -> None:
         """Set ``contrast``, ``radius_mm`` or ``classifier``, as the controls would."""
-        unknown = sorted(set(values) - set(self._controls))
-        if unknown:
-            raise ValueError(
-                f"unknown parameters {unknown}; set {sorted(self._controls)}"
-            )
-        self._apply(validate(rec.lesion_roc, values))
+        self._apply(validate(rec.lesion_roc, self._known(values)))
 
     @property
     def result(self) -> rec.LesionROC | None:

@@ -15,7 +15,7 @@ from medimg_lab.io import save
 from medimg_lab.params import OPERATIONS, get_operation, parameters, validate
 
 from ._panel import StagePanel
-from .controls import controls_for, values_of
+from .controls import controls_for
 from .viewer import ImageViewer
 
 __all__ = ["SegmentationPanel"]
@@ -108,11 +108,6 @@ class SegmentationPanel(StagePanel):
         self._start("method", method, self._on_method_change, params)
 
     # ------------------------------------------------------------------ API
-    @property
-    def params(self) -> dict[str, Any]:
-        """Current parameter values of the method."""
-        return values_of(self._controls)
-
     def set_params(self, **values: Any) -> None:
         """Set the method's parameters, as the sliders would."""
         if self.method == CLASSIFIER:

@@ -201,3 +201,12 @@ def test_panel_has_four_tabs_and_a_known_motion_to_recover(ct):
     assert found.shift_mm == pytest.approx((4.0, -6.0), abs=0.2)
     assert found.rotation_deg == pytest.approx(8.0, abs=0.2)
     assert panel.stitching.result.confidence.min() > 0.9
+
+
+def test_unknown_mask_source_or_view_is_refused_by_name(ct):
+    import traitlets
+
+    with pytest.raises(traitlets.TraitError, match="circle"):
+        BlendExplorer(ct).source = "lasso"
+    with pytest.raises(traitlets.TraitError, match="checkerboard"):
+        FusionExplorer(ct, ct).mode = "anaglyph"
