@@ -395,3 +395,26 @@ def test_inverse_undoes_the_motion_register_reports(images):
     inner = (slice(100, 400), slice(100, 400))
     assert ncc(back[inner], ct.array[inner]) > 0.99
     assert ncc(moved[inner], ct.array[inner]) < 0.9
+
+
+@pytest.mark.parametrize("contrast", ["inverted", "gamma"])
+def test_mutual_information_registers_across_contrasts(t1, contrast):
+    """T1 against its inverted or gamma-mapped copy, moved by a known motion."""
+    image = t1
+    rng = np.random.default_rng(5)
+    for shift, rotation in (((3.5, -4.2), 6.0), ((-2.0, 5.0), -9.0)):
+        moved = rigid_transform(image, shift_mm=shift, rotation_deg=rotation)
+        lo, hi = float(moved.min()), float(moved.max())
+        unit = (moved - lo) / (hi - lo)
+        other = 1 - unit if contrast == "inverted" else unit**0.4
+        other = other + rng.normal(0, 0.01, other.shape).astype(np.float32)
+        found = register(image, other.astype(np.float32), method="mi")
+        shift_err = np.abs(np.subtract(found.shift_mm, shift)).max()
+        angle_err = abs(found.rotation_deg - rotation)
+        print(f"mi, {contrast}: {shift_err:.3f} mm, {angle_err:.3f}°")
+        assert shift_err < 0.5 and angle_err < 0.5
+
+
+def test_mutual_information_refuses_affine(t1):
+    with pytest.raises(ValueError, match="method 'mi' supports transform"):
+        register(t1, t1, method="mi", transform="affine")
