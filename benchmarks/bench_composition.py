@@ -62,6 +62,7 @@ def registration() -> None:
         ("ecc", "affine"),
         ("orb", "rigid"),
         ("akaze", "rigid"),
+        ("mi", "rigid"),
     ]:
 
         def run(method=method, transform=transform):
