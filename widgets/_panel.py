@@ -14,6 +14,15 @@ from .viewer import batched
 __all__ = ["StagePanel"]
 
 
+def _bounds(control: ipw.Widget) -> tuple[float, float] | None:
+    """The range a slider accepts, or None for other controls."""
+    if isinstance(control, ipw.FloatLogSlider):
+        return control.base**control.min, control.base**control.max
+    if isinstance(control, ipw.FloatSlider | ipw.IntSlider):
+        return control.min, control.max
+    return None
+
+
 class StagePanel(ipw.VBox):
     """A stage panel: generated controls, a message line, batched redraws.
 
@@ -56,7 +65,19 @@ class StagePanel(ipw.VBox):
         self._refresh()
 
     def _apply(self, values: dict[str, Any]) -> None:
-        """Put checked values into the controls, redrawing once."""
+        """Put checked values into the controls, redrawing once.
+
+        A slider would clamp a value outside its range without a word; here
+        it is an error that names the range, and nothing changes.
+        """
+        for name, value in values.items():
+            bounds = _bounds(self._controls[name])
+            if bounds and value is not None and not bounds[0] <= value <= bounds[1]:
+                label = self._controls[name].description or name
+                raise ValueError(
+                    f"{label} must lie in [{bounds[0]:.6g}, {bounds[1]:.6g}]; got "
+                    f"{value!r}"
+                )
         with self._batch():
             for name, value in values.items():
                 self._controls[name].value = value

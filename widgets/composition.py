@@ -96,6 +96,14 @@ def _seam_lines(seams: np.ndarray) -> np.ndarray:
     return np.where(edge & (seams >= 0), seams + 1, 0).astype(np.int32)
 
 
+def _nice_range(lo: float, hi: float) -> tuple[float, float]:
+    """``[lo, hi]`` widened to round numbers: a map of 0 to 0.992 gives 0 to 1."""
+    if not hi > lo:
+        return lo, lo + 1
+    step = 10 ** np.floor(np.log10(hi - lo)) / 10
+    return float(np.floor(lo / step) * step), float(np.ceil(hi / step) * step)
+
+
 def _dropdown(options, value, description) -> ipw.Dropdown:
     return ipw.Dropdown(
         options=list(options),
@@ -405,8 +413,7 @@ class FusionExplorer(_Explorer):
     # ---------------------------------------------------------------- build
     def _build(self) -> None:
         layer = self._layer.array
-        lo, hi = float(np.nanmin(layer)), float(np.nanmax(layer))
-        hi = hi if hi > lo else lo + 1
+        lo, hi = _nice_range(float(np.nanmin(layer)), float(np.nanmax(layer)))
         start_lo, start_hi = np.percentile(layer, [1, 99])
         controls = controls_for(C.fuse)
         controls.update(controls_for(C.color_fuse))

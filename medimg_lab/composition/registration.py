@@ -18,7 +18,8 @@ Methods, each coarse to fine over a Gaussian pyramid:
   level. Translation, rigid and similarity; not affine.
 - ``"ecc"``: maximisation of the enhanced correlation coefficient
   (``cv2.findTransformECC``), initialised by phase correlation. Invariant to
-  affine changes of intensity (window, gain, offset).
+  a change of window, offset or positive gain; an inverted image (negative
+  gain) needs ``"mi"``.
 - ``"orb"``, ``"akaze"``, ``"sift"``: keypoints matched with Lowe's ratio
   test and a transform fitted by RANSAC on the matches (rigid and similarity
   refitted by least squares on the inliers). Multi-scale through the
@@ -29,7 +30,10 @@ Methods, each coarse to fine over a Gaussian pyramid:
   coarse to fine, from a start by phase correlation of the gradient
   magnitudes. It needs no intensity relation between the images, so it
   aligns across contrasts: a T1 image with its inverted copy, a CT with an
-  MR. Translation, rigid and similarity.
+  MR. Translation, rigid and similarity. The search may end a few
+  thousandths of a pixel apart from run to run (OpenCV's vectorised paths
+  round differently with memory alignment); the other methods repeat
+  exactly.
 
 Conventions
 -----------

@@ -31,8 +31,8 @@ def brain():
 
 def test_bone_through_a_threshold_mask_with_two_windows(ct):
     panel = BlendExplorer(ct, inside="bone", outside="brain")
-    panel.set_params(low=300.0, high=3000.0, width_mm=0.0, opacity=1.0)
-    bone = threshold_range(ct.array, low=300.0, high=3000.0)
+    panel.set_params(low=300.0, width_mm=0.0, opacity=1.0)
+    bone = threshold_range(ct.array, low=300.0, high=3000.0)  # up to the maximum
     i1 = display.apply_window(ct.array, *display.preset("bone"))
     i2 = display.apply_window(ct.array, *display.preset("brain"))
     expected = C.blend(i1, i2, bone)
@@ -210,3 +210,16 @@ def test_unknown_mask_source_or_view_is_refused_by_name(ct):
         BlendExplorer(ct).source = "lasso"
     with pytest.raises(traitlets.TraitError, match="checkerboard"):
         FusionExplorer(ct, ct).mode = "anaglyph"
+
+
+def test_values_outside_a_slider_are_refused_not_clamped(ct, brain):
+    panel = BlendExplorer(ct)
+    with pytest.raises(
+        ValueError, match=r"high .*must lie in \[-1024, 1468\]; got 3000"
+    ):
+        panel.set_params(high=3000.0)
+    assert panel.params["high"] == 1468.0  # unchanged
+    t1, gm = brain
+    fusion = FusionExplorer(t1, gm, mode="colour")
+    fusion.set_params(layer_low=0.0, layer_high=1.0)  # the map's range, rounded
+    assert fusion.params["layer_high"] == 1.0
