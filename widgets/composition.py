@@ -88,8 +88,10 @@ def _seam_lines(seams: np.ndarray) -> np.ndarray:
     import cv2
 
     edge = np.zeros(seams.shape, bool)
-    edge[:, 1:] |= seams[:, 1:] != seams[:, :-1]
-    edge[1:] |= seams[1:] != seams[:-1]
+    inner = (seams[:, 1:] != seams[:, :-1]) & (seams[:, 1:] >= 0) & (seams[:, :-1] >= 0)
+    edge[:, 1:] |= inner
+    inner = (seams[1:] != seams[:-1]) & (seams[1:] >= 0) & (seams[:-1] >= 0)
+    edge[1:] |= inner
     width = max(1, max(seams.shape) // 300)
     kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
     edge = cv2.dilate(edge.astype(np.uint8), kernel).astype(bool)
@@ -118,6 +120,10 @@ class _Explorer(StagePanel):
     """A viewer on the left, controls on the right, a message below."""
 
     def _layout(self, controls: list[ipw.Widget]) -> None:
+        for control in controls:  # one label width, so that the rows line up
+            if isinstance(control, ipw.FloatSlider | ipw.IntSlider | ipw.Dropdown):
+                control.style.description_width = "110px"
+                control.layout.width = "330px"
         self._message = ipw.HTML()
         self.children = [
             ipw.HBox([self._viewer, ipw.VBox(controls)]),
@@ -369,6 +375,7 @@ class FusionExplorer(_Explorer):
         super().__init__(**kwargs)
         self._build()
         self.mode = mode
+        self._on_mode_change({"new": self.mode})  # also when mode is the default
         self._ready = True
         self._refresh()
 
@@ -697,7 +704,8 @@ class StitchExplorer(_Explorer):
             if isinstance(tile, MedImage):
                 if tile.is_volume or tile.is_color:
                     raise ValueError(f"tile {k} must be a grey 2D image")
-                spacing = spacing or tile.spacing
+                if tile.meta.get("spacing_known", True):
+                    spacing = spacing or tile.spacing
                 tile = tile.array
             arrays.append(np.asarray(tile))
         if len(arrays) < 2:
@@ -802,7 +810,7 @@ class StitchExplorer(_Explorer):
             self._table.value = (
                 f"<table><tr><th>tile</th><th>row ({unit})</th>"
                 f"<th>column ({unit})</th><th>confidence</th></tr>{rows}</table>"
-                f"{len(result.pairs)} overlapping pairs accepted"
+                f"Overlapping pairs accepted: {len(result.pairs)}"
             )
 
         self._guarded(draw)
@@ -816,7 +824,9 @@ class CompositionPanel(ipw.VBox):
     image : MedImage
         The base image of every tab (a volume gives its middle slice).
     other : MedImage, optional
-        A second image on the same grid: the fusion layer. Default ``image``.
+        A second image on the same grid: the fusion layer. Default the
+        registration tab's moving image, so that the comparison views show
+        its misalignment.
     mask : ndarray of bool, optional
         A segmentation for the blend tab.
     moving : MedImage, optional
@@ -859,7 +869,7 @@ class CompositionPanel(ipw.VBox):
                 base.array, grid=(2, 2), overlap=0.35, jitter_px=4, seed=0
             )
         self.blend = BlendExplorer(image, mask=mask, inside=inside, outside=outside)
-        self.fusion = FusionExplorer(image, other if other is not None else image)
+        self.fusion = FusionExplorer(base, other if other is not None else moving)
         self.registration = RegistrationExplorer(base, moving)
         self.stitching = StitchExplorer(tiles, spacing=base.spacing)
         self._tabs = ipw.Tab(

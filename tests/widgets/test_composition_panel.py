@@ -223,3 +223,21 @@ def test_values_outside_a_slider_are_refused_not_clamped(ct, brain):
     fusion = FusionExplorer(t1, gm, mode="colour")
     fusion.set_params(layer_low=0.0, layer_high=1.0)  # the map's range, rounded
     assert fusion.params["layer_high"] == 1.0
+
+
+def test_fusion_shows_only_the_controls_of_its_first_view(ct):
+    fusion = CompositionPanel(ct).fusion
+    shown = {k for k, c in fusion._controls.items() if c.layout.display != "none"}
+    assert shown == {"weight"} and fusion._legend.layout.display == "none"
+    # The default layer is the moved image: the views differ.
+    fusion.mode = "checkerboard"
+    board = fusion.composite
+    fusion.mode = "weighted"
+    assert not np.array_equal(board, fusion.composite)
+
+
+def test_uploaded_tiles_without_spacing_give_offsets_in_pixels(ct):
+    tiles, _ = C.cut_tiles(ct.array, grid=(1, 2), overlap=0.4, seed=0)
+    png = [MedImage(t, (1.0, 1.0), "OT", meta={"spacing_known": False}) for t in tiles]
+    panel = StitchExplorer(png)
+    assert "px (spacing unknown)" in panel._table.value
