@@ -7,11 +7,35 @@ from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as ipw
+import numpy as np
 
 from .controls import values_of
 from .viewer import batched
 
 __all__ = ["StagePanel"]
+
+
+def brush_pixels(
+    points: np.ndarray,
+    radius_mm: float,
+    spacing: tuple[float, float],
+    shape: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels under a round brush of ``radius_mm`` at each ``(row, col)`` point.
+
+    Returns ``rows``, ``cols`` inside ``shape`` and, for each, the index of
+    the point that painted it.
+    """
+    ry, rx = (max(radius_mm / s, 0.5) for s in spacing)
+    dy, dx = np.mgrid[-int(ry) : int(ry) + 1, -int(rx) : int(rx) + 1]
+    inside = (dy / ry) ** 2 + (dx / rx) ** 2 <= 1
+    dy, dx = dy[inside], dx[inside]
+    points = np.asarray(points, dtype=np.int64).reshape(-1, 2)
+    rows = (points[:, 0, None] + dy[None]).ravel()
+    cols = (points[:, 1, None] + dx[None]).ravel()
+    owner = np.repeat(np.arange(len(points)), dy.size)
+    keep = (rows >= 0) & (rows < shape[0]) & (cols >= 0) & (cols < shape[1])
+    return rows[keep], cols[keep], owner[keep]
 
 
 def _bounds(control: ipw.Widget) -> tuple[float, float] | None:

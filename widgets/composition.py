@@ -3,8 +3,8 @@
 Explorers, each usable on its own and shown as tabs of the panel:
 
 - :class:`BlendExplorer`: one image in two windows (or two images) through a
-  mask from a threshold, a segmentation or a clicked circle, with opacity and
-  a feathered edge in mm.
+  mask from a threshold, a segmentation, a clicked circle or a painted ROI,
+  with opacity and a feathered edge in mm.
 - :class:`FusionExplorer`: weighted, colour, checkerboard, difference and
   swipe views of two aligned images.
 - :class:`RegistrationExplorer`: nudge sliders (mm, degrees) next to
@@ -27,7 +27,7 @@ from medimg_lab.image import MedImage
 from medimg_lab.params import validate
 from medimg_lab.segmentation import threshold_range
 
-from ._panel import StagePanel
+from ._panel import StagePanel, brush_pixels
 from .controls import controls_for
 from .viewer import ImageViewer
 
@@ -39,7 +39,7 @@ __all__ = [
     "StitchExplorer",
 ]
 
-MASK_SOURCES = ("threshold", "segmentation", "circle")
+MASK_SOURCES = ("threshold", "segmentation", "circle", "painted")
 FUSION_MODES = ("weighted", "colour", "checkerboard", "difference", "swipe")
 REGISTRATION_VIEWS = ("difference", "checkerboard", "overlay")
 _BLANK = MedImage(np.zeros((8, 8), np.float32), (1.0, 1.0))
@@ -162,9 +162,10 @@ class BlendExplorer(_Explorer):
 
     Notes
     -----
-    State with setters: ``source`` ("threshold", "segmentation", "circle"),
-    :meth:`set_params` (``low``, ``high``, ``opacity``, ``width_mm``,
-    ``radius_mm``, ``inside``, ``outside``), :meth:`place_circle`; results
+    State with setters: ``source`` ("threshold", "segmentation", "circle",
+    "painted"), :meth:`set_params` (``low``, ``high``, ``opacity``,
+    ``width_mm``, ``radius_mm``, ``inside``, ``outside``), :meth:`place_circle`,
+    :meth:`paint` and :meth:`clear_painting`; results
     :attr:`mask` (soft, in [0, 1]), :attr:`composite` (uint8) and
     :attr:`recipe`.
     """
@@ -200,6 +201,7 @@ class BlendExplorer(_Explorer):
             self._segmentation = mask.astype(bool)
         rows, cols = self._image.array.shape
         self._centre = (rows // 2, cols // 2)
+        self._painted = np.zeros((rows, cols), bool)
         self._ready = False
         super().__init__(**kwargs)
         self._build(inside, outside)
@@ -228,6 +230,24 @@ class BlendExplorer(_Explorer):
         self.source = "circle"
         self._refresh()
 
+    def paint(self, points, *, erase: bool = False) -> None:
+        """Paint (or erase) the ROI along ``(row, col)`` points with a brush
+        of ``radius_mm``, as a drag with the brush would."""
+        rows, cols, _ = brush_pixels(
+            np.asarray(points).reshape(-1, 2),
+            self.params["radius_mm"],
+            self._image.spacing,
+            self._painted.shape,
+        )
+        self._painted[rows, cols] = not erase
+        self.source = "painted"
+        self._refresh()
+
+    def clear_painting(self) -> None:
+        """Empty the painted ROI."""
+        self._painted[:] = False
+        self._refresh()
+
     @property
     def binary_mask(self) -> np.ndarray:
         """``M`` before opacity and feathering, from the chosen source."""
@@ -239,6 +259,8 @@ class BlendExplorer(_Explorer):
             if self._segmentation is None:
                 raise ValueError("no segmentation was given; pass mask= to the panel")
             return self._segmentation
+        if self.source == "painted":
+            return self._painted.copy()
         dy, dx = self._image.spacing
         rows, cols = np.ogrid[: image.shape[0], : image.shape[1]]
         r0, c0 = self._centre
@@ -270,6 +292,8 @@ class BlendExplorer(_Explorer):
         p = self.params
         if self.source == "threshold":
             mask = {"op": "threshold_range", "low": p["low"], "high": p["high"]}
+        elif self.source == "painted":
+            mask = {"op": "painted", "pixels": int(self._painted.sum())}
         elif self.source == "circle":
             mask = {"op": "circle", "centre": self._centre, "radius_mm": p["radius_mm"]}
         else:
@@ -320,18 +344,30 @@ class BlendExplorer(_Explorer):
         blank = np.zeros(image.array.shape, np.uint8)
         self._viewer = ImageViewer(_shown(blank, image), box_size=480)
         self._viewer.observe(self._on_click, "clicked")
+        self._viewer.observe(self._on_stroke, "stroke")
+        self._clear = ipw.Button(description="clear painting")
+        self._clear.on_click(lambda _: self.clear_painting())
         self._layout(
             [
                 self._source,
                 *controls.values(),
-                ipw.HTML("With the circle mask, click in the image to centre it."),
+                ipw.HTML(
+                    "Circle: click in the image to centre it. Painted: drag to "
+                    "paint with a brush of the radius."
+                ),
+                self._clear,
             ]
         )
 
     # ------------------------------------------------------------ callbacks
     @traitlets.observe("source")
-    def _on_source_change(self, _) -> None:
+    def _on_source_change(self, change) -> None:
+        self._viewer.tool = "brush" if change["new"] == "painted" else "read"
         self._refresh()
+
+    def _on_stroke(self, change) -> None:
+        if change["new"] and self.source == "painted":
+            self.paint([p[-2:] for p in change["new"]])
 
     def _on_click(self, change) -> None:
         if change["new"] and self.source == "circle":

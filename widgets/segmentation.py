@@ -14,7 +14,7 @@ from medimg_lab.image import MedImage
 from medimg_lab.io import save
 from medimg_lab.params import OPERATIONS, get_operation, parameters, validate
 
-from ._panel import StagePanel
+from ._panel import StagePanel, brush_pixels
 from .controls import controls_for
 from .viewer import ImageViewer
 
@@ -36,13 +36,6 @@ def _methods() -> dict[str, str]:
     }
     methods["Pixel classifier (scribbles)"] = CLASSIFIER
     return methods
-
-
-def _disc(radius_px: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    ry, rx = (max(r, 0.5) for r in radius_px)
-    dy, dx = np.mgrid[-int(ry) : int(ry) + 1, -int(rx) : int(rx) + 1]
-    inside = (dy / ry) ** 2 + (dx / rx) ** 2 <= 1
-    return dy[inside], dx[inside]
 
 
 class SegmentationPanel(StagePanel):
@@ -153,18 +146,15 @@ class SegmentationPanel(StagePanel):
                 f"label must be 0 (erase) .. {len(self._classes)}; got {label}"
             )
         radius = self.brush_mm if radius_mm is None else float(radius_mm)
-        spacing = self._image.spacing[-2:]
-        dy, dx = _disc(tuple(radius / s for s in spacing))
         points = np.array([self._check_index(p) for p in points], dtype=np.int64)
         if points.size == 0:
             return
-        rows = (points[:, -2, None] + dy[None]).ravel()
-        cols = (points[:, -1, None] + dx[None]).ravel()
-        height, width = self._scribbles.shape[-2:]
-        keep = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-        where = [rows[keep], cols[keep]]
+        rows, cols, owner = brush_pixels(
+            points[:, -2:], radius, self._image.spacing[-2:], self._scribbles.shape[-2:]
+        )
+        where = [rows, cols]
         if self._image.is_volume:
-            where.insert(0, np.repeat(points[:, 0], dy.size)[keep])
+            where.insert(0, points[owner, 0])
         flat = np.ravel_multi_index(where, self._scribbles.shape)
         flat = np.unique(flat)
         self._undo.append((flat, self._scribbles.ravel()[flat].copy()))

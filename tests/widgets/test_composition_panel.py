@@ -241,3 +241,20 @@ def test_uploaded_tiles_without_spacing_give_offsets_in_pixels(ct):
     png = [MedImage(t, (1.0, 1.0), "OT", meta={"spacing_known": False}) for t in tiles]
     panel = StitchExplorer(png)
     assert "px (spacing unknown)" in panel._table.value
+
+
+def test_a_brush_stroke_paints_the_roi_in_mm(ct):
+    panel = BlendExplorer(ct)
+    panel.set_params(radius_mm=5.0, width_mm=0.0)
+    panel.source = "painted"
+    assert panel._viewer.tool == "brush"
+    panel._viewer.set_trait("stroke", ((100, 100), (100, 140)))  # as a drag would
+    mask = panel.binary_mask
+    assert mask[100, 100] and mask[100, 140] and not mask[100, 120]
+    disc_mm2 = mask.sum() * np.prod(ct.spacing) / 2
+    assert disc_mm2 == pytest.approx(np.pi * 25, rel=0.1)
+    panel.paint([(100, 100)], erase=True)
+    assert not panel.binary_mask[100, 100] and panel.binary_mask[100, 140]
+    panel.clear_painting()
+    assert not panel.binary_mask.any()
+    assert panel.recipe[0] == {"op": "painted", "pixels": 0}
