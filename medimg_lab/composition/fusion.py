@@ -104,8 +104,8 @@ def _same_shape(i1, i2) -> tuple[np.ndarray, np.ndarray]:
             "Register or resample one onto the other first"
         )
     for name, image in (("i1", i1), ("i2", i2)):
-        if image.dtype.kind not in "uifb" or image.size == 0:
-            raise ValueError(f"{name} must be a non-empty array of numbers")
+        if image.dtype.kind not in "uifb":
+            raise ValueError(f"{name} must be an array of numbers; got {image.dtype}")
     return i1, i2
 
 

@@ -199,3 +199,11 @@ def test_docstring_examples():
     from medimg_lab.composition import fusion
 
     assert doctest.testmod(fusion, extraglobs={"np": np}).failed == 0
+
+
+def test_blend_of_nothing_is_nothing():
+    """An overlay whose mask selects no pixel blends empty selections."""
+    empty = np.zeros((0, 3), np.uint8)
+    assert blend(empty, empty, 0.5).shape == (0, 3)
+    with pytest.raises(ValueError, match="numbers"):
+        blend(np.array(["a"]), np.array(["b"]), 0.5)
