@@ -98,6 +98,11 @@ def _seam_lines(seams: np.ndarray) -> np.ndarray:
     return np.where(edge & (seams >= 0), seams + 1, 0).astype(np.int32)
 
 
+def _step(op: str, **params: Any) -> dict[str, Any]:
+    """One recipe step, in the form every panel uses."""
+    return {"op": op, "params": params}
+
+
 def _nice_range(lo: float, hi: float) -> tuple[float, float]:
     """``[lo, hi]`` widened to round numbers: a map of 0 to 0.992 gives 0 to 1."""
     if not hi > lo:
@@ -288,26 +293,18 @@ class BlendExplorer(_Explorer):
 
     @property
     def recipe(self) -> list[dict[str, Any]]:
-        """The steps that rebuild the composite, as data."""
+        """The steps that rebuild the composite: ``[{"op", "params"}]``."""
         p = self.params
         if self.source == "threshold":
-            mask = {"op": "threshold_range", "low": p["low"], "high": p["high"]}
+            mask = _step("threshold_range", low=p["low"], high=p["high"])
         elif self.source == "painted":
-            mask = {"op": "painted", "pixels": int(self._painted.sum())}
+            mask = _step("painted", pixels=int(self._painted.sum()))
         elif self.source == "circle":
-            mask = {"op": "circle", "centre": self._centre, "radius_mm": p["radius_mm"]}
+            mask = _step("circle", centre=self._centre, radius_mm=p["radius_mm"])
         else:
-            mask = {"op": "segmentation"}
-        return [
-            mask,
-            {"op": "feather", "width_mm": p["width_mm"]},
-            {
-                "op": "blend",
-                "opacity": p["opacity"],
-                "inside": p["inside"],
-                "outside": p["outside"],
-            },
-        ]
+            mask = _step("segmentation")
+        blend = {k: p[k] for k in ("opacity", "inside", "outside")}
+        return [mask, _step("feather", width_mm=p["width_mm"]), _step("blend", **blend)]
 
     # ---------------------------------------------------------------- build
     def _build(self, inside: str, outside: str) -> None:
@@ -451,7 +448,7 @@ class FusionExplorer(_Explorer):
             "difference": (),
             "swipe": ("position",),
         }[self.mode]
-        return [{"op": self.mode, **{k: self.params[k] for k in keys}}]
+        return [_step(self.mode, **{k: self.params[k] for k in keys})]
 
     # ---------------------------------------------------------------- build
     def _build(self) -> None:
@@ -621,16 +618,15 @@ class RegistrationExplorer(_Explorer):
         p = self.params
         steps = []
         if self._result is not None:
-            steps.append(
-                {"op": "register", "method": p["method"], "transform": "rigid"}
-            )
+            steps.append(_step("register", method=p["method"], transform="rigid"))
+        shift = (p["shift_y_mm"], p["shift_x_mm"])
         steps.append(
-            {
-                "op": "rigid_transform",
-                "shift_mm": (p["shift_y_mm"], p["shift_x_mm"]),
-                "rotation_deg": p["rotation_deg"],
-                "inverse": True,
-            }
+            _step(
+                "rigid_transform",
+                shift_mm=shift,
+                rotation_deg=p["rotation_deg"],
+                inverse=True,
+            )
         )
         return steps
 
@@ -767,7 +763,7 @@ class StitchExplorer(_Explorer):
     @property
     def recipe(self) -> list[dict[str, Any]]:
         """The stitch as one step."""
-        return [{"op": "stitch", **self.params}]
+        return [_step("stitch", **self.params)]
 
     # ---------------------------------------------------------------- build
     def _build(self) -> None:

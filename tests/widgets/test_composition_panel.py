@@ -47,7 +47,7 @@ def test_opacity_and_feather_make_the_mask(ct):
     bone = threshold_range(ct.array, low=300.0, high=3000.0)
     expected = 0.5 * C.feather(bone, width_mm=4.0, spacing=ct.spacing)
     np.testing.assert_allclose(panel.mask, expected)
-    assert panel.recipe[1] == {"op": "feather", "width_mm": 4.0}
+    assert panel.recipe[1] == {"op": "feather", "params": {"width_mm": 4.0}}
 
 
 def test_a_click_centres_a_circle_of_radius_in_mm(ct):
@@ -61,7 +61,7 @@ def test_a_click_centres_a_circle_of_radius_in_mm(ct):
     assert mask[200, 300] and not mask[200, 300 + 25]  # 10 mm is ~21 px here
     area_mm2 = mask.sum() * np.prod(ct.spacing)
     assert area_mm2 == pytest.approx(np.pi * 100, rel=0.05)
-    assert panel.recipe[0]["centre"] == (200, 300)
+    assert panel.recipe[0]["params"]["centre"] == (200, 300)
 
 
 def test_segmentation_source_and_errors(ct):
@@ -158,8 +158,7 @@ def test_register_button_sets_the_sliders_to_the_found_motion(ct):
     assert panel.params["rotation_deg"] == pytest.approx(found.rotation_deg)
     assert panel.recipe[0] == {
         "op": "register",
-        "method": "phase",
-        "transform": "rigid",
+        "params": {"method": "phase", "transform": "rigid"},
     }
     assert f"rotation {found.rotation_deg:.2f}°" in panel._found.value
 
@@ -177,7 +176,8 @@ def test_stitch_explorer_rebuilds_the_cut_image(ct):
     panel.show_seams = False
     assert panel._viewer.overlay is None
     panel.set_params(blend="multiband")
-    assert panel.recipe == [{"op": "stitch", "blend": "multiband", "min_ncc": 0.8}]
+    step = {"op": "stitch", "params": {"blend": "multiband", "min_ncc": 0.8}}
+    assert panel.recipe == [step]
 
 
 def test_stitch_explorer_reports_tiles_that_do_not_overlap(ct):
@@ -257,4 +257,4 @@ def test_a_brush_stroke_paints_the_roi_in_mm(ct):
     assert not panel.binary_mask[100, 100] and panel.binary_mask[100, 140]
     panel.clear_painting()
     assert not panel.binary_mask.any()
-    assert panel.recipe[0] == {"op": "painted", "pixels": 0}
+    assert panel.recipe[0] == {"op": "painted", "params": {"pixels": 0}}
