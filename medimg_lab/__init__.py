@@ -18,6 +18,7 @@ from . import (
     metrics,
     params,
     processing,
+    recipe,
     segmentation,
 )
 from .errors import (
@@ -54,6 +55,7 @@ __all__ = [
     "UnsupportedDimensionError",
     "UntrustedModelError",
     "__version__",
+    "batch",
     "composition",
     "data",
     "deidentify",
@@ -63,6 +65,7 @@ __all__ = [
     "metrics",
     "params",
     "processing",
+    "recipe",
     "recognition",
     "save",
     "segmentation",
@@ -70,10 +73,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # recognition pulls in scikit-learn (0.8 s): loaded on first use, so that
-    # the CLI and workers that do not need it start fast.
-    if name == "recognition":
+    # recognition pulls in scikit-learn (0.8 s), batch Dask: loaded on first
+    # use, so that the CLI and workers that do not need them start fast.
+    if name in ("recognition", "batch", "chunked"):
         import importlib
 
-        return importlib.import_module(".recognition", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

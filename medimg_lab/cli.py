@@ -1,7 +1,13 @@
 """The ``medimg-lab`` command line.
 
-Exit codes: 0 success, 1 bad input (a MedImgError, message on stderr),
-2 wrong usage.
+Exit codes, for scripts:
+
+- 0: success (for ``run``: every study processed);
+- 1: bad input, nothing done (a missing file, an invalid recipe); the message
+  on stderr names the problem and the fix;
+- 2: wrong usage (argparse);
+- 3: ``run`` finished, but some studies failed; their reasons are in the
+  results table and on stderr.
 """
 
 from __future__ import annotations
@@ -41,11 +47,70 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _samples(args: argparse.Namespace) -> int:
-    for s in data.samples():
+    from pathlib import Path
+
+    from .io import save
+
+    chosen = data.samples()
+    if args.names:
+        known = {s.name for s in chosen}
+        unknown = sorted(set(args.names) - known)
+        if unknown:
+            raise MedImgError(
+                ", ".join(unknown),
+                "is not a sample." if len(unknown) == 1 else "are not samples.",
+                f"Choose among {', '.join(sorted(known))}.",
+            )
+        chosen = [s for s in chosen if s.name in args.names]
+    for s in chosen:
+        if args.export:
+            folder = Path(args.export)
+            folder.mkdir(parents=True, exist_ok=True)
+            written = save(data.sample(s.name), folder / f"{s.name}.nii.gz")
+            print(f"wrote {written}")
+            continue
         print(f"{s.name:<14} {s.modality:<3} {s.description}")
         if args.verbose:
             print(f"{'':<18}from: {s.provenance}")
             print(f"{'':<18}license: {s.license}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import batch
+
+    if args.scheduler and args.mode:
+        raise MedImgError(
+            "--scheduler", f"cannot be combined with --{args.mode}.", "Give one."
+        )
+    client = args.scheduler or args.mode
+    result = batch.run(
+        args.recipe,
+        args.inputs,
+        args.out,
+        client=client,
+        workers=args.workers,
+        force=args.force,
+        save_images=args.save_images,
+        format=args.format,
+        progress=not args.quiet,
+    )
+    counts = result.provenance["counts"]
+    print(
+        f"{counts['studies']} studies: {counts['ok']} ok ({counts['resumed']} from an "
+        f"earlier run), {counts['failed']} failed; results in {result.out}"
+    )
+    for row in result.failed.itertuples():
+        print(f"failed: {row.input}: {row.reason}", file=sys.stderr)
+    return 3 if counts["failed"] else 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .recipe import Recipe
+
+    recipe = Recipe.load(args.file)
+    steps = ", ".join(step.op for step in recipe.steps)
+    print(f"valid: {len(recipe.steps)} steps ({steps})")
     return 0
 
 
@@ -84,9 +149,44 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=_info)
 
-    samples = sub.add_parser("samples", help="list the bundled sample studies")
+    samples = sub.add_parser("samples", help="list or export the sample studies")
+    samples.add_argument("names", nargs="*", help="samples to show or export")
     samples.add_argument("-v", "--verbose", action="store_true")
+    samples.add_argument("--export", metavar="DIR", help="write them as NIfTI here")
     samples.set_defaults(run=_samples)
+
+    run = sub.add_parser("run", help="run a recipe over many studies (Dask)")
+    run.add_argument("recipe", help="recipe JSON file")
+    run.add_argument("inputs", nargs="+", help="files, folders, globs, CSV manifest")
+    run.add_argument("--out", required=True, help="output folder")
+    run.add_argument("--scheduler", help="address of a dask.distributed scheduler")
+    run.add_argument("--workers", type=int, help="local worker processes")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--threads",
+        dest="mode",
+        action="store_const",
+        const="threads",
+        help="one process with threads instead of worker processes",
+    )
+    mode.add_argument(
+        "--serial",
+        dest="mode",
+        action="store_const",
+        const="serial",
+        help="a plain loop, no Dask",
+    )
+    run.add_argument("--force", action="store_true", help="recompute finished studies")
+    run.add_argument("--save-images", action="store_true", help="write images too")
+    run.add_argument("--format", choices=("nii.gz", "png"), default="nii.gz")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(run=_run)
+
+    recipes = sub.add_parser("recipes", help="work with recipe files")
+    recipes_sub = recipes.add_subparsers(dest="recipes_command", required=True)
+    validate = recipes_sub.add_parser("validate", help="check a recipe file")
+    validate.add_argument("file")
+    validate.set_defaults(run=_validate)
 
     deid = sub.add_parser(
         "deidentify", help="write a DICOM copy without patient identifiers"

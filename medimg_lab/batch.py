@@ -1,0 +1,626 @@
+"""Batch runs: one recipe over many studies, on Dask, from a laptop to a cluster.
+
+:func:`run` finds the inputs (files, folders, globs, DICOM series folders or
+a CSV manifest), cuts them into tasks of many studies each, and lets Dask
+workers load, process and write their own studies: only paths and the
+recipe travel through the scheduler, never pixels. Every study ends as
+
+- its mask (and optionally its processed image) in ``out/masks`` and
+  ``out/images``, as NIfTI (or PNG for 2D);
+- a record ``out/items/<id>.json``: input checksum, recipe hash, status,
+  reason, timing and measurements, written last, atomically.
+
+A re-run skips the studies whose record matches the input's checksum and
+the recipe (resume); ``force=True`` recomputes. A study that cannot be read
+or processed is recorded with its reason and the run goes on. A worker that
+dies loses nothing finished: its task is retried elsewhere and skips what
+was already written. At the end come ``results.csv``, ``results.parquet``
+(one row per study) and ``provenance.json`` (recipe, versions, input
+checksums, start and end times).
+
+References
+----------
+Rocklin M. Dask: parallel computation with blocked algorithms and task
+scheduling. Proc. 14th Python in Science Conf. 2015.
+doi:10.25080/Majora-7b98e3ed-013
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import MedImgError, NotFoundError
+
+__all__ = ["BatchResult", "Item", "discover", "run"]
+
+_log = logging.getLogger(__name__)
+
+#: Packages whose versions go into the provenance record.
+_PACKAGES = (
+    "medimg-lab",
+    "numpy",
+    "scipy",
+    "scikit-image",
+    "scikit-learn",
+    "opencv-contrib-python-headless",
+    "pydicom",
+    "nibabel",
+    "dask",
+    "distributed",
+    "pandas",
+)
+_GLOB = set("*?[")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Item:
+    """One study of a batch.
+
+    Attributes
+    ----------
+    id : str
+        Unique, file-name safe; names the outputs.
+    path : str
+        The file, or the folder of a DICOM series.
+    files : tuple of str
+        The files the study is read from (one, or a series' files).
+    series : str or None
+        ``SeriesInstanceUID`` of a series in a folder.
+    """
+
+    id: str
+    path: str
+    files: tuple[str, ...]
+    series: str | None = None
+
+
+@dataclass
+class BatchResult:
+    """What :func:`run` did.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per study: ``id``, ``input``, ``status`` ("ok" or
+        "failed"), ``reason``, ``resumed`` (done by an earlier run),
+        ``seconds``, output paths and the recipe's measurements.
+    out : Path
+        The output folder.
+    provenance : dict
+        As written to ``provenance.json``.
+    dashboard : str or None
+        The Dask dashboard link, when a cluster ran it.
+    """
+
+    table: Any
+    out: Path
+    provenance: dict
+    dashboard: str | None = None
+
+    @property
+    def failed(self):
+        """The rows of the studies that failed, with their reasons."""
+        return self.table[self.table["status"] == "failed"]
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def _is_dicom(path: Path) -> bool:
+    from .io._source import sniff
+
+    try:
+        with open(path, "rb") as f:
+            return sniff(f.read(1024)) == "dicom"
+    except OSError:
+        return False
+
+
+def _series_uid(path: Path) -> str | None:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        header = pydicom.dcmread(
+            path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]
+        )
+    except (InvalidDicomError, OSError, ValueError, KeyError, TypeError, EOFError):
+        return None  # an unreadable file is a study of its own, and fails there
+    return str(header.get("SeriesInstanceUID", "")) or None
+
+
+def _safe(text: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    return keep.strip("._") or "input"
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".dcm", ".png", ".jpg", ".jpeg", ".tif"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _folder_items(root: Path) -> list[Item]:
+    """Files of a folder tree, with DICOM files of one series grouped."""
+    items: list[Item] = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(folder)
+        series: dict[str, list[Path]] = {}
+        for name in sorted(n for n in names if not n.startswith(".")):
+            path = here / name
+            uid = _series_uid(path) if _is_dicom(path) else None
+            if uid is None:
+                items.append(_file_item(path, root))
+            else:
+                series.setdefault(uid, []).append(path)
+        for uid, files in series.items():
+            if len(files) == 1:
+                items.append(_file_item(files[0], root))
+                continue
+            rel = here.relative_to(root) if here != root else Path(root.name)
+            items.append(
+                Item(
+                    id=_safe("__".join(rel.parts)) + f"__series-{uid[-8:]}",
+                    path=str(here),
+                    files=tuple(str(f) for f in files),
+                    series=uid,
+                )
+            )
+    return items
+
+
+def _file_item(path: Path, root: Path | None = None) -> Item:
+    base = path.parent if root is None else root
+    try:
+        rel = path.relative_to(base)
+    except ValueError:
+        rel = Path(path.name)
+    parts = [*rel.parts[:-1], _stem(rel)]
+    return Item(id=_safe("__".join(parts)), path=str(path), files=(str(path),))
+
+
+def _manifest(path: Path) -> list[Item]:
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as err:
+        raise MedImgError(
+            str(path), f"is not a readable CSV manifest ({err}).", "Give a CSV file."
+        ) from err
+    if "path" not in table.columns:
+        raise MedImgError(
+            str(path),
+            f"has no 'path' column (columns: {list(table.columns)}).",
+            "Add a column 'path' with one input per row (and optionally 'id').",
+        )
+    items = []
+    for row in table.itertuples(index=False):
+        target = Path(str(row.path))
+        target = target if target.is_absolute() else path.parent / target
+        if target.is_dir():
+            found = _folder_items(target)
+        else:
+            found = [_file_item(target)]
+        ident = getattr(row, "id", None)
+        if ident is not None and isinstance(ident, str) and len(found) == 1:
+            found = [Item(_safe(ident), found[0].path, found[0].files, found[0].series)]
+        items.extend(found)
+    return items
+
+
+def discover(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Item]:
+    """The studies named by ``inputs``, each once, with unique ids.
+
+    Parameters
+    ----------
+    inputs : path, glob or CSV manifest, or a sequence of them
+        A file is one study. A folder is walked: each file is a study, except
+        DICOM files sharing a ``SeriesInstanceUID`` in one folder, which are
+        one series. A pattern with ``*``, ``?`` or ``[`` is a glob (``**``
+        recurses). A ``.csv`` file is a manifest with a ``path`` column
+        (relative to the CSV's folder) and an optional ``id`` column.
+
+    Returns
+    -------
+    list of Item
+        In a stable order.
+
+    Raises
+    ------
+    NotFoundError
+        For an input that does not exist or a glob that matches nothing.
+    """
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    items: list[Item] = []
+    for spec in inputs:
+        text = str(spec)
+        if _GLOB & set(text):
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                raise NotFoundError(text, "matches no file.", "Check the pattern.")
+            for match in matches:
+                path = Path(match)
+                items.extend(
+                    _folder_items(path) if path.is_dir() else [_file_item(path)]
+                )
+            continue
+        path = Path(text)
+        if not path.exists():
+            raise NotFoundError(
+                text, "does not exist.", "Give an existing file or folder."
+            )
+        if path.is_dir():
+            items.extend(_folder_items(path))
+        elif path.suffix.lower() == ".csv":
+            items.extend(_manifest(path))
+        else:
+            items.append(_file_item(path))
+    seen: dict[str, int] = {}
+    unique, paths = [], set()
+    for item in items:
+        key = (item.path, item.series)
+        if key in paths:
+            continue
+        paths.add(key)
+        count = seen.get(item.id, 0)
+        seen[item.id] = count + 1
+        ident = item.id if count == 0 else f"{item.id}-{count + 1}"
+        unique.append(Item(ident, item.path, item.files, item.series))
+    return unique
+
+
+# ------------------------------------------------------------------ worker
+
+
+def _checksum(files: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(Path(name).name.encode())
+        with open(name, "rb") as f:
+            while block := f.read(_CHUNK):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _recipe_hash(recipe: dict) -> str:
+    text = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _record_path(out: Path, ident: str) -> Path:
+    return out / "items" / f"{ident}.json"
+
+
+def _current(out: Path, item: Item, checksum: str, recipe_hash: str) -> dict | None:
+    """The earlier record of ``item`` if it is complete and current."""
+    try:
+        record = json.loads(_record_path(out, item.id).read_text())
+    except (OSError, ValueError):
+        return None
+    if (
+        record.get("status") != "ok"
+        or record.get("sha256") != checksum
+        or record.get("recipe_sha256") != recipe_hash
+        or not all(Path(p).exists() for p in record.get("outputs", {}).values())
+    ):
+        return None
+    return record
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from .io._atomic import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, default=str)
+    atomic_write(path, lambda tmp: tmp.write_text(text), overwrite=True)
+
+
+def _process(item: Item, recipe, out: Path, options: dict) -> dict:
+    """Load, run and write one study; the record, also on failure."""
+    import numpy as np
+
+    from .image import MedImage
+    from .io import load, save
+
+    started = time.perf_counter()
+    record: dict[str, Any] = {"id": item.id, "input": item.path, "status": "ok"}
+    try:
+        record["sha256"] = _checksum(item.files)
+        record["recipe_sha256"] = options["recipe_sha256"]
+        if not options["force"]:
+            earlier = _current(out, item, record["sha256"], options["recipe_sha256"])
+            if earlier is not None:
+                return {**earlier, "resumed": True}
+        image = load(item.path, series=item.series)
+        result = recipe.apply(image)
+        outputs = {}
+        two_d = not image.is_volume
+        suffix = ".png" if two_d and options["format"] == "png" else ".nii.gz"
+        if result.labels is not None:
+            labels = np.asarray(result.labels)
+            labels = labels.astype(
+                np.uint8 if labels.max(initial=0) < 256 else np.uint16
+            )
+            top = float(max(labels.max(initial=0), 1))
+            mask = MedImage(
+                labels, image.spacing, "OT", (top / 2, top), {"unit": "label"}
+            )
+            target = out / "masks" / f"{item.id}{suffix}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            outputs["mask"] = str(save(mask, target, overwrite=True))
+        if options["save_images"]:
+            target = out / "images" / f"{item.id}.nii.gz"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            outputs["image"] = str(save(result.image, target, overwrite=True))
+        record.update(
+            outputs=outputs,
+            measurements=dict(result.measurements),
+            shape=list(image.array.shape),
+            spacing_mm=list(image.spacing),
+            modality=image.modality,
+        )
+    except MedImgError as err:
+        record.update(status="failed", reason=str(err))
+    except (ValueError, TypeError, MemoryError, OSError) as err:
+        record.update(status="failed", reason=f"{type(err).__name__}: {err}")
+    record["seconds"] = round(time.perf_counter() - started, 4)
+    record["resumed"] = False
+    _write_json(_record_path(out, item.id), record)
+    return record
+
+
+def _run_task(items: list[Item], recipe_data: dict, out: str, options: dict) -> list:
+    """A Dask task: many studies, each loaded by the worker itself."""
+    import cv2
+
+    from .recipe import Recipe
+
+    cv2.setNumThreads(1)  # one image per core: no oversubscription
+    recipe = Recipe.from_dict(recipe_data)
+    return [_process(item, recipe, Path(out), options) for item in items]
+
+
+# --------------------------------------------------------------------- run
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def _task_size(n: int, workers: int) -> int:
+    """Studies per task: about 4 tasks per worker, at most 100 studies each."""
+    return max(1, min(100, math.ceil(n / (4 * max(workers, 1)))))
+
+
+def _client(client, workers: int | None):
+    """``(client, cluster_to_close)`` for the requested execution."""
+    from dask.distributed import Client, LocalCluster
+
+    if client is None or client == "threads":
+        n = workers or max(1, min(os.cpu_count() or 1, 8))
+        cluster = LocalCluster(
+            n_workers=1 if client == "threads" else n,
+            threads_per_worker=n if client == "threads" else 1,
+            processes=client != "threads",
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,
+        )
+        return Client(cluster), cluster
+    if isinstance(client, str):
+        return Client(client, timeout="30s"), None
+    return client, None
+
+
+def _progress_callback(progress, total: int) -> tuple[Callable[[int], None], Callable]:
+    if callable(progress):
+        done = [0]
+
+        def step(n: int) -> None:
+            done[0] += n
+            progress(done[0], total)
+
+        return step, lambda: None
+    if progress:
+        from tqdm.std import tqdm
+
+        bar = tqdm(total=total, unit="study", file=sys.stderr, leave=True)
+        return bar.update, bar.close
+    return (lambda n: None), (lambda: None)
+
+
+def run(
+    recipe,
+    inputs,
+    out: str | os.PathLike,
+    *,
+    client=None,
+    workers: int | None = None,
+    force: bool = False,
+    save_images: bool = False,
+    format: str = "nii.gz",
+    progress: bool | Callable[[int, int], None] = True,
+) -> BatchResult:
+    """Run ``recipe`` over every study of ``inputs``, writing to ``out``.
+
+    Parameters
+    ----------
+    recipe : Recipe, dict or path
+        A :class:`~medimg_lab.recipe.Recipe`, its dict, or a recipe JSON file.
+    inputs : path, glob, CSV manifest or a sequence of them
+        See :func:`discover`.
+    out : path
+        Output folder, created if needed. Its earlier results are reused
+        where current (resume).
+    client : None, "threads", "serial", dask Client or str
+        ``None``: a local cluster of ``workers`` processes on 127.0.0.1.
+        ``"threads"``: one process with ``workers`` threads. ``"serial"``: a
+        plain loop in this process, no Dask. A ``Client``: any existing
+        dask.distributed cluster. A string: a scheduler address such as
+        ``"tcp://10.0.0.5:8786"``.
+    workers : int, optional
+        Worker processes (or threads) of a local cluster; default the cores.
+    force : bool
+        Recompute studies whose results are current.
+    save_images : bool
+        Also write each processed image.
+    format : {"nii.gz", "png"}
+        File format of 2D masks (volumes are always NIfTI).
+    progress : bool or callable
+        A tqdm bar on stderr, nothing, or ``progress(done, total)`` called as
+        studies finish (a notebook passes a widget's updater).
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    RecipeError
+        For a recipe that does not validate, before anything runs.
+    NotFoundError
+        For inputs that do not exist.
+    """
+
+    from .io._atomic import atomic_write
+    from .recipe import Recipe
+
+    if isinstance(recipe, str | os.PathLike):
+        recipe = Recipe.load(recipe)
+    elif isinstance(recipe, dict):
+        recipe = Recipe.from_dict(recipe)
+    if format not in ("nii.gz", "png"):
+        raise ValueError(f"format must be 'nii.gz' or 'png'; got {format!r}")
+    items = discover(inputs)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    recipe_data = recipe.to_dict()
+    options = {
+        "force": bool(force),
+        "save_images": bool(save_images),
+        "format": format,
+        "recipe_sha256": _recipe_hash(recipe_data),
+    }
+    started = datetime.now(UTC)
+    step, close = _progress_callback(progress, len(items))
+    records: list[dict] = []
+    dashboard = None
+    try:
+        if client == "serial":
+            for item in items:
+                records.append(_run_task([item], recipe_data, str(out), options)[0])
+                step(1)
+        else:
+            from dask.distributed import as_completed
+
+            dask_client, cluster = _client(client, workers)
+            try:
+                dashboard = dask_client.dashboard_link
+                if progress is True:
+                    print(f"Dask dashboard: {dashboard}", file=sys.stderr)
+                n_workers = max(1, len(dask_client.scheduler_info()["workers"]))
+                size = _task_size(len(items), n_workers)
+                tasks = [items[k : k + size] for k in range(0, len(items), size)]
+                futures = [
+                    dask_client.submit(
+                        _run_task,
+                        task,
+                        recipe_data,
+                        str(out),
+                        options,
+                        pure=False,
+                        retries=3,
+                    )
+                    for task in tasks
+                ]
+                for future in as_completed(futures):
+                    found = future.result()
+                    records.extend(found)
+                    step(len(found))
+            finally:
+                if cluster is not None:
+                    dask_client.close()
+                    cluster.close()
+    finally:
+        close()
+    finished = datetime.now(UTC)
+    table = _table(records)
+    atomic_write(
+        out / "results.csv", lambda t: table.to_csv(t, index=False), overwrite=True
+    )
+    atomic_write(
+        out / "results.parquet",
+        lambda t: table.to_parquet(t, index=False),
+        overwrite=True,
+    )
+    provenance = {
+        "recipe": recipe_data,
+        "recipe_sha256": options["recipe_sha256"],
+        "versions": _versions(),
+        "platform": platform.platform(),
+        "started": started.isoformat(),
+        "finished": finished.isoformat(),
+        "scheduler": "serial" if client == "serial" else (dashboard or "dask"),
+        "counts": {
+            "studies": len(records),
+            "ok": int((table["status"] == "ok").sum()) if len(table) else 0,
+            "failed": int((table["status"] == "failed").sum()) if len(table) else 0,
+            "resumed": int(table["resumed"].sum()) if len(table) else 0,
+        },
+        "inputs": [
+            {"id": r["id"], "path": r["input"], "sha256": r.get("sha256")}
+            for r in sorted(records, key=lambda r: r["id"])
+        ],
+    }
+    _write_json(out / "provenance.json", provenance)
+    _log.info("batch: %s", provenance["counts"])
+    return BatchResult(table=table, out=out, provenance=provenance, dashboard=dashboard)
+
+
+def _table(records: list[dict]):
+    """One row per study, measurements as columns, sorted by id."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        row = {
+            "id": r["id"],
+            "input": r["input"],
+            "status": r["status"],
+            "reason": r.get("reason", ""),
+            "resumed": bool(r.get("resumed", False)),
+            "seconds": r.get("seconds", float("nan")),
+            "mask": r.get("outputs", {}).get("mask", ""),
+        }
+        row.update(r.get("measurements", {}))
+        rows.append(row)
+    columns = ["id", "input", "status", "reason", "resumed", "seconds", "mask"]
+    table = pd.DataFrame(rows, columns=None if rows else columns)
+    return table.sort_values("id", ignore_index=True) if len(table) else table

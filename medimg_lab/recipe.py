@@ -1,0 +1,818 @@
+"""Recipes: an analysis as data, saved as JSON and replayed on any image.
+
+A :class:`Recipe` is an ordered list of :class:`Step` objects, each a
+registered operation (see :data:`medimg_lab.params.OPERATIONS`) with its
+parameters, plus the step ``"measure"``. Every stage panel's ``.recipe``
+(a list of ``{"op": name, "params": {...}}``) is a valid argument::
+
+    processing steps ─▶ one segmentation method ─▶ clean-up steps ─▶ measure
+
+- **Processing** steps (``window_level``, ``clahe``, ``gaussian`` ...)
+  transform the image.
+- The **segmentation** method (``threshold_otsu``, ``kmeans`` ...) turns the
+  processed image into a mask or labels.
+- **Clean-up** steps (``fill_holes``, ``keep_largest``, ``remove_small``,
+  ``binary_open``, ``binary_close``) work on the foreground ``labels > 0``;
+  integer labels keep their value inside the cleaned mask, as in the
+  segmentation panel.
+- ``"measure"`` (last, no parameters) records the size of the foreground in
+  mm² (2D) or mL (3D) and the mean and SD of the *input* image's values
+  inside it, in the input's unit.
+
+Parameters are checked when the recipe is built, against the ranges and
+units declared next to each function (:func:`medimg_lab.params.validate`);
+so are the order of the steps and whether a step can be replayed at all.
+Seeded methods are replayable only with their interactive input in the
+parameters: ``region_grow`` with ``"seeds"`` (array indices, so they fit
+images of one grid), ``watershed`` with ``"markers"``. The pixel classifier
+needs a trained model and is not a recipe step.
+
+>>> import medimg_lab as ml
+>>> from medimg_lab.recipe import Recipe
+>>> ct = ml.data.sample("head_ct")
+>>> recipe = Recipe(
+...     [
+...         {"op": "gaussian", "params": {"sigma_mm": 1.0}},
+...         {"op": "threshold_range", "params": {"low": 300.0, "high": 3000.0}},
+...         {"op": "keep_largest", "params": {}},
+...         {"op": "measure", "params": {}},
+...     ],
+...     name="skull",
+... )
+>>> len(recipe), [step.op for step in recipe][:2]
+(4, ['gaussian', 'threshold_range'])
+>>> Recipe.from_json(recipe.to_json()) == recipe
+True
+>>> result = recipe.apply(ct)
+>>> result.labels.dtype, result.labels.shape == ct.shape
+(dtype('bool'), True)
+>>> sorted(result.measurements)[:4]
+['area_mm2', 'max_hu', 'mean_hu', 'min_hu']
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from . import processing as _processing  # noqa: F401  (registers operations)
+from . import segmentation as _segmentation
+from .display import auto_window
+from .errors import MedImgError, NotFoundError
+from .image import MedImage
+from .io._atomic import atomic_write
+from .params import OPERATIONS, ParamSpec, validate
+
+__all__ = [
+    "CLEANUP",
+    "MEASURE",
+    "SCHEMA_VERSION",
+    "Recipe",
+    "RecipeError",
+    "RecipeResult",
+    "Step",
+]
+
+#: Version of the JSON layout written by :meth:`Recipe.to_dict`.
+SCHEMA_VERSION = 1
+#: The step that records measurements; handled here, not a registered operation.
+MEASURE = "measure"
+#: Segmentation operations that clean up a mask rather than make one.
+CLEANUP = ("fill_holes", "keep_largest", "remove_small", "binary_open", "binary_close")
+#: Seeded methods: the parameter that carries their interactive input.
+_INTERACTIVE = {"region_grow": "seeds", "watershed": "markers"}
+#: Steps of the composition panels: they need a second image.
+_COMPOSITION = frozenset(
+    {
+        "blend",
+        "feather",
+        "painted",
+        "circle",
+        "weighted",
+        "colour",
+        "checkerboard",
+        "difference",
+        "swipe",
+        "register",
+        "rigid_transform",
+        "stitch",
+    }
+)
+_STAGES = ("processing", "segmentation")
+
+
+class RecipeError(MedImgError, ValueError):
+    """A recipe that cannot be built, read or applied.
+
+    Parameters
+    ----------
+    source, problem, fix : str
+        As for :class:`~medimg_lab.errors.MedImgError`; ``source`` names the
+        recipe (or file) and the step.
+    step : int, optional
+        The step's number, counted from 1.
+    op : str, optional
+        The step's operation.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        problem: str,
+        fix: str,
+        *,
+        step: int | None = None,
+        op: str | None = None,
+    ):
+        self.step = step
+        self.op = op
+        super().__init__(source, problem, fix)
+
+
+# ------------------------------------------------------------------ steps
+
+
+def _freeze(value: Any) -> Any:
+    """A read-only deep copy: dicts become mapping proxies, lists tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return _freeze(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return copy.deepcopy(value)
+
+
+def _thaw(value: Any) -> Any:
+    """Plain JSON-like data again: dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a recipe: an operation name and its parameters.
+
+    Parameters
+    ----------
+    op : str
+        A registered operation (``"gaussian"``, ``"threshold_otsu"`` ...) or
+        ``"measure"``.
+    params : dict
+        Keyword arguments of the operation; kept as a read-only copy (lists
+        become tuples). :meth:`to_dict` gives plain JSON data back.
+    """
+
+    op: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.op, str):
+            raise TypeError(f"op must be a str; got {type(self.op).__name__}")
+        if not isinstance(self.params, Mapping):
+            raise TypeError(f"params must be a dict; got {type(self.params).__name__}")
+        if not all(isinstance(k, str) for k in self.params):
+            raise TypeError(f"parameter names must be str; got {list(self.params)}")
+        object.__setattr__(self, "params", _freeze(self.params))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"op": ..., "params": {...}}`` as plain, mutable data."""
+        return {"op": self.op, "params": _thaw(self.params)}
+
+
+@dataclass
+class RecipeResult:
+    """What :meth:`Recipe.apply` gives back.
+
+    Attributes
+    ----------
+    image : MedImage
+        The image after the last processing step (the input when there is
+        none), on the input's grid. Steps that leave the input's units
+        (window/level gives grey levels 0–255) set ``meta["unit"]`` and a
+        window fitted to the new values.
+    labels : (M, N[, P]) ndarray or None
+        After the segmentation method and clean-up steps: a bool mask, or
+        integer labels 0 (background), 1..K; None without a segmentation.
+    measurements : dict of str to float
+        From the ``"measure"`` step, ``{}`` without one. Names carry units:
+        ``n_pixels`` (2D) or ``n_voxels`` (3D), ``area_mm2`` or ``volume_ml``,
+        ``n_components`` (face-connected), ``mean_<unit>``, ``sd_<unit>``
+        (population SD), ``min_<unit>``, ``max_<unit>`` of the input image in
+        the foreground (``mean_hu`` for CT; NaN for an empty mask); for more
+        than one label also ``label<k>_area_mm2`` (or ``_volume_ml``),
+        ``label<k>_mean_<unit>`` and ``label<k>_sd_<unit>``.
+    """
+
+    image: MedImage
+    labels: np.ndarray | None = None
+    measurements: dict[str, float] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------- validation
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _range(spec: ParamSpec) -> str:
+    p = spec.param
+    if p.choices is not None:
+        return f"{spec.name} one of {', '.join(map(repr, p.choices))}"
+    if spec.type is bool:
+        return f"{spec.name} true or false"
+    if spec.type in (int, float):
+        low = "-inf" if p.min is None else _number(p.min)
+        high = "inf" if p.max is None else _number(p.max)
+        unit = f" {p.unit}" if p.unit else ""
+        kind = "a whole number" if spec.type is int else "a number"
+        odd = ", odd" if p.odd else ""
+        return f"{spec.name} {kind} in [{low}, {high}]{unit}{odd}"
+    return spec.name
+
+
+def _where(name: str, number: int, op: str) -> str:
+    label = f"recipe {name!r}" if name else "recipe"
+    return f"{label}, step {number} ({op})"
+
+
+def _known() -> str:
+    ops = sorted(n for n, o in OPERATIONS.items() if o.stage in _STAGES)
+    return ", ".join([*ops, MEASURE])
+
+
+def _kind(op: str) -> str:
+    if op == MEASURE:
+        return "measure"
+    if op in CLEANUP:
+        return "cleanup"
+    return "segment" if OPERATIONS[op].stage == "segmentation" else "process"
+
+
+def _as_step(item: Any, where: str, number: int) -> Step:
+    if isinstance(item, Step):
+        return item
+    if not isinstance(item, Mapping):
+        raise RecipeError(
+            where,
+            f"is a {type(item).__name__}, not a step.",
+            'Give each step as {"op": name, "params": {...}} or a Step.',
+            step=number,
+        )
+    extra = sorted(set(item) - {"op", "params"})
+    op = item.get("op")
+    if extra or not isinstance(op, str):
+        problem = (
+            f"has unknown keys {', '.join(map(repr, extra))}."
+            if extra
+            else f'has no operation name ("op" is {op!r}).'
+        )
+        raise RecipeError(
+            where,
+            problem,
+            'Give each step as {"op": name, "params": {...}}.',
+            step=number,
+            op=op if isinstance(op, str) else None,
+        )
+    params = item.get("params", {})
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise RecipeError(
+            f"{where} ({op})",
+            f"has params of type {type(params).__name__}, not a dict.",
+            'Give the parameters as {"name": value, ...}.',
+            step=number,
+            op=op,
+        )
+    try:
+        return Step(op, params)
+    except TypeError as exc:
+        raise RecipeError(
+            f"{where} ({op})",
+            f"{exc}.",
+            "Name parameters by strings.",
+            step=number,
+            op=op,
+        ) from exc
+
+
+def _check_step(step: Step, name: str, number: int) -> Step:
+    """The step with its parameters validated and coerced; RecipeError if not."""
+    op = step.op
+    where = _where(name, number, op)
+
+    def fail(problem: str, fix: str) -> RecipeError:
+        return RecipeError(where, problem, fix, step=number, op=op)
+
+    if op == MEASURE:
+        if step.params:
+            raise fail(
+                f"takes no parameters; got {', '.join(sorted(step.params))}.",
+                'Write {"op": "measure", "params": {}}.',
+            )
+        return step
+    if op == "pixel_classifier":
+        raise fail(
+            "cannot be replayed: the pixel classifier needs scribbles and a model "
+            "trained on them, which a recipe does not hold.",
+            "Use a threshold, clustering or seeded method in the recipe, or apply "
+            "a trained PixelClassifier in code.",
+        )
+    if op in _COMPOSITION:
+        raise fail(
+            "is a composition step; it needs a second image, and a recipe runs on "
+            "one image.",
+            "Replay composition steps with medimg_lab.composition in code.",
+        )
+    if op not in OPERATIONS or OPERATIONS[op].stage not in _STAGES:
+        close = difflib.get_close_matches(op, [*OPERATIONS, MEASURE], n=1)
+        hint = f"Did you mean {close[0]!r}? " if close else ""
+        stage = (
+            f"is a {OPERATIONS[op].stage} operation, not a processing or "
+            "segmentation step."
+            if op in OPERATIONS
+            else "is not a known operation."
+        )
+        raise fail(stage, f"{hint}Known steps are {_known()}.")
+    fn = OPERATIONS[op].fn
+    if "spacing" in step.params:
+        raise fail(
+            "sets spacing, which comes from the image the recipe is applied to.",
+            "Remove spacing from the parameters.",
+        )
+    need = _INTERACTIVE.get(op)
+    if need is not None and not step.params.get(need):
+        what = "seed points" if need == "seeds" else "marker labels"
+        raise fail(
+            f"cannot be replayed without its {what}: they were placed by hand "
+            f"and the parameters hold no {need!r}.",
+            f"Add {need!r} to the parameters"
+            + (
+                " as a list of array indices [row, col] or [slice, row, col]."
+                if need == "seeds"
+                else " as an integer array of the image's shape."
+            ),
+        )
+    params = _thaw(step.params)
+    try:
+        checked = validate(fn, params)
+    except (ValueError, TypeError) as exc:
+        specs = OPERATIONS[op].params
+        allowed = "; ".join(_range(s) for s in specs.values()) or "none"
+        raise fail(f"{exc}.", f"Allowed parameters: {allowed}.") from exc
+    if need == "seeds":
+        _check_seeds(checked["seeds"], fail)
+    try:
+        json.dumps(checked, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise fail(
+            f"has parameters that JSON cannot hold ({exc}).",
+            "Use numbers, strings, booleans, None and lists of them.",
+        ) from exc
+    return Step(op, checked)
+
+
+def _check_seeds(seeds: Any, fail) -> None:
+    ok = isinstance(seeds, list) and all(
+        isinstance(s, list)
+        and len(s) in (2, 3)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in s)
+        for s in seeds
+    )
+    if not ok or len({len(s) for s in seeds}) != 1:
+        raise fail(
+            f"has seeds {seeds!r}, which are not one or more array indices of one "
+            "dimension.",
+            "Give seeds as [[row, col], ...] or [[slice, row, col], ...].",
+        )
+
+
+def _check_order(steps: tuple[Step, ...], name: str) -> None:
+    segmented_at = None
+    for number, step in enumerate(steps, 1):
+        kind = _kind(step.op)
+        where = _where(name, number, step.op)
+        if kind == "process" and segmented_at is not None:
+            raise RecipeError(
+                where,
+                f"is a processing step after the segmentation in step {segmented_at}"
+                "; processing works on the image, not on labels.",
+                "Move the processing steps before the segmentation step.",
+                step=number,
+                op=step.op,
+            )
+        if kind == "segment" and segmented_at is not None:
+            raise RecipeError(
+                where,
+                f"is a second segmentation method (step {segmented_at} is "
+                f"{steps[segmented_at - 1].op}); a recipe makes one segmentation.",
+                "Keep one method, or make a recipe for each.",
+                step=number,
+                op=step.op,
+            )
+        if kind in ("cleanup", "measure") and segmented_at is None:
+            what = "cleans up a mask" if kind == "cleanup" else "measures a mask"
+            raise RecipeError(
+                where,
+                f"{what}, but no segmentation step comes before it.",
+                "Put a segmentation method (threshold_range, threshold_otsu, "
+                f"kmeans ...) before {step.op}.",
+                step=number,
+                op=step.op,
+            )
+        if kind == "measure" and number != len(steps):
+            raise RecipeError(
+                where,
+                "must be the last step; later steps would change what it measured.",
+                f"Move {MEASURE!r} to the end.",
+                step=number,
+                op=step.op,
+            )
+        if kind == "segment":
+            segmented_at = number
+
+
+# ------------------------------------------------------------------ apply
+
+
+def _slug(unit: str) -> str:
+    slug = re.sub(r"[^0-9a-z]+", "", unit.lower())
+    return slug or "value"
+
+
+def _measure(labels: np.ndarray, image: MedImage) -> dict[str, float]:
+    """Foreground size and statistics of ``image`` inside ``labels > 0``."""
+    mask = labels > 0
+    spacing = image.spacing
+    unit = _slug(image.unit)
+    volume = mask.ndim == 3
+    size = "volume_ml" if volume else "area_mm2"
+    count = int(mask.sum())
+    voxel = float(np.prod(spacing))
+    out: dict[str, float] = {
+        "n_voxels" if volume else "n_pixels": float(count),
+        size: count * voxel / (1000.0 if volume else 1.0),
+        "n_components": float(ndimage.label(mask)[1]),
+    }
+    stats = ("mean", "sd", "min", "max")
+    table = _segmentation.measure(mask, image.array, spacing=spacing)
+    for stat in stats:
+        out[f"{stat}_{unit}"] = float(table[stat].iloc[0]) if count else float("nan")
+    if labels.dtype != bool and len(np.unique(labels[mask])) > 1:
+        per_label = _segmentation.measure(labels, image.array, spacing=spacing)
+        for row in per_label.itertuples(index=False):
+            k = int(row.label)
+            out[f"label{k}_{size}"] = float(getattr(row, size))
+            out[f"label{k}_mean_{unit}"] = float(row.mean)
+            out[f"label{k}_sd_{unit}"] = float(row.sd)
+    return out
+
+
+def _result_image(array: np.ndarray, image: MedImage, units: str | None) -> MedImage:
+    if units is None:
+        return MedImage(
+            array,
+            spacing=image.spacing,
+            modality=image.modality,
+            window=image.window,
+            meta=dict(image.meta),
+        )
+    values = array.astype(np.uint8) if array.dtype == bool else array
+    return MedImage(
+        array,
+        spacing=image.spacing,
+        modality=image.modality,
+        window=auto_window(values),
+        meta={**image.meta, "unit": units},
+    )
+
+
+# ----------------------------------------------------------------- recipe
+
+
+class Recipe:
+    """An ordered list of steps, validated at once.
+
+    Parameters
+    ----------
+    steps : iterable of Step or dict
+        :class:`Step` objects or ``{"op": name, "params": {...}}`` dicts, as
+        a panel's ``.recipe`` gives them.
+    name : str
+        A name for people and file listings.
+
+    Raises
+    ------
+    RecipeError
+        For an unknown operation (with the known ones), parameters outside
+        their declared range, steps in an order that cannot work (clean-up or
+        measure before a segmentation, processing after it, two segmentation
+        methods, measure not last) and steps that need interactive input the
+        parameters do not hold.
+    """
+
+    def __init__(self, steps, *, name: str = ""):
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str; got {type(name).__name__}")
+        if isinstance(steps, str | bytes | Mapping) or not hasattr(steps, "__iter__"):
+            raise TypeError(
+                "steps must be a list of Step objects or {'op', 'params'} dicts; "
+                f"got {type(steps).__name__}"
+            )
+        label = f"recipe {name!r}" if name else "recipe"
+        items = list(steps)
+        if not items:
+            raise RecipeError(
+                label,
+                "has no steps.",
+                'Give at least one step, e.g. {"op": "gaussian", "params": {}}.',
+            )
+        checked = []
+        for number, item in enumerate(items, 1):
+            step = _as_step(item, f"{label}, step {number}", number)
+            checked.append(_check_step(step, name, number))
+        self._steps = tuple(checked)
+        self._name = name
+        _check_order(self._steps, name)
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The validated steps, in order."""
+        return self._steps
+
+    @property
+    def name(self) -> str:
+        """The recipe's name."""
+        return self._name
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self._steps)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Recipe):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        chain = " → ".join(s.op for s in self._steps)
+        name = f"{self._name!r}, " if self._name else ""
+        return f"Recipe({name}{chain})"
+
+    # ------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        """``{"schema_version": 1, "name": ..., "steps": [{"op", "params"}]}``."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "name": self._name,
+            "steps": [s.to_dict() for s in self._steps],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "recipe") -> Recipe:
+        """A recipe from :meth:`to_dict` data; the schema version is checked.
+
+        Raises
+        ------
+        RecipeError
+            If ``schema_version`` is missing, not this version (a newer
+            medimg-lab wrote it), or the content is not a recipe.
+        """
+        if not isinstance(data, Mapping):
+            raise RecipeError(
+                source,
+                f"holds a {type(data).__name__}, not a recipe object.",
+                'A recipe is {"schema_version": 1, "name": ..., "steps": [...]}.',
+            )
+        if "schema_version" not in data:
+            raise RecipeError(
+                source,
+                "has no schema_version, so it is not known which layout it uses; "
+                f"this medimg-lab reads schema version {SCHEMA_VERSION}.",
+                f'Add "schema_version": {SCHEMA_VERSION} if the file was written '
+                "for this layout, or save it again with Recipe.save.",
+            )
+        version = data["schema_version"]
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise RecipeError(
+                source,
+                f"has schema_version {version!r}, which is not a version "
+                "(a whole number from 1).",
+                f"This medimg-lab reads schema version {SCHEMA_VERSION}.",
+            )
+        if version != SCHEMA_VERSION:
+            raise RecipeError(
+                source,
+                f"has schema version {version}, written by a newer medimg-lab; "
+                f"this medimg-lab reads schema version {SCHEMA_VERSION}.",
+                "Upgrade medimg-lab (pip install -U medimg-lab), or save the "
+                f"recipe again with a version that writes schema {SCHEMA_VERSION}.",
+            )
+        extra = sorted(set(data) - {"schema_version", "name", "steps"})
+        if extra:
+            raise RecipeError(
+                source,
+                f"has unknown keys {', '.join(map(repr, extra))}.",
+                'Keep only "schema_version", "name" and "steps".',
+            )
+        steps = data.get("steps")
+        if not isinstance(steps, list):
+            raise RecipeError(
+                source,
+                f'has "steps" of type {type(steps).__name__}, not a list.',
+                'Give "steps" as a list of {"op": name, "params": {...}}.',
+            )
+        name = data.get("name", "")
+        if not isinstance(name, str):
+            raise RecipeError(
+                source,
+                f'has "name" of type {type(name).__name__}, not a string.',
+                'Give "name" as a string.',
+            )
+        return cls(steps, name=name)
+
+    def to_json(self) -> str:
+        """The recipe as indented JSON text (:meth:`to_dict`)."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, source: str = "recipe") -> Recipe:
+        """A recipe from :meth:`to_json` text.
+
+        Raises
+        ------
+        RecipeError
+            If the text is not JSON (with line and column) or not a recipe.
+        """
+
+        def constant(value: str):
+            raise ValueError(f"{value} is not valid JSON")
+
+        try:
+            data = json.loads(text, parse_constant=constant)
+        except json.JSONDecodeError as exc:
+            raise RecipeError(
+                source,
+                f"is not valid JSON: {exc.msg} at line {exc.lineno} column "
+                f"{exc.colno}.",
+                "Fix the text, or save the recipe again with Recipe.save.",
+            ) from exc
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RecipeError(
+                source,
+                f"is not valid JSON: {exc}.",
+                "Fix the text, or save the recipe again with Recipe.save.",
+            ) from exc
+        return cls.from_dict(data, source=source)
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the recipe as JSON, atomically.
+
+        Raises
+        ------
+        OutputExistsError
+            If ``path`` exists and ``overwrite`` is false.
+        """
+        text = self.to_json() + "\n"
+        return atomic_write(
+            path,
+            lambda tmp: tmp.write_text(text, encoding="utf-8"),
+            overwrite=overwrite,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Recipe:
+        """Read a recipe saved by :meth:`save`.
+
+        Raises
+        ------
+        NotFoundError
+            If the file does not exist.
+        RecipeError
+            If it is a folder, not UTF-8 JSON, or not a valid recipe; the
+            message starts with the path.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise NotFoundError(
+                str(path),
+                "does not exist.",
+                "Check the path, or save a recipe there with Recipe.save.",
+            )
+        if path.is_dir():
+            raise RecipeError(
+                str(path), "is a folder, not a recipe file.", "Give a .json file."
+            )
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecipeError(
+                str(path),
+                f"is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+                "Give a recipe saved by Recipe.save.",
+            ) from exc
+        try:
+            return cls.from_json(text, source=str(path))
+        except RecipeError as exc:
+            if exc.source.startswith(str(path)):
+                raise
+            raise RecipeError(
+                f"{path}: {exc.source}", exc.problem, exc.fix, step=exc.step, op=exc.op
+            ) from exc
+
+    # ------------------------------------------------------------ apply
+    def apply(self, image: MedImage) -> RecipeResult:
+        """Run the steps on one image, with its spacing.
+
+        Parameters
+        ----------
+        image : MedImage
+            A grey 2D image or volume; it is not modified.
+
+        Returns
+        -------
+        RecipeResult
+            The processed image, the labels and the measurements.
+
+        Raises
+        ------
+        TypeError
+            If ``image`` is not a :class:`~medimg_lab.MedImage`.
+        RecipeError
+            For a colour image, or a step that fails on this image (naming
+            the step).
+        """
+        if not isinstance(image, MedImage):
+            raise TypeError(
+                f"image must be a MedImage (medimg_lab.load gives one); got "
+                f"{type(image).__name__}"
+            )
+        label = f"recipe {self._name!r}" if self._name else "recipe"
+        if image.is_color:
+            raise RecipeError(
+                f"{label} on {image.source or repr(image)}",
+                "got an RGB image; recipes work on grey 2D images and volumes.",
+                "Convert the image to grey first.",
+            )
+        array, labels, measurements = image.array, None, {}
+        units: str | None = None
+        spacing = image.spacing
+        for number, step in enumerate(self._steps, 1):
+            kind = _kind(step.op)
+            params = _thaw(step.params)
+            try:
+                if kind == "measure":
+                    measurements = _measure(labels, image)
+                    continue
+                op = OPERATIONS[step.op]
+                if kind == "process":
+                    array = np.asarray(op.run(array, params, spacing=spacing))
+                    if not op.keeps_units:
+                        units = "grey level" if step.op == "window_level" else "a.u."
+                elif kind == "segment":
+                    labels = np.asarray(op.run(array, params, spacing=spacing))
+                else:
+                    mask = np.asarray(op.run(labels > 0, params, spacing=spacing))
+                    labels = (
+                        mask
+                        if labels.dtype == bool
+                        else np.where(mask, np.maximum(labels, 1), 0).astype(
+                            labels.dtype
+                        )
+                    )
+            except (ValueError, TypeError) as exc:
+                source = image.source or repr(image)
+                raise RecipeError(
+                    f"{_where(self._name, number, step.op)} on {source}",
+                    f"failed: {exc}.",
+                    "Check that the step's parameters suit this image.",
+                    step=number,
+                    op=step.op,
+                ) from exc
+        return RecipeResult(
+            image=_result_image(array, image, units),
+            labels=labels,
+            measurements=measurements,
+        )

@@ -1,0 +1,199 @@
+"""Batch runs on a local Dask cluster: results, faults, resume, worker loss."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+from helpers import dicom_file
+from medimg_lab.recipe import Recipe
+from PIL import Image
+
+from medimg_lab import batch
+from medimg_lab.cli import main
+from medimg_lab.io import load
+
+STEPS = [
+    {"op": "gaussian", "params": {"sigma_mm": 1.0}},
+    {"op": "threshold_otsu", "params": {}},
+    {"op": "keep_largest", "params": {}},
+    {"op": "measure", "params": {}},
+]
+
+
+def _disc(path, radius, seed):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:64, :64]
+    image = ((yy - 32) ** 2 + (xx - 32) ** 2 <= radius**2) * 150.0 + 50
+    image = np.clip(image + rng.normal(0, 10, image.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(image).save(path)
+
+
+@pytest.fixture
+def cohort(tmp_path):
+    """A mixed folder: PNG discs, a CT DICOM, a corrupt file and a text file."""
+    folder = tmp_path / "cohort"
+    (folder / "discs").mkdir(parents=True)
+    for k in range(6):
+        _disc(folder / "discs" / f"disc{k}.png", 8 + 2 * k, k)
+    shutil.copy(dicom_file("CT_small.dcm"), folder / "ct.dcm")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            processes=True,
+        ) as local,
+        Client(local) as client,
+    ):
+        yield client
+
+
+def test_discover_groups_series_and_keeps_everything_else(cohort, tmp_path):
+    series = tmp_path / "series"
+    series.mkdir()
+    for k in range(3):
+        shutil.copy(dicom_file("CT_small.dcm"), series / f"s{k}.dcm")
+    items = batch.discover([cohort, series])
+    ids = [item.id for item in items]
+    assert len(ids) == len(set(ids)) == 10
+    assert "discs__disc0" in ids and "broken" in ids and "notes.txt" in ids
+    (grouped,) = [item for item in items if item.series]
+    assert len(grouped.files) == 3
+    with pytest.raises(Exception, match="matches no file"):
+        batch.discover([str(tmp_path / "*.nope")])
+
+
+def test_a_mixed_folder_on_a_local_cluster(cohort, tmp_path, cluster):
+    recipe = Recipe(STEPS)
+    out = tmp_path / "out"
+    result = batch.run(recipe, cohort, out, client=cluster, progress=False)
+    table = result.table.set_index("id")
+    assert len(table) == 9
+    failed = table[table["status"] == "failed"]
+    assert set(failed.index) == {"broken", "notes.txt"}
+    assert all(failed["reason"].str.len() > 10)
+    for ident in ("discs__disc0", "discs__disc5", "ct"):
+        row = table.loc[ident]
+        assert row["status"] == "ok"
+        expected = recipe.apply(load(row["input"]))
+        saved = load(row["mask"]).array
+        np.testing.assert_array_equal(saved, expected.labels.astype(saved.dtype))
+        assert row["area_mm2"] == pytest.approx(expected.measurements["area_mm2"])
+    assert (out / "results.csv").exists() and (out / "results.parquet").exists()
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["recipe"] == recipe.to_dict()
+    assert provenance["counts"] == {"studies": 9, "ok": 7, "failed": 2, "resumed": 0}
+    assert len(provenance["inputs"][0]["sha256"]) == 64
+    assert provenance["versions"]["dask"]
+
+
+def test_a_rerun_skips_finished_work_and_force_redoes_it(cohort, tmp_path):
+    recipe = Recipe(STEPS)
+    out = tmp_path / "out"
+    batch.run(recipe, cohort, out, client="serial", progress=False)
+    again = batch.run(recipe, cohort, out, client="serial", progress=False)
+    ok = again.table[again.table["status"] == "ok"]
+    assert ok["resumed"].all() and len(ok) == 7
+    _disc(cohort / "discs" / "disc0.png", 20, 99)  # one input changes
+    third = batch.run(recipe, cohort, out, client="serial", progress=False)
+    changed = third.table.set_index("id").loc["discs__disc0"]
+    assert not changed["resumed"]
+    assert third.table["resumed"].sum() == 6
+    forced = batch.run(recipe, cohort, out, client="serial", force=True, progress=False)
+    assert not forced.table["resumed"].any()
+
+
+def test_a_worker_killed_mid_run_loses_nothing(tmp_path):
+    from dask.distributed import Client, LocalCluster
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for k in range(160):
+        _disc(folder / f"d{k:03d}.png", 6 + k % 20, k)
+    out = tmp_path / "out"
+    recipe = Recipe(STEPS)
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as local,
+        Client(local) as client,
+    ):
+        victim = next(iter(client.scheduler_info()["workers"]))
+        outcome = {}
+
+        def go():
+            outcome["result"] = batch.run(
+                recipe, folder, out, client=client, progress=False
+            )
+
+        runner = threading.Thread(target=go)
+        runner.start()
+        deadline = time.monotonic() + 60
+        while not (out / "items").exists() or not any((out / "items").iterdir()):
+            assert time.monotonic() < deadline, "no study finished in 60 s"
+            time.sleep(0.05)
+        assert runner.is_alive()  # the run is still going: the kill is mid-run
+        client.run(os._exit, 1, workers=[victim], on_error="ignore")
+        runner.join(timeout=120)
+        assert not runner.is_alive()
+        assert victim not in client.scheduler_info()["workers"]
+    table = outcome["result"].table
+    assert len(table) == 160 and (table["status"] == "ok").all()
+    assert all(os.path.exists(path) for path in table["mask"])
+
+
+def test_cli_run_and_its_exit_codes(cohort, tmp_path, capsys):
+    recipe_file = Recipe(STEPS).save(tmp_path / "recipe.json")
+    out = tmp_path / "out"
+    code = main(
+        ["run", str(recipe_file), str(cohort), "--out", str(out), "--serial", "-q"]
+    )
+    assert code == 3  # finished, two studies failed
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "notes.txt" in err
+    code = main(
+        [
+            "run",
+            str(recipe_file),
+            str(cohort / "discs"),
+            "--out",
+            str(out),
+            "--serial",
+            "-q",
+        ]
+    )
+    assert code == 0
+    assert (
+        main(["run", str(tmp_path / "missing.json"), str(cohort), "--out", str(out)])
+        == 1
+    )
+    assert main(["recipes", "validate", str(recipe_file)]) == 0
+    assert "valid: 4 steps" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps({"schema_version": 1, "steps": [{"op": "sharpen", "params": {}}]})
+    )
+    assert main(["recipes", "validate", str(bad)]) == 1
+    assert "sharpen" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["run", str(recipe_file)])
+    assert usage.value.code == 2
