@@ -331,7 +331,9 @@ def _write_json(path: Path, data: dict) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=2, default=str)
-    atomic_write(path, lambda tmp: tmp.write_text(text), overwrite=True)
+    # Not flushed: a record lost to a power cut only means recomputing; the
+    # outputs it points to are flushed before it is written.
+    atomic_write(path, lambda tmp: tmp.write_text(text), overwrite=True, sync=False)
 
 
 def _process(item: Item, recipe, out: Path, options: dict) -> dict:

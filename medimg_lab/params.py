@@ -18,6 +18,7 @@ against it and the CLI documents flags with it::
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import typing
@@ -138,6 +139,12 @@ class ParamSpec:
 
 def parameters(fn: Callable) -> dict[str, ParamSpec]:
     """The declared (``Annotated`` with :class:`Param`) keyword parameters of ``fn``."""
+    return dict(_declared(fn))
+
+
+@functools.lru_cache(maxsize=512)
+def _declared(fn: Callable) -> dict[str, ParamSpec]:
+    """:func:`parameters`, read once per function (type hints are evaluated)."""
     hints = typing.get_type_hints(fn, include_extras=True)
     specs = {}
     for name, sig_param in inspect.signature(fn).parameters.items():

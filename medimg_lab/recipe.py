@@ -472,10 +472,14 @@ def _measure(labels: np.ndarray, image: MedImage) -> dict[str, float]:
         size: count * voxel / (1000.0 if volume else 1.0),
         "n_components": float(ndimage.label(mask)[1]),
     }
-    stats = ("mean", "sd", "min", "max")
-    table = _segmentation.measure(mask, image.array, spacing=spacing)
-    for stat in stats:
-        out[f"{stat}_{unit}"] = float(table[stat].iloc[0]) if count else float("nan")
+    values = image.array[mask].astype(np.float64)
+    for stat, fn in (
+        ("mean", np.mean),
+        ("sd", np.std),
+        ("min", np.min),
+        ("max", np.max),
+    ):
+        out[f"{stat}_{unit}"] = float(fn(values)) if count else float("nan")
     if labels.dtype != bool and len(np.unique(labels[mask])) > 1:
         per_label = _segmentation.measure(labels, image.array, spacing=spacing)
         for row in per_label.itertuples(index=False):

@@ -68,12 +68,16 @@ def measure(
         full_means = np.zeros(sums.shape)
         full_means[ids] = means
         squares = np.bincount(flat, weights=(values - full_means[flat]) ** 2)
-        index = list(ids)
+        # np.minimum.at is one pass; ndimage.minimum sorts the whole image.
+        lows = np.full(sums.shape, np.inf)
+        highs = np.full(sums.shape, -np.inf)
+        np.minimum.at(lows, flat, values)
+        np.maximum.at(highs, flat, values)
         stats = {
             "mean": means,
             "sd": np.sqrt(squares[ids] / counts[ids]),
-            "min": ndimage.minimum(values.reshape(labels.shape), labels, index),
-            "max": ndimage.maximum(values.reshape(labels.shape), labels, index),
+            "min": lows[ids],
+            "max": highs[ids],
         }
     for n, label in enumerate(ids):
         row = {"label": int(label), "pixels": int(counts[label])}
