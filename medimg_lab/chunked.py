@@ -59,7 +59,7 @@ __all__ = [
 SLAB_BYTES = 64 * 1024**2
 #: The writers compute and store at most about this many bytes of output at a
 #: time (at least one row of chunks along the slices), whatever the scheduler.
-BATCH_BYTES = 128 * 1024**2
+BATCH_BYTES = 64 * 1024**2
 
 Chunks = int | Sequence[int] | None
 
@@ -406,8 +406,10 @@ def _open_nifti(path: Path, name: str, chunks: Chunks):
         axes.append(i)
         flips.append(bool(ornt[i, 1] < 0) != reverse)
     header = img.header
-    slope, inter = header.get_slope_inter()
-    scaled = slope not in (None, 1.0) or inter not in (None, 0.0)
+    # nibabel moves scl_slope/scl_inter from the header into the array proxy.
+    slope = float(getattr(img.dataobj, "slope", 1.0))
+    inter = float(getattr(img.dataobj, "inter", 0.0))
+    scaled = (slope, inter) != (1.0, 0.0)
     dtype = header.get_data_dtype()
     if dtype.names:
         raise UnsupportedDimensionError(
