@@ -105,9 +105,8 @@ def main() -> int:
     rate = {name: N / s for name, s in (("loop", loop_s), ("1", one_s), ("2", two_s))}
     print(f"{N} CT slices 512², window → CLAHE → Gaussian → Otsu → largest → measure")
     each = {name: 1000 / r for name, r in rate.items()}
-    print(
-        f"  plain loop          {rate['loop']:7.1f} images/s  ({each['loop']:.1f} ms each)"
-    )
+    loop = f"{rate['loop']:7.1f} images/s  ({each['loop']:.1f} ms each)"
+    print(f"  plain loop          {loop}")
     print(
         f"  batch.run 1 worker  {rate['1']:7.1f} images/s  ({each['1']:.1f} ms each, "
         f"{one_s / loop_s - 1:+.0%} per image against the loop)"

@@ -11,12 +11,12 @@ import time
 import numpy as np
 import pytest
 from helpers import dicom_file
-from medimg_lab.recipe import Recipe
 from PIL import Image
 
 from medimg_lab import batch
 from medimg_lab.cli import main
 from medimg_lab.io import load
+from medimg_lab.recipe import Recipe
 
 STEPS = [
     {"op": "gaussian", "params": {"sigma_mm": 1.0}},
