@@ -65,18 +65,13 @@ def plain_loop(files: list[Path], out: Path) -> None:
 
 
 def batch_run(files: list[Path], out: Path, workers: int) -> float:
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        client.run(lambda: __import__("medimg_lab.recipe"))  # warm imports
+    with batch.local_cluster(workers) as cluster, Client(cluster) as client:
+        # Warm the workers' imports and caches with a few studies first.
+        batch.run(
+            Recipe(STEPS), files[:10], out / "warm", client=client, progress=False
+        )
         start = time.perf_counter()
         result = batch.run(Recipe(STEPS), files, out, client=client, progress=False)
         seconds = time.perf_counter() - start

@@ -499,12 +499,15 @@ def _result_image(array: np.ndarray, image: MedImage, units: str | None) -> MedI
             window=image.window,
             meta=dict(image.meta),
         )
-    values = array.astype(np.uint8) if array.dtype == bool else array
+    if units == "grey level":  # window/level output: 0-255 by construction
+        window = (127.5, 255.0)
+    else:
+        window = auto_window(array.astype(np.uint8) if array.dtype == bool else array)
     return MedImage(
         array,
         spacing=image.spacing,
         modality=image.modality,
-        window=auto_window(values),
+        window=window,
         meta={**image.meta, "unit": units},
     )
 
