@@ -58,3 +58,17 @@ def test_deidentify_command(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert str(pydicom.dcmread(out).PatientName) == ""
+
+
+def test_samples_export_writes_nifti_that_loads_back(tmp_path, capsys):
+    from medimg_lab.cli import main as cli_main
+    from medimg_lab.io import load as load_image
+
+    assert cli_main(["samples", "spine_ct", "--export", str(tmp_path)]) == 0
+    written = tmp_path / "spine_ct.nii.gz"
+    assert f"wrote {written}" in capsys.readouterr().out
+    assert load_image(written).array.shape == (128, 128)
+    assert cli_main(["samples", "spine_ct", "--export", str(tmp_path)]) == 1  # exists
+    assert "already exists" in capsys.readouterr().err
+    assert cli_main(["samples", "brain"]) == 1
+    assert "Choose among" in capsys.readouterr().err
