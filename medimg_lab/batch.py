@@ -453,15 +453,27 @@ def local_cluster(workers: int | None = None, *, threads: bool = False):
     from dask.distributed import LocalCluster
 
     n = workers or max(1, min(os.cpu_count() or 1, 8))
+    # Threads share this process and talk in memory (inproc://): no host to
+    # bind. Worker processes listen on 127.0.0.1 only.
+    network = {} if threads else {"host": "127.0.0.1"}
     with dask.config.set(_WORKER_ENV):
         return LocalCluster(
             n_workers=1 if threads else n,
             threads_per_worker=n if threads else 1,
             processes=not threads,
-            host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
+            worker_dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,
+            **network,
         )
+
+
+def _dashboard(client, cluster) -> str:
+    """The dashboard's address; a local cluster's listens on 127.0.0.1 only."""
+    if cluster is None:
+        return client.dashboard_link
+    port = client.scheduler_info().get("services", {}).get("dashboard")
+    return f"http://127.0.0.1:{port}/status" if port else client.dashboard_link
 
 
 def _client(client, workers: int | None):
@@ -579,7 +591,7 @@ def run(
 
             dask_client, cluster = _client(client, workers)
             try:
-                dashboard = dask_client.dashboard_link
+                dashboard = _dashboard(dask_client, cluster)
                 if progress is True:
                     print(f"Dask dashboard: {dashboard}", file=sys.stderr)
                 n_workers = max(1, len(dask_client.scheduler_info()["workers"]))

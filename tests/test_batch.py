@@ -197,3 +197,14 @@ def test_cli_run_and_its_exit_codes(cohort, tmp_path, capsys):
     with pytest.raises(SystemExit) as usage:
         main(["run", str(recipe_file)])
     assert usage.value.code == 2
+
+
+def test_threads_in_one_process_give_the_same_table(cohort, tmp_path):
+    recipe = Recipe(STEPS)
+    threads = batch.run(
+        recipe, cohort, tmp_path / "t", client="threads", workers=2, progress=False
+    )
+    serial = batch.run(recipe, cohort, tmp_path / "s", client="serial", progress=False)
+    columns = ["id", "status", "area_mm2"]
+    assert threads.table[columns].equals(serial.table[columns])
+    assert threads.dashboard.startswith("http://127.0.0.1:")
