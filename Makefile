@@ -48,20 +48,22 @@ lint: install
 unit: install
 	$(BIN)/pytest tests --ignore=tests/browser
 
+# The notebooks are committed as run with CI=true (05_scale then uses a small
+# cohort); nbval compares against that, so the tests run them the same way.
 notebooks: install
-	$(BIN)/pytest notebooks
+	CI=true $(BIN)/pytest notebooks
 
 browser: install chromium
 	$(BIN)/pytest tests/browser
 
 test: install chromium lint
-	$(BIN)/pytest
+	CI=true $(BIN)/pytest
 
 # Re-run every notebook in place (committed executed; widget state is not stored,
 # the kernel rebuilds widgets when the notebook is run).
 execute-notebooks: install
 	@for nb in notebooks/*.ipynb notebooks/dashboards/*.ipynb; do [ -e "$$nb" ] || continue; \
-		echo "== $$nb"; $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		echo "== $$nb"; CI=true $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.store_widget_state=False "$$nb" || exit 1; done
 	$(BIN)/ruff format notebooks
 
