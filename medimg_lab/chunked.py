@@ -40,10 +40,10 @@ import numpy as np
 from .errors import (
     NotAnImageError,
     NotFoundError,
-    OutputExistsError,
     SeriesError,
     UnsupportedDimensionError,
 )
+from .io._atomic import refuse_overwrite
 from .params import Operation, get_operation, validate
 
 __all__ = [
@@ -801,12 +801,7 @@ def save_zarr(
     array = _regular(array if isinstance(array, da.Array) else da.asarray(array))
     spacing = _check_spacing(spacing, array.ndim)
     target = Path(path)
-    if target.exists() and not overwrite:
-        raise OutputExistsError(
-            str(target),
-            "already exists and would be overwritten.",
-            "Choose another path, or pass overwrite=True to replace it.",
-        )
+    refuse_overwrite(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(
         tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import OutputExistsError
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "refuse_overwrite"]
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -20,6 +20,16 @@ def _same_file(a: Path, b: Path) -> bool:
         )
     except OSError:
         return False
+
+
+def refuse_overwrite(target: Path, overwrite: bool) -> None:
+    """Raise :class:`OutputExistsError` if ``target`` exists and may not go."""
+    if target.exists() and not overwrite:
+        raise OutputExistsError(
+            str(target),
+            "already exists and would be overwritten.",
+            "Choose another path, or pass overwrite=True to replace it.",
+        )
 
 
 def atomic_write(
@@ -73,12 +83,7 @@ def atomic_write(
                 "overwrites an input.",
                 "Choose another output path.",
             )
-    if target.exists() and not overwrite:
-        raise OutputExistsError(
-            str(target),
-            "already exists and would be overwritten.",
-            "Choose another path, or pass overwrite=True to replace it.",
-        )
+    refuse_overwrite(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(target.suffixes[-2:]) if target.suffixes else ""
     fd, tmp_name = tempfile.mkstemp(
