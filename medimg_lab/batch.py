@@ -382,7 +382,9 @@ def _process(item: Item, recipe, out: Path, options: dict) -> dict:
         )
     except MedImgError as err:
         record.update(status="failed", reason=str(err))
-    except (ValueError, TypeError, MemoryError, OSError) as err:
+    except Exception as err:  # one study must not stop the cohort
+        # Anything else a library raises on one odd study (cv2.error,
+        # IndexError ...) is recorded with its type, like a bad input.
         record.update(status="failed", reason=f"{type(err).__name__}: {err}")
     record["seconds"] = round(time.perf_counter() - started, 4)
     record["resumed"] = False

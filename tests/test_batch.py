@@ -208,3 +208,24 @@ def test_threads_in_one_process_give_the_same_table(cohort, tmp_path):
     columns = ["id", "status", "area_mm2"]
     assert threads.table[columns].equals(serial.table[columns])
     assert threads.dashboard.startswith("http://127.0.0.1:")
+
+
+def test_an_unexpected_error_in_one_study_is_recorded_and_the_run_goes_on(
+    cohort, tmp_path, monkeypatch
+):
+    """A library error that is not a bad-input error (cv2.error, IndexError...)."""
+    recipe = Recipe(STEPS)
+    real_apply = Recipe.apply
+
+    def flaky(self, image):
+        if image.array.shape == (128, 128):  # the CT slice
+            raise IndexError("index 128 is out of bounds")
+        return real_apply(self, image)
+
+    monkeypatch.setattr(Recipe, "apply", flaky)
+    result = batch.run(
+        recipe, cohort, tmp_path / "out", client="serial", progress=False
+    )
+    row = result.table.set_index("id").loc["ct"]
+    assert row["status"] == "failed" and row["reason"].startswith("IndexError")
+    assert (result.table["status"] == "ok").sum() == 6
