@@ -569,8 +569,13 @@ def run(
         recipe = Recipe.from_dict(recipe)
     if format not in ("nii.gz", "png"):
         raise ValueError(f"format must be 'nii.gz' or 'png'; got {format!r}")
-    items = discover(inputs)
     out = Path(out)
+    # An output folder inside an input folder is never read back as input.
+    items = [
+        item
+        for item in discover(inputs)
+        if not Path(item.path).resolve().is_relative_to(out.resolve())
+    ]
     out.mkdir(parents=True, exist_ok=True)
     recipe_data = recipe.to_dict()
     options = {

@@ -229,3 +229,14 @@ def test_an_unexpected_error_in_one_study_is_recorded_and_the_run_goes_on(
     row = result.table.set_index("id").loc["ct"]
     assert row["status"] == "failed" and row["reason"].startswith("IndexError")
     assert (result.table["status"] == "ok").sum() == 6
+
+
+def test_an_output_folder_inside_the_inputs_is_not_read_back(cohort):
+    recipe = Recipe(STEPS)
+    first = batch.run(
+        recipe, cohort, cohort / "results", client="serial", progress=False
+    )
+    again = batch.run(
+        recipe, cohort, cohort / "results", client="serial", progress=False
+    )
+    assert len(first.table) == len(again.table) == 9
