@@ -27,8 +27,13 @@ lab: install
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 \
 		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
+# Serve notebooks/dashboards/ with the settings of jupyter/voila.json (127.0.0.1,
+# sources stripped, no tracebacks, files only from data/, culling, timeouts,
+# upload limit) and the offline template of jupyter/voila/templates/offline/.
+# The tests start Voila the same way (tests/browser/test_dashboard_server.py).
 dashboard: install
-	$(BIN)/voila notebooks/dashboards --Voila.ip=127.0.0.1 --port=$(PORT) --no-browser
+	JUPYTER_PATH="$(CURDIR)/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}" \
+		$(BIN)/voila notebooks/dashboards --Voila.config_file_paths="$(CURDIR)/jupyter" --port=$(PORT)
 
 # Debian's Chromium for the browser tests; never a browser download of Playwright's own.
 chromium:

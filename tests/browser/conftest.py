@@ -10,7 +10,8 @@ Servers (one each per session, started on first use, on a free loopback port,
 stopped at the end; their output goes to ``artifacts/<name>.log``):
 
 - ``voila``: Voila serving the folder ``notebooks/`` with the ``offline``
-  template of ``jupyter/`` (Voila's "lab" template without its Font Awesome
+  template of the repository's ``jupyter/`` folder, shared with
+  ``make dashboard`` (Voila's "lab" template without its Font Awesome
   stylesheets from cdn.jsdelivr.net); ``voila.render("x.ipynb")`` is the URL
   that runs and shows ``notebooks/x.ipynb``, and ``voila_url`` that of
   ``viewer_probe.ipynb``;
@@ -56,13 +57,17 @@ LAUNCH_ARGS = [
 ]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+# Jupyter data (the "offline" Voila template) and Voila config (voila.json) of
+# the repository, shared by `make dashboard` and the tests.
+REPO_JUPYTER = REPO / "jupyter"
 NOTEBOOKS = HERE / "notebooks"
 PROBE = NOTEBOOKS / "viewer_probe.ipynb"
 BIN = Path(sys.executable).parent  # this venv's voila and jupyter
 SERVER_START_SECONDS = 60
 
 # Served by Voila or run in JupyterLab by the tests, never collected (nbval).
-collect_ignore = ["notebooks", "jupyter"]
+collect_ignore = ["notebooks"]
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +179,7 @@ def _isolated_env(home: Path) -> dict[str, str]:
     for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
         env[name] = str(home / name.lower())
     env["IPYTHONDIR"] = str(home / "ipython")
-    env["JUPYTER_PATH"] = str(HERE / "jupyter")  # the "offline" Voila template
+    env["JUPYTER_PATH"] = str(REPO_JUPYTER)  # the "offline" Voila template
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -272,7 +277,7 @@ def voila(tmp_path_factory) -> Voila:
         f"--port={port}",
         "--Voila.ip=127.0.0.1",
         "--Voila.port_retries=0",  # fail, rather than serve on another port
-        "--template=offline",  # see jupyter/voila/templates/offline/
+        "--template=offline",  # see <repo>/jupyter/voila/templates/offline/
         "--strip_sources=True",
         "--show_tracebacks=True",  # a failing cell shows its traceback: tests see it
         # The default, async, kernel manager, named so that it stays. The

@@ -1,0 +1,256 @@
+"""The dashboard server of ``make dashboard``: its config, its landing page, its limits.
+
+Each test starts its own Voila the way ``make dashboard`` does (the repository's
+``jupyter/voila.json`` and offline template, nothing else on the command line
+but the port) on a free loopback port, serving a temporary copy of
+``notebooks/dashboards/`` to which it adds small probe notebooks, and stops it
+at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import nbformat
+import pytest
+from conftest import (
+    BIN,
+    LOOPBACK,
+    REPO,
+    REPO_JUPYTER,
+    _free_port,
+    _isolated_env,
+    _start,
+    _stop,
+)
+
+pytestmark = pytest.mark.browser
+
+DASHBOARDS = REPO / "notebooks" / "dashboards"
+CONFIG = REPO_JUPYTER / "voila.json"
+LOAD_TIMEOUT_MS = 45_000
+
+# A small dashboard-like notebook: matplotlib figure, slider, button with an icon.
+MPL_PROBE = [
+    "import ipywidgets as ipw\nimport matplotlib.pyplot as plt\nimport numpy as np",
+    "fig, ax = plt.subplots(figsize=(3, 2))\n"
+    "ax.plot(np.sin(np.linspace(0, 6, 50)))\nplt.show()",
+    'slider = ipw.IntSlider(3, 0, 10, description="probe")\n'
+    'button = ipw.Button(description="upload", icon="upload")\n'
+    'slider.add_class("probe-slider")\nbutton.add_class("probe-button")\n'
+    "ipw.VBox([slider, button])",
+]
+# Raises: the page must show neither this source nor the traceback.
+ERROR_PROBE = [
+    'SECRET_SOURCE = "probe-source-marker"\nprint("probe-before-error")',
+    'raise ValueError("probe-traceback-marker")',
+]
+
+
+def _notebook(path: Path, sources: list[str]) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}")]
+    nb.cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+
+
+def _dashboard_argv(root: Path, port: int) -> list[str]:
+    """The command of ``make dashboard``, for folder ``root`` and ``port``."""
+    return [
+        str(BIN / "voila"),
+        str(root),
+        f"--Voila.config_file_paths={REPO_JUPYTER}",
+        f"--port={port}",
+    ]
+
+
+@pytest.fixture
+def dashboards(tmp_path_factory):
+    """A fresh ``make dashboard`` server on a copy of the dashboards plus probes."""
+    root = tmp_path_factory.mktemp("dashboards")
+    shutil.copytree(DASHBOARDS, root, dirs_exist_ok=True)
+    _notebook(root / "mpl_probe.ipynb", MPL_PROBE)
+    _notebook(root / "error_probe.ipynb", ERROR_PROBE)
+    (root / "data" / "probe.txt").write_text("allowed")
+    (root / "outside.txt").write_text("not allowed")
+    port = _free_port()
+    env = _isolated_env(tmp_path_factory.mktemp("dashboards-home"))
+    base = f"http://127.0.0.1:{port}/"
+    server = _start(
+        "dashboards",
+        _dashboard_argv(root, port),
+        base + "voila/static/voila.js",
+        cwd=root,
+        env=env,
+    )
+    try:
+        yield base, root
+    finally:
+        _stop(server)
+
+
+def test_make_dashboard_uses_the_repo_config():
+    """The Makefile runs the command that these tests run, with this config."""
+    recipe = re.search(r"^dashboard:.*?\n((?:\t.*\n)+)", _makefile(), re.M).group(1)
+    assert "voila notebooks/dashboards" in recipe
+    assert '--Voila.config_file_paths="$(CURDIR)/jupyter"' in recipe
+    assert 'JUPYTER_PATH="$(CURDIR)/jupyter' in recipe
+    config = json.loads(CONFIG.read_text())
+    assert config["Voila"]["ip"] == "127.0.0.1"
+    assert config["VoilaConfiguration"]["template"] == "offline"
+    assert config["VoilaConfiguration"]["preheat_kernel"] is False
+    manager = config["VoilaConfiguration"]["multi_kernel_manager_class"]
+    assert manager.endswith(".AsyncMappingKernelManager")  # not the sync one
+    assert config["MappingKernelManager"]["cull_idle_timeout"] > 0
+    assert config["VoilaExecutor"]["timeout"] > 0
+
+
+def _makefile() -> str:
+    return (REPO / "Makefile").read_text()
+
+
+def _watch(page) -> tuple[list[str], list[str]]:
+    """Console errors and the URLs of every request of ``page``."""
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("requestfailed", lambda r: errors.append(f"failed: {r.url} {r.failure}"))
+    return errors, requests
+
+
+def _fonts(page) -> list[tuple[str, str]]:
+    """(family, status) of each font face the page declares, once fonts settle."""
+    return page.evaluate(
+        """async () => {
+            await document.fonts.ready;
+            return [...document.fonts].map(f => [f.family, f.status]);
+        }"""
+    )
+
+
+def _assert_local(requests: list[str]) -> None:
+    remote = [
+        u
+        for u in requests
+        if urlsplit(u).scheme not in ("data", "blob", "about")
+        and urlsplit(u).hostname not in LOOPBACK
+    ]
+    assert not remote, f"requests to other hosts: {remote}"
+
+
+def test_landing_page_lists_the_dashboards_offline(page, dashboards):
+    base, root = dashboards
+    errors, requests = _watch(page)
+    page.goto(base + "voila/render/index.ipynb", timeout=LOAD_TIMEOUT_MS)
+    links = page.locator("main a[href$='.ipynb'], body a[href$='.ipynb']")
+    links.first.wait_for(timeout=LOAD_TIMEOUT_MS)
+    hrefs = {urlsplit(h).path.rsplit("/", 1)[-1] for h in _hrefs(links)}
+    expected = {p.name for p in root.glob("*.ipynb")} - {"index.ipynb"}
+    assert expected <= hrefs, f"not linked: {expected - hrefs}"
+    # A link opens the dashboard (in a new tab: JupyterLab's Markdown links do).
+    with page.context.expect_page(timeout=LOAD_TIMEOUT_MS) as opened:
+        page.locator("a[href$='mpl_probe.ipynb']").first.click()
+    index, page = page, opened.value
+    errors_too, requests_too = _watch(page)
+    try:
+        page.locator(".probe-slider").wait_for(timeout=LOAD_TIMEOUT_MS)
+        page.locator(".probe-button i.fa-upload").wait_for(timeout=LOAD_TIMEOUT_MS)
+        page.locator(".jp-RenderedImage img").first.wait_for(timeout=LOAD_TIMEOUT_MS)
+        _assert_fonts_and_icons(page)
+    finally:
+        page.close()
+    _assert_fonts_and_icons(index, icons=False)
+    _assert_local(requests + requests_too)
+    assert not errors + errors_too, errors + errors_too
+
+
+def _assert_fonts_and_icons(page, icons: bool = True) -> None:
+    if icons:  # the icon is drawn with Font Awesome, from loopback
+        family = page.evaluate(
+            """() => getComputedStyle(
+                document.querySelector('.probe-button i.fa-upload'), '::before'
+            ).fontFamily"""
+        )
+        assert "Font Awesome" in family
+        assert page.evaluate(
+            "() => document.fonts.check(`900 16px 'Font Awesome 5 Free'`)"
+        )
+    fonts = _fonts(page)
+    if icons:
+        assert any("Font Awesome" in f and s == "loaded" for f, s in fonts), fonts
+    assert not [f for f in fonts if f[1] == "error"], fonts
+
+
+def _hrefs(links) -> list[str]:
+    return links.evaluate_all("els => els.map(e => e.href)")
+
+
+def test_config_strips_sources_hides_tracebacks_and_files(page, dashboards):
+    base, _ = dashboards
+    _, requests = _watch(page)
+    page.goto(base + "voila/render/error_probe.ipynb", timeout=LOAD_TIMEOUT_MS)
+    page.get_by_text("probe-before-error").wait_for(timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_load_state("load")
+    html = page.content()
+    assert "probe-source-marker" not in html  # sources stripped
+    assert "probe-traceback-marker" not in html  # traceback hidden
+    assert "Traceback" not in html
+    assert "Reload the page" in page.locator("body").inner_text()
+    # Files: only data/ is served, never a notebook.
+    request = page.context.request
+    assert request.get(base + "voila/files/data/probe.txt").status == 200
+    for path in ("outside.txt", "error_probe.ipynb", "data/../outside.txt"):
+        assert request.get(base + "voila/files/" + path).status in (403, 404), path
+    _assert_local(requests)
+
+
+LOADS = 50
+CONCURRENT = 4
+
+
+def test_fifty_fresh_page_loads_all_complete(browser, blocked_requests, dashboards):
+    """Each load renders the figure and the widgets (Voila issue #1428)."""
+    base, _ = dashboards
+    url = base + "voila/render/mpl_probe.ipynb"
+    before = len(blocked_requests)
+    done, failures, started = 0, [], time.monotonic()
+    while done + len(failures) < LOADS:
+        batch = min(CONCURRENT, LOADS - done - len(failures))
+        pages = [browser.new_page() for _ in range(batch)]
+        try:
+            for p in pages:
+                p.goto(url, wait_until="commit", timeout=LOAD_TIMEOUT_MS)
+            for p in pages:
+                try:
+                    p.locator(
+                        ".probe-slider .ui-slider-handle, .probe-slider"
+                    ).first.wait_for(timeout=LOAD_TIMEOUT_MS)
+                    p.locator(".probe-button").wait_for(timeout=LOAD_TIMEOUT_MS)
+                    p.locator(".jp-RenderedImage img").first.wait_for(
+                        timeout=LOAD_TIMEOUT_MS
+                    )
+                    done += 1
+                except Exception as exc:  # counted and reported
+                    failures.append(f"{type(exc).__name__}: {exc}"[:300])
+        finally:
+            for p in pages:
+                p.close()
+    seconds = time.monotonic() - started
+    print(f"{done}/{LOADS} loads completed in {seconds:.1f} s")
+    assert not failures, f"{len(failures)} of {LOADS} loads unfinished: {failures}"
+    assert blocked_requests[before:] == []
