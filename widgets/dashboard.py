@@ -87,7 +87,11 @@ def _heading(text: str) -> ipw.HTML:
 
 
 def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if (
+        value is None
+        or value is pd.NA
+        or (isinstance(value, float) and math.isnan(value))
+    ):
         return ""
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
@@ -549,7 +553,9 @@ class ViewerDashboard(ipw.VBox):
     def _render_table(self) -> None:
         table = self.measurements.drop(
             columns=[
-                c for c in self.measurements.columns if c.startswith(("from", "to"))
+                c
+                for c in self.measurements.columns
+                if c.startswith(("from (", "to ("))  # the points: in the CSV only
             ]
         )
         if table.empty:

@@ -323,3 +323,11 @@ def test_layout_fits_a_laptop_screen(dash):
 
 def test_all_samples_listed(dash):
     assert [v for _, v in dash._sample.options] == [s.name for s in data.samples()]
+
+
+def test_the_page_table_names_the_tool_and_leaves_missing_cells_empty():
+    dash = ViewerDashboard()
+    dash.measure_distance((20, 30), (100, 90))
+    page = dash._table.value
+    assert ">tool<" in page and ">ruler<" in page
+    assert "NA" not in page

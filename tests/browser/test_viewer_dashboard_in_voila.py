@@ -1,0 +1,387 @@
+"""The viewer dashboard in Voila, in Chromium: issue 8's checks of a clinician's page.
+
+One Voila, started once for this module the way ``make dashboard`` starts it
+(the repository's ``jupyter/voila.json`` and offline template, only the port
+on the command line), serves ``notebooks/dashboards/``; each test opens
+``viewer.ipynb`` (a ``ViewerDashboard`` of the 512 x 512 head CT in a 512 px
+box, so its pixel ``(row, col)`` is painted at ``(x0 + col, y0 + row)``) and
+uses it as a user would: the sample dropdown, the window preset, the slice
+slider, clicks on the image, the upload button's file chooser, the tools and
+the export links. Each answer of the kernel is waited for (new PNG bytes, new
+text), never slept for.
+
+Each test ends clean: no traceback, no failed-cell sentence, no red message
+(unless the test caused it and cleared it), no console error and (``page``
+fixture) no request leaving the machine.
+"""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+from conftest import REPO, _free_port, _isolated_env, _start, _stop
+from helpers import dicom_file
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from test_dashboard_server import DASHBOARDS, _dashboard_argv
+from test_recognition_in_voila import (
+    IMAGES,
+    _assert_clean,
+    _click_track,
+    _new_png,
+    _png,
+    _wait_for_decoded,
+    _wait_for_text_change,
+)
+from test_viewer_pointer import POINTS, TIMEOUT_MS, _painted, _wait_for_viewer
+
+import medimg_lab
+from medimg_lab.data import sample
+from medimg_lab.display import preset
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "viewer.ipynb"
+VIEWPORT = {"width": 1366, "height": 768}
+BOX = 512  # the dashboard's display box, in CSS px
+FAILED_CELL = "This step of the dashboard failed"  # voila.json's cell error text
+RED = "span[style*='color:#b00020']"  # the dashboard's problem sentence
+GREEN = "span[style*='color:#060']"  # its success sentence
+READOUT = re.compile(r"\(row \d+, col \d+(, slice \d+)?\): ")
+PHI = ("Doe^Jane", "ID-12345")
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(tmp_path_factory) -> str:
+    """URL of ``viewer.ipynb`` on a ``make dashboard`` Voila (one per module)."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/"
+    server = _start(
+        "viewer_dashboard",
+        _dashboard_argv(DASHBOARDS, port),
+        base + "voila/static/voila.js",
+        cwd=REPO,  # where `make dashboard` runs
+        env=_isolated_env(tmp_path_factory.mktemp("viewer-dashboard-home")),
+    )
+    try:
+        yield base + "voila/render/" + NOTEBOOK
+    finally:
+        _stop(server)
+
+
+@pytest.fixture(scope="module")
+def ct():
+    return sample("head_ct")
+
+
+# ------------------------------------------------------------------ helpers
+def _open(page, url: str, viewport: dict = VIEWPORT):
+    """The dashboard, its head CT shown; the viewer's <img>."""
+    page.set_viewport_size(viewport)
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    image = page.locator(IMAGES)
+    _wait_for_decoded(page, image, 1)
+    _opened(page, "Open: head_ct (CT, 512 × 512, values in HU).")
+    return image
+
+
+def _opened(page, text: str):
+    """Wait for the "Open: ..." line to read ``text`` exactly; the element."""
+    line = page.locator(".widget-html", has_text=re.compile(r"^\s*Open: "))
+    page.wait_for_function(
+        "([el, text]) => el.textContent.trim() === text",
+        arg=[line.element_handle(), text],
+    )
+    return line
+
+
+def _control(page, kind: str, label: str):
+    """The control of kind ``widget-<kind>`` described by ``label``."""
+    return page.locator(f".widget-{kind}", has_text=label)
+
+
+def _select(page, label: str, option: str) -> None:
+    _control(page, "dropdown", label).locator("select").select_option(label=option)
+
+
+def _button(page, text: str):
+    return page.get_by_role("button", name=text, exact=True)
+
+
+def _readout(page, pattern: str) -> str:
+    """Wait for the viewer's readout to match ``pattern``; its text."""
+    label = page.locator(".widget-label", has_text=READOUT).first
+    label.wait_for()
+    page.wait_for_function(
+        "([el, p]) => new RegExp(p).test(el.textContent)",
+        arg=[label.element_handle(), pattern],
+    )
+    return label.inner_text().strip()
+
+
+def _wait_for_image(page, image, natural: int) -> tuple[float, float]:
+    """Wait until ``image`` shows a ``natural`` px wide PNG; its top-left (x, y)."""
+    page.wait_for_function(
+        "([img, n]) => img.complete && img.naturalWidth === n",
+        arg=[image.element_handle(), natural],
+    )
+    image.evaluate("(img) => img.scrollIntoView({block: 'center', inline: 'center'})")
+    box = image.bounding_box()
+    assert (box["width"], box["height"]) == (BOX, BOX), box
+    return _painted(page, image)
+
+
+def _click_pixel(page, origin, row: int, col: int, zoom: float) -> None:
+    """Click the screen centre of image pixel ``(row, col)`` shown ``zoom``×."""
+    x0, y0 = origin
+    page.mouse.click(x0 + (col + 0.5) * zoom, y0 + (row + 0.5) * zoom)
+
+
+def _choose_file(page, path) -> None:
+    """Upload ``path`` with the FileUpload (its button opens a file chooser)."""
+    with page.expect_file_chooser() as chooser:
+        page.locator("button.widget-upload").click()
+    chooser.value.set_files(str(path))
+
+
+def _download(page, link, folder):
+    """Click ``link`` (an ``<a download>``); the saved file's path."""
+    with page.expect_download() as download:
+        link.click()
+    path = folder / download.value.suggested_filename
+    download.value.save_as(path)
+    assert download.value.failure() is None
+    return path
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def _clean(page, errors: list[str]) -> None:
+    """The shared clean check, plus Voila's failed-cell sentence."""
+    _assert_clean(page, errors)
+    assert FAILED_CELL not in page.locator("body").inner_text()
+    assert "Traceback" not in page.content()
+
+
+def _phi_dicom(folder):
+    """CT_small.dcm with the patient name "Doe^Jane" and ID "ID-12345"."""
+    ds = pydicom.dcmread(dicom_file("CT_small.dcm"))
+    ds.PatientName, ds.PatientID = PHI
+    path = folder / "study.dcm"
+    ds.save_as(path)
+    return path
+
+
+# -------------------------------------------------------------------- tests
+def test_viewer_dashboard_loads_clean(page, page_errors, dashboard_url):
+    image = _open(page, dashboard_url)
+    _, png = _png(image)
+    assert _pixels(png).shape[:2] == (512, 512)
+    for text in ("Open", "Measure", "Export", "Header (no patient identifiers)"):
+        assert page.get_by_text(text, exact=True).first.is_visible(), text
+    assert _button(page, "PNG of the view").is_visible()
+    assert page.locator("button.widget-upload").is_visible()
+    assert page.get_by_text("Point at the image to read its value").is_visible()
+    _clean(page, page_errors)
+
+
+def test_viewer_dashboard_preset_and_slice_change_the_image(
+    page, page_errors, dashboard_url
+):
+    image = _open(page, dashboard_url)
+    # A window preset, on the head CT (the brain MRI's "auto" is its "default").
+    head = _png(image)
+    _select(page, "preset", "bone")
+    bone = _new_png(page, image, head)
+    center = _control(page, "slider", "center").locator(".widget-readout")
+    want = f"{preset('bone')[0]:.0f}"  # the slider shows the preset's center
+    page.wait_for_function(
+        "([el, want]) => el.textContent.trim() === want",
+        arg=[center.element_handle(), want],
+    )
+    assert np.count_nonzero(_pixels(head[1]) != _pixels(bone)) > 10_000
+
+    # A slice, on the brain MRI volume.
+    shown = (image.get_attribute("src"), bone)
+    _select(page, "or sample", "brain_mri (MR)")
+    _opened(page, "Open: brain_mri (MR, 189 × 233 × 197, values in a.u.).")
+    brain = _new_png(page, image, shown)
+    middle = "z 94.0 mm (95 of 189)"
+    slice_label = page.get_by_text(re.compile(r"^z [\d.]+ mm \(\d+ of 189\)$"))
+    assert slice_label.inner_text() == middle
+    slider = _control(page, "slider", "slice (index)")
+    _click_until_moved(page, slider, 0.3, slice_label, middle)
+    k = int(slider.locator(".widget-readout").inner_text())
+    assert 30 < k < 80, k  # about 30 % of 0..188
+    page.wait_for_function(
+        "([el, t]) => el.textContent === t",
+        arg=[slice_label.element_handle(), f"z {k:.1f} mm ({k + 1} of 189)"],
+    )
+    moved = _pixels(_png(image)[1])
+    while moved.shape != (233, 197) or np.array_equal(moved, _pixels(brain)):
+        moved = _pixels(_new_png(page, image, (image.get_attribute("src"), brain)))
+    assert np.count_nonzero(_pixels(brain) != moved) > 1000  # another slice, visibly
+    _clean(page, page_errors)
+
+
+def _click_until_moved(page, slider, fraction, label, old: str, tries: int = 5):
+    """Click the slider's track until ``label`` leaves ``old``.
+
+    A click on a slider that the kernel has just reconfigured (a new image:
+    new max, row shown) was lost once on a loaded machine; each try waits
+    for the answer before clicking again.
+    """
+    for _ in range(tries - 1):
+        _click_track(page, slider, fraction)
+        try:
+            page.wait_for_function(
+                "([el, old]) => el.textContent !== old",
+                arg=[label.element_handle(), old],
+                timeout=5_000,
+            )
+            return
+        except PlaywrightTimeout:
+            continue
+    _click_track(page, slider, fraction)
+    _wait_for_text_change(page, label, old)
+
+
+def test_viewer_dashboard_click_reads_the_hu(page, page_errors, dashboard_url, ct):
+    _open(page, dashboard_url)
+    image = _wait_for_viewer(page)  # 512 px at 1:1: pixel (r, c) at (x0+c, y0+r)
+    origin = _painted(page, image)
+    dy, dx = ct.spacing
+    for what, (row, col) in POINTS.items():
+        _click_pixel(page, origin, row, col, 1)
+        value = int(ct.array[row, col])
+        readout = _readout(page, rf"\(row {row}, col {col}\): ")
+        where = f"x {col * dx:.1f} mm, y {row * dy:.1f} mm"
+        assert readout == f"{where} (row {row}, col {col}): {value} HU", what
+    _clean(page, page_errors)
+
+
+def test_viewer_dashboard_upload_dicom_and_garbage(
+    page, page_errors, dashboard_url, tmp_path
+):
+    image = _open(page, dashboard_url)
+    path = dicom_file("CT_small.dcm")
+    small = medimg_lab.load(path)
+    assert small.array.shape == (128, 128)
+
+    _choose_file(page, path)
+    _opened(page, "Open: CT_small.dcm (CT, 128 × 128, values in HU).")
+    origin = _wait_for_image(page, image, 128)  # shown 4× in the 512 px box
+    page.get_by_text("Header (no patient identifiers)").click()
+    header = page.locator(".widget-html table", has_text="unit of values")
+    header.wait_for(state="visible")
+    assert "shape128 × 128" in header.inner_text().replace("\t", "")
+    row, col = 64, 40
+    _click_pixel(page, origin, row, col, BOX / 128)
+    readout = _readout(page, rf"\(row {row}, col {col}\): ")
+    assert readout.endswith(f": {int(small.array[row, col])} HU"), readout
+    _clean(page, page_errors)
+
+    noise = tmp_path / "noise.dcm"
+    noise.write_bytes(np.random.default_rng(8).bytes(20_000))
+    _choose_file(page, noise)
+    message = page.locator(RED)
+    message.wait_for(state="visible")
+    sentence = message.inner_text().strip()
+    assert sentence.startswith("noise.dcm: ") and sentence.endswith("."), sentence
+    assert "not a DICOM" in sentence, sentence
+    assert "Traceback" not in page.locator("body").inner_text()
+    _opened(page, "Open: CT_small.dcm (CT, 128 × 128, values in HU).")  # kept
+
+    # The page still works: a sample opens and the sentence goes.
+    shown = _png(image)
+    _select(page, "or sample", "head_ct (CT)")
+    _opened(page, "Open: head_ct (CT, 512 × 512, values in HU).")
+    _new_png(page, image, shown)
+    message.wait_for(state="detached")
+    _clean(page, page_errors)
+
+
+def test_viewer_dashboard_exports_load_back_without_identifiers(
+    page, page_errors, dashboard_url, tmp_path
+):
+    image = _open(page, dashboard_url)
+    study = _phi_dicom(tmp_path)
+    assert str(pydicom.dcmread(study).PatientName) == PHI[0]
+    loaded = medimg_lab.load(study)
+    _choose_file(page, study)
+    _opened(page, "Open: study.dcm (CT, 128 × 128, values in HU).")
+    origin = _wait_for_image(page, image, 128)
+    page.get_by_text("Header (no patient identifiers)").click()
+    page.locator(".widget-html table", has_text="unit of values").wait_for()
+
+    # A ruler: two clicks, each answered before the next.
+    page.locator(".widget-toggle-button", has_text="ruler (mm)").click()
+    page.get_by_text("Ruler: click the first point.").wait_for()
+    p, q = (20, 30), (100, 90)
+    _click_pixel(page, origin, *p, BOX / 128)
+    page.get_by_text("Ruler: click the second point.").wait_for()
+    _click_pixel(page, origin, *q, BOX / 128)
+    table = page.locator(".widget-html table", has_text="distance (mm)")
+    table.wait_for()
+    want = float(np.hypot(*(np.subtract(p, q) * np.asarray(loaded.spacing))))
+    heads = table.locator("tr").first.locator("th").all_inner_texts()
+    values = table.locator("tr").nth(1).locator("td").all_inner_texts()
+    cells = dict(zip(heads, values, strict=True))
+    assert cells["#"] == "1" and cells["plane"] == "axial", cells
+    assert float(cells["distance (mm)"]) == pytest.approx(want, rel=1e-3), cells
+
+    # PNG of the view: the bytes shown, and medimg_lab loads them back.
+    _button(page, "PNG of the view").click()
+    link = page.locator("a[download='view.png']")
+    link.wait_for()
+    page.locator(GREEN, has_text="The PNG is ready").wait_for()
+    png_path = _download(page, link, tmp_path)
+    _, shown = _png(image)
+    assert png_path.read_bytes() == shown  # exactly the view
+    view = medimg_lab.load(png_path)
+    natural = image.evaluate("(img) => [img.naturalHeight, img.naturalWidth]")
+    assert view.array.shape[:2] == tuple(natural) == (128, 128)
+
+    # CSV of the measurements: one ruler row, the distance in mm.
+    _button(page, "CSV of measurements").click()
+    link = page.locator("a[download='measurements.csv']")
+    link.wait_for()
+    page.locator(GREEN, has_text="The CSV is ready").wait_for()
+    csv_path = _download(page, link, tmp_path)
+    table = pd.read_csv(csv_path)
+    assert len(table) == 1 and table.loc[0, "tool"] == "ruler"
+    assert table.loc[0, "from (row col)"] == f"{p[0]} {p[1]}"
+    assert table.loc[0, "to (row col)"] == f"{q[0]} {q[1]}"
+    assert table.loc[0, "distance (mm)"] == pytest.approx(want, rel=1e-9)
+
+    text = page.locator("body").inner_text()
+    html, csv = page.content(), csv_path.read_text("utf-8")
+    for identifier in (*PHI, "Jane"):
+        assert identifier not in text, identifier
+        assert identifier not in csv, identifier
+    for identifier in PHI:  # nor in the HTML, hidden parts and data: URLs too
+        assert identifier not in html, identifier
+    # Clean apart from the green "ready" sentence, which is not a problem.
+    _clean(page, page_errors)
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)], ids=["1366", "1920"])
+def test_viewer_dashboard_screenshots(
+    page, page_errors, dashboard_url, artifacts, size
+):
+    width, height = size
+    _open(page, dashboard_url, {"width": width, "height": height})
+    page.evaluate("() => document.fonts.ready")
+    path = artifacts / f"voila_viewer_dashboard_{width}x{height}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert _pixels(path.read_bytes()).shape[1] == width
+    scroll = page.evaluate("() => document.documentElement.scrollWidth")
+    assert scroll <= width, f"horizontal scrollbar at {width} px: {scroll} px wide"
+    _clean(page, page_errors)
