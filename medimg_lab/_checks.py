@@ -12,9 +12,12 @@ def check_image(
 ) -> np.ndarray:
     """A 2D ``(M, N)`` image or 3D ``(S, M, N)`` volume of numbers.
 
-    ``finite=True`` also refuses NaN and infinite values.
+    ``finite=True`` also refuses NaN and infinite values. Arrays that are not
+    NumPy's but have a shape and dtype (a lazy dask array) are checked as
+    they are, without computing them.
     """
-    image = np.asarray(image)
+    if not (hasattr(image, "dtype") and hasattr(image, "ndim")):
+        image = np.asarray(image)
     if image.ndim not in (2, 3) or image.size == 0:
         raise ValueError(
             f"{name} must be a 2D (M, N) image or a 3D (S, M, N) volume; got shape "

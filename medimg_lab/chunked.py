@@ -37,6 +37,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from ._checks import check_image, check_spacing
 from .errors import (
     NotAnImageError,
     NotFoundError,
@@ -148,19 +149,16 @@ def _check_params(op: Operation, params: dict[str, Any] | None) -> dict[str, Any
     return validate(op.fn, params)
 
 
-def _check_spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
+def _check_spacing(spacing: Sequence[float], shape: tuple[int, ...]) -> tuple:
+    """:func:`check_spacing`, with spacing required (no 1 mm default here)."""
     try:
-        spacing = tuple(float(s) for s in spacing)
+        if spacing is None:
+            raise TypeError
+        return check_spacing(tuple(shape), tuple(spacing))
     except TypeError:
         raise ValueError(
-            f"spacing must give {ndim} positive values in mm; got {spacing!r}"
+            f"spacing must give {len(shape)} positive values in mm; got {spacing!r}"
         ) from None
-    if len(spacing) != ndim or not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise ValueError(
-            f"spacing must give {ndim} positive values in mm (one per axis); got "
-            f"{spacing}"
-        )
-    return spacing
 
 
 def halo(
@@ -215,7 +213,7 @@ def halo(
         raise ValueError(
             f"spacing must give 2 or 3 values in mm (2D or 3D); got {spacing}"
         )
-    spacing = _check_spacing(spacing, len(spacing))
+    spacing = _check_spacing(spacing, (1,) * len(spacing))
     return tuple(int(r) for r in CHUNKED_OPERATIONS[op.name](op, params, spacing))
 
 
@@ -267,15 +265,10 @@ def apply_chunked(
     """
     op = _chunked_operation(op)
     params = _check_params(op, params)
-    volume = volume if isinstance(volume, da.Array) else da.asarray(volume)
-    if volume.ndim not in (2, 3) or volume.size == 0:
-        raise ValueError(
-            f"volume must be a 2D (M, N) image or 3D (S, M, N) volume; got shape "
-            f"{volume.shape}"
-        )
-    if volume.dtype.kind not in "uifb":
-        raise ValueError(f"volume must hold numbers; got dtype {volume.dtype}")
-    spacing = _check_spacing(spacing, volume.ndim)
+    volume = check_image(
+        volume if isinstance(volume, da.Array) else da.asarray(volume), "volume"
+    )
+    spacing = _check_spacing(spacing, volume.shape)
     depth = list(halo(op, params, spacing))
     for axis, n in enumerate(volume.shape):
         if depth[axis] and depth[axis] >= n:  # the whole axis is one chunk
@@ -468,7 +461,7 @@ def _open_zarr(path: Path, name: str, chunks: Chunks):
     spacing = attrs.get("spacing_mm")
     meta: dict[str, Any] = {"format": "Zarr"}
     try:
-        spacing = _check_spacing(spacing, node.ndim)
+        spacing = _check_spacing(spacing, node.shape)
         meta.update(spacing_known=True, spacing_source="Zarr attribute spacing_mm")
     except (TypeError, ValueError):
         spacing = (1.0,) * node.ndim
@@ -799,7 +792,7 @@ def save_zarr(
     import zarr
 
     array = _regular(array if isinstance(array, da.Array) else da.asarray(array))
-    spacing = _check_spacing(spacing, array.ndim)
+    spacing = _check_spacing(spacing, array.shape)
     target = Path(path)
     refuse_overwrite(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -946,7 +939,7 @@ def save_nifti(
             f"array must be a 2D (M, N) image or 3D (S, M, N) volume; got shape "
             f"{array.shape}"
         )
-    spacing = _check_spacing(spacing, array.ndim)
+    spacing = _check_spacing(spacing, array.shape)
     if array.ndim == 2:
         array, spacing = array[np.newaxis], (1.0, *spacing)
     if array.dtype == bool:
