@@ -38,7 +38,7 @@ from medimg_lab.errors import MedImgError
 from medimg_lab.image import MedImage
 from medimg_lab.io import load
 
-from .viewer import ImageViewer
+from .viewer import ImageViewer, _sentence
 
 __all__ = ["DASHBOARD_TOOLS", "MAX_UPLOAD_BYTES", "ViewerDashboard"]
 
@@ -496,9 +496,7 @@ class ViewerDashboard(ipw.VBox):
         if isinstance(exc, MedImgError):
             self._say(f"{exc.source}: {exc.problem} {exc.fix}")
             return
-        lines = str(exc).strip().splitlines()
-        reason = lines[0].rstrip(".") if lines else type(exc).__name__
-        self._say(f"Could not {action}: {reason}.")
+        self._say(f"Could not {action}: {_sentence(exc)}.")
 
     def _hint(self, text: str | None = None) -> None:
         self._hint_label.value = html.escape(text or _HINTS[self.tool])

@@ -13,6 +13,7 @@ from medimg_lab import segmentation
 from medimg_lab.image import MedImage
 from medimg_lab.io import save
 from medimg_lab.params import OPERATIONS, get_operation, parameters, validate
+from medimg_lab.recipe import CLEANUP
 
 from ._panel import StagePanel, brush_pixels
 from .controls import controls_for
@@ -23,7 +24,6 @@ __all__ = ["SegmentationPanel"]
 #: Methods that need seed points or scribbles, and what they take.
 SEEDED = {"region_grow": "seeds", "watershed": "scribbles"}
 CLASSIFIER = "pixel_classifier"
-CLEANUP = ("fill_holes", "keep_largest", "remove_small", "binary_open", "binary_close")
 TOOLS = ("seed", "brush", "eraser", "read")
 
 
