@@ -20,11 +20,8 @@ as one plain sentence in the page and the page keeps working.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import html
 import math
-import re
 
 import cv2
 import ipywidgets as ipw
@@ -34,20 +31,25 @@ import traitlets
 
 from medimg_lab import data, display
 from medimg_lab.display import PLANES
-from medimg_lab.errors import MedImgError
 from medimg_lab.image import MedImage
-from medimg_lab.io import load
 
-from .viewer import ImageViewer, _sentence
+from ._dashboard import (
+    IDENTIFYING,
+    MAX_UPLOAD_BYTES,
+    Dashboard,
+    ImageSource,
+    describe,
+    download_link,
+    heading,
+    html_table,
+)
+from .viewer import ImageViewer
 
 __all__ = ["DASHBOARD_TOOLS", "MAX_UPLOAD_BYTES", "ViewerDashboard"]
 
-#: The largest upload opened, in bytes (64 MiB).
-MAX_UPLOAD_BYTES = 64 * 2**20
 #: Pointer tools: read values, a ruler, a rectangular ROI.
 DASHBOARD_TOOLS = ("read", "ruler", "roi")
 
-_ACCEPT = ".dcm,.dicom,.ima,.nii,.nii.gz,.gz,.png,.jpg,.jpeg,.tif,.tiff,.zip"
 _RULER, _ROI = 1, 2  # overlay labels
 _COLUMN = "400px"
 _HINTS = {
@@ -59,46 +61,9 @@ _SECOND = {
     "ruler": "Ruler: click the second point.",
     "roi": "ROI: click the opposite corner.",
 }
-# Header keywords that could identify a person, a place or a date; MedImage.meta
-# holds none, this is a second line of defence.
-_IDENTIFYING = re.compile(
-    r"Patient(?!Position|Orientation)|Accession|Institution|Physician|Operator|"
-    r"Referring|StudyID|(?<!Model)Name$|Date|Time$|UID",
-    re.IGNORECASE,
-)
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
-
-
-def _link(payload: bytes, name: str, mime: str, label: str) -> str:
-    """An ``<a download>`` with the payload as a data: URL."""
-    url = f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
-    size = f"{max(1, round(len(payload) / 1024))} KB"
-    return (
-        f'<a download="{name}" href="{url}" title="save {name}">'
-        f"⬇ {html.escape(label)} ({size})</a>"
-    )
-
-
-def _heading(text: str) -> ipw.HTML:
-    return ipw.HTML(f"<b>{html.escape(text)}</b>", layout={"margin": "8px 0 0 0"})
-
-
-def _cell(value) -> str:
-    if (
-        value is None
-        or value is pd.NA
-        or (isinstance(value, float) and math.isnan(value))
-    ):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
-    return html.escape(str(value))
-
-
-class ViewerDashboard(ipw.VBox):
+class ViewerDashboard(Dashboard):
     """Open, view, measure and export one image: the viewer dashboard.
 
     Parameters
@@ -140,17 +105,15 @@ class ViewerDashboard(ipw.VBox):
         self._rows: list[dict] = []
         self._first: tuple[int, ...] | None = None
         self._overlay: np.ndarray | None = None
-        self._quiet = False
-        self._message_text = ""
-        self._name = sample
         first = data.sample(sample) if image is None else image
         self._name = sample if image is None else "image"
         self._viewer = ImageViewer(first, box_size=box_size, overlay_opacity=0.9)
-        super().__init__(children=self._build(), **kwargs)
+        super().__init__(**kwargs)
+        self.children = self._build()
         self._viewer.observe(self._on_click_change, "clicked")
         self._viewer.observe(self._on_plane_change, ["plane", "slice_index"])
         self._viewer.observe(self._on_window_change, "window")
-        self._set_sample_control(sample if image is None else None)
+        self._source.set_sample(sample if image is None else None)
         self._show_image(first, self._name)
 
     # ------------------------------------------------------------------ API
@@ -170,13 +133,8 @@ class ViewerDashboard(ipw.VBox):
             self._fail(
                 TypeError(f"image must be a MedImage; got {type(image).__name__}")
             )
-        self._set_sample_control(None)
+        self._source.set_sample(None)
         self._show_image(image, "image")
-
-    @property
-    def message(self) -> str:
-        """The sentence in the message area ("" when there is none)."""
-        return self._message_text
 
     @property
     def measurements(self) -> pd.DataFrame:
@@ -239,36 +197,11 @@ class ViewerDashboard(ipw.VBox):
             The file cannot be opened; the sentence also shows in the page
             and the previous image stays.
         """
-        size = len(payload)
-        if size > MAX_UPLOAD_BYTES:
-            self._fail(
-                ValueError(
-                    f"{name} is {_mib(size)}; the limit is "
-                    f"{MAX_UPLOAD_BYTES // 2**20} MiB. Open a smaller file, or a "
-                    "zip of fewer slices."
-                )
-            )
-        if size == 0:
-            self._fail(ValueError(f"{name} is empty. Choose the file again."))
-        try:
-            image = load(bytes(payload))
-        except MedImgError as exc:
-            self._fail(exc, f"{name}: {exc.problem} {exc.fix}")
-        self._set_sample_control(None)
-        self._show_image(image, name)
-        return image
+        return self._source.load_bytes(payload, name)
 
     def load_sample(self, name: str) -> MedImage:
         """Open a bundled sample by name (see :func:`medimg_lab.data.samples`)."""
-        names = [s.name for s in data.samples()]
-        if name not in names:
-            self._fail(
-                ValueError(f"sample must be one of {', '.join(names)}; got {name!r}")
-            )
-        image = data.sample(name)
-        self._set_sample_control(name)
-        self._show_image(image, name)
-        return image
+        return self._source.load_sample(name)
 
     def measure_distance(self, p, q) -> dict:
         """Distance between two voxel centres in mm; adds a table row.
@@ -356,14 +289,16 @@ class ViewerDashboard(ipw.VBox):
         if shown is None:
             self._fail(ValueError("There is no view to export yet; open an image."))
         payload = display.encode_png(shown)
-        self._png_link.value = _link(payload, "view.png", "image/png", "view.png")
+        self._png_link.value = download_link(
+            payload, "view.png", "image/png", "view.png"
+        )
         return payload
 
     def export_csv(self) -> str:
         """The measurements as CSV, one header line with units; no identifiers."""
         text = self.measurements.to_csv(index=False)
         payload = text.encode("utf-8")
-        self._csv_link.value = _link(
+        self._csv_link.value = download_link(
             payload, "measurements.csv", "text/csv;charset=utf-8", "measurements.csv"
         )
         return text
@@ -371,29 +306,7 @@ class ViewerDashboard(ipw.VBox):
     # ---------------------------------------------------------------- layout
     def _build(self) -> list[ipw.Widget]:
         wide = {"width": _COLUMN}
-        style = {"description_width": "70px"}
-        self._upload = ipw.FileUpload(
-            accept=_ACCEPT,
-            multiple=False,
-            description="Upload file",
-            tooltip=(
-                "DICOM, NIfTI, PNG, JPEG, TIFF, or a .zip of one DICOM series, "
-                f"up to {MAX_UPLOAD_BYTES // 2**20} MiB (DICOM files without an "
-                "extension: choose 'All files' in the dialog)"
-            ),
-            layout={"width": "130px"},
-        )
-        self._upload.observe(self._on_upload_change, "value")
-        samples = [(f"{s.name} ({s.modality})", s.name) for s in data.samples()]
-        self._sample = ipw.Dropdown(
-            options=samples,
-            value=None,
-            description="or sample",
-            tooltip="open a bundled sample study",
-            style=style,
-            layout={"width": "260px"},
-        )
-        self._sample.observe(self._on_sample_change, "value")
+        self._source = ImageSource(self, self._show_image)
         self._opened = ipw.HTML(layout=wide)
 
         self._tool = ipw.ToggleButtons(
@@ -444,14 +357,14 @@ class ViewerDashboard(ipw.VBox):
 
         column = ipw.VBox(
             [
-                _heading("Open"),
-                ipw.HBox([self._upload, self._sample]),
+                heading("Open"),
+                self._source,
                 self._opened,
-                _heading("Measure"),
+                heading("Measure"),
                 self._tool,
                 ipw.HBox([self._hint_label, self._clear]),
                 self._table,
-                _heading("Export"),
+                heading("Export"),
                 ipw.HBox([self._png_button, self._csv_button]),
                 self._png_link,
                 self._csv_link,
@@ -468,57 +381,16 @@ class ViewerDashboard(ipw.VBox):
         return [body]
 
     # ------------------------------------------------------------- messages
-    def _say(self, text: str, ok: bool = False) -> None:
-        """Show a plain sentence (red for a problem, green for a success)."""
-        self._message_text = text
-        color = "#060" if ok else "#b00020"
-        self._message.value = (
-            f'<span style="color:{color}">{html.escape(text)}</span>' if text else ""
-        )
-
-    def _fail(self, exc: Exception, text: str | None = None):
-        """Show ``exc`` as a sentence in the page, then raise it."""
-        self._say(text or str(exc))
-        exc.shown_in_page = True  # the callbacks' guard keeps this sentence
-        raise exc
-
-    @contextlib.contextmanager
-    def _guard(self, action: str):
-        """Show any exception of a callback as one sentence; raise nothing."""
-        try:
-            yield
-        except Exception as exc:  # a callback must never take the page down
-            if not getattr(exc, "shown_in_page", False):
-                self._say_failure(action, exc)
-
-    def _say_failure(self, action: str, exc: Exception) -> None:
-        """One sentence for an exception: a MedImgError's own, or its first line."""
-        if isinstance(exc, MedImgError):
-            self._say(f"{exc.source}: {exc.problem} {exc.fix}")
-            return
-        self._say(f"Could not {action}: {_sentence(exc)}.")
-
     def _hint(self, text: str | None = None) -> None:
         self._hint_label.value = html.escape(text or _HINTS[self.tool])
 
     # ------------------------------------------------------------- updating
-    def _set_sample_control(self, name: str | None) -> None:
-        self._quiet = True
-        try:
-            self._sample.value = name
-        finally:
-            self._quiet = False
-
     def _show_image(self, image: MedImage, name: str) -> None:
         self._rows, self._first, self._overlay = [], None, None
         self._viewer.overlay = None
         self._viewer.image = image
         self._name = name
-        shape = " × ".join(str(n) for n in image.array.shape)
-        opened = f"Open: {name} ({image.modality}, {shape}, values in {image.unit})."
-        if image.meta.get("spacing_known") is False:
-            opened += " The pixel spacing is unknown: mm assume 1 mm per pixel."
-        self._opened.value = html.escape(opened)
+        self._opened.value = html.escape(describe(image, name))
         self._png_link.value = self._csv_link.value = ""
         self._render_table()
         self._render_header()
@@ -539,7 +411,7 @@ class ViewerDashboard(ipw.VBox):
         rows += [
             (key, value)
             for key, value in image.meta.items()
-            if not _IDENTIFYING.search(str(key))
+            if not IDENTIFYING.search(str(key))
         ]
         body = "".join(
             f"<tr><th style='text-align:left;padding-right:8px'>{html.escape(str(k))}"
@@ -556,22 +428,7 @@ class ViewerDashboard(ipw.VBox):
                 if c.startswith(("from (", "to ("))  # the points: in the CSV only
             ]
         )
-        if table.empty:
-            self._table.value = "<i>No measurements yet.</i>"
-            return
-        head = "".join(
-            f"<th style='padding:0 4px'>{html.escape(c)}</th>" for c in table.columns
-        )
-        body = "".join(
-            "<tr>"
-            + "".join(f"<td style='padding:0 4px'>{_cell(v)}</td>" for v in row)
-            + "</tr>"
-            for row in table.itertuples(index=False)
-        )
-        self._table.value = (
-            f"<table style='font-size:12px;white-space:nowrap'><tr>{head}</tr>"
-            f"{body}</table>"
-        )
+        self._table.value = html_table(table)
 
     def _add(self, row: dict) -> dict:
         row = {"n": len(self._rows) + 1, **row}
@@ -677,21 +534,6 @@ class ViewerDashboard(ipw.VBox):
     def _on_tool_change(self, change):
         self._first = None
         self._hint()
-
-    def _on_upload_change(self, change):
-        files = change["new"]
-        if not files:
-            return
-        with self._guard("open the upload"):
-            upload = files[0]
-            self._upload.value = ()  # so that the same file can be chosen again
-            self.load_bytes(bytes(upload["content"]), str(upload["name"]))
-
-    def _on_sample_change(self, change):
-        if self._quiet or change["new"] is None:
-            return
-        with self._guard("open the sample"):
-            self.load_sample(change["new"])
 
     def _on_click_change(self, change):
         index = change["new"]

@@ -100,6 +100,11 @@ def _slider(kind: type, description: str, **options) -> ipw.Widget:
     return kind(description=description, continuous_update=True, style=style, **options)
 
 
+def _row(children: list[ipw.Widget]) -> ipw.HBox:
+    """A row of controls that wraps instead of widening the viewer."""
+    return ipw.HBox(children, layout={"flex_flow": "row wrap", "align_items": "center"})
+
+
 def _screen_xy(event: dict) -> tuple[float, float] | None:
     """Pointer position in screen pixels, for drags (None if the event has none)."""
     for prefix in ("client", "relative", "data"):
@@ -353,19 +358,20 @@ class ImageViewer(ipw.VBox):
             description="drag: window",
             tooltip="left-drag sets the window (right-drag always does)",
         )
-        self._slice_row = ipw.HBox([self._plane, self._slice_index, self._slice_mm])
-        zoom_row = [
-            *self._zoom_buttons,
-            self._zoom_label,
-            self._wl_drag,
-            self._overlay_opacity,
-        ]
-        window_row = [self._preset, self._center, self._width]
+        # Rows wrap inside the display box's width (see _on_geometry_change):
+        # the viewer is no wider than its image, on a 1366 px screen too.
+        for control in (self._center, self._width):
+            control.layout.width = "250px"
+        self._slice_index.layout.width = "240px"
+        self._overlay_opacity.layout.width = "250px"
+        self._slice_row = _row([self._plane, self._slice_index, self._slice_mm])
+        zoom_row = [*self._zoom_buttons, self._zoom_label, self._overlay_opacity]
         return [
-            ipw.HBox(window_row),
+            _row([self._preset, self._wl_drag]),
+            _row([self._center, self._width]),
             self._slice_row,
             self._view,
-            ipw.HBox(zoom_row),
+            _row(zoom_row),
             self._readout,
             self._message,
         ]
@@ -561,6 +567,8 @@ class ImageViewer(ipw.VBox):
 
     @traitlets.observe("slice_index", "zoom", "box_size")
     def _on_geometry_change(self, change):
+        if change["name"] == "box_size":
+            self.layout.width = f"{max(change['new'], 400)}px"
         self._values = None
         self._sync_slice_controls()
         self._show()

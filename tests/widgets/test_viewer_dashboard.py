@@ -62,7 +62,7 @@ def upload(dash: ViewerDashboard, name: str, payload: bytes) -> None:
         "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
         "content": memoryview(payload),
     }
-    dash._upload.value = (entry,)
+    dash._source._upload.value = (entry,)
 
 
 # ------------------------------------------------------------------ opening
@@ -85,13 +85,13 @@ def test_load_sample(name, shape):
     image = dash.load_sample(name)
     assert image.array.shape == shape
     assert dash.viewer.image is image
-    assert dash._sample.value == name
+    assert dash._source._sample.value == name
     assert dash.message == ""
 
 
 def test_sample_dropdown_opens_the_sample():
     dash = ViewerDashboard()
-    dash._sample.value = "spine_ct"
+    dash._source._sample.value = "spine_ct"
     assert dash.image.meta["sample"] == "spine_ct"
 
 
@@ -117,7 +117,7 @@ def test_upload_widget_opens_the_file():
     array = np.full((16, 24), 7, np.uint8)
     upload(dash, "flat.png", png_bytes(array))
     assert dash.image.array.shape == (16, 24)
-    assert dash._upload.value == ()
+    assert dash._source._upload.value == ()
 
 
 def test_junk_upload_is_a_sentence_and_the_image_stays():
@@ -318,11 +318,11 @@ def test_layout_fits_a_laptop_screen(dash):
     assert dash.viewer.box_size <= 512
     column = dash.children[0].children[1]
     assert int(column.layout.width.removesuffix("px")) <= 420
-    assert dash._upload.tooltip and dash._tool.tooltips and dash._sample.tooltip
+    assert dash._source._upload.tooltip and dash._tool.tooltips and dash._source._sample.tooltip
 
 
 def test_all_samples_listed(dash):
-    assert [v for _, v in dash._sample.options] == [s.name for s in data.samples()]
+    assert [v for _, v in dash._source._sample.options] == [s.name for s in data.samples()]
 
 
 def test_the_page_table_names_the_tool_and_leaves_missing_cells_empty():

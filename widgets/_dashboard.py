@@ -1,0 +1,327 @@
+"""Plumbing shared by the Voila dashboards: messages, opening files, downloads.
+
+- :class:`Dashboard`: the message line, and the guard that turns any
+  exception of a callback into one plain sentence in the page (the kernel and
+  the page keep running; no traceback ever reaches a clinician).
+- :class:`ImageSource`: "upload a file or pick a sample", with the size and
+  type checks done before anything is parsed; the upload's name is used in
+  messages only, never as a path.
+- :func:`download_link`: an ``<a download>`` whose payload travels in the
+  page, so that nothing is written on the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import ipywidgets as ipw
+import pandas as pd
+
+from medimg_lab import data
+from medimg_lab.errors import MedImgError
+from medimg_lab.image import MedImage
+from medimg_lab.io import load
+from medimg_lab.io._source import sniff
+from medimg_lab.io.dicom import zip_members
+
+from .viewer import _sentence
+
+__all__ = ["MAX_UPLOAD_BYTES", "Dashboard", "ImageSource", "download_link"]
+
+#: The largest upload opened, in bytes (64 MiB).
+MAX_UPLOAD_BYTES = 64 * 2**20
+ACCEPT = ".dcm,.dicom,.ima,.nii,.nii.gz,.gz,.png,.jpg,.jpeg,.tif,.tiff,.zip"
+RED, GREEN = "#b00020", "#060"
+# Header keywords that could identify a person, a place or a date; MedImage.meta
+# holds none, this is a second line of defence.
+IDENTIFYING = re.compile(
+    r"Patient(?!Position|Orientation)|Accession|Institution|Physician|Operator|"
+    r"Referring|StudyID|(?<!Model)Name$|Date|Time$|UID",
+    re.IGNORECASE,
+)
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def download_link(payload: bytes, name: str, mime: str, label: str) -> str:
+    """An ``<a download>`` with the payload as a data: URL, and its size."""
+    url = f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
+    size = f"{max(1, round(len(payload) / 1024))} KB"
+    return (
+        f'<a download="{name}" href="{url}" title="save {name}">'
+        f"⬇ {html.escape(label)} ({size})</a>"
+    )
+
+
+def heading(text: str) -> ipw.HTML:
+    return ipw.HTML(f"<b>{html.escape(text)}</b>", layout={"margin": "8px 0 0 0"})
+
+
+def cell(value) -> str:
+    """A table cell: 4 significant digits, empty for a missing value."""
+    if (
+        value is None
+        or value is pd.NA
+        or (isinstance(value, float) and math.isnan(value))
+    ):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return html.escape(str(value))
+
+
+def html_table(table: pd.DataFrame, empty: str = "No measurements yet.") -> str:
+    """A compact HTML table of ``table`` (its column names carry the units)."""
+    if table.empty:
+        return f"<i>{html.escape(empty)}</i>"
+    head = "".join(
+        f"<th style='padding:0 4px'>{html.escape(str(c))}</th>" for c in table.columns
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td style='padding:0 4px'>{cell(v)}</td>" for v in row)
+        + "</tr>"
+        for row in table.itertuples(index=False)
+    )
+    return (
+        f"<table style='font-size:12px;white-space:nowrap'><tr>{head}</tr>"
+        f"{body}</table>"
+    )
+
+
+def describe(image: MedImage, name: str) -> str:
+    """ "Open: name (CT, 512 × 512, values in HU)." and a word on unknown spacing."""
+    shape = " × ".join(str(n) for n in image.array.shape)
+    text = f"Open: {name} ({image.modality}, {shape}, values in {image.unit})."
+    if image.meta.get("spacing_known") is False:
+        text += " The pixel spacing is unknown: mm assume 1 mm per pixel."
+    return text
+
+
+class Dashboard(ipw.VBox):
+    """A dashboard's message line and error guard (a base class).
+
+    Subclasses put ``self._message`` (an ``ipw.HTML``) in their layout.
+    """
+
+    def __init__(self, **kwargs):
+        self._message_text = ""
+        self._message = ipw.HTML(layout={"width": "400px"})
+        super().__init__(**kwargs)
+
+    @property
+    def message(self) -> str:
+        """The sentence in the message area ("" when there is none)."""
+        return self._message_text
+
+    def _say(self, text: str, ok: bool = False) -> None:
+        """Show a plain sentence (red for a problem, green for a success)."""
+        self._message_text = text
+        color = GREEN if ok else RED
+        self._message.value = (
+            f'<span style="color:{color}">{html.escape(text)}</span>' if text else ""
+        )
+
+    def _fail(self, exc: Exception, text: str | None = None):
+        """Show ``exc`` as a sentence in the page, then raise it."""
+        self._say(text or str(exc))
+        exc.shown_in_page = True  # the callbacks' guard keeps this sentence
+        raise exc
+
+    @contextlib.contextmanager
+    def _guard(self, action: str):
+        """Show any exception of a callback as one sentence; raise nothing."""
+        try:
+            yield
+        except Exception as exc:  # a callback must never take the page down
+            if not getattr(exc, "shown_in_page", False):
+                self._say_failure(action, exc)
+
+    def _say_failure(self, action: str, exc: Exception) -> None:
+        """One sentence for an exception: a MedImgError's own, or its first line."""
+        if isinstance(exc, MedImgError):
+            self._say(f"{exc.source}: {exc.problem} {exc.fix}")
+            return
+        self._say(f"Could not {action}: {_sentence(exc)}.")
+
+
+class ImageSource(ipw.VBox):
+    """Upload a file or pick a sample; hands the opened image to ``on_open``.
+
+    Parameters
+    ----------
+    owner : Dashboard
+        Shows the problems (and the guard of the callbacks).
+    on_open : callable
+        ``on_open(image, name)`` once an image is opened.
+    description : str
+        The upload button's text.
+    sample : str, optional
+        The sample shown as chosen in the dropdown (none by default).
+    grey_only : bool
+        Offer only grey samples, and refuse a colour upload.
+
+    Notes
+    -----
+    :meth:`load_bytes` checks the size (at most :data:`MAX_UPLOAD_BYTES`, not
+    empty) and the type (by content, never by name) before parsing. The
+    upload's name is shown in messages, never used as a path.
+    :meth:`dicom_files` gives the DICOM files behind the image (an upload, a
+    zip's members or a sample file), for a de-identified export.
+    """
+
+    def __init__(
+        self,
+        owner: Dashboard,
+        on_open: Callable[[MedImage, str], None],
+        *,
+        description: str = "Upload file",
+        sample: str | None = None,
+        grey_only: bool = False,
+    ):
+        self._owner, self._on_open = owner, on_open
+        self._grey_only = grey_only
+        self._quiet = False
+        self._payload: bytes | None = None
+        self._image: MedImage | None = None
+        self.name = ""
+        self._upload = ipw.FileUpload(
+            accept=ACCEPT,
+            multiple=False,
+            description=description,
+            tooltip=(
+                "DICOM, NIfTI, PNG, JPEG, TIFF, or a .zip of one DICOM series, "
+                f"up to {MAX_UPLOAD_BYTES // 2**20} MiB (DICOM files without an "
+                "extension: choose 'All files' in the dialog)"
+            ),
+            layout={"width": "140px"},
+        )
+        self._upload.observe(self._on_upload_change, "value")
+        samples = [
+            (f"{s.name} ({s.modality})", s.name)
+            for s in data.samples()
+            if not (grey_only and s.modality in ("US", "OP"))
+        ]
+        self._sample = ipw.Dropdown(
+            options=samples,
+            value=None,
+            description="or sample",
+            tooltip="open a bundled sample study",
+            style={"description_width": "70px"},
+            layout={"width": "250px"},
+        )
+        self._sample.observe(self._on_sample_change, "value")
+        super().__init__([ipw.HBox([self._upload, self._sample])])
+        self.set_sample(sample)
+
+    def load_bytes(self, payload: bytes, name: str = "upload") -> MedImage:
+        """Open an upload: DICOM, NIfTI, PNG, JPEG, TIFF or a zip of a series.
+
+        Raises
+        ------
+        MedImgError or ValueError
+            The file is too large, empty, of no known type or cannot be
+            opened; the sentence also shows in the page and nothing changes.
+        """
+        size, fail = len(payload), self._owner._fail
+        if size > MAX_UPLOAD_BYTES:
+            fail(
+                ValueError(
+                    f"{name} is {mib(size)}; the limit is "
+                    f"{MAX_UPLOAD_BYTES // 2**20} MiB. Open a smaller file, or a "
+                    "zip of fewer slices."
+                )
+            )
+        if size == 0:
+            fail(ValueError(f"{name} is empty. Choose the file again."))
+        payload = bytes(payload)
+        try:
+            image = load(payload)
+        except MedImgError as exc:
+            fail(exc, f"{name}: {exc.problem} {exc.fix}")
+        self._check(image, name)
+        self._payload, self._image = payload, image
+        self.set_sample(None)
+        self._opened(image, name)
+        return image
+
+    def load_sample(self, name: str) -> MedImage:
+        """Open a bundled sample by name (see :func:`medimg_lab.data.samples`)."""
+        names = [value for _, value in self._sample.options]
+        if name not in names:
+            self._owner._fail(
+                ValueError(f"sample must be one of {', '.join(names)}; got {name!r}")
+            )
+        image = data.sample(name)
+        self._payload, self._image = None, image
+        self.set_sample(name)
+        self._opened(image, name)
+        return image
+
+    def set_sample(self, name: str | None) -> None:
+        """Show ``name`` as chosen in the dropdown, without opening it."""
+        self._quiet = True
+        try:
+            self._sample.value = name
+        finally:
+            self._quiet = False
+
+    def dicom_files(self) -> list[tuple[str, bytes]]:
+        """``(name, bytes)`` of the DICOM files behind the image opened last.
+
+        Empty when the image did not come from DICOM (NIfTI, PNG, a volume
+        built in Python). Names are ``image_001.dcm`` ..., never the upload's.
+        """
+        payload = self._payload
+        if payload is None and self._image is not None and self._image.source:
+            source = Path(self._image.source)
+            if source.is_file() and sniff(source.read_bytes()[:132]) == "dicom":
+                payload = source.read_bytes()
+        if payload is None:
+            return []
+        kind = sniff(payload[:132])
+        if kind == "dicom":
+            files = [payload]
+        elif kind == "zip":
+            members = zip_members(payload, self.name, MAX_UPLOAD_BYTES * 4)
+            files = [f for _, f in members if sniff(f[:132]) == "dicom"]
+        else:
+            return []
+        return [(f"image_{i:03d}.dcm", f) for i, f in enumerate(files, 1)]
+
+    # ------------------------------------------------------------- helpers
+    def _check(self, image: MedImage, name: str) -> None:
+        if self._grey_only and image.is_color:
+            self._owner._fail(
+                ValueError(
+                    f"{name} is a colour image; this dashboard takes grey images "
+                    "(CT, MR, X-ray). Open a grey image."
+                )
+            )
+
+    def _opened(self, image: MedImage, name: str) -> None:
+        self.name = name
+        self._on_open(image, name)
+
+    def _on_upload_change(self, change):
+        files = change["new"]
+        if not files:
+            return
+        with self._owner._guard("open the upload"):
+            upload = files[0]
+            self._upload.value = ()  # so that the same file can be chosen again
+            self.load_bytes(bytes(upload["content"]), str(upload["name"]))
+
+    def _on_sample_change(self, change):
+        if self._quiet or change["new"] is None:
+            return
+        with self._owner._guard("open the sample"):
+            self.load_sample(change["new"])
