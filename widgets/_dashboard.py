@@ -260,11 +260,16 @@ class ImageSource(ipw.VBox):
             self._owner._fail(
                 ValueError(f"sample must be one of {', '.join(names)}; got {name!r}")
             )
-        image = data.sample(name)
-        self._payload, self._image = None, image
+        self.show(data.sample(name), name)
         self.set_sample(name)
+        return self._image
+
+    def show(self, image: MedImage, name: str = "image") -> None:
+        """Open an image made in Python (no file behind it unless its source)."""
+        self._check(image, name)
+        self._payload, self._image = None, image
+        self.set_sample(None)
         self._opened(image, name)
-        return image
 
     def set_sample(self, name: str | None) -> None:
         """Show ``name`` as chosen in the dropdown, without opening it."""
@@ -299,6 +304,10 @@ class ImageSource(ipw.VBox):
 
     # ------------------------------------------------------------- helpers
     def _check(self, image: MedImage, name: str) -> None:
+        if not isinstance(image, MedImage):
+            self._owner._fail(
+                TypeError(f"image must be a MedImage; got {type(image).__name__}")
+            )
         if self._grey_only and image.is_color:
             self._owner._fail(
                 ValueError(

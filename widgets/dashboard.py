@@ -113,8 +113,10 @@ class ViewerDashboard(Dashboard):
         self._viewer.observe(self._on_click_change, "clicked")
         self._viewer.observe(self._on_plane_change, ["plane", "slice_index"])
         self._viewer.observe(self._on_window_change, "window")
-        self._source.set_sample(sample if image is None else None)
-        self._show_image(first, self._name)
+        if image is None:
+            self._source.load_sample(sample)
+        else:
+            self._source.show(image)
 
     # ------------------------------------------------------------------ API
     @property
@@ -129,12 +131,7 @@ class ViewerDashboard(Dashboard):
 
     @image.setter
     def image(self, image: MedImage) -> None:
-        if not isinstance(image, MedImage):
-            self._fail(
-                TypeError(f"image must be a MedImage; got {type(image).__name__}")
-            )
-        self._source.set_sample(None)
-        self._show_image(image, "image")
+        self._source.show(image)
 
     @property
     def measurements(self) -> pd.DataFrame:

@@ -63,13 +63,16 @@ class SegmentationPanel(StagePanel):
     "eraser", "read"), ``label`` (the class painted), ``brush_mm``,
     :meth:`add_seed`, :meth:`remove_seed`, :meth:`scribble`, :meth:`undo`,
     :meth:`set_cleanup`; results :attr:`labels`, :attr:`probabilities`,
-    :attr:`uncertainty`, :attr:`table`, :attr:`recipe`; :meth:`export`.
+    :attr:`uncertainty`, :attr:`table`, :attr:`recipe`; :meth:`export`;
+    ``revision`` counts the redraws.
     """
 
     method = traitlets.Unicode("threshold_range")
     tool = traitlets.Unicode("seed")
     label = traitlets.Int(1)
     brush_mm = traitlets.CFloat(2.0)
+    #: Counts the segmentations drawn: observe it to follow every change.
+    revision = traitlets.Int(0, read_only=True)
 
     def __init__(
         self,
@@ -107,6 +110,31 @@ class SegmentationPanel(StagePanel):
             raise ValueError("the pixel classifier is set with model= and scribbles")
         checked = validate(get_operation(self.method).fn, values)
         self._apply(checked)
+
+    @property
+    def parts(self) -> dict[str, ipw.Widget]:
+        """The panel's widgets by name, for a page that lays them out its own way.
+
+        ``viewer`` (the :class:`ImageViewer` with the live overlay),
+        ``parameters`` (the method's sliders), ``cleanup`` (the clean-up
+        check boxes), ``class`` (the class painted), ``brush`` (its size in
+        mm), ``undo``, ``show`` and ``map`` (probability and uncertainty
+        maps of the classifier) and ``message``. The segmentation dashboard
+        uses them.
+        """
+        return {
+            "viewer": self._viewer,
+            "parameters": self._params_box,
+            "cleanup": ipw.HBox(
+                list(self._cleanup_boxes.values()), layout={"flex_flow": "row wrap"}
+            ),
+            "class": self._label,
+            "brush": self._brush,
+            "undo": self._undo_button,
+            "show": self._view,
+            "map": self._map,
+            "message": self._message,
+        }
 
     @property
     def seeds(self) -> list[tuple[int, ...]]:
@@ -455,6 +483,7 @@ class SegmentationPanel(StagePanel):
         self._viewer.overlay = shown
         self._table.value = self._table_html()
         self._show_maps()
+        self.set_trait("revision", self.revision + 1)
 
     def _show_maps(self) -> None:
         view = self._view.value

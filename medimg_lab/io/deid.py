@@ -24,7 +24,13 @@ from pydicom.uid import UID_dictionary  # re-exported from pydicom._uid_dict
 from ..errors import NotAnImageError, NotFoundError
 from ._atomic import atomic_write
 
-__all__ = ["DeidReport", "deidentify", "export_deidentified", "is_uid_preserved"]
+__all__ = [
+    "DeidReport",
+    "deidentified_bytes",
+    "deidentify",
+    "export_deidentified",
+    "is_uid_preserved",
+]
 
 METHOD = "DICOM PS3.15 Basic Application Level Confidentiality Profile"
 BURNED_IN_MODALITIES = frozenset({"US", "SC", "OT", "XC", "ES"})
@@ -282,6 +288,58 @@ def deidentify(
     return out, report
 
 
+def deidentified_bytes(
+    source: str | os.PathLike | bytes | bytearray | memoryview,
+    *,
+    salt: str | bytes | None = None,
+    date_shift_days: int | None = None,
+) -> tuple[bytes, DeidReport]:
+    """Read a DICOM file and return its de-identified encoding, in memory.
+
+    Parameters
+    ----------
+    source : path-like or bytes-like
+        The DICOM file, or its content.
+    salt, date_shift_days
+        As for :func:`deidentify`: pass the same ``salt`` (and shift) for
+        every file of one series.
+
+    Returns
+    -------
+    bytes
+        A DICOM Part 10 file.
+    DeidReport
+        What was done; check ``burned_in_annotation`` and warn the user.
+
+    Raises
+    ------
+    NotAnImageError
+        If ``source`` cannot be read as (or re-encoded to) a DICOM file.
+    NotFoundError
+        If the ``source`` path does not exist.
+    """
+    is_bytes = isinstance(source, bytes | bytearray | memoryview)
+    name = "<bytes>" if is_bytes else str(source)
+    try:
+        ds = pydicom.dcmread(io.BytesIO(bytes(source)) if is_bytes else source)
+        ds_out, report = deidentify(ds, salt=salt, date_shift_days=date_shift_days)
+        buf = io.BytesIO()
+        ds_out.save_as(buf, enforce_file_format=True)
+    except FileNotFoundError as exc:
+        raise NotFoundError(
+            name, "does not exist.", "Check the path and its spelling."
+        ) from exc
+    except Exception as exc:
+        raise NotAnImageError(
+            name,
+            f"could not be read as a DICOM file ({type(exc).__name__}: "
+            f"{str(exc)[:200]}).",
+            "Pass a complete DICOM Part 10 file (128-byte preamble, 'DICM' "
+            "prefix, file meta information) as a path or as bytes.",
+        ) from exc
+    return buf.getvalue(), report
+
+
 def export_deidentified(
     source: str | os.PathLike | bytes | bytearray | memoryview,
     out: str | os.PathLike,
@@ -319,30 +377,15 @@ def export_deidentified(
     OutputExistsError
         If ``out`` is the input, or exists and ``overwrite`` is false.
     """
+    # Encoded in memory first: a damaged input fails here, before any file
+    # is touched, and disk errors from atomic_write stay what they are.
+    payload, report = deidentified_bytes(
+        source, salt=salt, date_shift_days=date_shift_days
+    )
     is_bytes = isinstance(source, bytes | bytearray | memoryview)
-    name = "<bytes>" if is_bytes else str(source)
-    try:
-        ds = pydicom.dcmread(io.BytesIO(bytes(source)) if is_bytes else source)
-        ds_out, report = deidentify(ds, salt=salt, date_shift_days=date_shift_days)
-        # Encode in memory first: a damaged input fails here, before any file
-        # is touched, and disk errors from atomic_write stay what they are.
-        buf = io.BytesIO()
-        ds_out.save_as(buf, enforce_file_format=True)
-    except FileNotFoundError as exc:
-        raise NotFoundError(
-            name, "does not exist.", "Check the path and its spelling."
-        ) from exc
-    except Exception as exc:
-        raise NotAnImageError(
-            name,
-            f"could not be read as a DICOM file ({type(exc).__name__}: "
-            f"{str(exc)[:200]}).",
-            "Pass a complete DICOM Part 10 file (128-byte preamble, 'DICM' "
-            "prefix, file meta information) as a path or as bytes.",
-        ) from exc
     atomic_write(
         out,
-        lambda tmp: tmp.write_bytes(buf.getvalue()),
+        lambda tmp: tmp.write_bytes(payload),
         overwrite=overwrite,
         protect=[None if is_bytes else source],
     )

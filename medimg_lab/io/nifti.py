@@ -29,7 +29,7 @@ from ..errors import (
 from ..image import MedImage
 from ._source import check_budget, damaged_header, gunzip_limited, native
 
-__all__ = ["load_nifti", "save_nifti"]
+__all__ = ["load_nifti", "nifti_bytes", "save_nifti"]
 
 ORIENTATION = (
     "axial: slices inferior→superior, rows anterior→posterior, columns right→left"
@@ -187,6 +187,15 @@ def nifti_image(image: MedImage) -> nib.Nifti1Image:
     img.header.set_qform(affine, code=1)
     img.header.set_sform(affine, code=1)
     return img
+
+
+def nifti_bytes(image: MedImage, *, compress: bool = True) -> bytes:
+    """The ``.nii.gz`` (or, uncompressed, ``.nii``) file of a MedImage, in memory.
+
+    The header holds geometry only: no description, no patient data.
+    """
+    raw = nifti_image(image).to_bytes()
+    return gzip.compress(raw, compresslevel=1, mtime=0) if compress else raw
 
 
 def save_nifti(image: MedImage, path: Path) -> None:
