@@ -75,7 +75,8 @@ def batch_run(files: list[Path], out: Path, workers: int) -> float:
         start = time.perf_counter()
         result = batch.run(Recipe(STEPS), files, out, client=client, progress=False)
         seconds = time.perf_counter() - start
-    assert (result.table["status"] == "ok").all(), result.failed
+    if not (result.table["status"] == "ok").all():
+        raise RuntimeError(f"batch run failed: {result.failed}")
     return seconds
 
 

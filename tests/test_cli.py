@@ -51,7 +51,7 @@ def test_deidentify_command(tmp_path):
     # The console script installed beside this interpreter (the venv's bin/).
     exe = Path(sys.executable).parent / "medimg-lab"
     assert exe.exists(), "the console script is installed with the package"
-    run = subprocess.run(
+    run = subprocess.run(  # noqa: S603 the installed console script, no shell
         [exe, "deidentify", str(dicom_file("CT_small.dcm")), str(out)],
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ def test_medimg_lab_does_not_import_ipywidgets_or_ipython():
         "('ipywidgets', 'IPython', 'ipykernel', 'widgets'))\n"
         "print(bad)\n"
     )
-    out = subprocess.run(
+    out = subprocess.run(  # noqa: S603 this interpreter on a fixed snippet, no shell
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"

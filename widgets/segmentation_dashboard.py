@@ -149,14 +149,18 @@ class SegmentationDashboard(Dashboard):
         return self._source.load_sample(name)
 
     def set_range(self, low: float, high: float) -> None:
-        """Threshold range in the image's unit (HU for CT), inclusive."""
+        """Threshold range in the image's unit (HU for CT), inclusive.
+
+        Bounds beyond the image's values are clipped to them (nothing lies
+        beyond, so the mask is the same).
+        """
         self.mode = "threshold"
         self._quiet = True
         try:
             self.preset = _CUSTOM
         finally:
             self._quiet = False
-        self._panel.set_params(low=float(low), high=float(high))
+        self._set_clipped(float(low), float(high))
         self._update()
 
     def set_cleanup(self, name: str, enabled: bool = True, **params) -> None:
@@ -398,7 +402,8 @@ class SegmentationDashboard(Dashboard):
         values = self._image.array
         if self._image.unit == "HU":
             return HU_RANGES["brain"]
-        return otsu_value(values), float(np.max(values))
+        lo, hi = float(np.min(values)), float(np.max(values))
+        return (otsu_value(values) if lo < hi else lo), hi
 
     def _on_mode(self, change, first: bool = False) -> None:
         method = MODES[change["new"]]

@@ -203,7 +203,7 @@ def _start(name, argv, url, *, cwd, env, timeout=SERVER_START_SECONDS) -> Server
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / f"{name}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603 argv built by the fixtures, no shell
             argv,
             cwd=cwd,
             env=env,
@@ -218,7 +218,7 @@ def _start(name, argv, url, *, cwd, env, timeout=SERVER_START_SECONDS) -> Server
         if process.poll() is not None:
             break
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 the fixtures' http://127.0.0.1 URL
                 if response.status == 200:
                     return server
         except (OSError, urllib.error.URLError) as exc:

@@ -236,7 +236,7 @@ def write_series(folder, rng):
     template = pydicom.dcmread(dicom_file("CT_small.dcm"))
     volume = rng.integers(0, 2000, size=(6, 128, 128)).astype(np.int16)
     order = list(range(6))
-    random.Random(3).shuffle(order)
+    random.Random(3).shuffle(order)  # noqa: S311 test-file order, not security
     for n, k in enumerate(order):
         ds = template.copy()
         ds.PixelData = volume[k].tobytes()

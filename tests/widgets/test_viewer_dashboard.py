@@ -318,11 +318,17 @@ def test_layout_fits_a_laptop_screen(dash):
     assert dash.viewer.box_size <= 512
     column = dash.children[0].children[1]
     assert int(column.layout.width.removesuffix("px")) <= 420
-    assert dash._source._upload.tooltip and dash._tool.tooltips and dash._source._sample.tooltip
+    assert (
+        dash._source._upload.tooltip
+        and dash._tool.tooltips
+        and dash._source._sample.tooltip
+    )
 
 
 def test_all_samples_listed(dash):
-    assert [v for _, v in dash._source._sample.options] == [s.name for s in data.samples()]
+    assert [v for _, v in dash._source._sample.options] == [
+        s.name for s in data.samples()
+    ]
 
 
 def test_the_page_table_names_the_tool_and_leaves_missing_cells_empty():
