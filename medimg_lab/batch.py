@@ -175,9 +175,12 @@ def _folder_items(root: Path) -> list[Item]:
                 items.append(_file_item(files[0], root))
                 continue
             rel = here.relative_to(root) if here != root else Path(root.name)
+            # Outputs are named after a digest, never part of the UID itself
+            # (its tail is often a timestamp and counter of the study).
+            tag = hashlib.sha256(uid.encode()).hexdigest()[:8]
             items.append(
                 Item(
-                    id=_safe("__".join(rel.parts)) + f"__series-{uid[-8:]}",
+                    id=_safe("__".join(rel.parts)) + f"__series-{tag}",
                     path=str(here),
                     files=tuple(str(f) for f in files),
                     series=uid,
