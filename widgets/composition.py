@@ -41,7 +41,15 @@ __all__ = [
 
 MASK_SOURCES = ("threshold", "segmentation", "circle", "painted")
 FUSION_MODES = ("weighted", "colour", "checkerboard", "difference", "swipe")
-REGISTRATION_VIEWS = ("difference", "checkerboard", "overlay")
+REGISTRATION_VIEWS = ("difference", "checkerboard", "overlay", "swipe")
+#: The controls each registration view uses, besides the motion's.
+_REGISTRATION_VIEW_CONTROLS = {
+    "difference": (),
+    "checkerboard": ("squares",),
+    "overlay": ("weight",),
+    "swipe": ("position",),
+}
+_MOTION = ("shift_y_mm", "shift_x_mm", "rotation_deg")
 _BLANK = MedImage(np.zeros((8, 8), np.float32), (1.0, 1.0))
 
 
@@ -525,6 +533,12 @@ class RegistrationExplorer(_Explorer):
     and compares the result with the fixed image, live, with its NCC and
     mutual information on the overlap.
 
+    Views (``view``): ``"difference"`` ``I1 − I2`` (mid-grey where equal),
+    ``"checkerboard"`` (``squares`` along the longer side), ``"overlay"``
+    ``w·I1 + (1 − w)·I2`` (``weight`` w of the fixed image, 0.5 by default)
+    and ``"swipe"`` (``position``: the fixed image left of it, the moving
+    one right).
+
     Parameters
     ----------
     fixed, moving : MedImage
@@ -534,25 +548,35 @@ class RegistrationExplorer(_Explorer):
     Notes
     -----
     State with setters: :meth:`set_params` (``shift_y_mm``, ``shift_x_mm``,
-    ``rotation_deg``, ``method``, ``view``), :meth:`register`; results
-    :attr:`aligned`, :attr:`ncc`, :attr:`mi`, :attr:`result` (the last
-    automatic registration) and :attr:`recipe`.
+    ``rotation_deg``, ``method``, ``view``, ``weight``, ``squares``,
+    ``position``), :meth:`nudge`, :meth:`register`, :meth:`set_images`,
+    :meth:`set_windows`; results :attr:`aligned`, :attr:`ncc`, :attr:`mi`,
+    :attr:`result` (the last automatic registration), :attr:`composite`
+    and :attr:`recipe`. ``revision`` counts the views drawn (observe it to
+    follow every change); :attr:`parts` gives the widgets, for a page that
+    lays them out itself.
     """
 
+    revision = traitlets.Int(0, read_only=True)
+
     def __init__(self, fixed: MedImage, moving: MedImage, **kwargs):
-        self._fixed = _plane(fixed, "fixed")
-        self._moving = _plane(moving, "moving")
-        if self._moving.array.shape != self._fixed.array.shape:
-            raise ValueError(
-                f"moving must have the fixed image's shape {self._fixed.array.shape}; "
-                f"got {self._moving.array.shape}"
-            )
+        self._fixed, self._moving = self._checked(fixed, moving)
         self._result: C.Registration | None = None
         self._ready = False
         super().__init__(**kwargs)
         self._build()
         self._ready = True
         self._refresh()
+
+    @staticmethod
+    def _checked(fixed: MedImage, moving: MedImage) -> tuple[MedImage, MedImage]:
+        fixed, moving = _plane(fixed, "fixed"), _plane(moving, "moving")
+        if moving.array.shape != fixed.array.shape:
+            raise ValueError(
+                f"moving must have the fixed image's shape {fixed.array.shape}; "
+                f"got {moving.array.shape}"
+            )
+        return fixed, moving
 
     # ------------------------------------------------------------------ API
     def register(self) -> C.Registration:
@@ -575,6 +599,103 @@ class RegistrationExplorer(_Explorer):
     def result(self) -> C.Registration | None:
         """The last automatic registration."""
         return self._result
+
+    def set_images(
+        self, fixed: MedImage, moving: MedImage, *, keep_motion: bool = True
+    ) -> None:
+        """Compare other images (another slice, another study), redrawing once.
+
+        Parameters
+        ----------
+        fixed, moving : MedImage
+            Grey 2D images of one shape and spacing.
+        keep_motion : bool
+            Keep the sliders and the last registration (another slice of the
+            same pair); False sets the motion to zero and forgets the
+            registration (a new pair). The windows go back to the fixed
+            image's robust range unless kept.
+        """
+        fixed, moving = self._checked(fixed, moving)
+        with self._batch():
+            self._fixed, self._moving = fixed, moving
+            reach = self._reach()
+            for name in ("shift_y_mm", "shift_x_mm"):
+                control = self._controls[name]
+                value = control.value if keep_motion else 0.0
+                if reach > control.max:  # widen first, then narrow: min <= max
+                    control.max, control.min = reach, -reach
+                else:
+                    control.min, control.max = -reach, reach
+                control.value = min(max(value, -reach), reach)
+            if not keep_motion:
+                self._controls["rotation_deg"].value = 0.0
+                self._result = None
+                self._found.value = ""
+                self._windows = (display.auto_window(fixed.array),) * 2
+
+    def set_windows(
+        self,
+        fixed: tuple[float, float] | None = None,
+        moving: tuple[float, float] | None = None,
+    ) -> None:
+        """Windows ``(center, width)`` of the fixed and moving images, in their
+        units; None keeps the window. The difference view spans the fixed
+        image's width."""
+        windows = list(self._windows)
+        for k, (name, window) in enumerate((("fixed", fixed), ("moving", moving))):
+            if window is None:
+                continue
+            center, width = (float(v) for v in window)
+            if not (np.isfinite(center) and np.isfinite(width) and width > 0):
+                raise ValueError(
+                    f"{name} window must be (center, width) with width > 0; "
+                    f"got {window!r}"
+                )
+            windows[k] = (center, width)
+        self._windows = tuple(windows)
+        self._refresh()
+
+    def nudge(self, name: str, step: float) -> None:
+        """Move the motion slider ``name`` by ``step`` (mm or degrees).
+
+        Raises
+        ------
+        ValueError
+            ``name`` is not a motion slider, or the slider would leave its
+            range (nothing changes).
+        """
+        if name not in _MOTION:
+            raise ValueError(f"name must be one of {', '.join(_MOTION)}; got {name!r}")
+        self.set_params(**{name: round(self.params[name] + float(step), 6)})
+
+    @property
+    def composite(self) -> np.ndarray:
+        """The view of the current ``view``, uint8."""
+        aligned, fixed, p = self.aligned, self._fixed.array, self.params
+        (fixed_window, moving_window), view = self._windows, p["view"]
+        if view == "difference":
+            diff = C.difference(fixed, aligned)
+            return display.apply_window(diff, 0.0, fixed_window[1])
+        i1 = display.apply_window(fixed, *fixed_window)
+        i2 = display.apply_window(aligned, *moving_window)
+        if view == "checkerboard":
+            return C.checkerboard(i1, i2, squares=p["squares"])
+        if view == "swipe":
+            return C.swipe(i1, i2, position=p["position"], axis=1)
+        return C.fuse(i1, i2, p["weight"])
+
+    @property
+    def parts(self) -> dict[str, ipw.Widget]:
+        """The widgets by role: ``viewer``, ``register`` (the button),
+        ``found``, ``quality``, ``message`` and each control by its name."""
+        return {
+            "viewer": self._viewer,
+            "register": self._button,
+            "found": self._found,
+            "quality": self._quality,
+            "message": self._message,
+            **self._controls,
+        }
 
     @property
     def aligned(self) -> np.ndarray:
@@ -631,10 +752,14 @@ class RegistrationExplorer(_Explorer):
         return steps
 
     # ---------------------------------------------------------------- build
-    def _build(self) -> None:
+    def _reach(self) -> float:
+        """The shift sliders' range, ± mm: a quarter of the field of view."""
         rows, cols = self._fixed.array.shape
         dy, dx = self._fixed.spacing
-        reach = round(max(rows * dy, cols * dx) / 4, 1)
+        return round(max(rows * dy, cols * dx) / 4, 1)
+
+    def _build(self) -> None:
+        reach = self._reach()
         controls = {}
         for name, label in (
             ("shift_y_mm", "shift down (mm)"),
@@ -651,6 +776,10 @@ class RegistrationExplorer(_Explorer):
             control.readout_format = ".2f"
         controls["method"] = _dropdown(C.METHODS, "ecc", "method")
         controls["view"] = _dropdown(REGISTRATION_VIEWS, "difference", "view")
+        controls["weight"] = controls_for(C.fuse)["weight"]
+        controls["weight"].description = "weight of fixed"
+        controls["squares"] = controls_for(C.checkerboard)["squares"]
+        controls["position"] = controls_for(C.swipe)["position"]
         self._controls = controls
         for name, control in controls.items():
             if name != "method":
@@ -661,8 +790,15 @@ class RegistrationExplorer(_Explorer):
         self._quality = ipw.HTML()
         blank = np.zeros(self._fixed.array.shape, np.uint8)
         self._viewer = ImageViewer(_shown(blank, self._fixed), box_size=480)
-        self._window = display.auto_window(self._fixed.array)
+        self._windows = (display.auto_window(self._fixed.array),) * 2
         self._layout([*controls.values(), self._button, self._found, self._quality])
+        controls["view"].observe(self._on_view_change, "value")
+        self._on_view_change({"new": controls["view"].value})
+
+    def _on_view_change(self, change) -> None:
+        used = _REGISTRATION_VIEW_CONTROLS.get(change["new"], ())
+        for name in ("weight", "squares", "position"):
+            self._controls[name].layout.display = "" if name in used else "none"
 
     def _on_register_click(self, _) -> None:
         self._say("Registering...", ok=True)
@@ -674,25 +810,12 @@ class RegistrationExplorer(_Explorer):
 
     def _refresh(self) -> None:
         def draw():
-            aligned = self.aligned
-            fixed = self._fixed.array
-            view = self.params["view"]
-            if view == "difference":
-                diff = C.difference(fixed, aligned)
-                shown = display.apply_window(diff, 0.0, self._window[1])
-            else:
-                i1 = display.apply_window(fixed, *self._window)
-                i2 = display.apply_window(aligned, *self._window)
-                shown = (
-                    C.checkerboard(i1, i2, squares=8)
-                    if view == "checkerboard"
-                    else C.fuse(i1, i2, 0.5)
-                )
-            self._viewer.image = _shown(shown, self._fixed)
+            self._viewer.image = _shown(self.composite, self._fixed)
             self._quality.value = (
                 f"On the overlap: NCC <b>{self.ncc:.3f}</b> (1 is a perfect match), "
                 f"MI {self.mi:.3f} nats"
             )
+            self.set_trait("revision", self.revision + 1)
 
         self._guarded(draw)
 

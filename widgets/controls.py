@@ -110,7 +110,15 @@ def _number_slider(
             continuous_update=True,
             readout_format=".3g",
         )
-    step = p.step or (hi - lo) / 200 or 0.01
+    step = p.step
+    if not step:
+        # A round step (1 HU on a CT), with the bounds on its grid: values
+        # typed or set from Python (a preset's 15 HU) are on the grid, so the
+        # browser never snaps them to neighbours and sends those back.
+        span = hi - lo
+        step = 10.0 ** np.floor(np.log10(span / 1000)) if span > 0 else 0.01
+        lo, hi = np.floor(lo / step) * step, np.ceil(hi / step) * step
+        step = float(step)
     value = float(default) if default is not None else (lo + hi) / 2
     value = min(max(value, lo), hi)
     return w.FloatSlider(

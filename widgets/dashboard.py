@@ -537,7 +537,6 @@ class ViewerDashboard(Dashboard):
         if not index or self.tool == "read":
             return
         with self._guard(f"measure with the {self.tool}"):
-            self._viewer.set_trait("clicked", ())  # a repeat click is a new click
             if self._first is None:
                 self._first = tuple(int(i) for i in index)
                 self._draw(self._first, None, _RULER if self.tool == "ruler" else _ROI)

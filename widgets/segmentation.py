@@ -97,6 +97,7 @@ class SegmentationPanel(StagePanel):
         self._cleanup: dict[str, dict[str, Any]] = {}
         self._controls: dict[str, ipw.Widget] = {}
         self._labels = np.zeros(image.array.shape, np.uint8)
+        self._drawn_by = ""  # the method whose result _labels holds
         self._classifier = None
         self._ready = False
         super().__init__(**kwargs)
@@ -474,10 +475,12 @@ class SegmentationPanel(StagePanel):
             return
         try:
             labels = self._clean(np.asarray(self._run_method()).astype(np.uint8))
-            self._labels = labels
+            self._labels, self._drawn_by = labels, self.method
             self._say("")
         except ValueError as exc:
             self._say(str(exc))
+            if self._drawn_by != self.method:  # another method's result: not shown
+                self._labels = np.zeros_like(self._labels)
             labels = self._labels
         shown = np.where(self._scribbles > 0, self._scribbles, labels)
         self._viewer.overlay = shown

@@ -305,7 +305,7 @@ class SegmentationDashboard(Dashboard):
         )
         traitlets.link((self._mode, "value"), (self, "mode"))
         self._preset = ipw.Dropdown(
-            description="preset",
+            description="tissue",
             tooltip="typical CT ranges in Hounsfield units",
             layout={"width": "300px"},
             style={"description_width": "60px"},

@@ -146,7 +146,8 @@ class ImageViewer(ipw.VBox):
     All state is public traits (``image``, ``plane``, ``slice_index``,
     ``window``, ``preset``, ``overlay``, ``overlay_opacity``, ``zoom``,
     ``box_size``) that notebooks set and other widgets ``traitlets.link``;
-    ``readout``, ``clicked`` (array index of the last click) and ``stroke``
+    ``readout``, ``clicked`` (array index of the last click; each click
+    notifies, one on the same pixel too, by way of ``()``) and ``stroke``
     (array indices under a brush stroke, when ``tool`` is "brush") are
     read-only traits to observe. A new image of the same shape, spacing and modality
     (a processed version) keeps plane, slice and custom window.
@@ -305,7 +306,9 @@ class ImageViewer(ipw.VBox):
             raise ValueError(
                 f"(row, col) = ({row}, {col}) is outside the {h} x {w} plane"
             )
-        self.set_trait("clicked", self._read(int(row), int(col)))
+        index = self._read(int(row), int(col))
+        self.set_trait("clicked", ())  # a click on the same pixel again is news too
+        self.set_trait("clicked", index)
         return self.readout
 
     # ------------------------------------------------------------- controls

@@ -253,6 +253,43 @@ def _stop(server: Server, timeout: float = 10) -> None:
         process.wait(5)
 
 
+DASHBOARDS = REPO / "notebooks" / "dashboards"
+
+
+def _dashboard_argv(root: Path, port: int) -> list[str]:
+    """The command of ``make dashboard``, for folder ``root`` and ``port``."""
+    return [
+        str(BIN / "voila"),
+        str(root),
+        f"--Voila.config_file_paths={REPO_JUPYTER}",
+        f"--port={port}",
+    ]
+
+
+@pytest.fixture(scope="session")
+def dashboard_site(tmp_path_factory) -> str:
+    """Base URL of a ``make dashboard`` Voila serving ``notebooks/dashboards/``.
+
+    Started once per session the way ``make dashboard`` starts it (the
+    repository's ``jupyter/voila.json`` and offline template, only the port on
+    the command line); ``dashboard_site + "voila/render/viewer.ipynb"`` is a
+    dashboard's URL.
+    """
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/"
+    server = _start(
+        "dashboards_site",
+        _dashboard_argv(DASHBOARDS, port),
+        base + "voila/static/voila.js",
+        cwd=REPO,  # where `make dashboard` runs
+        env=_isolated_env(tmp_path_factory.mktemp("dashboard-site-home")),
+    )
+    try:
+        yield base
+    finally:
+        _stop(server)
+
+
 @dataclass(frozen=True)
 class Voila:
     """A running Voila serving ``notebooks/``: ``render("x.ipynb")`` is x's URL."""

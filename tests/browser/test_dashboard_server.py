@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 import nbformat
 import pytest
 from conftest import (
-    BIN,
+    DASHBOARDS,
     LOOPBACK,
     REPO,
     REPO_JUPYTER,
+    _dashboard_argv,
     _free_port,
     _isolated_env,
     _start,
@@ -31,7 +32,6 @@ from conftest import (
 
 pytestmark = pytest.mark.browser
 
-DASHBOARDS = REPO / "notebooks" / "dashboards"
 CONFIG = REPO_JUPYTER / "voila.json"
 LOAD_TIMEOUT_MS = 45_000
 
@@ -62,16 +62,6 @@ def _notebook(path: Path, sources: list[str]) -> None:
         "language": "python",
     }
     nbformat.write(nb, path)
-
-
-def _dashboard_argv(root: Path, port: int) -> list[str]:
-    """The command of ``make dashboard``, for folder ``root`` and ``port``."""
-    return [
-        str(BIN / "voila"),
-        str(root),
-        f"--Voila.config_file_paths={REPO_JUPYTER}",
-        f"--port={port}",
-    ]
 
 
 @pytest.fixture

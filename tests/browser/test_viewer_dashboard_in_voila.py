@@ -1,6 +1,6 @@
 """The viewer dashboard in Voila, in Chromium: issue 8's checks of a clinician's page.
 
-One Voila, started once for this module the way ``make dashboard`` starts it
+One Voila per session (``dashboard_site``), started the way ``make dashboard`` starts it
 (the repository's ``jupyter/voila.json`` and offline template, only the port
 on the command line), serves ``notebooks/dashboards/``; each test opens
 ``viewer.ipynb`` (a ``ViewerDashboard`` of the 512 x 512 head CT in a 512 px
@@ -24,10 +24,8 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-from conftest import REPO, _free_port, _isolated_env, _start, _stop
 from helpers import dicom_file
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from test_dashboard_server import DASHBOARDS, _dashboard_argv
 from test_recognition_in_voila import (
     IMAGES,
     _assert_clean,
@@ -56,21 +54,9 @@ PHI = ("Doe^Jane", "ID-12345")
 
 
 @pytest.fixture(scope="module")
-def dashboard_url(tmp_path_factory) -> str:
-    """URL of ``viewer.ipynb`` on a ``make dashboard`` Voila (one per module)."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}/"
-    server = _start(
-        "viewer_dashboard",
-        _dashboard_argv(DASHBOARDS, port),
-        base + "voila/static/voila.js",
-        cwd=REPO,  # where `make dashboard` runs
-        env=_isolated_env(tmp_path_factory.mktemp("viewer-dashboard-home")),
-    )
-    try:
-        yield base + "voila/render/" + NOTEBOOK
-    finally:
-        _stop(server)
+def dashboard_url(dashboard_site) -> str:
+    """URL of ``viewer.ipynb`` on the session's ``make dashboard`` Voila."""
+    return dashboard_site + "voila/render/" + NOTEBOOK
 
 
 @pytest.fixture(scope="module")

@@ -283,3 +283,10 @@ def test_new_image_clears_the_exports(dash):
     assert all(link.value == "" for link in dash._links.values())
     assert dash.image.array.shape == (128, 128)
     assert json.loads(dash.export_recipe())["steps"][0]["op"] == "threshold_range"
+
+
+def test_a_new_mode_does_not_show_the_last_modes_region(dash):
+    assert dash.measurements.shape[0] == 1  # the threshold's region
+    dash.mode = "region grow"  # no seed yet
+    assert dash.summary == "No region yet." and not dash.labels.any()
+    assert "place a seed" in dash.panel.parts["message"].value

@@ -414,3 +414,12 @@ def test_a_release_after_the_last_move_still_moves_the_window(head_ct):
         {"type": "mouseup", "button": 2, "clientX": 200, "clientY": -100}
     )
     assert viewer.window == pytest.approx((80, 160))
+
+
+def test_each_click_notifies_even_on_the_same_pixel():
+    viewer = ImageViewer(data.sample("spine_ct"))
+    seen = []
+    viewer.observe(lambda c: c["new"] and seen.append(c["new"]), "clicked")
+    viewer.click(10, 20)
+    viewer.click(10, 20)
+    assert seen == [(10, 20), (10, 20)]
