@@ -1,6 +1,7 @@
 # medimg-lab: everything a fresh Debian machine with Python 3.11 needs.
 #   make lab        create .venv, install, open JupyterLab on notebooks/
 #   make dashboard  serve the Voila dashboards on 127.0.0.1
+#   make dashboard-network  serve them to other machines, with a token
 #   make test       install everything (test tools, Chromium), run lint + audit + all tests
 #   make bench      run the benchmarks in benchmarks/
 #   make lock       pin the installed environment in requirements.lock
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8866
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install lab dashboard chromium lint test unit notebooks browser bench clean execute-notebooks lock audit
+.PHONY: install lab dashboard dashboard-network chromium lint test unit notebooks browser bench clean execute-notebooks lock audit
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "medimg-lab needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
@@ -36,6 +37,16 @@ lab: install
 dashboard: install
 	JUPYTER_PATH="$(CURDIR)/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}" \
 		$(BIN)/voila notebooks/dashboards --Voila.config_file_paths="$(CURDIR)/jupyter" --port=$(PORT)
+
+# The dashboards for other machines (a hospital network): every interface, and a
+# token on every page (random, printed once; TOKEN=... to choose it). Put it behind
+# the hospital's TLS reverse proxy, or use JupyterHub: notebooks/dashboards/README.md.
+dashboard-network: install
+	@TOKEN="$${TOKEN:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))')}"; \
+	echo "Dashboards: http://$$(hostname -f):$(PORT)/voila/render/index.ipynb?token=$$TOKEN"; \
+	JUPYTER_PATH="$(CURDIR)/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}" \
+		$(BIN)/voila notebooks/dashboards --Voila.config_file_paths="$(CURDIR)/jupyter" \
+		--port=$(PORT) --Voila.ip=0.0.0.0 --token="$$TOKEN"
 
 # Debian's Chromium for the browser tests; never a browser download of Playwright's own.
 chromium:

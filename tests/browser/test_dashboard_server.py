@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -103,6 +106,43 @@ def test_make_dashboard_uses_the_repo_config():
     assert manager.endswith(".AsyncMappingKernelManager")  # not the sync one
     assert config["MappingKernelManager"]["cull_idle_timeout"] > 0
     assert config["VoilaExecutor"]["timeout"] > 0
+
+
+def test_network_mode_needs_the_token(tmp_path_factory):
+    """``make dashboard-network``: a token on every page (tested on loopback)."""
+    recipe = re.search(
+        r"^dashboard-network:.*?\n((?:\t.*\n)+)", _makefile(), re.M
+    ).group(1)
+    assert '--token="$$TOKEN"' in recipe and "secrets.token_urlsafe" in recipe
+    assert '--Voila.config_file_paths="$(CURDIR)/jupyter"' in recipe
+    token, port = secrets.token_urlsafe(16), _free_port()
+    base = f"http://127.0.0.1:{port}/"
+    server = _start(
+        "dashboards_token",
+        [*_dashboard_argv(DASHBOARDS, port), f"--token={token}"],
+        base + "voila/static/voila.js",
+        cwd=REPO,
+        env=_isolated_env(tmp_path_factory.mktemp("token-home")),
+    )
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        for path in ("voila/render/index.ipynb", "voila/render/viewer.ipynb"):
+            for query in ("", "?token=wrong"):
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    opener.open(base + path + query, timeout=30)
+                assert refused.value.code in (302, 403), (path, query)
+                assert "login" in refused.value.headers.get("Location", "login")
+        with opener.open(
+            base + f"voila/render/index.ipynb?token={token}", timeout=60
+        ) as ok:
+            assert ok.status == 200
+    finally:
+        _stop(server)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a redirect (to the login page) is an answer, not followed
 
 
 def _makefile() -> str:

@@ -1,0 +1,71 @@
+"""Uploads on every dashboard: size and type checked first, names never paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import dicom_file
+
+from medimg_lab.errors import NotAnImageError
+from widgets import _dashboard
+from widgets.compare_dashboard import CompareDashboard
+from widgets.dashboard import ViewerDashboard
+from widgets.segmentation_dashboard import SegmentationDashboard
+
+DASHBOARDS = {
+    "viewer": ViewerDashboard,
+    "segmentation": SegmentationDashboard,
+    "compare": CompareDashboard,
+}
+
+
+@pytest.fixture(scope="module", params=list(DASHBOARDS))
+def dash(request):
+    return DASHBOARDS[request.param]()
+
+
+def _files_under(folder: Path) -> set[str]:
+    return {str(p) for p in folder.rglob("*")}
+
+
+def test_oversized_upload_is_refused_before_it_is_parsed(dash, monkeypatch):
+    opened = []
+    monkeypatch.setattr(_dashboard, "load", lambda payload: opened.append(payload))
+    monkeypatch.setattr(_dashboard, "MAX_UPLOAD_BYTES", 1000)
+    with pytest.raises(ValueError, match="the limit is"):
+        dash.load_bytes(dicom_file("CT_small.dcm").read_bytes(), "big.dcm")
+    assert opened == []  # never handed to a parser
+    assert dash.message.startswith("big.dcm is ")
+
+
+def test_unknown_type_is_refused_by_content_not_name(dash):
+    noise = np.random.default_rng(3).bytes(4096)
+    with pytest.raises(NotAnImageError):
+        dash.load_bytes(noise, "scan.dcm")  # a DICOM name, not DICOM content
+    assert "is not a DICOM, NIfTI, PNG, JPEG or TIFF image" in dash.message
+
+
+def test_a_name_is_never_a_path(dash, tmp_path, monkeypatch):
+    """A path-like name opens the bytes it came with; nothing is read or written."""
+    monkeypatch.chdir(tmp_path)
+    decoy = tmp_path / "secret.dcm"
+    decoy.write_bytes(b"not an image")
+    before = _files_under(tmp_path)
+    payload = dicom_file("CT_small.dcm").read_bytes()
+    for name in ("../../../etc/passwd", str(decoy), "/dev/zero", "a\\b\\..\\c.dcm"):
+        image = dash.load_bytes(payload, name)
+        assert image.array.shape == (128, 128)  # CT_small, not the decoy
+    assert _files_under(tmp_path) == before
+    assert decoy.read_bytes() == b"not an image"
+    assert not os.path.exists("etc")
+
+
+def test_a_name_is_shown_escaped(dash):
+    name = "<img src=x onerror=alert(1)>.dcm"
+    with pytest.raises(NotAnImageError):
+        dash.load_bytes(b"\x00" * 400, name)
+    html = dash._message.value
+    assert "<img" not in html and "&lt;img" in html
