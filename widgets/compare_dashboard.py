@@ -510,8 +510,7 @@ class CompareDashboard(Dashboard):
         self._explorer, parts = explorer, explorer.parts
         viewer = parts["viewer"]
         viewer.box_size = box_size
-        for row in viewer.children[:2]:  # the composite's grey window: not asked
-            row.layout.display = "none"
+        viewer.window_controls = False  # the composite's grey window: not asked
         parts["method"].tooltip = (
             "ecc: same kind of image (intensity correlation); mi: different "
             "contrasts (mutual information); phase, orb, akaze, sift: others"

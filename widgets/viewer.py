@@ -188,6 +188,9 @@ class ImageViewer(ipw.VBox):
     clicked = traitlets.Tuple((), read_only=True)
     tool = traitlets.Unicode("read")
     stroke = traitlets.Tuple((), read_only=True)
+    #: Show the window controls (preset, drag, center, width); off for a
+    #: view that is already an 8-bit composite.
+    window_controls = traitlets.Bool(True)
 
     def __init__(
         self,
@@ -369,9 +372,12 @@ class ImageViewer(ipw.VBox):
         self._overlay_opacity.layout.width = "250px"
         self._slice_row = _row([self._plane, self._slice_index, self._slice_mm])
         zoom_row = [*self._zoom_buttons, self._zoom_label, self._overlay_opacity]
-        return [
+        self._window_rows = [
             _row([self._preset, self._wl_drag]),
             _row([self._center, self._width]),
+        ]
+        return [
+            *self._window_rows,
             self._slice_row,
             self._view,
             _row(zoom_row),
@@ -577,6 +583,11 @@ class ImageViewer(ipw.VBox):
         self._show()
         if change["name"] == "slice_index" and self._pointer is not None:
             self._read(*self._pointer)  # the value under the pointer, on the new slice
+
+    @traitlets.observe("window_controls")
+    def _on_window_controls_change(self, change):
+        for row in self._window_rows:
+            row.layout.display = "" if change["new"] else "none"
 
     @traitlets.observe("window")
     def _on_window_change(self, change):

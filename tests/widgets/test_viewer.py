@@ -423,3 +423,12 @@ def test_each_click_notifies_even_on_the_same_pixel():
     viewer.click(10, 20)
     viewer.click(10, 20)
     assert seen == [(10, 20), (10, 20)]
+
+
+def test_window_controls_can_be_hidden():
+    viewer = ImageViewer(data.sample("spine_ct"))
+    rows = viewer.children[:2]
+    assert all(row.layout.display in (None, "") for row in rows)
+    viewer.window_controls = False
+    assert all(row.layout.display == "none" for row in rows)
+    assert viewer._center in rows[1].children  # the window rows, not others
