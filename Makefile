@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8866
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install lab dashboard dashboard-network chromium lint test unit notebooks browser bench clean execute-notebooks lock audit
+.PHONY: install lab dashboard dashboard-network chromium lint test unit notebooks browser bench clean execute-notebooks lock audit fuzz
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "medimg-lab needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
@@ -101,6 +101,13 @@ execute-notebooks: install
 		echo "== $$nb"; CI=true $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.store_widget_state=False "$$nb" || exit 1; done
 	$(BIN)/ruff format notebooks
+
+# Fuzz medimg_lab.load with atheris for FUZZ_SECONDS per format (dicom, nifti,
+# png): inputs tried, unhandled exceptions (must be 0), peak memory.
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	$(BIN)/python -m tests.fuzz.fuzz_load --seconds $(FUZZ_SECONDS)
 
 bench: install
 	@for b in benchmarks/bench_*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python "$$b" || exit 1; done

@@ -25,6 +25,7 @@ import os
 import struct
 import warnings
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,17 +34,25 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEG2000TransferSyntaxes,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
 )
 
 from .. import display
 from ..errors import (
     DecodeError,
+    ImageTooLargeError,
     InvalidValuesError,
     MedImgError,
     NoPixelDataError,
@@ -52,7 +61,7 @@ from ..errors import (
     TruncatedFileError,
 )
 from ..image import MedImage
-from ._source import check_budget, damaged_header, native
+from ._source import DEFAULT_MAX_BYTES, check_budget, damaged_header, native
 
 __all__ = ["SAFE_HEADER_KEYWORDS", "load_dicom", "load_series", "read_dataset"]
 
@@ -177,6 +186,81 @@ class _Decoded:
     slice_gap: float | None = None
 
 
+def _transfer_syntax(ds: Dataset, name: str) -> UID:
+    """The file's transfer syntax, refusing a value that names none."""
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    try:
+        known = isinstance(syntax, UID) and syntax.is_transfer_syntax
+    except ValueError:  # a private UID pydicom knows nothing of
+        known = False
+    if not known:
+        raise DecodeError(
+            name,
+            f"its file meta names {str(syntax)[:64]!r} as the transfer syntax, "
+            "which is not a DICOM transfer syntax, so its pixel data cannot be "
+            "decoded.",
+            "The file is damaged; export it again from its source.",
+        )
+    return syntax
+
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD}
+_JPEG_SOF |= {0xCE, 0xCF, 0xF7}  # and JPEG-LS
+
+
+def _codestream_size(frame: bytes, j2k: bool) -> tuple[int, int] | None:
+    """(rows, columns) announced by a JPEG, JPEG-LS or JPEG 2000 codestream."""
+    if j2k:
+        pos = frame.find(b"\xff\x51", 0, 256)  # SIZ, right after SOC
+        if pos < 0 or pos + 22 > len(frame):
+            return None
+        x, y, x0, y0 = struct.unpack(">4I", frame[pos + 6 : pos + 22])
+        return y - y0, x - x0
+    pos = 2  # after SOI
+    while pos + 9 <= len(frame) and frame[pos] == 0xFF:
+        marker = frame[pos + 1]
+        if marker in _JPEG_SOF:
+            return struct.unpack(">HH", frame[pos + 5 : pos + 9])
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        (length,) = struct.unpack(">H", frame[pos + 2 : pos + 4])
+        pos += 2 + length
+    return None
+
+
+def _check_codestreams(ds: Dataset, name: str, frames: int) -> None:
+    """Refuse compressed frames whose codestream size is not the header's.
+
+    A JPEG decoder allocates what its codestream announces, not what
+    Rows and Columns say; a height of 0 (defined later by a DNL marker) makes
+    pylibjpeg-libjpeg grow its buffers without end.
+    """
+    syntax = ds.file_meta.TransferSyntaxUID
+    if syntax not in (
+        *JPEGTransferSyntaxes,
+        *JPEGLSTransferSyntaxes,
+        *JPEG2000TransferSyntaxes,
+    ):
+        return
+    j2k = syntax in JPEG2000TransferSyntaxes
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    try:
+        encoded = list(generate_frames(ds.PixelData, number_of_frames=frames))
+    except Exception:  # damaged encapsulation: the decoder names it
+        return
+    for index, frame in enumerate(encoded):
+        size = _codestream_size(frame, j2k)
+        if size is not None and tuple(size) != (rows, cols):
+            raise DecodeError(
+                name,
+                f"its {syntax.name} data of frame {index + 1} is "
+                f"{size[0]} x {size[1]} pixels, but its header says "
+                f"{rows} x {cols}, so it was not decoded.",
+                "The file is damaged; export it again from its source.",
+            )
+
+
 def _check_pixel_module(ds: Dataset, name: str, max_bytes: int) -> int:
     if not any(k in ds for k in _PIXEL_KEYWORDS):
         sop = ds.get("SOPClassUID")
@@ -199,7 +283,10 @@ def _check_pixel_module(ds: Dataset, name: str, max_bytes: int) -> int:
             "The header is damaged; export the image again from its source.",
         ) from None
     check_budget(name, (frames, rows, cols, samples), max(4, bits // 8), max_bytes)
-    if "PixelData" in ds and not ds.file_meta.TransferSyntaxUID.is_compressed:
+    syntax = _transfer_syntax(ds, name)
+    if "PixelData" in ds and syntax.is_compressed:
+        _check_codestreams(ds, name, frames)
+    elif "PixelData" in ds:
         expected = math.ceil(rows * cols * frames * samples * bits / 8)
         got = len(ds.PixelData or b"")
         if got < expected:
@@ -500,12 +587,38 @@ def _fix_transfer_syntax(ds: Dataset) -> None:
         )
 
 
+def _check_inflated_size(fp: Any, name: str, max_bytes: int, force: bool) -> None:
+    """Refuse a deflated dataset that inflates to more than ``max_bytes``.
+
+    pydicom inflates a Deflated Explicit VR Little Endian dataset whole and
+    without a limit, so a few kilobytes could claim gigabytes (a deflate bomb).
+    """
+    start = fp.tell()
+    read_preamble(fp, force)
+    meta = _read_file_meta_info(fp)
+    if meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        pending, size = fp.read(), 0
+        while pending and not inflater.eof and size <= max_bytes:
+            size += len(inflater.decompress(pending, 1024**2))
+            pending = inflater.unconsumed_tail
+        if size > max_bytes:
+            raise ImageTooLargeError(
+                name,
+                "its deflated dataset inflates to more than the "
+                f"{max_bytes / 1024**3:.1f} GiB budget, so it was not read.",
+                "If the file is genuine, pass a larger max_bytes= to load().",
+            )
+    fp.seek(start)
+
+
 def read_dataset(
     source: str | os.PathLike | bytes | io.IOBase,
     name: str,
     *,
     force: bool = False,
     stop_before_pixels: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Dataset:
     """Read a DICOM dataset, turning every reader failure into a MedImgError.
 
@@ -519,9 +632,15 @@ def read_dataset(
         Read files without the ``DICM`` preamble (raw datasets).
     stop_before_pixels : bool
         Read the header only.
+    max_bytes : int
+        Memory budget: a deflated dataset that inflates to more is refused.
     """
     fp = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    opened = None
     try:
+        if isinstance(fp, str | os.PathLike):
+            fp = opened = open(fp, "rb")
+        _check_inflated_size(fp, name, max_bytes, force)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ds = pydicom.dcmread(fp, force=force, stop_before_pixels=stop_before_pixels)
@@ -552,6 +671,9 @@ def read_dataset(
         raise damaged_header(
             name, "DICOM", exc, "Export the file again from its source."
         ) from None
+    finally:
+        if opened is not None:
+            opened.close()
     return ds
 
 
@@ -563,7 +685,7 @@ def load_dicom(
     ``marked`` tells whether the file has the ``DICM`` preamble; without it
     the file is read as a raw dataset and must look like an image.
     """
-    ds = read_dataset(data, name, force=not marked)
+    ds = read_dataset(data, name, force=not marked, max_bytes=max_bytes)
     if not marked and not ("Rows" in ds or any(k in ds for k in _PIXEL_KEYWORDS)):
         raise NotAnImageError(
             name,
@@ -575,12 +697,16 @@ def load_dicom(
 
 
 def _series_members(
-    members: Sequence[tuple[str, Any]], name: str
+    members: Sequence[tuple[str, Any]],
+    name: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> dict[str, list[tuple[str, Any, Dataset]]]:
     groups: dict[str, list[tuple[str, Any, Dataset]]] = {}
     for label, src in members:
         try:
-            ds = read_dataset(src, label, force=True, stop_before_pixels=True)
+            ds = read_dataset(
+                src, label, force=True, stop_before_pixels=True, max_bytes=max_bytes
+            )
         except MedImgError:
             continue
         if "Rows" not in ds:
@@ -611,7 +737,7 @@ def load_series(
         ``SeriesNumber`` or ``SeriesInstanceUID`` of the series to load when
         the folder holds several.
     """
-    groups = _series_members(members, name)
+    groups = _series_members(members, name, max_bytes)
     if not groups:
         raise NotAnImageError(
             name,
@@ -662,7 +788,7 @@ def load_series(
     )
     parts = []
     for label, src, _ in items:
-        ds = read_dataset(src, label, force=True)
+        ds = read_dataset(src, label, force=True, max_bytes=max_bytes)
         parts.append(_decode_object(ds, label, max_bytes))
     modality = str(first.get("Modality") or "OT").upper()
     image = _assemble(parts, name, modality)

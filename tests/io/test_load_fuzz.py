@@ -2,55 +2,64 @@
 
 Real seed files (DICOM from pydicom's test data, a NIfTI volume and PNGs made
 in memory) are cut short, have bytes flipped, have header fields overwritten
-with extreme values, or are replaced by random bytes behind a format's magic
-number. Whatever happens, ``load`` may only raise a
-:class:`~medimg_lab.MedImgError`; a successful load returns a MedImage with a
-numpy array. Headers that announce absurd image sizes are refused before
-anything is allocated.
+with extreme values, are relabelled with a transfer syntax their data is not
+in, or are replaced by random bytes behind a format's magic number.
 
+Every input goes through :func:`tests.fuzz.loadcheck.probe`, which loads it
+with ``max_bytes=FUZZ_MAX_BYTES`` and requires that:
+
+- ``load`` returns a MedImage with a numpy array, or raises a
+  :class:`~medimg_lab.MedImgError` that a reader raised itself (an exception
+  that only ``load``'s last-resort handler caught counts as a crash);
+- the load's peak memory (tracemalloc, and resident-set growth on Linux) stays
+  under ``PEAK_BUDGET``.
+
+The counts per format show in the test summary (``tests/io/conftest.py``).
 Examples are derandomized so that CI always runs the same inputs. Inputs that
 once crashed ``load`` live in ``tests/data/crashers/`` and are loaded on every
-run.
+run; ``tests/fuzz/fuzz_load.py`` (``make fuzz``) fuzzes for longer.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import struct
 import time
 import tracemalloc
 import zlib
 from functools import cache
-from pathlib import Path
 
-import cv2
-import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydicom import uid
 from pydicom.data import get_testdata_file
+from pydicom.filewriter import write_file_meta_info
 
 import medimg_lab
-from medimg_lab import ImageTooLargeError, MedImage, MedImgError
+import medimg_lab.io
+from medimg_lab import DecodeError, ImageTooLargeError
+from tests.fuzz.loadcheck import (
+    DICOM_SEEDS,
+    FUZZ_MAX_BYTES,
+    PEAK_BUDGET,
+    SEEDS,
+    Tally,
+    crasher_files,
+    nifti_volume,
+    png_image,
+    probe,
+    seed,
+    seed_format,
+    sniff_format,
+)
 
 # Damaged files make pydicom, nibabel and Pillow warn; only exceptions matter.
 pytestmark = pytest.mark.filterwarnings("ignore")
-
-CRASHERS = Path(__file__).resolve().parents[1] / "data" / "crashers"
-
-DICOM_SEEDS = (
-    "CT_small.dcm",
-    "MR_small_RLE.dcm",
-    "emri_small_jpeg_2k_lossless.dcm",
-    "SC_rgb_jpeg_dcmtk.dcm",
-    "MR_small_jpeg_ls_lossless.dcm",
-    "OBXXXX1A.dcm",
-)
-OTHER_SEEDS = ("nifti", "nifti_gz", "png8", "png16")
-SEEDS = DICOM_SEEDS + OTHER_SEEDS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DICOM_MAGIC = b"\0" * 128 + b"DICM"
@@ -62,54 +71,55 @@ FUZZ = settings(
     deadline=None,
     derandomize=True,
     database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.differing_executors,
+    ],
 )
 
 
-# --------------------------------------------------------------------------
-# Seeds
+def check(tally: Tally, fmt: str, data: bytes) -> None:
+    """``load`` returns an image or names the problem, within the memory budget."""
+    outcome = probe(data)
+    tally.add(fmt, outcome)
+    assert not outcome.crashed, outcome.describe(data)
+    assert outcome.peak <= PEAK_BUDGET, outcome.describe(data)
 
 
-def _nifti_volume() -> bytes:
-    """A small int16 volume (10 x 9 x 8) with a gradient, as NIfTI-1 bytes."""
-    arr = (np.arange(10 * 9 * 8, dtype=np.int16).reshape(10, 9, 8) * 7) - 1000
-    return nib.Nifti1Image(arr, np.eye(4)).to_bytes()
+def dicom_body_start(raw: bytes) -> int:
+    """Where a DICOM file's dataset begins, after its file meta group."""
+    (group_length,) = struct.unpack("<I", raw[140:144])
+    return 144 + group_length
 
 
-def _png(depth: int) -> bytes:
-    yy, xx = np.mgrid[0:24, 0:32]
-    if depth == 8:
-        img = ((yy * 32 + xx) % 256).astype(np.uint8)
-    else:
-        img = ((yy * 32 + xx) * 83).astype(np.uint16)
-    ok, buf = cv2.imencode(".png", img)
-    assert ok
-    return buf.tobytes()
+def _deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
 
 
-@cache
-def seed(name: str) -> bytes:
-    """The bytes of a seed file; every one of them loads."""
-    if name in DICOM_SEEDS:
-        return Path(get_testdata_file(name)).read_bytes()
-    if name == "nifti":
-        return _nifti_volume()
-    if name == "nifti_gz":
-        return gzip.compress(_nifti_volume(), mtime=0)
-    if name == "png8":
-        return _png(8)
-    if name == "png16":
-        return _png(16)
-    raise KeyError(name)
+DEFLATED_SEED = "image_dfl.dcm"
 
 
 def _inner(name: str) -> bytes:
-    """The bytes whose fields are mutated: the NIfTI inside the gzip stream."""
-    return _nifti_volume() if name == "nifti_gz" else seed(name)
+    """The bytes whose fields are mutated: the NIfTI inside the gzip stream,
+    the dataset inside the deflated DICOM."""
+    if name == "nifti_gz":
+        return nifti_volume()
+    raw = seed(name)
+    if name == DEFLATED_SEED:
+        start = dicom_body_start(raw)
+        return raw[:start] + zlib.decompress(raw[start:], -zlib.MAX_WBITS)
+    return raw
 
 
 def _outer(name: str, data: bytes) -> bytes:
-    return gzip.compress(data, mtime=0) if name == "nifti_gz" else data
+    if name == "nifti_gz":
+        return gzip.compress(data, mtime=0)
+    if name == DEFLATED_SEED:
+        start = dicom_body_start(data)
+        return data[:start] + _deflate(data[start:])
+    return data
 
 
 # --------------------------------------------------------------------------
@@ -188,8 +198,8 @@ def field_offsets(name: str) -> tuple[int, ...]:
     data = _inner(name)
     found: set[int] = set()
     if name in DICOM_SEEDS:
-        for group, elem in _DICOM_TAGS:
-            pos = data.find(struct.pack("<HH", group, elem))
+        for (group, elem), order in itertools.product(_DICOM_TAGS, "<>"):
+            pos = data.find(struct.pack(f"{order}HH", group, elem))
             if pos >= 0:
                 # Length (implicit VR, explicit VR short and long forms) and value.
                 found.update((pos + 4, pos + 6, pos + 8, pos + 12))
@@ -218,8 +228,11 @@ def field_offsets(name: str) -> tuple[int, ...]:
 def payload_start(name: str) -> int:
     """Where a seed's image data begins: pixel data, IDAT, voxels, deflate."""
     raw = seed(name)
+    if name == DEFLATED_SEED:
+        return dicom_body_start(raw)  # all of the deflate stream
     if name in DICOM_SEEDS:
-        return raw.rfind(struct.pack("<HH", 0x7FE0, 0x0010))
+        order = ">" if "bigendian" in name else "<"
+        return raw.rfind(struct.pack(f"{order}HH", 0x7FE0, 0x0010))
     if name.startswith("png"):
         return raw.find(b"IDAT") + 4  # the chunk's data; its length is a field
     if name == "nifti":
@@ -228,25 +241,7 @@ def payload_start(name: str) -> int:
 
 
 # --------------------------------------------------------------------------
-# The property
-
-
-def assert_loads_or_refuses(data: bytes) -> None:
-    """``load`` returns a MedImage with a numpy array, or raises a MedImgError."""
-    try:
-        image = medimg_lab.load(data)
-    except MedImgError:
-        return
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # e.g. a Rust panic, which is no Exception
-        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
-        raise AssertionError(
-            f"load() of {len(data)} damaged bytes (starting {data[:16]!r}) raised "
-            f"{kind}, not a MedImgError: {str(exc)[:300]}"
-        ) from exc
-    assert isinstance(image, MedImage)
-    assert isinstance(image.array, np.ndarray)
+# Mutations of the seeds
 
 
 def _flip(data: bytes, flips: list[tuple[int, int]]) -> bytes:
@@ -265,23 +260,6 @@ def _flips(start: int, end: int):
     )
 
 
-def test_every_seed_loads():
-    for name in SEEDS:
-        image = medimg_lab.load(seed(name))
-        assert isinstance(image.array, np.ndarray)
-        assert image.array.size > 0
-    assert all(field_offsets(name) for name in SEEDS)
-
-
-@pytest.mark.parametrize("name", SEEDS)
-@FUZZ
-@given(data=st.data())
-def test_truncated_file(name, data):
-    raw = seed(name)
-    cut = data.draw(st.integers(0, len(raw) - 1), label="length")
-    assert_loads_or_refuses(raw[:cut])
-
-
 def _flipped(name: str, raw: bytes, start: int, stop: int, data) -> bytes:
     """``raw`` with bytes flipped in ``[start, stop)``; PNG CRCs maybe mended."""
     flips = data.draw(_flips(start, stop), label="flips (offset, xor)")
@@ -291,37 +269,59 @@ def _flipped(name: str, raw: bytes, start: int, stop: int, data) -> bytes:
     return damaged
 
 
+def test_every_seed_loads():
+    for name in SEEDS:
+        image = medimg_lab.load(seed(name), max_bytes=FUZZ_MAX_BYTES)
+        assert isinstance(image.array, np.ndarray)
+        assert image.array.size > 0
+        assert _outer(name, _inner(name)) == seed(name) or name == DEFLATED_SEED
+        medimg_lab.load(_outer(name, _inner(name)))
+    assert all(field_offsets(name) for name in SEEDS)
+
+
 @pytest.mark.parametrize("name", SEEDS)
 @FUZZ
 @given(data=st.data())
-def test_bytes_flipped_anywhere(name, data):
+def test_truncated_file(name, data, fuzz_tally):
     raw = seed(name)
-    assert_loads_or_refuses(_flipped(name, raw, 0, len(raw), data))
+    cut = data.draw(st.integers(0, len(raw) - 1), label="length")
+    check(fuzz_tally, seed_format(name), raw[:cut])
 
 
 @pytest.mark.parametrize("name", SEEDS)
 @FUZZ
 @given(data=st.data())
-def test_bytes_flipped_in_header(name, data):
-    # The NIfTI header is damaged inside the gzip stream as well as outside it.
-    inside = name == "nifti_gz" and data.draw(st.booleans(), label="inside gzip")
+def test_bytes_flipped_anywhere(name, data, fuzz_tally):
+    raw = seed(name)
+    check(fuzz_tally, seed_format(name), _flipped(name, raw, 0, len(raw), data))
+
+
+@pytest.mark.parametrize("name", SEEDS)
+@FUZZ
+@given(data=st.data())
+def test_bytes_flipped_in_header(name, data, fuzz_tally):
+    # Compressed headers are damaged inside the stream as well as outside it.
+    inside = name in ("nifti_gz", DEFLATED_SEED) and data.draw(
+        st.booleans(), label="inside the compressed stream"
+    )
     raw = _inner(name) if inside else seed(name)
     damaged = _flipped(name, raw, 0, min(len(raw), 1024), data)
-    assert_loads_or_refuses(_outer(name, damaged) if inside else damaged)
+    check(fuzz_tally, seed_format(name), _outer(name, damaged) if inside else damaged)
 
 
 @pytest.mark.parametrize("name", SEEDS)
 @FUZZ
 @given(data=st.data())
-def test_bytes_flipped_in_image_data(name, data):
+def test_bytes_flipped_in_image_data(name, data, fuzz_tally):
     raw = seed(name)
-    assert_loads_or_refuses(_flipped(name, raw, payload_start(name), len(raw), data))
+    damaged = _flipped(name, raw, payload_start(name), len(raw), data)
+    check(fuzz_tally, seed_format(name), damaged)
 
 
 @pytest.mark.parametrize("name", SEEDS)
 @FUZZ
 @given(data=st.data())
-def test_field_overwritten_with_extreme_value(name, data):
+def test_field_overwritten_with_extreme_value(name, data, fuzz_tally):
     raw = _inner(name)
     width = data.draw(st.sampled_from((2, 4)), label="width")
     offset = data.draw(
@@ -339,31 +339,101 @@ def test_field_overwritten_with_extreme_value(name, data):
     damaged = bytes(damaged)
     if name.startswith("png"):
         damaged = fix_png_crcs(damaged)
-    assert_loads_or_refuses(_outer(name, damaged))
+    check(fuzz_tally, seed_format(name), _outer(name, damaged))
 
 
 MAGICS = {
-    "png": PNG_MAGIC,
-    "dicom": DICOM_MAGIC,
-    "gzip": GZIP_MAGIC,
-    "gzip-deflate": GZIP_MAGIC + b"\x08\x00",
+    "png": (PNG_MAGIC, "png"),
+    "dicom": (DICOM_MAGIC, "dicom"),
+    "gzip": (GZIP_MAGIC, "nifti"),
+    "gzip-deflate": (GZIP_MAGIC + b"\x08\x00", "nifti"),
     # NIfTI-1: sizeof_hdr 348 first, "n+1" at 344 (written over the random tail).
-    "nifti": struct.pack("<i", 348),
+    "nifti": (struct.pack("<i", 348), "nifti"),
 }
 
 
 @pytest.mark.parametrize("kind", list(MAGICS))
 @settings(FUZZ, max_examples=120)
 @given(tail=st.binary(min_size=0, max_size=2048))
-def test_random_bytes_behind_magic(kind, tail):
-    data = MAGICS[kind] + tail
+def test_random_bytes_behind_magic(kind, tail, fuzz_tally):
+    magic, fmt = MAGICS[kind]
+    data = magic + tail
     if kind == "nifti" and len(data) >= 348:
         data = data[:344] + b"n+1\0" + data[348:]
-    assert_loads_or_refuses(data)
+    check(fuzz_tally, fmt, data)
 
 
 # --------------------------------------------------------------------------
-# Absurd sizes are refused before anything is allocated
+# Wrong transfer syntaxes: the file meta says one encoding, the data is another
+
+
+TRANSFER_SYNTAXES = (
+    uid.ImplicitVRLittleEndian,
+    uid.ExplicitVRLittleEndian,
+    uid.ExplicitVRBigEndian,
+    uid.DeflatedExplicitVRLittleEndian,
+    uid.JPEGBaseline8Bit,
+    uid.JPEGExtended12Bit,
+    uid.JPEGLossless,
+    uid.JPEGLosslessSV1,
+    uid.JPEGLSLossless,
+    uid.JPEGLSNearLossless,
+    uid.JPEG2000Lossless,
+    uid.JPEG2000,
+    uid.HTJ2KLossless,
+    uid.RLELossless,
+    uid.MPEG2MPML,
+    uid.HEVCMP51,
+    "1.2.840.10008.5.1.4.1.1.2",  # a UID, but a SOP class (CT Image Storage)
+    "1.2.3.4.5",  # not a registered UID
+    "",  # empty
+    "JPEG please",  # not a UID
+)
+
+
+def relabelled(raw: bytes, syntax: str, body: bytes | None = None) -> bytes:
+    """A DICOM file whose TransferSyntaxUID is ``syntax``, its dataset unchanged.
+
+    ``body`` replaces the dataset bytes after the file meta group.
+    """
+    meta = pydicom.dcmread(io.BytesIO(raw), stop_before_pixels=True).file_meta
+    meta.TransferSyntaxUID = syntax
+    buf = io.BytesIO()
+    buf.write(raw[:128] + b"DICM")
+    write_file_meta_info(buf, meta, enforce_standard=False)
+    buf.write(raw[dicom_body_start(raw) :] if body is None else body)
+    return buf.getvalue()
+
+
+def test_relabelling_keeps_the_dataset():
+    raw = seed("CT_small.dcm")
+    again = relabelled(raw, uid.ExplicitVRLittleEndian)
+    assert again == raw or len(again) == len(raw) + 2  # UID padded to even length
+    image = medimg_lab.load(again)
+    np.testing.assert_array_equal(image.array, medimg_lab.load(raw).array)
+
+
+@pytest.mark.parametrize("syntax", TRANSFER_SYNTAXES, ids=str)
+def test_wrong_transfer_syntax(syntax, fuzz_tally):
+    for name in DICOM_SEEDS:
+        check(fuzz_tally, "dicom", relabelled(seed(name), syntax))
+
+
+@pytest.mark.parametrize("name", DICOM_SEEDS)
+@FUZZ
+@given(data=st.data())
+def test_wrong_transfer_syntax_and_damaged_pixels(name, data, fuzz_tally):
+    raw = relabelled(
+        seed(name), data.draw(st.sampled_from(TRANSFER_SYNTAXES), label="syntax")
+    )
+    start = raw.rfind(b"\xe0\x7f\x10\x00")  # pixel data, little endian
+    if start < 0 or data.draw(st.booleans(), label="anywhere"):
+        start = dicom_body_start(raw)
+    check(fuzz_tally, "dicom", _flipped(name, raw, start, len(raw), data))
+
+
+# --------------------------------------------------------------------------
+# The memory budget: absurd sizes are refused before anything is allocated
 
 
 def _huge_dicom(name: str) -> bytes:
@@ -377,7 +447,7 @@ def _huge_dicom(name: str) -> bytes:
 
 
 def _huge_png() -> bytes:
-    data = bytearray(_png(8))
+    data = bytearray(png_image(8))
     assert data[12:16] == b"IHDR"
     data[16:24] = struct.pack(">II", 100_000, 100_000)
     data[29:33] = struct.pack(">I", zlib.crc32(data[12:29]))
@@ -385,7 +455,7 @@ def _huge_png() -> bytes:
 
 
 def _huge_nifti(compressed: bool) -> bytes:
-    data = bytearray(_nifti_volume())
+    data = bytearray(nifti_volume())
     data[40:48] = struct.pack("<4h", 3, 30000, 30000, 3000)
     return gzip.compress(bytes(data), mtime=0) if compressed else bytes(data)
 
@@ -417,20 +487,96 @@ def test_huge_header_refused_without_allocating(kind):
     assert "budget" in str(info.value) or "too large" in str(info.value)
 
 
+@pytest.mark.parametrize("name", SEEDS)
+def test_budget_smaller_than_the_image_is_refused(name):
+    # Every reader checks the announced size against max_bytes before it
+    # decodes: a seed that loads is refused with a budget of one byte less
+    # than its values.
+    data = seed(name)
+    size = medimg_lab.load(data).array.size
+    outcome = probe(data, max_bytes=size - 1)
+    assert isinstance(outcome.error, ImageTooLargeError), outcome.error
+    assert outcome.kind == "refused", outcome.describe(data)
+
+
+def _bomb_nifti() -> bytes:
+    """A 100 kB .nii.gz that inflates to 64 MiB: a 720-voxel volume and zeros."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    out = [packer.compress(nifti_volume())]
+    zeros = bytes(1024**2)
+    out += [packer.compress(zeros) for _ in range(64)]
+    return b"".join([*out, packer.flush()])
+
+
+def _bomb_dicom() -> bytes:
+    """A deflated DICOM file (60 kB) whose dataset inflates to 64 MiB."""
+    raw = seed("CT_small.dcm")
+    body = raw[dicom_body_start(raw) :]
+    # A private OB element after the pixel data: 64 MiB of zeros.
+    extra = struct.pack("<HH2sHI", 0x7FE1, 0x1010, b"OB", 0, 64 * 1024**2)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    out = [packer.compress(body + extra)]
+    zeros = bytes(1024**2)
+    out += [packer.compress(zeros) for _ in range(64)]
+    return relabelled(
+        raw, uid.DeflatedExplicitVRLittleEndian, b"".join([*out, packer.flush()])
+    )
+
+
+BOMBS = {"nifti-gz": _bomb_nifti, "dicom-deflate": _bomb_dicom}
+
+
+@pytest.mark.parametrize("kind", list(BOMBS))
+def test_decompression_bomb_refused_within_budget(kind):
+    data = BOMBS[kind]()
+    assert len(data) < 200_000
+    outcome = probe(data)
+    assert isinstance(outcome.error, ImageTooLargeError), outcome.describe(data)
+    assert outcome.kind == "refused", outcome.describe(data)
+    assert outcome.peak <= PEAK_BUDGET, outcome.describe(data)
+
+
 # --------------------------------------------------------------------------
-# Inputs that once crashed load()
+# The last-resort handler and the inputs that once crashed load()
 
 
-def _crashers() -> list[Path]:
-    return sorted(CRASHERS.glob("*.bin")) if CRASHERS.is_dir() else []
+class FakePanic(BaseException):
+    """Like pyo3_runtime.PanicException: a BaseException, not an Exception."""
 
 
-@pytest.mark.parametrize("path", _crashers(), ids=lambda p: p.stem)
-def test_known_crashers_raise_only_medimg_errors(path):
+@pytest.mark.parametrize("exc", [KeyError("Rows"), FakePanic("index out of bounds")])
+def test_a_reader_crash_still_leaves_load_as_a_medimg_error(monkeypatch, exc):
+    def crash(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(medimg_lab.io, "load_raster", crash)
+    with pytest.raises(DecodeError, match="could not be read"):
+        medimg_lab.load(seed("png8"))
+
+
+def test_a_reader_crash_is_counted_as_a_crash(monkeypatch):
+    def crash(*args, **kwargs):
+        raise KeyError("Rows")
+
+    monkeypatch.setattr(medimg_lab.io, "load_raster", crash)
+    outcome = probe(seed("png8"))
+    assert outcome.kind == "net"
+    assert "KeyError" in outcome.describe(seed("png8"))
+
+
+@pytest.mark.parametrize("path", crasher_files(), ids=lambda p: p.stem)
+def test_known_crashers_raise_only_medimg_errors(path, fuzz_tally):
     # rle-run-overrun-panic.bin: pydicom's MR_small_RLE.dcm with one byte of
     # its RLE pixel data changed (offset 2986, 0xFD -> 0xF9: a replicate run of
     # 4 becomes 8). The pylibjpeg-rle decoder panics ("index out of bounds: the
     # len is 8192 but the index is 8193"); PyO3 raises that as
     # pyo3_runtime.PanicException, a BaseException that `except Exception`
     # in load() does not catch.
-    assert_loads_or_refuses(path.read_bytes())
+    # jpeg-sof-height-zero.bin: pydicom's SC_rgb_jpeg_dcmtk.dcm with the
+    # image height in its JPEG start-of-frame set to 0 (offset 1856, 0x64 ->
+    # 0x00; the DICOM header still says 100 x 100). A height of 0 means "given
+    # later by a DNL marker": pylibjpeg-libjpeg grew its buffers until the
+    # machine ran out of memory (23 GB). The codestream size is now checked
+    # against Rows and Columns before decoding.
+    data = path.read_bytes()
+    check(fuzz_tally, sniff_format(data), data)
