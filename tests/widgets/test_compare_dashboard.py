@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 import io
 
 import numpy as np
 import pandas as pd
 import pytest
+from test_viewer_dashboard import choose
 
 import medimg_lab as ml
 from medimg_lab import composition as C
@@ -30,15 +30,8 @@ def ct():
 
 
 def upload(dash: CompareDashboard, which: str, name: str, payload: bytes) -> None:
-    """Do what the browser does when a file is chosen in A's or B's FileUpload."""
-    entry = {
-        "name": name,
-        "type": "",
-        "size": len(payload),
-        "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
-        "content": memoryview(payload),
-    }
-    dash._sources[which]._upload.value = (entry,)
+    """Choose a file in A's or B's upload button."""
+    choose(dash._sources[which], name, payload)
 
 
 # ------------------------------------------------------------------ opening

@@ -53,8 +53,8 @@ def png_bytes(array: np.ndarray) -> bytes:
     return display.encode_png(array)
 
 
-def upload(dash: ViewerDashboard, name: str, payload: bytes) -> None:
-    """Do what the browser does when a file is chosen in the FileUpload."""
+def choose(source, name: str, payload: bytes) -> None:
+    """Do what the browser does when a file is chosen in an ImageSource."""
     entry = {
         "name": name,
         "type": "",
@@ -62,7 +62,12 @@ def upload(dash: ViewerDashboard, name: str, payload: bytes) -> None:
         "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
         "content": memoryview(payload),
     }
-    dash._source._upload.value = (entry,)
+    source._upload.value = (entry,)
+
+
+def upload(dash: ViewerDashboard, name: str, payload: bytes) -> None:
+    """Choose a file in the dashboard's upload button."""
+    choose(dash._source, name, payload)
 
 
 # ------------------------------------------------------------------ opening
