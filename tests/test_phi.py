@@ -26,6 +26,7 @@ import shutil
 import struct
 import subprocess
 import warnings
+import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -731,6 +732,49 @@ def test_viewer_dashboard_downloads_hold_no_identifier(dashboard, name):
     assert "mm" in csv
     page = _widget_text(dashboard)
     assert find(csv + page + dashboard.message, needles) == []
+
+
+GREY_DICOM_SAMPLES = [
+    s.name
+    for s in data.samples()
+    if s.package in ("pydicom", "pydicom-data") and s.modality not in ("US", "OP")
+]
+
+
+def _zip_text(payload: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        return "".join(archive.read(n).decode("latin-1") for n in archive.namelist())
+
+
+@pytest.mark.parametrize("name", GREY_DICOM_SAMPLES)
+def test_segmentation_dashboard_downloads_hold_no_identifier(name):
+    from widgets.segmentation_dashboard import SegmentationDashboard
+
+    path = data.path(name)
+    needles = needles_of([path], uids=True, dates=True)
+    dash = SegmentationDashboard(ml.MedImage(np.zeros((8, 8), np.int16), (1, 1)))
+    dash.load_bytes(path.read_bytes(), path.name)
+    mask, csv, pair = dash.export_mask(), dash.export_csv(), dash.export_pair()
+    texts = [gzip.decompress(mask).decode("latin-1"), csv, _zip_text(pair)]
+    assert "image/image_001.dcm" in zipfile.ZipFile(io.BytesIO(pair)).namelist()
+    page = _widget_text(dash)
+    assert find("".join(texts) + page + dash.message, needles) == []
+
+
+@pytest.mark.parametrize("name", GREY_DICOM_SAMPLES)
+def test_compare_dashboard_downloads_hold_no_identifier(name):
+    from widgets.compare_dashboard import CompareDashboard
+
+    path = data.path(name)
+    needles = needles_of([path], uids=True, dates=True)
+    dash = CompareDashboard()
+    dash.load_bytes(path.read_bytes(), path.name, which="A")
+    dash.load_bytes(path.read_bytes(), path.name, which="B")
+    png, nifti, csv = dash.export_png(), dash.export_nifti(), dash.export_csv()
+    assert png_text(png) == ""
+    texts = [gzip.decompress(nifti).decode("latin-1"), csv]
+    page = _widget_text(dash)
+    assert find("".join(texts) + page + dash.message, needles) == []
 
 
 # ------------------------------------------------------ de-identified DICOM

@@ -112,7 +112,6 @@ class ViewerDashboard(Dashboard):
         self.children = self._build()
         self._viewer.observe(self._on_click_change, "clicked")
         self._viewer.observe(self._on_plane_change, ["plane", "slice_index"])
-        self._viewer.observe(self._on_window_change, "window")
         if image is None:
             self._source.load_sample(sample)
         else:
@@ -395,15 +394,17 @@ class ViewerDashboard(Dashboard):
         self._say("")
 
     def _render_header(self) -> None:
-        image, viewer = self.image, self._viewer
+        # Static: the window being used is on the sliders; redrawing this
+        # table on every move of a slider would slow each image update.
+        image = self.image
         spacing = " × ".join(f"{s:.4g}" for s in image.spacing)
-        (c, w), unit = viewer.window, image.unit
+        (c, w), unit = image.window, image.unit
         rows = [
             ("modality", image.modality),
             ("shape", " × ".join(str(n) for n in image.array.shape)),
             ("spacing (mm)", spacing),
             ("unit of values", unit),
-            (f"window center, width ({unit})", f"{c:.4g}, {w:.4g}"),
+            (f"stored window center, width ({unit})", f"{c:.4g}, {w:.4g}"),
         ]
         rows += [
             (key, value)
@@ -553,10 +554,6 @@ class ViewerDashboard(Dashboard):
         if change["name"] == "plane" and self._first is not None:
             self._first = None
             self._hint()
-
-    def _on_window_change(self, change):
-        with self._guard("show the header"):
-            self._render_header()
 
     def _on_clear_click(self, _):
         with self._guard("clear the measurements"):

@@ -296,9 +296,15 @@ def test_header_and_page_hold_no_patient_identifiers():
         assert keyword not in dash._header.value
 
 
-def test_header_shows_spacing_and_window(dash):
+def test_header_shows_spacing_and_stored_window(dash):
     assert "spacing (mm)" in dash._header.value
-    assert "window center, width (HU)" in dash._header.value
+    c, w = dash.image.window
+    assert f"stored window center, width (HU)</th><td>{c:.4g}, {w:.4g}" in (
+        dash._header.value
+    )
+    before = dash._header.value
+    dash.viewer.window = (c + 100, w)  # not redrawn on each move of a slider
+    assert dash._header.value == before
 
 
 # ------------------------------------------------------------------ errors
