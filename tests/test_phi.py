@@ -130,7 +130,7 @@ def _forms(vr: str, value: str) -> list[str]:
     if vr == "PN":
         parts = [p.strip() for p in re.split(r"[\^=]", value) if p.strip()]
         if len(parts) > 1:
-            forms.append(" ".join(reversed(parts)))  # "John Smith"
+            forms.append(" ".join(reversed(parts)))  # "Given Family"
         forms += [p for p in parts if len(p) >= 4]
     if vr == "DA" and re.fullmatch(r"\d{8}", value):
         forms.append(f"{value[:4]}-{value[4:6]}-{value[6:]}")
