@@ -107,9 +107,10 @@ def describe(image: MedImage, name: str) -> str:
 
 
 class Dashboard(ipw.VBox):
-    """A dashboard's message line and error guard (a base class).
+    """A dashboard's message line, error guard and opening (a base class).
 
-    Subclasses put ``self._message`` (an ``ipw.HTML``) in their layout.
+    Subclasses put ``self._message`` (an ``ipw.HTML``) in their layout and
+    open files through ``self._source``, an :class:`ImageSource`.
     """
 
     def __init__(self, **kwargs):
@@ -121,6 +122,40 @@ class Dashboard(ipw.VBox):
     def message(self) -> str:
         """The sentence in the message area ("" when there is none)."""
         return self._message_text
+
+    def load_bytes(self, payload: bytes, name: str = "upload") -> MedImage:
+        """Open an upload: DICOM, NIfTI, PNG, JPEG, TIFF or a zip of a series.
+
+        Parameters
+        ----------
+        payload : bytes
+            The file's content, at most :data:`MAX_UPLOAD_BYTES`.
+        name : str
+            The file's name, used in messages only.
+
+        Returns
+        -------
+        MedImage
+            The image now shown.
+
+        Raises
+        ------
+        MedImgError or ValueError
+            The file cannot be opened; the sentence also shows in the page
+            and the previous image stays.
+        """
+        return self._source.load_bytes(payload, name)
+
+    def load_sample(self, name: str) -> MedImage:
+        """Open a bundled sample by name (see :func:`medimg_lab.data.samples`)."""
+        return self._source.load_sample(name)
+
+    def _open_first(self, image: MedImage | None, sample: str) -> None:
+        """Open ``image``, or else the sample ``sample``, shown as chosen."""
+        if image is None:
+            self._source.load_sample(sample)
+        else:
+            self._source.show(image)
 
     def _say(self, text: str, ok: bool = False) -> None:
         """Show a plain sentence (red for a problem, green for a success)."""

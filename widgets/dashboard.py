@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import traitlets
 
-from medimg_lab import data, display
+from medimg_lab import display
 from medimg_lab.display import PLANES
 from medimg_lab.image import MedImage
 
@@ -105,17 +105,14 @@ class ViewerDashboard(Dashboard):
         self._rows: list[dict] = []
         self._first: tuple[int, ...] | None = None
         self._overlay: np.ndarray | None = None
-        first = data.sample(sample) if image is None else image
-        self._name = sample if image is None else "image"
-        self._viewer = ImageViewer(first, box_size=box_size, overlay_opacity=0.9)
+        # Blank until the first image opens (read once, by the ImageSource).
+        blank = MedImage(np.zeros((8, 8), np.float32), (1.0, 1.0))
+        self._viewer = ImageViewer(blank, box_size=box_size, overlay_opacity=0.9)
         super().__init__(**kwargs)
         self.children = self._build()
         self._viewer.observe(self._on_click_change, "clicked")
         self._viewer.observe(self._on_plane_change, ["plane", "slice_index"])
-        if image is None:
-            self._source.load_sample(sample)
-        else:
-            self._source.show(image)
+        self._open_first(image, sample)
 
     # ------------------------------------------------------------------ API
     @property
@@ -171,33 +168,6 @@ class ViewerDashboard(Dashboard):
             table[name] = [" ".join(str(i) for i in v) for v in table[name]]
         table["pixels"] = table["pixels"].astype("Int64")
         return table
-
-    def load_bytes(self, payload: bytes, name: str = "upload") -> MedImage:
-        """Open an upload: DICOM, NIfTI, PNG, JPEG, TIFF or a zip of a series.
-
-        Parameters
-        ----------
-        payload : bytes
-            The file's content, at most :data:`MAX_UPLOAD_BYTES`.
-        name : str
-            The file's name, used in messages only.
-
-        Returns
-        -------
-        MedImage
-            The image now shown.
-
-        Raises
-        ------
-        MedImgError or ValueError
-            The file cannot be opened; the sentence also shows in the page
-            and the previous image stays.
-        """
-        return self._source.load_bytes(payload, name)
-
-    def load_sample(self, name: str) -> MedImage:
-        """Open a bundled sample by name (see :func:`medimg_lab.data.samples`)."""
-        return self._source.load_sample(name)
 
     def measure_distance(self, p, q) -> dict:
         """Distance between two voxel centres in mm; adds a table row.

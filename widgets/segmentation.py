@@ -126,9 +126,7 @@ class SegmentationPanel(StagePanel):
         return {
             "viewer": self._viewer,
             "parameters": self._params_box,
-            "cleanup": ipw.HBox(
-                list(self._cleanup_boxes.values()), layout={"flex_flow": "row wrap"}
-            ),
+            "cleanup": self._cleanup_row,
             "class": self._label,
             "brush": self._brush,
             "undo": self._undo_button,
@@ -308,6 +306,9 @@ class SegmentationPanel(StagePanel):
         }
         for name, box in self._cleanup_boxes.items():
             box.observe(lambda c, n=name: self._on_cleanup_toggle(n, c["new"]), "value")
+        self._cleanup_row = ipw.HBox(
+            list(self._cleanup_boxes.values()), layout={"flex_flow": "row wrap"}
+        )
         self._view = ipw.ToggleButtons(
             options=("labels", "probability", "uncertainty"), description="show"
         )
@@ -329,7 +330,7 @@ class SegmentationPanel(StagePanel):
             ipw.HBox([self._method, self._tool]),
             ipw.HBox([self._label, self._brush, self._undo_button]),
             self._params_box,
-            ipw.HBox(list(self._cleanup_boxes.values())),
+            self._cleanup_row,
             self._message,
             ipw.HBox([self._viewer, ipw.VBox([self._view, self._map, self._table])]),
             ipw.HBox([self._path, self._save]),

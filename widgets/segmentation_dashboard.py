@@ -120,10 +120,7 @@ class SegmentationDashboard(Dashboard):
         super().__init__(**kwargs)
         self._build()
         self._range: tuple[float, float] | None = None
-        if image is None:
-            self._source.load_sample(sample)
-        else:
-            self._source.show(image)
+        self._open_first(image, sample)
 
     # ------------------------------------------------------------------ API
     @property
@@ -139,14 +136,6 @@ class SegmentationDashboard(Dashboard):
     @image.setter
     def image(self, image: MedImage) -> None:
         self._source.show(image)
-
-    def load_bytes(self, payload: bytes, name: str = "upload") -> MedImage:
-        """Open an upload (see :meth:`ImageSource.load_bytes`)."""
-        return self._source.load_bytes(payload, name)
-
-    def load_sample(self, name: str) -> MedImage:
-        """Open a bundled grey sample by name."""
-        return self._source.load_sample(name)
 
     def set_range(self, low: float, high: float) -> None:
         """Threshold range in the image's unit (HU for CT), inclusive.
@@ -312,6 +301,15 @@ class SegmentationDashboard(Dashboard):
         )
         self._preset.observe(self._on_preset_change, "value")
         self._hint = ipw.HTML(layout=wide)
+        self._brush_tool = ipw.ToggleButtons(
+            options=["brush", "eraser"],
+            value="brush",
+            tooltips=["paint the chosen class", "erase strokes"],
+            style={"button_width": "80px"},
+        )
+        self._brush_tool.observe(
+            lambda c: setattr(self._panel, "tool", c["new"]), "value"
+        )
         self._method_box = ipw.VBox(layout=wide)
         self._cleanup_box = ipw.VBox(layout=wide)
         self._summary = ipw.HTML(layout=wide)
@@ -427,15 +425,12 @@ class SegmentationDashboard(Dashboard):
         elif method == "region_grow":
             rows = [parts["parameters"], parts["message"]]
         else:
-            brush = ipw.HBox([parts["class"], parts["undo"]])
-            eraser = ipw.ToggleButtons(
-                options=["brush", "eraser"],
-                value="brush",
-                tooltips=["paint the chosen class", "erase strokes"],
-                style={"button_width": "80px"},
-            )
-            eraser.observe(lambda c: setattr(panel, "tool", c["new"]), "value")
-            rows = [brush, ipw.HBox([eraser, parts["brush"]]), parts["message"]]
+            self._brush_tool.value = "brush"  # the panel's tool, set above
+            rows = [
+                ipw.HBox([parts["class"], parts["undo"]]),
+                ipw.HBox([self._brush_tool, parts["brush"]]),
+                parts["message"],
+            ]
         self._method_box.children = rows
         self._update()
 
