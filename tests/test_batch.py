@@ -10,8 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import dicom_file
-from PIL import Image
+from helpers import dicom_file, disc_png
 
 from medimg_lab import batch
 from medimg_lab.cli import main
@@ -26,21 +25,13 @@ STEPS = [
 ]
 
 
-def _disc(path, radius, seed):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:64, :64]
-    image = ((yy - 32) ** 2 + (xx - 32) ** 2 <= radius**2) * 150.0 + 50
-    image = np.clip(image + rng.normal(0, 10, image.shape), 0, 255).astype(np.uint8)
-    Image.fromarray(image).save(path)
-
-
 @pytest.fixture
 def cohort(tmp_path):
     """A mixed folder: PNG discs, a CT DICOM, a corrupt file and a text file."""
     folder = tmp_path / "cohort"
     (folder / "discs").mkdir(parents=True)
     for k in range(6):
-        _disc(folder / "discs" / f"disc{k}.png", 8 + 2 * k, k)
+        disc_png(folder / "discs" / f"disc{k}.png", 8 + 2 * k, k)
     shutil.copy(dicom_file("CT_small.dcm"), folder / "ct.dcm")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     (folder / "notes.txt").write_text("not an image")
@@ -110,7 +101,7 @@ def test_a_rerun_skips_finished_work_and_force_redoes_it(cohort, tmp_path):
     again = batch.run(recipe, cohort, out, client="serial", progress=False)
     ok = again.table[again.table["status"] == "ok"]
     assert ok["resumed"].all() and len(ok) == 7
-    _disc(cohort / "discs" / "disc0.png", 20, 99)  # one input changes
+    disc_png(cohort / "discs" / "disc0.png", 20, 99)  # one input changes
     third = batch.run(recipe, cohort, out, client="serial", progress=False)
     changed = third.table.set_index("id").loc["discs__disc0"]
     assert not changed["resumed"]
@@ -125,7 +116,7 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path):
     folder = tmp_path / "many"
     folder.mkdir()
     for k in range(160):
-        _disc(folder / f"d{k:03d}.png", 6 + k % 20, k)
+        disc_png(folder / f"d{k:03d}.png", 6 + k % 20, k)
     out = tmp_path / "out"
     recipe = Recipe(STEPS)
     with (

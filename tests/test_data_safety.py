@@ -28,8 +28,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from helpers import dicom_file
-from PIL import Image
+from helpers import dicom_file, disc_png
 
 import medimg_lab.io as mio
 from medimg_lab import batch, data
@@ -58,14 +57,6 @@ def _tree(folder: Path, *, skip: Path | None = None) -> dict[str, str]:
     }
 
 
-def _disc(path: Path, radius: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:48, :48]
-    image = ((yy - 24) ** 2 + (xx - 24) ** 2 <= radius**2) * 150.0 + 50
-    image = np.clip(image + rng.normal(0, 10, image.shape), 0, 255).astype(np.uint8)
-    Image.fromarray(image).save(path)
-
-
 @pytest.fixture
 def inputs(tmp_path) -> Path:
     """Every kind of input: DICOM samples, a series, PNG, NIfTI, broken files."""
@@ -80,7 +71,7 @@ def inputs(tmp_path) -> Path:
         ds.ImagePositionPatient = [0.0, 0.0, 5.0 * k]
         ds.save_as(folder / "series" / f"IM{k}")
     for k in range(3):
-        _disc(folder / f"disc{k}.png", 6 + 3 * k, k)
+        disc_png(folder / f"disc{k}.png", 6 + 3 * k, k, size=48)
     volume = np.random.default_rng(0).integers(0, 200, (6, 20, 24), np.int16)
     nib.save(nib.Nifti1Image(volume, np.eye(4)), folder / "volume.nii.gz")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
@@ -163,7 +154,7 @@ def discs(tmp_path) -> Path:
     folder = tmp_path / "discs"
     folder.mkdir()
     for k in range(5):
-        _disc(folder / f"d{k}.png", 5 + 3 * k, k)
+        disc_png(folder / f"d{k}.png", 5 + 3 * k, k, size=48)
     return folder
 
 
