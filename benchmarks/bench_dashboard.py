@@ -9,15 +9,19 @@ through Playwright's sync API. Everything is stopped at the end.
 
 In the same run, same server, same browser, it measures:
 
-- **first view**: from navigation start to the viewer's image decoded and
-  painted (the ``requestAnimationFrame`` after ``img.decode()``) with its
+- **first view**: from navigation start to the viewer's image shown (the
+  ``requestAnimationFrame`` after ``img.decode()``, or after the first paint
+  of the dashboard's canvas, ``render="browser"``) with its
   controls present, over fresh page loads, after one warm-up load that warms
   the OS file cache and imports (Voila starts a new kernel per page:
   ``preheat_kernel`` is off);
 - **slider to painted image**: in the page, from a capture-phase ``keydown``
   listener (``ArrowRight`` on the focused "width" slider handle: one slider
-  step) to the first new image in the view decoded plus one
-  ``requestAnimationFrame``, seen by a ``MutationObserver``. The dashboard is
+  step) to the first new image in the view plus one
+  ``requestAnimationFrame``, seen by a ``MutationObserver``: a new ``<img>``
+  decoded (the baselines), or the dashboard's canvas repainted (its
+  ``data-frame`` counts up). The dashboard windows in the page: the slider is
+  linked to its canvas there (``jsdlink``), and the kernel follows. It is
   measured with an ROI drawn (overlay live) and the pointer resting on the
   image after a readout (readout live), on the 512² head CT and on the chest
   film (opened with the sample dropdown). Each update is waited for, then
@@ -72,7 +76,14 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 from test_dashboard_server import DASHBOARDS, _notebook
 from test_recognition_in_voila import _new_png, _png
-from test_viewer_dashboard_in_voila import NOTEBOOK, VIEWPORT, _control, _open, _select
+from test_viewer_dashboard_in_voila import (
+    NOTEBOOK,
+    VIEW,
+    VIEWPORT,
+    _control,
+    _open,
+    _select,
+)
 from test_viewer_pointer import TIMEOUT_MS
 
 UPDATES = 40  # slider steps measured per row
@@ -126,7 +137,7 @@ BASELINES = {
 # What "the first view" waits for: the image, decoded, and the controls.
 VIEWS = {
     NOTEBOOK: (
-        "img.widget-image",
+        VIEW,
         [
             ".widget-slider .noUi-handle",
             ".widget-dropdown select",
@@ -145,35 +156,41 @@ FIRST_VIEW_JS = """([image, controls]) => {
   const ready = () => {
     const img = document.querySelector(image);
     const all = controls.every((sel) => document.querySelector(sel));
-    return img && img.getAttribute('src') && all ? img : null;
+    const shown = img && (img.tagName === 'CANVAS'
+      ? Number(img.dataset.frame) > 0 : img.getAttribute('src'));
+    return shown && all ? img : null;
   };
   let pending = false;
   const check = () => {
     const img = ready();
     if (!img || pending || window.__firstView !== undefined) return;
     pending = true;
-    img.decode().then(
+    (img.decode ? img.decode() : Promise.resolve()).then(
       () => requestAnimationFrame(() => { window.__firstView = performance.now(); }),
       () => { pending = false; setTimeout(check, 16); });  // src replaced: retry
   };
   new MutationObserver(check).observe(document, {  // classes come late, too
-    childList: true, subtree: true, attributes: true, attributeFilter: ['src', 'class'],
+    childList: true, subtree: true, attributes: true,
+    attributeFilter: ['src', 'class', 'data-frame'],
   });
 }"""
 
-# The latency probe on ``area`` (an element holding the view's <img>): arm()
-# before a key; the capture-phase keydown sets t0; the first <img> in the area
-# with a new element or src after t0 sets `decoded` (decode() resolved) and
-# `frame` (the next animation frame). `changes` counts new images after t0.
+# The latency probe on ``area`` (an element holding the view's <img> or
+# <canvas>): arm() before a key; the capture-phase keydown sets t0; the first
+# new image in the area after t0 (a new <img> element or src, or a canvas
+# repainted: its data-frame counts up) sets `decoded` (decode() resolved; for
+# the canvas, painted into its bitmap) and `frame` (the next animation frame).
+# `changes` counts new images after t0.
 PROBE_JS = """(area) => {
   if (window.__probe) window.__probe.observer.disconnect();
   const last = () => {
-    const all = area.querySelectorAll('img');
+    const all = area.querySelectorAll('img, canvas');
     return all[all.length - 1];
   };
+  const key = (el) => (el.tagName === 'CANVAS' ? 'frame ' + el.dataset.frame : el.src);
   const p = window.__probe = {
     t0: null, decoded: null, frame: null, changes: 0, armed: false,
-    img: last(), src: last() ? last().src : null,
+    img: last(), src: last() ? key(last()) : null,
     arm() {
       this.armed = true;
       this.t0 = this.decoded = this.frame = null;
@@ -189,12 +206,13 @@ PROBE_JS = """(area) => {
   }
   p.observer = new MutationObserver(() => {
     const img = last();
-    if (!img || (img === p.img && img.src === p.src)) return;
-    p.img = img; p.src = img.src;
+    if (!img || (img === p.img && key(img) === p.src)) return;
+    p.img = img; p.src = key(img);
     if (p.t0 === null) return;
     p.changes += 1;
     if (p.frame !== null) return;
-    img.decode().then(() => {  // rejected when replaced first: a later one counts
+    const decode = img.decode ? img.decode() : Promise.resolve();
+    decode.then(() => {  // rejected when replaced first: a later one counts
       const decoded = performance.now();
       requestAnimationFrame(() => {
         if (p.frame === null) { p.decoded = decoded; p.frame = performance.now(); }
@@ -202,7 +220,8 @@ PROBE_JS = """(area) => {
     }, () => {});
   });
   p.observer.observe(area, {
-    childList: true, subtree: true, attributes: true, attributeFilter: ['src'],
+    childList: true, subtree: true, attributes: true,
+    attributeFilter: ['src', 'data-frame'],
   });
 }"""
 
@@ -476,7 +495,8 @@ def measure(dashboards, args) -> None:
     print_times(
         [(ct, mpl, cv2), (chest, mpl, cv2), (mpl, None, None), (cv2, None, None)],
         "Slider → painted image: keydown (one step of the width slider) → new "
-        "<img> decoded + frame; dashboard with ROI overlay and readout live",
+        "image (<img> decoded, or canvas painted) + frame; dashboard with ROI "
+        "overlay and readout live",
     )
     print()
     first = views[NOTEBOOK]

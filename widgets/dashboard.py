@@ -107,7 +107,9 @@ class ViewerDashboard(Dashboard):
         self._overlay: np.ndarray | None = None
         # Blank until the first image opens (read once, by the ImageSource).
         blank = MedImage(np.zeros((8, 8), np.float32), (1.0, 1.0))
-        self._viewer = ImageViewer(blank, box_size=box_size, overlay_opacity=0.9)
+        self._viewer = ImageViewer(
+            blank, box_size=box_size, overlay_opacity=0.9, render="browser"
+        )
         super().__init__(**kwargs)
         self.children = self._build()
         self._viewer.observe(self._on_click_change, "clicked")

@@ -41,7 +41,13 @@ from medimg_lab import display
 from medimg_lab.display import PLANES
 from medimg_lab.image import MedImage
 
-__all__ = ["PLANES", "TOOLS", "ImageViewer"]
+from .canvas import WindowCanvas
+
+__all__ = ["PLANES", "RENDERS", "TOOLS", "ImageViewer"]
+
+#: Where the image is drawn: "kernel" (a PNG in an ``ipywidgets.Image``) or
+#: "browser" (grey values windowed in the page: :mod:`widgets.canvas`).
+RENDERS = ("kernel", "browser")
 
 #: Pointer tools: "read" reads values and clicks; "brush" reports strokes.
 TOOLS = ("read", "brush")
@@ -140,6 +146,12 @@ class ImageViewer(ipw.VBox):
         (of the square-pixel grid), 1.0 being 1:1.
     box_size : int
         Side of the square display box, in screen pixels.
+    render : {"kernel", "browser"}
+        "kernel" windows and overlays in Python and sends a PNG. "browser"
+        sends a grey plane's values once and windows them in the page
+        (:class:`~widgets.canvas.WindowCanvas`, bit for bit the same grey
+        levels): a window slider repaints without waiting for the kernel.
+        Colour images are composed in Python either way.
 
     Notes
     -----
@@ -204,9 +216,16 @@ class ImageViewer(ipw.VBox):
         window=None,
         zoom="fit",
         box_size=512,
+        render="kernel",
         **kwargs,
     ):
-        self._ready = self._quiet = self._dragged = False
+        if render not in RENDERS:
+            raise ValueError(
+                f"render must be one of {', '.join(RENDERS)}; got {render!r}"
+            )
+        self._render = render
+        self._ready = self._quiet = self._dragged = self._linked = False
+        self._painted: dict[str, object] = {}  # what the browser canvas holds
         self._values = self._labels = self._displayed = self._auto = self._drag = None
         self._pointer = None  # the shown plane's (row, col) last read
         self._stroke: list | None = None  # array indices of the stroke in progress
@@ -226,12 +245,17 @@ class ImageViewer(ipw.VBox):
     # ------------------------------------------------------------------ API
     @property
     def png(self) -> bytes:
-        """The last encoded PNG, as sent to the browser."""
-        return bytes(self._img.value)
+        """The view as a PNG: the one sent, or (``render="browser"``) encoded now."""
+        if self._render == "kernel":
+            return bytes(self._img.value)
+        shown = self.displayed
+        return b"" if shown is None else display.encode_png(shown)
 
     @property
     def displayed(self) -> np.ndarray | None:
-        """The last ``(H, W[, 3])`` uint8 display image, before PNG encoding."""
+        """The ``(H, W[, 3])`` uint8 image shown (as the browser shows it)."""
+        if self._displayed is None and self._values is not None and self._ready:
+            self._displayed = self._compose()
         return self._displayed
 
     @property
@@ -334,7 +358,15 @@ class ImageViewer(ipw.VBox):
         self._center.observe(self._on_window_control_change, "value")
         self._width.observe(self._on_window_control_change, "value")
 
-        self._img = ipw.Image(format="png", layout=_IMAGE_LAYOUT)
+        if self._render == "browser":
+            self._img = WindowCanvas(layout=_IMAGE_LAYOUT)
+            # In the page: a slider's move repaints before the kernel hears of it.
+            self._links = [
+                ipw.jsdlink((self._center, "value"), (self._img, "center")),
+                ipw.jsdlink((self._width, "value"), (self._img, "width")),
+            ]
+        else:
+            self._img = ipw.Image(format="png", layout=_IMAGE_LAYOUT)
         self._view = ipw.Box([self._img], layout={"overflow": "auto"})
         self._events = Event(
             source=self._img,
@@ -622,13 +654,23 @@ class ImageViewer(ipw.VBox):
 
     def _on_window_control_change(self, change):
         window, axis = list(self.window), int(change["owner"] is self._width)
-        if self._quiet or self._absorb_echo(
-            change["owner"], change["new"], window[axis]
-        ):
+        if self._quiet:
+            return
+        if self._absorb_echo(change["owner"], change["new"], window[axis]):
+            if self._render == "browser":
+                # The page's link painted the slider's value, snapped to its
+                # step: paint the window in force again, after it.
+                self._img.show_window(*self.window)
             return
         window[axis] = change["new"]
-        with self._guard("set the window"):
-            self.window = tuple(window)
+        # The browser's canvas has this window already (jsdlink): not sent again,
+        # which could repaint a value older than the slider's latest.
+        self._linked = True
+        try:
+            with self._guard("set the window"):
+                self.window = tuple(window)
+        finally:
+            self._linked = False
 
     def _on_zoom_click(self, button):
         with self._guard("zoom"):
@@ -803,8 +845,41 @@ class ImageViewer(ipw.VBox):
         cols = [_index((c + 0.5) / ew, w) for c in range(ew)]
         return labels[np.ix_(rows, cols)]
 
+    def _compose(self) -> np.ndarray:
+        """The display image: the resampled plane windowed, with the overlay."""
+        shown = self._values
+        as_stored = self.image.is_color and shown.dtype == np.uint8
+        if not (as_stored and self.preset == "default"):  # RGB shown as stored
+            shown = display.apply_window(shown, *self.window)
+        if self.overlay is not None:
+            if self._labels is None:
+                self._labels = self._resample_labels()
+            shown = display.overlay(shown, self._labels, self.overlay_opacity)
+        return shown
+
+    def _paint(self) -> None:
+        """``render="browser"``: send the canvas what changed since last time."""
+        canvas, sent = self._img, self._painted
+        with canvas.hold_sync():
+            if self.image.is_color:
+                canvas.show_rgb(self._compose())
+                sent.clear()
+                return
+            if sent.get("values") is not self._values:
+                canvas.show_values(self._values)
+                sent["values"] = self._values
+            if self.overlay is not None and self._labels is None:
+                self._labels = self._resample_labels()
+            labels = None if self.overlay is None else self._labels
+            opacity = self.overlay_opacity
+            if sent.get("labels", ()) is not labels or sent["opacity"] != opacity:
+                canvas.show_overlay(labels, opacity)
+                sent.update(labels=labels, opacity=opacity)
+            if not self._linked:
+                canvas.show_window(*self.window)
+
     def _show(self) -> None:
-        """Draw: resample if needed (cached), window, overlay, encode."""
+        """Draw: resample if needed (cached), window, overlay, encode or send."""
         if not self._ready:
             return
         with self._guard("draw the image"):
@@ -814,23 +889,19 @@ class ImageViewer(ipw.VBox):
                 box = f"{self.box_size}px"
                 self._view.layout.width = self._view.layout.height = box
                 self._zoom_label.value = f"zoom {self.scale * 100:.0f} %"
-            shown = self._values
-            as_stored = self.image.is_color and shown.dtype == np.uint8
-            if not (as_stored and self.preset == "default"):  # RGB shown as stored
-                shown = display.apply_window(shown, *self.window)
-            if self.overlay is not None:
-                if self._labels is None:
-                    self._labels = self._resample_labels()
-                shown = display.overlay(shown, self._labels, self.overlay_opacity)
-            self._img.value = display.encode_png(shown)
-            self._displayed = shown
+            if self._render == "browser":
+                self._displayed = None  # composed when asked for
+                self._paint()
+            else:
+                self._displayed = self._compose()
+                self._img.value = display.encode_png(self._displayed)
             self._say("")
 
     def _event_pixel(self, event: dict) -> tuple[int, int] | None:
         """The shown plane's (row, col) under a pointer event, or None."""
-        if self._displayed is None:
+        if self._values is None:
             return None
-        (eh, ew), (h, w) = self._displayed.shape[:2], self._plane_values()[0].shape[:2]
+        (eh, ew), (h, w) = self._values.shape[:2], self._plane_values()[0].shape[:2]
         if event.get("relativeX") is not None and event.get("boundingRectWidth"):
             # The CSS pixel's centre over the rendered size: exact at any zoom.
             fx = (event["relativeX"] + 0.5) / event["boundingRectWidth"]

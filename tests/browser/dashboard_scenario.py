@@ -55,6 +55,7 @@ from test_dashboard_server import _dashboard_argv
 from test_recognition_in_voila import _png
 from test_viewer_dashboard_in_voila import (
     NOTEBOOK,
+    VIEW,
     VIEWPORT,
     _clean,
     _click_pixel,
@@ -135,7 +136,7 @@ def scenario(page, url: str, errors: list[str], times: dict[str, float]) -> str:
     _select(page, "preset", PRESET)
     _new_png(page, image, shown)
     times["preset"] = time.monotonic() - start
-    image = _wait_for_viewer(page)  # 512 px at 1:1: pixel (r, c) at (x0+c, y0+r)
+    image = _wait_for_viewer(page, VIEW)  # 512 px at 1:1: pixel (r, c) at (x0+c, y0+r)
     row, col = POINT
     _click_pixel(page, _painted(page, image), row, col, 1)
     readout = _readout(page, rf"\(row {row}, col {col}\): ")

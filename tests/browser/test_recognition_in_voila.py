@@ -18,7 +18,12 @@ import re
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
-from test_viewer_pointer import TIMEOUT_MS, _assert_no_failure
+from test_viewer_pointer import (
+    READY_JS,
+    SHOWN_JS,
+    TIMEOUT_MS,
+    _assert_no_failure,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -55,23 +60,25 @@ def _assert_clean(page, errors: list[str]) -> None:
 
 
 def _wait_for_decoded(page, images, count: int) -> None:
-    """Wait until ``images`` are ``count`` visible, decoded PNGs."""
+    """Wait until ``images`` are ``count`` visible, decoded PNGs or painted canvases."""
     images.first.wait_for(state="visible")
     page.wait_for_function(
-        """([imgs, count]) => imgs.length === count && imgs.every(
-            (img) => img.src && img.complete && img.naturalWidth > 0)""",
+        f"""([imgs, count]) => imgs.length === count && imgs.every({READY_JS})""",
         arg=[images.element_handles(), count],
     )
 
 
 def _png(image) -> tuple[str, bytes]:
-    """The ``src`` that ``image`` shows and the bytes behind it."""
+    """What ``image`` shows (``SHOWN_JS``) and its PNG: the bytes behind an <img>,
+    or a canvas's pixels encoded by the browser (lossless)."""
     src, data = image.evaluate(
-        """async (img) => {
-            const src = img.src;
-            const response = await fetch(src);
-            return [src, [...new Uint8Array(await response.arrayBuffer())]];
-        }"""
+        f"""async (el) => {{
+            const shown = ({SHOWN_JS})(el);
+            const blob = el.tagName === 'CANVAS'
+                ? await new Promise((done) => el.toBlob(done, 'image/png'))
+                : await (await fetch(el.src)).blob();
+            return [shown, [...new Uint8Array(await blob.arrayBuffer())]];
+        }}"""
     )
     return src, bytes(data)
 
@@ -80,19 +87,20 @@ def _new_png(page, image, old: tuple[str, bytes]) -> bytes:
     """Wait until ``image`` shows a decoded PNG whose bytes differ from ``old``.
 
     ipywidgets shows each value as a new blob URL and revokes the previous
-    one, so a new ``src`` alone proves nothing: its bytes are compared.
+    one, so a new ``src`` alone proves nothing: its bytes are compared. A
+    canvas is compared by its pixels, once it has painted again.
     """
     src, png = old
     while True:
         page.wait_for_function(
-            "([img, old]) => img.src !== old && img.complete && img.naturalWidth > 0",
+            f"([el, old]) => ({SHOWN_JS})(el) !== old && ({READY_JS})(el)",
             arg=[image.element_handle(), src],
         )
         try:
             src, new = _png(image)
         except PlaywrightError:  # revoked meanwhile: a newer value is shown
             continue
-        if new != png:
+        if new != png:  # a canvas repainted with the same pixels is no change
             return new
 
 

@@ -27,7 +27,6 @@ import pytest
 from helpers import dicom_file
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from test_recognition_in_voila import (
-    IMAGES,
     _assert_clean,
     _click_track,
     _new_png,
@@ -35,11 +34,19 @@ from test_recognition_in_voila import (
     _wait_for_decoded,
     _wait_for_text_change,
 )
-from test_viewer_pointer import POINTS, TIMEOUT_MS, _painted, _wait_for_viewer
+from test_viewer_pointer import (
+    NATURAL_JS,
+    POINTS,
+    READY_JS,
+    SHOWN_JS,
+    TIMEOUT_MS,
+    _painted,
+    _wait_for_viewer,
+)
 
 import medimg_lab
 from medimg_lab.data import sample
-from medimg_lab.display import preset
+from medimg_lab.display import apply_window, auto_window, preset
 
 pytestmark = pytest.mark.browser
 
@@ -51,6 +58,7 @@ RED = "span[style*='color:#b00020']"  # the dashboard's problem sentence
 GREEN = "span[style*='color:#060']"  # its success sentence
 READOUT = re.compile(r"\(row \d+, col \d+(, slice \d+)?\): ")
 PHI = ("Doe^Jane", "ID-12345")
+VIEW = "canvas.medimg-canvas"  # the viewer's image: render="browser" (canvas.js)
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +74,11 @@ def ct():
 
 # ------------------------------------------------------------------ helpers
 def _open(page, url: str, viewport: dict = VIEWPORT):
-    """The dashboard, its head CT shown; the viewer's <img>."""
+    """The dashboard, its head CT shown; the viewer's <canvas>."""
     page.set_viewport_size(viewport)
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(url)
-    image = page.locator(IMAGES)
+    image = page.locator(VIEW)
     _wait_for_decoded(page, image, 1)
     _opened(page, "Open: head_ct (CT, 512 × 512, values in HU).")
     return image
@@ -111,9 +119,9 @@ def _readout(page, pattern: str) -> str:
 
 
 def _wait_for_image(page, image, natural: int) -> tuple[float, float]:
-    """Wait until ``image`` shows a ``natural`` px wide PNG; its top-left (x, y)."""
+    """Wait until ``image`` shows a ``natural`` px wide image; its top-left (x, y)."""
     page.wait_for_function(
-        "([img, n]) => img.complete && img.naturalWidth === n",
+        f"([el, n]) => ({READY_JS})(el) && ({NATURAL_JS})(el)[1] === n",
         arg=[image.element_handle(), natural],
     )
     image.evaluate("(img) => img.scrollIntoView({block: 'center', inline: 'center'})")
@@ -156,6 +164,28 @@ def _clean(page, errors: list[str]) -> None:
     assert "Traceback" not in page.content()
 
 
+def _grey(png: bytes) -> np.ndarray:
+    """A grey PNG's levels (a canvas's PNG is RGBA with R = G = B)."""
+    bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert np.array_equal(bgr[..., 0], bgr[..., 2]), "not grey"
+    return bgr[..., 0]
+
+
+def _until_shows(page, image, want: np.ndarray) -> None:
+    """Wait, paint by paint, until ``image`` shows the grey levels ``want``."""
+    key, png = _png(image)
+    while not np.array_equal(_grey(png), want):
+        try:
+            page.wait_for_function(
+                f"([el, old]) => ({SHOWN_JS})(el) !== old",
+                arg=[image.element_handle(), key],
+                timeout=10_000,
+            )
+        except PlaywrightTimeout:
+            np.testing.assert_array_equal(_grey(png), want)  # shows the difference
+        key, png = _png(image)
+
+
 def _phi_dicom(folder):
     """CT_small.dcm with the patient name "Doe^Jane" and ID "ID-12345"."""
     ds = pydicom.dcmread(dicom_file("CT_small.dcm"))
@@ -195,7 +225,7 @@ def test_viewer_dashboard_preset_and_slice_change_the_image(
     assert np.count_nonzero(_pixels(head[1]) != _pixels(bone)) > 10_000
 
     # A slice, on the brain MRI volume.
-    shown = (image.get_attribute("src"), bone)
+    shown = (image.evaluate(SHOWN_JS), bone)
     _select(page, "or sample", "brain_mri (MR)")
     _opened(page, "Open: brain_mri (MR, 189 × 233 × 197, values in a.u.).")
     brain = _new_png(page, image, shown)
@@ -211,9 +241,39 @@ def test_viewer_dashboard_preset_and_slice_change_the_image(
         arg=[slice_label.element_handle(), f"z {k:.1f} mm ({k + 1} of 189)"],
     )
     moved = _pixels(_png(image)[1])
-    while moved.shape != (233, 197) or np.array_equal(moved, _pixels(brain)):
-        moved = _pixels(_new_png(page, image, (image.get_attribute("src"), brain)))
+    while moved.shape[:2] != (233, 197) or np.array_equal(moved, _pixels(brain)):
+        moved = _pixels(_new_png(page, image, (image.evaluate(SHOWN_JS), brain)))
     assert np.count_nonzero(_pixels(brain) != moved) > 1000  # another slice, visibly
+    _clean(page, page_errors)
+
+
+def test_viewer_dashboard_windows_in_the_page_as_python_does(
+    page, page_errors, dashboard_url, ct, tmp_path
+):
+    image = _open(page, dashboard_url)
+    # A window from the kernel, off the sliders' 1 HU grid: the page must
+    # paint the kernel's exact window, not the one the sliders snap to.
+    auto = auto_window(ct.array)
+    assert auto != tuple(round(v) for v in auto)
+    _select(page, "preset", "auto")
+    _until_shows(page, image, apply_window(ct.array, *auto))
+    _select(page, "preset", "brain")
+    _until_shows(page, image, apply_window(ct.array, *preset("brain")))
+    # Slider keys: the page windows at once; the kernel follows (its export).
+    width = _control(page, "slider", "width")
+    width.locator(".noUi-handle").focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "(el) => el.textContent.trim() === '83'",
+        arg=width.locator(".widget-readout").element_handle(),
+    )
+    _until_shows(page, image, apply_window(ct.array, 40, 83))
+    _button(page, "PNG of the view").click()
+    link = page.locator("a[download='view.png']")
+    link.wait_for()
+    exported = _grey(_download(page, link, tmp_path).read_bytes())
+    np.testing.assert_array_equal(exported, apply_window(ct.array, 40, 83))
     _clean(page, page_errors)
 
 
@@ -241,7 +301,7 @@ def _click_until_moved(page, slider, fraction, label, old: str, tries: int = 5):
 
 def test_viewer_dashboard_click_reads_the_hu(page, page_errors, dashboard_url, ct):
     _open(page, dashboard_url)
-    image = _wait_for_viewer(page)  # 512 px at 1:1: pixel (r, c) at (x0+c, y0+r)
+    image = _wait_for_viewer(page, VIEW)  # 512 px at 1:1: pixel (r, c) at (x0+c, y0+r)
     origin = _painted(page, image)
     dy, dx = ct.spacing
     for what, (row, col) in POINTS.items():
@@ -323,16 +383,19 @@ def test_viewer_dashboard_exports_load_back_without_identifiers(
     assert cells["#"] == "1" and cells["plane"] == "axial", cells
     assert float(cells["distance (mm)"]) == pytest.approx(want, rel=1e-3), cells
 
-    # PNG of the view: the bytes shown, and medimg_lab loads them back.
+    # PNG of the view: the pixels shown, and medimg_lab loads them back.
     _button(page, "PNG of the view").click()
     link = page.locator("a[download='view.png']")
     link.wait_for()
     page.locator(GREEN, has_text="The PNG is ready").wait_for()
     png_path = _download(page, link, tmp_path)
     _, shown = _png(image)
-    assert png_path.read_bytes() == shown  # exactly the view
+    colour = cv2.IMREAD_COLOR
+    exported = cv2.imdecode(np.frombuffer(png_path.read_bytes(), np.uint8), colour)
+    on_screen = cv2.imdecode(np.frombuffer(shown, np.uint8), colour)
+    np.testing.assert_array_equal(exported, on_screen)  # exactly the view
     view = medimg_lab.load(png_path)
-    natural = image.evaluate("(img) => [img.naturalHeight, img.naturalWidth]")
+    natural = image.evaluate(NATURAL_JS)
     assert view.array.shape[:2] == tuple(natural) == (128, 128)
 
     # CSV of the measurements: one ruler row, the distance in mm.

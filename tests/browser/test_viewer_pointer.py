@@ -37,6 +37,16 @@ POINTS = {"brain": (294, 194), "bone": (365, 148), "air": (54, 260)}
 # Page texts that mean a cell or a widget callback failed.
 FAILURE_TEXTS = ("Traceback", "There was an error when executing cell", "Could not ")
 
+# What an image element shows, as a key that changes with it: an <img>'s
+# ``src``, or a viewer canvas's (widgets/canvas.js) count of paints.
+SHOWN_JS = """(el) => el.tagName === 'CANVAS' ? 'frame ' + el.dataset.frame : el.src"""
+# (rows, cols) of the image an <img> or a canvas holds.
+NATURAL_JS = """(el) => el.tagName === 'CANVAS'
+    ? [el.height, el.width] : [el.naturalHeight, el.naturalWidth]"""
+# Whether an <img> is decoded or a canvas painted.
+READY_JS = """(el) => el.tagName === 'CANVAS' ? Number(el.dataset.frame) > 0
+    : Boolean(el.src && el.complete && el.naturalWidth > 0)"""
+
 
 @pytest.fixture(scope="module")
 def ct():
@@ -48,16 +58,13 @@ def _prepare(page) -> None:
     page.set_default_timeout(TIMEOUT_MS)
 
 
-def _wait_for_viewer(page):
-    """The viewer's <img>, once it shows a decoded 512 x 512 PNG, at 1:1."""
-    image = page.locator(IMAGE)
+def _wait_for_viewer(page, selector: str = IMAGE):
+    """The viewer's <img> (or canvas), once it shows a 512 x 512 image, at 1:1."""
+    image = page.locator(selector)
     image.wait_for(state="visible")
     page.wait_for_function(
-        """(sel) => {
-            const img = document.querySelector(sel);
-            return img && img.src && img.complete && img.naturalWidth === 512;
-        }""",
-        arg=IMAGE,
+        f"""(el) => ({READY_JS})(el) && ({NATURAL_JS})(el)[1] === 512""",
+        arg=image.element_handle(),
     )
     image.evaluate("(img) => img.scrollIntoView({block: 'center', inline: 'center'})")
     box = image.bounding_box()
