@@ -149,26 +149,22 @@ function render({ model, el }) {
     queue();
   };
 
-  model.on("change:center", fromCenter);
-  model.on("change:width", fromWidth);
-  model.on("change:window", fromKernel);
-  model.on("change:values", reload);
-  model.on("change:shape", reload);
-  model.on("change:kind", reload);
-  model.on("change:labels", reload);
-  model.on("change:table", queue);
+  const handlers = {
+    "change:center": fromCenter,
+    "change:width": fromWidth,
+    "change:window": fromKernel,
+    "change:values": reload,
+    "change:shape": reload,
+    "change:kind": reload,
+    "change:labels": reload,
+    "change:table": queue,
+  };
+  for (const [event, handler] of Object.entries(handlers)) model.on(event, handler);
   load();
   if (model.get("window").length) shown = model.get("window").slice(0, 2);
   paint();
   return () => {
-    model.off("change:center", fromCenter);
-    model.off("change:width", fromWidth);
-    model.off("change:window", fromKernel);
-    model.off("change:values", reload);
-    model.off("change:shape", reload);
-    model.off("change:kind", reload);
-    model.off("change:labels", reload);
-    model.off("change:table", queue);
+    for (const [event, handler] of Object.entries(handlers)) model.off(event, handler);
   };
 }
 

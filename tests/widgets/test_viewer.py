@@ -14,21 +14,6 @@ from medimg_lab.image import MedImage
 from widgets.viewer import ImageViewer
 
 
-@pytest.fixture(scope="module")
-def head_ct():
-    return data.sample("head_ct")
-
-
-@pytest.fixture(scope="module")
-def brain_mri():
-    return data.sample("brain_mri")
-
-
-@pytest.fixture(scope="module")
-def chest_xray():
-    return data.sample("chest_xray")
-
-
 @pytest.fixture
 def volume():
     """12 slices of 40 x 30, 5 mm apart, 1 mm pixels; value = 100 * slice + col."""

@@ -15,20 +15,10 @@ import numpy as np
 import pytest
 from test_viewer import decode, ipyevents_event
 
-from medimg_lab import data, display
+from medimg_lab import display
 from medimg_lab.image import MedImage
 from widgets.canvas import WindowCanvas
 from widgets.viewer import ImageViewer
-
-
-@pytest.fixture(scope="module")
-def head_ct():
-    return data.sample("head_ct")
-
-
-@pytest.fixture(scope="module")
-def brain_mri():
-    return data.sample("brain_mri")
 
 
 def _values(canvas: WindowCanvas) -> np.ndarray:
