@@ -38,3 +38,6 @@ def test_console_script_and_packages():
         "medimg_lab*",
         "widgets*",
     ]
+    # The viewer's canvas code ships with the package (a wheel too).
+    assert project["tool"]["setuptools"]["package-data"]["widgets"] == ["*.js"]
+    assert (ROOT / "widgets" / "canvas.js").is_file()
