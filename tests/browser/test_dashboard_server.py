@@ -106,6 +106,7 @@ def test_make_dashboard_uses_the_repo_config():
     assert manager.endswith(".AsyncMappingKernelManager")  # not the sync one
     assert config["MappingKernelManager"]["cull_idle_timeout"] > 0
     assert config["VoilaExecutor"]["timeout"] > 0
+    assert config["VoilaExecutor"]["iopub_timeout"] >= 30  # 4 s lost pages under load
 
 
 def test_network_mode_needs_the_token(tmp_path_factory):
