@@ -66,27 +66,34 @@ function render({ model, el }) {
   const ctx = canvas.getContext("2d");
   let values = null;
   let labels = null;
+  let table = null;
   let grey = null;
   let image = null;
   let shown = [model.get("center"), model.get("width")];
   let queued = false;
+  let stale = true; // the data traits changed since the last load()
 
+  // Typed views of the data traits; the pixel buffers are kept while the
+  // plane's size stays (scrolling slices allocates nothing).
   const load = () => {
     const [rows, cols] = model.get("shape");
     values = typed(model.get("values"), model.get("kind"));
     labels = typed(model.get("labels"), "u1");
-    if (canvas.width !== cols || canvas.height !== rows) {
+    table = labels ? typed(model.get("table"), "u1") : null;
+    if (canvas.width !== cols || canvas.height !== rows || !image) {
       canvas.width = cols;
       canvas.height = rows;
+      grey = new Uint8Array(rows * cols);
+      image = ctx.createImageData(Math.max(cols, 1), Math.max(rows, 1));
     }
-    grey = new Uint8Array(rows * cols);
-    image = ctx.createImageData(Math.max(cols, 1), Math.max(rows, 1));
+    stale = false;
   };
 
   const paint = () => {
     queued = false;
+    if (stale) load();
     const kind = model.get("kind");
-    if (!values || !image) return;
+    if (!values) return;
     const rgba = image.data;
     const n = grey.length;
     if (kind === "rgb") {
@@ -98,7 +105,6 @@ function render({ model, el }) {
       }
     } else {
       greys(values, kind, shown[0], shown[1], grey);
-      const table = labels ? typed(model.get("table"), "u1") : null;
       for (let i = 0; i < n; i++) {
         const g = grey[i];
         const k = table ? labels[i] : 0;
@@ -144,8 +150,9 @@ function render({ model, el }) {
     shown = [center, width];
     queue();
   };
+  // Several data traits come in one message: loaded once, at the paint.
   const reload = () => {
-    load();
+    stale = true;
     queue();
   };
 
@@ -157,10 +164,9 @@ function render({ model, el }) {
     "change:shape": reload,
     "change:kind": reload,
     "change:labels": reload,
-    "change:table": queue,
+    "change:table": reload,
   };
   for (const [event, handler] of Object.entries(handlers)) model.on(event, handler);
-  load();
   if (model.get("window").length) shown = model.get("window").slice(0, 2);
   paint();
   return () => {

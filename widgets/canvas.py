@@ -58,20 +58,14 @@ class WindowCanvas(anywidget.AnyWidget):
         """Show a grey plane's values, windowed in the page."""
         values = np.asarray(values)
         kind = _KINDS.get(values.dtype, "f4")
-        data = values if kind != "f4" else values.astype(np.float32)
+        sent = np.dtype(np.float32 if kind == "f4" else values.dtype)
         with self.hold_sync():
             self.kind, self.shape = kind, values.shape[:2]
-            self.values = (
-                np.ascontiguousarray(data)
-                .astype(data.dtype.newbyteorder("<"))
-                .tobytes()
-            )
+            self.values = values.astype(sent.newbyteorder("<"), copy=False).tobytes()
 
     def show_rgb(self, rgb: np.ndarray) -> None:
-        """Show a uint8 RGB (or grey) image as it is, windowed in the kernel."""
+        """Show a ``(H, W, 3)`` uint8 RGB image as it is, windowed in the kernel."""
         rgb = np.asarray(rgb, dtype=np.uint8)
-        if rgb.ndim == 2:
-            rgb = np.repeat(rgb[..., None], 3, axis=2)
         with self.hold_sync():
             self.kind, self.shape = "rgb", rgb.shape[:2]
             self.values, self.labels = np.ascontiguousarray(rgb).tobytes(), b""

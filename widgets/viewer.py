@@ -851,11 +851,16 @@ class ImageViewer(ipw.VBox):
         as_stored = self.image.is_color and shown.dtype == np.uint8
         if not (as_stored and self.preset == "default"):  # RGB shown as stored
             shown = display.apply_window(shown, *self.window)
-        if self.overlay is not None:
-            if self._labels is None:
-                self._labels = self._resample_labels()
-            shown = display.overlay(shown, self._labels, self.overlay_opacity)
+        labels = self._shown_labels()
+        if labels is not None:
+            shown = display.overlay(shown, labels, self.overlay_opacity)
         return shown
+
+    def _shown_labels(self) -> np.ndarray | None:
+        """The overlay at the shown size (resampled once, cached), or None."""
+        if self.overlay is not None and self._labels is None:
+            self._labels = self._resample_labels()
+        return None if self.overlay is None else self._labels
 
     def _paint(self) -> None:
         """``render="browser"``: send the canvas what changed since last time."""
@@ -868,10 +873,7 @@ class ImageViewer(ipw.VBox):
             if sent.get("values") is not self._values:
                 canvas.show_values(self._values)
                 sent["values"] = self._values
-            if self.overlay is not None and self._labels is None:
-                self._labels = self._resample_labels()
-            labels = None if self.overlay is None else self._labels
-            opacity = self.overlay_opacity
+            labels, opacity = self._shown_labels(), self.overlay_opacity
             if sent.get("labels", ()) is not labels or sent["opacity"] != opacity:
                 canvas.show_overlay(labels, opacity)
                 sent.update(labels=labels, opacity=opacity)

@@ -44,6 +44,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from medimg_lab.data import sample
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 LAUNCH_ARGS = [
@@ -156,6 +158,12 @@ def _save_failure(page, stem: Path) -> None:
     with contextlib.suppress(Exception):
         text = page.locator("body").inner_text(timeout=10_000)
         stem.with_suffix(".txt").write_text(f"{page.url}\n\n{text}")
+
+
+@pytest.fixture(scope="session")
+def ct():
+    """The 512 x 512 head CT sample (values in HU)."""
+    return sample("head_ct")
 
 
 @pytest.fixture(scope="session")

@@ -56,11 +56,6 @@ def url(dashboard_site) -> str:
     return dashboard_site + "voila/render/" + NOTEBOOK
 
 
-@pytest.fixture(scope="module")
-def ct():
-    return sample("head_ct")
-
-
 def _open(page, url: str, viewport: dict = VIEWPORT):
     page.set_viewport_size(viewport)
     page.set_default_timeout(TIMEOUT_MS)

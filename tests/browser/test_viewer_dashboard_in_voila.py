@@ -45,7 +45,6 @@ from test_viewer_pointer import (
 )
 
 import medimg_lab
-from medimg_lab.data import sample
 from medimg_lab.display import apply_window, auto_window, preset
 
 pytestmark = pytest.mark.browser
@@ -65,11 +64,6 @@ VIEW = "canvas.medimg-canvas"  # the viewer's image: render="browser" (canvas.js
 def dashboard_url(dashboard_site) -> str:
     """URL of ``viewer.ipynb`` on the session's ``make dashboard`` Voila."""
     return dashboard_site + "voila/render/" + NOTEBOOK
-
-
-@pytest.fixture(scope="module")
-def ct():
-    return sample("head_ct")
 
 
 # ------------------------------------------------------------------ helpers

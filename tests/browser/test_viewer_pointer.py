@@ -24,7 +24,6 @@ import cv2
 import numpy as np
 import pytest
 
-from medimg_lab.data import sample
 from medimg_lab.display import apply_window, preset
 
 pytestmark = pytest.mark.browser
@@ -46,11 +45,6 @@ NATURAL_JS = """(el) => el.tagName === 'CANVAS'
 # Whether an <img> is decoded or a canvas painted.
 READY_JS = """(el) => el.tagName === 'CANVAS' ? Number(el.dataset.frame) > 0
     : Boolean(el.src && el.complete && el.naturalWidth > 0)"""
-
-
-@pytest.fixture(scope="module")
-def ct():
-    return sample("head_ct")
 
 
 def _prepare(page) -> None:
