@@ -448,18 +448,23 @@ class ImageViewer(ipw.VBox):
 
         A ``FloatSlider`` with ``continuous_update`` snaps a value set from
         Python to its step grid, with float error, and sends it back, late
-        when values change fast (a drag, a linked viewer). A value within half
-        a step of one set in the last seconds is such an echo: it is ignored,
-        and the slider is set back to ``current`` if the echo was a stale one.
+        when values change fast (a drag, a linked viewer) or the machine is
+        busy. A value within half a step of ``current`` is always such an
+        echo, however late it comes: no move of the user's lands there, a
+        slider's moves being whole steps. A value within half a step of one
+        set in the last seconds is a stale echo: it is ignored, and the
+        slider is set back to ``current``.
         """
         if not isinstance(control, ipw.FloatSlider):
             return False
-        now, near = time.monotonic(), 0.51 * control.step
+        near = 0.51 * control.step
+        if abs(value - current) <= near:
+            return True
+        now = time.monotonic()
         sent = self._sent.get(control, ())
         if not any(now - t < _ECHO_SECONDS and abs(value - v) <= near for t, v in sent):
             return False
-        if abs(value - current) > near:
-            self._set_control(control, value=current)
+        self._set_control(control, value=current)
         return True
 
     def _say(self, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import cv2
 import numpy as np
@@ -330,6 +331,20 @@ def test_slider_values_the_browser_sends_back_are_absorbed(head_ct):
     assert viewer._center.value == 250  # the slider shows the window in force
     viewer._center.value = 251.0  # the user moves the slider by one step
     assert viewer.window == (251, 300)
+
+
+def test_a_late_echo_of_the_window_in_force_never_replaces_it(head_ct, monkeypatch):
+    """On a busy machine the browser's snapped echo can come seconds later."""
+    viewer = ImageViewer(head_ct, preset="brain")
+    assert viewer.window == (40.0, 80.0)
+    later = time.monotonic() + 60.0
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    viewer._center.value = 40.00000000000023  # noUiSlider's round trip of 40
+    viewer._width.value = 80.00000000000011
+    assert viewer.window == (40.0, 80.0)
+    assert viewer.preset == "brain"
+    viewer._center.value = 41.0  # a real move, one step, is taken
+    assert viewer.window == (41.0, 80.0)
 
 
 def test_refused_control_value_is_put_back(volume):
