@@ -38,6 +38,7 @@ from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.pixels import apply_color_lut, apply_modality_lut
+from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -63,7 +64,13 @@ from ..errors import (
 from ..image import MedImage
 from ._source import DEFAULT_MAX_BYTES, check_budget, damaged_header, native
 
-__all__ = ["SAFE_HEADER_KEYWORDS", "load_dicom", "load_series", "read_dataset"]
+__all__ = [
+    "SAFE_HEADER_KEYWORDS",
+    "expected_length",
+    "load_dicom",
+    "load_series",
+    "read_dataset",
+]
 
 #: Header attributes copied into ``MedImage.meta``. It is an allow-list: no
 #: name, ID, date, UID or free text that could identify a patient is on it.
@@ -261,6 +268,42 @@ def _check_codestreams(ds: Dataset, name: str, frames: int) -> None:
             )
 
 
+def expected_length(
+    ds: Dataset, *, frames: int | None = None, samples: int | None = None
+) -> int:
+    """Bytes of uncompressed pixel data the header announces, as pydicom counts.
+
+    Follows :func:`pydicom.pixels.utils.get_expected_length` (PS3.5 8.1.1,
+    PS3.3 C.7.6.3.1.2): ``rows * columns * samples * frames`` values of
+    ``BitsAllocated // 8`` bytes; BitsAllocated 1 packs eight values a byte
+    across frame boundaries (rounded up once, for the whole data);
+    YBR_FULL_422 stores two of every three values (4:2:2 chroma subsampling).
+    The trailing padding byte of odd-length data is not counted.
+
+    Parameters
+    ----------
+    ds : Dataset
+        Holds Rows, Columns, BitsAllocated and, optionally,
+        PhotometricInterpretation, SamplesPerPixel and NumberOfFrames.
+    frames, samples : int, optional
+        Already validated NumberOfFrames and SamplesPerPixel (default: read
+        from ``ds``, an absent or zero value counting as 1).
+
+    Returns
+    -------
+    int
+        The expected length in bytes.
+    """
+    header = Dataset()
+    header.Rows, header.Columns = int(ds.Rows), int(ds.Columns)
+    header.BitsAllocated = int(ds.BitsAllocated)
+    header.SamplesPerPixel = int(samples or ds.get("SamplesPerPixel") or 1)
+    header.NumberOfFrames = int(frames or ds.get("NumberOfFrames") or 1)
+    photometric = str(ds.get("PhotometricInterpretation") or "MONOCHROME2")
+    header.PhotometricInterpretation = photometric.strip().upper()
+    return int(get_expected_length(header, "bytes"))
+
+
 def _check_pixel_module(ds: Dataset, name: str, max_bytes: int) -> int:
     if not any(k in ds for k in _PIXEL_KEYWORDS):
         sop = ds.get("SOPClassUID")
@@ -286,9 +329,10 @@ def _check_pixel_module(ds: Dataset, name: str, max_bytes: int) -> int:
     syntax = _transfer_syntax(ds, name)
     if "PixelData" in ds and syntax.is_compressed:
         _check_codestreams(ds, name, frames)
-    elif "PixelData" in ds:
-        expected = math.ceil(rows * cols * frames * samples * bits / 8)
-        got = len(ds.PixelData or b"")
+    else:
+        keyword = next(k for k in _PIXEL_KEYWORDS if k in ds)
+        expected = expected_length(ds, frames=frames, samples=samples)
+        got = len(ds[keyword].value or b"")
         if got < expected:
             raise TruncatedFileError(
                 name,

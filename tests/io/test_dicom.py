@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import shutil
 
@@ -290,3 +291,88 @@ def test_meta_holds_no_patient_identifiers():
             assert keyword not in meta_text
             if len(value) >= 4:
                 assert value not in meta_text
+
+
+# Expected pixel data sizes follow pydicom's own rules (issue 15, item 3):
+# YBR_FULL_422 stores two bytes per pixel, BitsAllocated 1 packs 8 pixels a
+# byte across frame boundaries, odd lengths carry one padding byte.
+def synthetic(photometric, bits, frames, rows, cols, *, cut=0, seed=0):
+    """An uncompressed object whose pixel data has pydicom's expected length."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.pixels.utils import get_expected_length
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.Modality = "OT"
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel = 1 if photometric.startswith("MONO") else 3
+    if ds.SamplesPerPixel == 3:
+        ds.PlanarConfiguration = 0
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
+    ds.PixelRepresentation = 0
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    size = get_expected_length(ds) - cut
+    data = np.random.default_rng(seed).integers(0, 256, size, np.uint8).tobytes()
+    if photometric.startswith("YBR"):  # keep chroma near neutral: valid colours
+        data = bytes(128 + (b - 128) // 8 for b in data)
+    ds.PixelData = data + b"\0" * (len(data) % 2)
+    ds["PixelData"].VR = "OB" if bits <= 8 else "OW"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+SIZES = [
+    ("MONOCHROME2", 1, 1, 3, 5),  # 15 bits: 2 bytes
+    ("MONOCHROME2", 1, 3, 3, 5),  # 45 bits over 3 frames: 6 bytes, not 3 x 2
+    ("MONOCHROME2", 8, 1, 3, 3),  # 9 bytes, padded to 10
+    ("MONOCHROME2", 8, 3, 5, 7),
+    ("MONOCHROME2", 16, 2, 5, 7),
+    ("MONOCHROME2", 32, 1, 4, 6),
+    ("RGB", 8, 1, 3, 3),  # 27 bytes, padded
+    ("RGB", 16, 2, 4, 6),
+    ("YBR_FULL", 8, 2, 4, 6),
+    ("YBR_FULL_422", 8, 1, 4, 6),  # 2 bytes per pixel, not 3
+    ("YBR_FULL_422", 8, 3, 6, 10),
+    ("YBR_FULL_422", 8, 1, 5, 6),  # odd rows
+]
+
+
+@pytest.mark.parametrize(("photometric", "bits", "frames", "rows", "cols"), SIZES)
+def test_pixel_data_of_pydicoms_expected_length_loads(
+    photometric, bits, frames, rows, cols
+):
+    data = synthetic(photometric, bits, frames, rows, cols)
+    expected = pydicom.dcmread(io.BytesIO(data)).pixel_array
+    image = ml.load(data)
+    assert image.array.shape == expected.shape
+    if photometric.startswith("MONO"):
+        np.testing.assert_array_equal(image.array, expected)
+    else:  # pydicom's own YBR to RGB conversion
+        diff = np.abs(image.array.astype(int) - expected.astype(int))
+        assert diff.max() == 0
+
+
+@pytest.mark.parametrize(("photometric", "bits", "frames", "rows", "cols"), SIZES)
+def test_pixel_data_shorter_than_pydicoms_length_is_truncated(
+    photometric, bits, frames, rows, cols
+):
+    data = synthetic(photometric, bits, frames, rows, cols, cut=2)
+    with pytest.raises(ml.TruncatedFileError, match="cut short") as err:
+        ml.load(data)
+    assert f"{frames} frame(s) of {rows} x {cols}" in str(err.value)
+
+
+def test_uncompressed_ybr_full_422_sample_loads_as_rgb():
+    image = ml.load(dicom_file("SC_ybr_full_422_uncompressed.dcm"))
+    rgb = ml.load(dicom_file("SC_rgb.dcm")).array.astype(int)
+    assert image.meta["color_converted_from"] == "YBR_FULL_422"
+    assert np.abs(image.array.astype(int) - rgb).max() <= 6
