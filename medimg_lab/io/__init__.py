@@ -23,13 +23,20 @@ from ..image import MedImage
 from ._atomic import atomic_write
 from ._source import DEFAULT_MAX_BYTES, display_name, sniff
 from .deid import DeidReport, deidentify, export_deidentified
-from .dicom import folder_members, load_dicom, load_series, zip_members
+from .dicom import (
+    SliceGapWarning,
+    folder_members,
+    load_dicom,
+    load_series,
+    zip_members,
+)
 from .nifti import load_nifti, save_nifti
 from .raster import load_raster, save_png
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DeidReport",
+    "SliceGapWarning",
     "deidentify",
     "export_deidentified",
     "load",

@@ -66,6 +66,7 @@ from ._source import DEFAULT_MAX_BYTES, check_budget, damaged_header, native
 
 __all__ = [
     "SAFE_HEADER_KEYWORDS",
+    "SliceGapWarning",
     "expected_length",
     "load_dicom",
     "load_series",
@@ -544,6 +545,72 @@ def _pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]
     return None, None
 
 
+class SliceGapWarning(UserWarning):
+    """Slices are missing from a series: the stacked volume is short there."""
+
+
+#: How far (in steps) a slice may lie from the regular grid of its series.
+_GRID_TOLERANCE = 0.1
+
+
+def _slice_grid(along: np.ndarray, name: str, meta: dict[str, Any]) -> float:
+    """The slice spacing of sorted positions; gaps warned, off-grid refused.
+
+    The grid step is the smallest step between neighbours (the median of
+    the steps that are one grid step). A step of ``k`` grid steps means
+    ``k - 1`` missing slices: a :class:`SliceGapWarning`, with the gap in
+    ``meta["slice_gaps"]``. A step that is no whole number of grid steps
+    (beyond :data:`_GRID_TOLERANCE`) means no single spacing places every
+    slice right: a :class:`SeriesError`.
+    """
+    steps = np.diff(along)
+    grid = float(steps.min())
+    ratio = steps / grid
+    multiple = np.rint(ratio)
+    off = np.abs(ratio - multiple)
+    if np.any(off > _GRID_TOLERANCE):
+        worst = int(np.argmax(off))
+        raise SeriesError(
+            name,
+            "its slice positions are not evenly spaced: slices are "
+            f"{grid:.2f} mm apart along the slice normal, but two at "
+            f"{along[worst]:.2f} and {along[worst + 1]:.2f} mm are "
+            f"{steps[worst]:.2f} mm apart, not a whole number of "
+            f"{grid:.2f} mm steps, so stacking them at one spacing would put "
+            "slices in the wrong place (geometry, lengths and volumes wrong).",
+            "Check that the folder holds one acquisition; if its spacing "
+            "really varies, resample it to a regular grid first.",
+        )
+    spacing = float(np.median(steps[multiple == 1])) if np.any(multiple == 1) else grid
+    gaps = [
+        {
+            "between_mm": [round(float(along[k]), 3), round(float(along[k + 1]), 3)],
+            "gap_mm": round(float(steps[k]), 3),
+            "missing_slices": int(multiple[k]) - 1,
+        }
+        for k in np.flatnonzero(multiple > 1)
+    ]
+    if gaps:
+        missing = sum(g["missing_slices"] for g in gaps)
+        where = "; ".join(
+            f"{g['gap_mm']:.1f} mm between the slices at {g['between_mm'][0]:.1f} "
+            f"and {g['between_mm'][1]:.1f} mm"
+            for g in gaps
+        )
+        message = (
+            f"{name}: {missing} slice{'s' if missing > 1 else ''} missing: a gap of "
+            f"{where} along the slice normal, where the others are {spacing:.1f} mm "
+            f"apart. The volume stacks its {len(along)} slices {spacing:.1f} mm "
+            "apart, so lengths and volumes measured across the gap come out short "
+            f"by {spacing:.1f} mm per missing slice. Find the missing file(s) "
+            "for exact geometry."
+        )
+        meta["slice_gaps"] = gaps
+        meta.setdefault("warnings", []).append(message)
+        warnings.warn(SliceGapWarning(message), stacklevel=5)
+    return spacing
+
+
 def _assemble(parts: Sequence[_Decoded], name: str, modality: str) -> MedImage:
     """Stack decoded objects into one image, sorted along the slice normal."""
     first = parts[0]
@@ -576,12 +643,7 @@ def _assemble(parts: Sequence[_Decoded], name: str, modality: str) -> MedImage:
             if not np.array_equal(order, np.arange(n)):
                 frames = frames[order]
             meta["sorted_by"] = "position along the slice normal"
-            spacing_z = float(np.median(steps))
-            if steps.max() - steps.min() > 0.1 * spacing_z:
-                meta["irregular_slice_spacing_mm"] = [
-                    round(float(steps.min()), 3),
-                    round(float(steps.max()), 3),
-                ]
+            spacing_z = _slice_grid(along[order], name, meta)
         elif len(parts) > 1 and np.any(steps <= 1e-3):
             raise SeriesError(
                 name,
@@ -656,6 +718,33 @@ def _check_inflated_size(fp: Any, name: str, max_bytes: int, force: bool) -> Non
     fp.seek(start)
 
 
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+
+
+def _check_last_element(ds: Dataset) -> None:
+    """Refuse a dataset whose last element holds less than its declared length.
+
+    pydicom reads a file cut inside an element's value without a word; the
+    element then holds fewer bytes than its header announced. (Pixel data
+    is measured against the image size later, with a more precise message.)
+    """
+    if not len(ds):
+        return
+    tag = next(reversed(ds.keys()))
+    raw = ds._dict.get(tag)
+    length = getattr(raw, "length", None)
+    value = getattr(raw, "value", None)
+    if (
+        int(tag) not in _PIXEL_TAGS
+        and isinstance(value, bytes)
+        and isinstance(length, int)
+        and length != _UNDEFINED_LENGTH
+        and len(value) < length
+    ):
+        raise EOFError(f"element {tag} holds {len(value)} of its {length} bytes")
+
+
 def read_dataset(
     source: str | os.PathLike | bytes | io.IOBase,
     name: str,
@@ -689,6 +778,8 @@ def read_dataset(
             warnings.simplefilter("always")
             ds = pydicom.dcmread(fp, force=force, stop_before_pixels=stop_before_pixels)
             _fix_transfer_syntax(ds)
+            if getattr(ds, "preamble", None) is not None:  # a DICM file
+                _check_last_element(ds)
             # Touch every element so that a damaged header fails here.
             for _ in ds.iterall():
                 pass
@@ -740,24 +831,149 @@ def load_dicom(
     return _assemble([_decode_object(ds, name, max_bytes)], name, modality)
 
 
+def _head(src: Any) -> bytes:
+    """The first bytes of a member (a path or bytes), for sniffing."""
+    if isinstance(src, bytes | bytearray):
+        return bytes(src[:1024])
+    try:
+        with open(src, "rb") as fh:
+            return fh.read(1024)
+    except OSError:
+        return b""
+
+
+_NOT_DICOM = "is not a DICOM file (no DICM marker and no image header)"
+
+
 def _series_members(
     members: Sequence[tuple[str, Any]],
     name: str,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    *,
+    skipped: list[dict[str, str]] | None = None,
 ) -> dict[str, list[tuple[str, Any, Dataset]]]:
+    """The DICOM image headers of ``members``, grouped by SeriesInstanceUID.
+
+    Members that are no DICOM image are left out; with ``skipped`` given,
+    each is appended to it as ``{"file": label, "reason": ...}``.
+    """
+    from ._source import sniff
+
     groups: dict[str, list[tuple[str, Any, Dataset]]] = {}
     for label, src in members:
+        marked = sniff(_head(src)) == "dicom"
+        reason = None
         try:
             ds = read_dataset(
                 src, label, force=True, stop_before_pixels=True, max_bytes=max_bytes
             )
-        except MedImgError:
-            continue
-        if "Rows" not in ds:
+        except MedImgError as err:
+            ds, reason = None, err.problem if marked else _NOT_DICOM
+        if ds is not None and "Rows" not in ds:
+            uid = ds.get("SOPClassUID") or getattr(ds, "file_meta", {}).get(
+                "MediaStorageSOPClassUID"
+            )
+            sop = str(getattr(uid, "name", None) or "")
+            if not marked and not any(k in ds for k in _PIXEL_KEYWORDS):
+                reason = _NOT_DICOM
+            elif sop.endswith("Image Storage"):
+                reason = (
+                    f"is a {sop} object without its image (no Rows): the file was "
+                    "cut short or its pixel data removed"
+                )
+            else:
+                reason = f"is a DICOM file without an image ({sop or 'no Rows'})"
+        if reason is not None:
+            if skipped is not None:
+                skipped.append({"file": label, "reason": reason})
             continue
         key = str(ds.get("SeriesInstanceUID") or "unknown series")
         groups.setdefault(key, []).append((label, src, ds))
     return groups
+
+
+def _skip(skipped: list[dict[str, str]], label: str, reason: str) -> None:
+    skipped.append({"file": label, "reason": reason})
+
+
+def _drop_duplicates(
+    decoded: list[tuple[str, Dataset, _Decoded]],
+    name: str,
+    skipped: list[dict[str, str]],
+) -> list[tuple[str, Dataset, _Decoded]]:
+    """Leave out copies of a slice; refuse two different slices at one place.
+
+    A copy carries the SOP Instance UID of a file already read, or (a slice
+    sent twice) lies at the same position with the same pixels. Two slices at
+    one position with different pixels are another acquisition, or a
+    repeated slice: which one belongs is not known, so it is an error.
+    """
+    kept: list[tuple[str, Dataset, _Decoded]] = []
+    by_uid: dict[str, tuple[str, _Decoded]] = {}
+    for label, header, part in sorted(decoded, key=lambda it: it[0]):
+        uid = str(header.get("SOPInstanceUID") or "")
+        twin = by_uid.get(uid) if uid else None
+        if twin is not None and _same_slice(twin[1], part):
+            _skip(
+                skipped,
+                label,
+                f"is a duplicate of {twin[0]} (same SOP Instance UID and pixels)",
+            )
+            continue
+        if twin is not None:
+            raise SeriesError(
+                name,
+                f"{twin[0]} and {label} carry the same SOP Instance UID but hold "
+                "different pixels or positions, so one of them is not what its "
+                "header says.",
+                "Remove the wrong file, or export the series again.",
+            )
+        if uid:
+            by_uid[uid] = (label, part)
+        kept.append((label, header, part))
+    first = kept[0][2]
+    if first.orientation is None:
+        return kept
+    normal = np.cross(first.orientation[:3], first.orientation[3:])
+    placed: list[tuple[float, str, _Decoded]] = []
+    result = []
+    for label, header, part in kept:
+        pos = part.positions[0] if len(part.positions) == 1 else None
+        if pos is None:
+            result.append((label, header, part))
+            continue
+        at = float(np.dot(pos, normal))
+        twin = next((t for t in placed if abs(t[0] - at) <= 1e-3), None)
+        if twin is None:
+            placed.append((at, label, part))
+            result.append((label, header, part))
+        elif _same_slice(twin[2], part):
+            _skip(
+                skipped,
+                label,
+                f"is a duplicate of {twin[1]} (same position, {at:.2f} mm along "
+                "the slice normal, and same pixels)",
+            )
+        else:
+            raise SeriesError(
+                name,
+                f"{twin[1]} and {label} are both at {at:.2f} mm along the slice "
+                "normal but hold different pixels, so the folder holds more than "
+                "one acquisition (for example temporal phases or echoes) or a "
+                "repeated slice.",
+                "Split the acquisitions into folders of their own, or remove the "
+                "repeated slice.",
+            )
+    return result
+
+
+def _same_slice(a: _Decoded, b: _Decoded) -> bool:
+    same_place = len(a.positions) == len(b.positions) and all(
+        (p is None and q is None)
+        or (p is not None and q is not None and np.allclose(p, q, atol=1e-3))
+        for p, q in zip(a.positions, b.positions, strict=True)
+    )
+    return same_place and np.array_equal(a.frames, b.frames)
 
 
 def load_series(
@@ -768,6 +984,13 @@ def load_series(
     series: int | str | None = None,
 ) -> MedImage:
     """Load one DICOM series from files (paths or bytes) into a volume.
+
+    A file that cannot be read (truncated, damaged, not DICOM, not an image)
+    or that duplicates another is skipped: ``meta["skipped"]`` lists each
+    with its reason, and the other files load when they still form one
+    consistent series. Missing slices are a :class:`SliceGapWarning`
+    (``meta["slice_gaps"]``); slices that fit no regular spacing, or two
+    different slices at one position, are a :class:`SeriesError`.
 
     Parameters
     ----------
@@ -781,11 +1004,14 @@ def load_series(
         ``SeriesNumber`` or ``SeriesInstanceUID`` of the series to load when
         the folder holds several.
     """
-    groups = _series_members(members, name, max_bytes)
+    skipped: list[dict[str, str]] = []
+    groups = _series_members(members, name, max_bytes, skipped=skipped)
     if not groups:
         raise NotAnImageError(
             name,
-            f"holds no DICOM image among its {len(members)} file(s).",
+            f"holds no DICOM image among its {len(members)} file(s)"
+            + (f" ({skipped[0]['file']} {skipped[0]['reason']})" if skipped else "")
+            + ".",
             "Point to a folder (or .zip) that holds the .dcm files of one series.",
         )
 
@@ -827,19 +1053,35 @@ def load_series(
     except (TypeError, ValueError):
         rows = cols = 0
     check_budget(name, (len(items), rows, cols), 4, max_bytes)
+    group = items
     items = sorted(
         items, key=lambda it: int(_first_number(it[2].get("InstanceNumber")) or 0)
     )
-    parts = []
-    for label, src, _ in items:
-        ds = read_dataset(src, label, force=True, max_bytes=max_bytes)
-        parts.append(_decode_object(ds, label, max_bytes))
+    decoded: list[tuple[str, Dataset, _Decoded]] = []
+    failures: list[MedImgError] = []
+    for label, src, header in items:
+        try:
+            ds = read_dataset(src, label, force=True, max_bytes=max_bytes)
+            decoded.append((label, header, _decode_object(ds, label, max_bytes)))
+        except ImageTooLargeError:
+            raise  # the budget holds for the series, not one file
+        except MedImgError as err:
+            failures.append(err)
+            _skip(skipped, label, err.problem)
+    if not decoded:
+        raise failures[0]
+    decoded = _drop_duplicates(decoded, name, skipped)
+    decoded.sort(key=lambda it: int(_first_number(it[1].get("InstanceNumber")) or 0))
     modality = str(first.get("Modality") or "OT").upper()
-    image = _assemble(parts, name, modality)
-    image.meta["series_files"] = len(items)
-    skipped = len(members) - len(items)
+    image = _assemble([part for _, _, part in decoded], name, modality)
+    image.meta["series_files"] = len(decoded)
+    other = sum(len(g) for g in groups.values() if g is not group)
+    if other:
+        image.meta["other_series_files"] = other
     if skipped:
-        image.meta["skipped_files"] = skipped
+        image.meta["skipped"] = sorted(skipped, key=lambda e: e["file"])
+    if skipped or other:
+        image.meta["skipped_files"] = len(skipped) + other
     return image
 
 
