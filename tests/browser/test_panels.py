@@ -15,7 +15,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from test_viewer_pointer import TIMEOUT_MS, _assert_no_failure, _painted
+from test_viewer_pointer import (
+    TIMEOUT_MS,
+    _assert_no_failure,
+    _painted,
+    wait_for_pointer_at,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -165,7 +170,7 @@ def test_voila_segmentation_panel_overlay_and_brush(
     page.mouse.move(x0, y)
     page.mouse.down()
     page.mouse.move(x1, y, steps=20)
-    page.wait_for_timeout(100)  # throttled moves (40 ms) arrive before the release
+    wait_for_pointer_at(page, STROKE_ROW, STROKE_COLS[1])  # the last move arrived
     page.mouse.up()
     page.mouse.move(box["x"] + box["width"] + 50, y)  # off the image
     _wait_for_new_src(page, image, src)

@@ -37,7 +37,13 @@ from test_viewer_dashboard_in_voila import (
     _select,
     _wait_for_image,
 )
-from test_viewer_pointer import POINTS, TIMEOUT_MS, _painted, _wait_for_viewer
+from test_viewer_pointer import (
+    POINTS,
+    TIMEOUT_MS,
+    _painted,
+    _wait_for_viewer,
+    wait_for_pointer_at,
+)
 
 import medimg_lab
 from medimg_lab import segmentation
@@ -99,14 +105,18 @@ def _mode(page, name: str) -> None:
     page.locator(".widget-toggle-button.mod-active", has_text=name).wait_for()
 
 
-def _stroke(page, origin, row: int, cols: tuple[int, int]) -> None:
-    """A left-button drag along ``row`` from ``cols[0]`` to ``cols[1]`` (1:1)."""
-    x0, y0 = origin
+def _stroke(page, image, row: int, cols: tuple[int, int]) -> None:
+    """A left-button drag along ``row`` from ``cols[0]`` to ``cols[1]`` (1:1).
+
+    The image's place is read now: a control chosen before may have scrolled
+    the page.
+    """
+    x0, y0 = _painted(page, image)
     y = y0 + row + 0.5
     page.mouse.move(x0 + cols[0] + 0.5, y)
     page.mouse.down()
     page.mouse.move(x0 + cols[1] + 0.5, y, steps=20)
-    page.wait_for_timeout(100)  # throttled moves (40 ms) arrive before the release
+    wait_for_pointer_at(page, row, cols[1])  # the last move arrived
     page.mouse.up()
 
 
@@ -173,7 +183,8 @@ def test_click_reads_the_hu_and_grows_a_region(page, page_errors, url, ct):
     text = _wait_summary(page)
     _mode(page, "region grow")
     text = _wait_summary(page, None, r"^No region yet\.$")
-    _click_pixel(page, origin, row, col, 1)
+    _click_pixel(page, _painted(page, image), row, col, 1)  # the mode may scroll
+    readout = _readout(page, rf"\(row {row}, col {col}\): ")
     text = _wait_summary(page, text)
     grown = segmentation.region_grow(ct.array, [(row, col)])
     assert grown[row, col]
@@ -184,15 +195,14 @@ def test_click_reads_the_hu_and_grows_a_region(page, page_errors, url, ct):
 
 def test_brush_strokes_train_the_classifier(page, page_errors, url):
     image = _open(page, url)
-    origin = _painted(page, image)
     _mode(page, "brush classifier")
     text = _wait_summary(page, None, r"^No region yet\.$")
     _select(page, "class", "2: foreground")
     before = _png(image)
-    _stroke(page, origin, 294, (170, 220))  # brain
+    _stroke(page, image, 294, (170, 220))  # brain
     shown = _new_png(page, image, before)
     _select(page, "class", "1: background")
-    _stroke(page, origin, 54, (230, 290))  # air
+    _stroke(page, image, 54, (230, 290))  # air
     _new_png(page, image, (image.get_attribute("src"), shown))
     text = _wait_summary(page, text)
     assert 0 < _area(text) < 512 * 512 * 0.4785**2, text

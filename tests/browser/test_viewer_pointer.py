@@ -112,6 +112,22 @@ def _wait_for_label(page, name: str, pattern: str) -> str:
     return _label(page, name)
 
 
+def wait_for_pointer_at(page, row: int, col: int, slack: int = 1) -> None:
+    """Wait until a viewer's readout names the pixel ``(row, col)`` (± ``slack``).
+
+    A drag's moves reach the kernel throttled (40 ms) and late on a busy
+    machine; the readout follows every move the kernel receives, so this
+    waits for the last one instead of for a fixed time.
+    """
+    rows = "|".join(str(r) for r in range(row - slack, row + slack + 1))
+    cols = "|".join(str(c) for c in range(col - slack, col + slack + 1))
+    page.wait_for_function(
+        """(pattern) => [...document.querySelectorAll('.widget-label')]
+            .some((el) => new RegExp(pattern).test(el.textContent))""",
+        arg=rf"\(row ({rows}), col ({cols})(, slice \d+)?\):",
+    )
+
+
 def _assert_this_python(page) -> None:
     """The kernel runs in this virtual environment."""
     assert _label(page, "python") == f"python {sys.prefix}"
