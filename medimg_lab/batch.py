@@ -7,12 +7,19 @@ recipe travel through the scheduler, never pixels. Every study ends as
 
 - its mask (and optionally its processed image) in ``out/masks`` and
   ``out/images``, as NIfTI (or PNG for 2D);
-- a record ``out/items/<id>.json``: input checksum, recipe hash, status,
-  reason, timing and measurements, written last, atomically.
+- a record ``out/items/<id>.json``: input checksums, recipe hash, status,
+  reason, the files a series skipped and its warnings, timing and
+  measurements, written last, atomically.
 
-A re-run skips the studies whose record matches the input's checksum and
+Every ``sha256`` recorded is the SHA-256 of one input file's bytes, what
+``sha256sum`` prints; a series of several files has, besides its files'
+digests, a ``series_sha256`` of their ``sha256sum`` listing in name order.
+
+A re-run skips the studies whose record matches the inputs' checksums and
 the recipe (resume); ``force=True`` recomputes. A study that cannot be read
-or processed is recorded with its reason and the run goes on. A worker that
+or processed is recorded with its reason and the run goes on; a series
+with a bad file is analysed without it, the file and reason in the row's
+``skipped`` column, missing slices in its ``warnings``. A worker that
 dies loses nothing finished: its task is retried elsewhere and skips what
 was already written. At the end come ``results.csv``, ``results.parquet``
 (one row per study) and ``provenance.json`` (recipe, versions, input
@@ -96,8 +103,10 @@ class BatchResult:
     ----------
     table : pandas.DataFrame
         One row per study: ``id``, ``input``, ``status`` ("ok" or
-        "failed"), ``reason``, ``resumed`` (done by an earlier run),
-        ``seconds``, output paths and the recipe's measurements.
+        "failed"), ``reason``, ``skipped`` (files a series left out, each
+        "name: reason"), ``warnings`` (such as missing slices), ``resumed``
+        (done by an earlier run), ``seconds``, output paths and the recipe's
+        measurements.
     out : Path
         The output folder.
     provenance : dict
@@ -294,7 +303,43 @@ def discover(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[It
 # ------------------------------------------------------------------ worker
 
 
-def _checksum(files: Sequence[str]) -> str:
+def _file_sha256(name: str) -> str:
+    """The SHA-256 of a file's bytes, as ``sha256sum`` prints it."""
+    digest = hashlib.sha256()
+    with open(name, "rb") as f:
+        while block := f.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _digests(item: Item) -> dict[str, Any]:
+    """The input checksums of a study, as its record and provenance keep them.
+
+    ``files`` lists each input file with its real SHA-256 (what
+    ``sha256sum`` prints). A single file's is also ``sha256``. A series of
+    several files has no one file digest; ``series_sha256`` is the SHA-256
+    of its ``sha256sum`` listing, sorted by file name (``cd <folder> &&
+    sha256sum <files in name order> | sha256sum``).
+    """
+    files = [{"path": name, "sha256": _file_sha256(name)} for name in item.files]
+    found: dict[str, Any] = {"files": files}
+    if item.series is None and len(files) == 1:
+        found["sha256"] = files[0]["sha256"]
+    else:
+        listing = "".join(
+            f"{f['sha256']}  {Path(f['path']).name}\n"
+            for f in sorted(files, key=lambda f: Path(f["path"]).name)
+        )
+        found["series_sha256"] = hashlib.sha256(listing.encode()).hexdigest()
+    return found
+
+
+def _legacy_checksum(files: Sequence[str]) -> str:
+    """The digest records held as ``sha256`` before real file digests.
+
+    A SHA-256 over each file's name and bytes in name order: not any file's
+    SHA-256. Only compared, to resume from records written by older runs.
+    """
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(Path(name).name.encode())
@@ -313,19 +358,39 @@ def _record_path(out: Path, ident: str) -> Path:
     return out / "items" / f"{ident}.json"
 
 
-def _current(out: Path, item: Item, checksum: str, recipe_hash: str) -> dict | None:
-    """The earlier record of ``item`` if it is complete and current."""
+def _current(
+    out: Path, item: Item, digests: dict[str, Any], recipe_hash: str
+) -> dict | None:
+    """The earlier record of ``item`` if it is complete and current.
+
+    A record from an older run (no ``files`` list) is matched against the
+    old combined digest it kept as ``sha256``, and upgraded to real digests.
+    """
     try:
         record = json.loads(_record_path(out, item.id).read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(record, dict):
+        return None
+    if "files" in record:
+        same_input = all(
+            record.get(key) == digests.get(key) for key in ("sha256", "series_sha256")
+        ) and [f.get("sha256") for f in record["files"]] == [
+            f["sha256"] for f in digests["files"]
+        ]
+    else:
+        same_input = record.get("sha256") == _legacy_checksum(item.files)
     if (
-        record.get("status") != "ok"
-        or record.get("sha256") != checksum
+        not same_input
+        or record.get("status") != "ok"
         or record.get("recipe_sha256") != recipe_hash
         or not all(Path(p).exists() for p in record.get("outputs", {}).values())
     ):
         return None
+    if "files" not in record:
+        record.pop("sha256", None)
+        record.update(digests)
+        _write_json(_record_path(out, item.id), record)
     return record
 
 
@@ -349,13 +414,19 @@ def _process(item: Item, recipe, out: Path, options: dict) -> dict:
     started = time.perf_counter()
     record: dict[str, Any] = {"id": item.id, "input": item.path, "status": "ok"}
     try:
-        record["sha256"] = _checksum(item.files)
+        record.update(_digests(item))
         record["recipe_sha256"] = options["recipe_sha256"]
         if not options["force"]:
-            earlier = _current(out, item, record["sha256"], options["recipe_sha256"])
+            earlier = _current(out, item, record, options["recipe_sha256"])
             if earlier is not None:
                 return {**earlier, "resumed": True}
         image = load(item.path, series=item.series)
+        # A series loads without its bad files and with its gaps warned:
+        # the record keeps both, so that the table shows them.
+        record["skipped"] = list(image.meta.get("skipped", []))
+        record["warnings"] = list(image.meta.get("warnings", []))
+        for text in record["warnings"]:
+            _log.warning("%s: %s", item.id, text)
         result = recipe.apply(image)
         outputs = {}
         two_d = not image.is_volume
@@ -654,13 +725,23 @@ def run(
             "resumed": int(table["resumed"].sum()) if len(table) else 0,
         },
         "inputs": [
-            {"id": r["id"], "path": r["input"], "sha256": r.get("sha256")}
-            for r in sorted(records, key=lambda r: r["id"])
+            _provenance_input(r) for r in sorted(records, key=lambda r: r["id"])
         ],
     }
     _write_json(out / "provenance.json", provenance)
     _log.info("batch: %s", provenance["counts"])
     return BatchResult(table=table, out=out, provenance=provenance, dashboard=dashboard)
+
+
+def _provenance_input(record: dict) -> dict:
+    """One input of ``provenance.json``: every ``sha256`` is a file's own."""
+    entry = {"id": record["id"], "path": record["input"]}
+    if "series_sha256" in record:
+        entry["series_sha256"] = record["series_sha256"]
+        entry["files"] = record.get("files", [])
+    else:
+        entry["sha256"] = record.get("sha256")
+    return entry
 
 
 def _table(records: list[dict]):
@@ -674,12 +755,26 @@ def _table(records: list[dict]):
             "input": r["input"],
             "status": r["status"],
             "reason": r.get("reason", ""),
+            "skipped": "; ".join(
+                f"{s['file']}: {s['reason']}" for s in r.get("skipped", [])
+            ),
+            "warnings": " ".join(r.get("warnings", [])),
             "resumed": bool(r.get("resumed", False)),
             "seconds": r.get("seconds", float("nan")),
             "mask": r.get("outputs", {}).get("mask", ""),
         }
         row.update(r.get("measurements", {}))
         rows.append(row)
-    columns = ["id", "input", "status", "reason", "resumed", "seconds", "mask"]
+    columns = [
+        "id",
+        "input",
+        "status",
+        "reason",
+        "skipped",
+        "warnings",
+        "resumed",
+        "seconds",
+        "mask",
+    ]
     table = pd.DataFrame(rows, columns=None if rows else columns)
     return table.sort_values("id", ignore_index=True) if len(table) else table

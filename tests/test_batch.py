@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 
 import numpy as np
+import pandas as pd
+import pydicom
 import pytest
 from helpers import dicom_file, disc_png
 
 from medimg_lab import batch
 from medimg_lab.cli import main
-from medimg_lab.io import load
+from medimg_lab.io import SliceGapWarning, load
 from medimg_lab.recipe import Recipe
 
 STEPS = [
@@ -231,3 +235,145 @@ def test_an_output_folder_inside_the_inputs_is_not_read_back(cohort):
         recipe, cohort, cohort / "results", client="serial", progress=False
     )
     assert len(first.table) == len(again.table) == 9
+
+
+# ------------------------------------------- issue 15: bad slices, checksums
+def _sha256(path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def _write_ct_series(folder, n=6, step=2.5):
+    """``n`` slices of the spine CT, shifted a pixel each, ``step`` mm apart."""
+    folder.mkdir(parents=True)
+    template = pydicom.dcmread(dicom_file("CT_small.dcm"))
+    raw = template.pixel_array
+    paths = []
+    for k in range(n):
+        ds = template.copy()
+        ds.PixelData = np.roll(raw, k, axis=1).astype("<i2").tobytes()
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [0.0, 0.0, step * k]
+        ds.InstanceNumber = k + 1
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        paths.append(folder / f"IM{k}.dcm")
+        ds.save_as(paths[-1])
+    return paths
+
+
+def test_a_series_with_a_bad_slice_is_analysed_and_its_row_says_so(tmp_path):
+    paths = _write_ct_series(tmp_path / "cohort" / "series")
+    raw = paths[2].read_bytes()
+    paths[2].write_bytes(raw[: len(raw) - 5000])  # a middle slice, cut short
+    shutil.copyfile(paths[4], paths[4].with_name("IM4_copy.dcm"))  # a duplicate
+    with pytest.warns(SliceGapWarning, match="1 slice missing"):
+        result = batch.run(
+            Recipe(STEPS),
+            tmp_path / "cohort",
+            tmp_path / "out",
+            client="serial",
+            progress=False,
+        )
+    (row,) = result.table.to_dict("records")
+    assert row["status"] == "ok", row["reason"]
+    assert "IM2.dcm: " in row["skipped"] and "cut short" in row["skipped"]
+    assert "IM4_copy.dcm: " in row["skipped"] and "duplicate" in row["skipped"]
+    assert "1 slice missing" in row["warnings"] and "5.0 mm" in row["warnings"]
+    mask = load(row["mask"])
+    assert mask.array.shape == (5, 128, 128)
+    assert mask.spacing[0] == pytest.approx(2.5)
+    record = json.loads((tmp_path / "out" / "items" / f"{row['id']}.json").read_text())
+    assert [s["file"] for s in record["skipped"]] == ["IM2.dcm", "IM4_copy.dcm"]
+    saved = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert "cut short" in saved.loc[0, "skipped"]
+
+
+def test_a_clean_study_has_empty_skipped_and_warnings_columns(cohort, tmp_path):
+    result = batch.run(
+        Recipe(STEPS), cohort, tmp_path / "out", client="serial", progress=False
+    )
+    ok = result.table[result.table["status"] == "ok"]
+    assert (ok["skipped"] == "").all() and (ok["warnings"] == "").all()
+
+
+def test_provenance_sha256_is_what_sha256sum_prints(cohort, tmp_path):
+    _write_ct_series(cohort / "series", n=3)
+    out = tmp_path / "out"
+    result = batch.run(Recipe(STEPS), cohort, out, client="serial", progress=False)
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance == json.loads(json.dumps(result.provenance, default=str))
+    checked = 0
+    for entry in provenance["inputs"]:
+        files = entry.get("files") or [entry]
+        for f in files:
+            assert f["sha256"] == _sha256(f["path"]), f["path"]
+            checked += 1
+        if "files" in entry and len(entry["files"]) > 1:
+            # The series digest: sha256 of `sha256sum` lines sorted by name.
+            lines = "".join(
+                f"{f['sha256']}  {os.path.basename(f['path'])}\n"
+                for f in sorted(entry["files"], key=lambda f: f["path"])
+            )
+            assert entry["series_sha256"] == hashlib.sha256(lines.encode()).hexdigest()
+            assert "sha256" not in entry  # a series is no file: no file digest
+    assert checked == 9 + 3
+    (series,) = [e for e in provenance["inputs"] if "series_sha256" in e]
+    assert len(series["files"]) == 3
+
+
+def test_sha256sum_agrees_with_the_provenance(tmp_path):
+    sha256sum = shutil.which("sha256sum")
+    if sha256sum is None:
+        pytest.fail("coreutils' sha256sum is not installed")
+
+    paths = _write_ct_series(tmp_path / "in" / "series", n=3)
+    disc_png(tmp_path / "in" / "disc.png", 10, 0)
+    out = tmp_path / "out"
+    result = batch.run(
+        Recipe(STEPS), tmp_path / "in", out, client="serial", progress=False
+    )
+    by_id = {e["id"]: e for e in result.provenance["inputs"]}
+    printed = subprocess.run(  # noqa: S603 a fixed tool on our own files
+        [sha256sum, str(tmp_path / "in" / "disc.png")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
+    assert by_id["disc"]["sha256"] == printed
+    listing = subprocess.run(  # noqa: S603 a fixed tool on our own files
+        [sha256sum, *(p.name for p in sorted(paths))],
+        cwd=paths[0].parent,
+        capture_output=True,
+        check=True,
+    ).stdout
+    (series,) = [e for e in by_id.values() if "series_sha256" in e]
+    assert series["series_sha256"] == hashlib.sha256(listing).hexdigest()
+
+
+def test_records_of_the_old_digest_still_resume(cohort, tmp_path):
+    """Records written before the real SHA-256 (a digest of names and bytes)."""
+    _write_ct_series(cohort / "series", n=3)
+    recipe, out = Recipe(STEPS), tmp_path / "out"
+    first = batch.run(recipe, cohort, out, client="serial", progress=False)
+    items = {item.id: item for item in batch.discover(cohort)}
+    for path in (out / "items").glob("*.json"):
+        record = json.loads(path.read_text())
+        files = items[record["id"]].files
+        old = hashlib.sha256()
+        for name in sorted(files):
+            old.update(os.path.basename(name).encode())
+            with open(name, "rb") as fh:
+                old.update(fh.read())
+        for key in ("files", "series_sha256"):
+            record.pop(key, None)
+        record["sha256"] = old.hexdigest()
+        path.write_text(json.dumps(record))
+    disc_png(cohort / "discs" / "disc1.png", 21, 77)  # this one changed since
+    again = batch.run(recipe, cohort, out, client="serial", progress=False)
+    resumed = again.table.set_index("id")["resumed"]
+    ok = first.table.set_index("id")["status"] == "ok"
+    assert not resumed["discs__disc1"]
+    assert resumed[ok.index[ok]].drop("discs__disc1").all()
+    for entry in again.provenance["inputs"]:  # upgraded to real digests
+        for f in entry.get("files") or [entry]:
+            assert f["sha256"] == _sha256(f["path"])
