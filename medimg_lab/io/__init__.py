@@ -93,6 +93,8 @@ def load(
         A DICOM file, a folder (or ``.zip``) holding one DICOM series, a NIfTI
         file (``.nii``, ``.nii.gz``), or a PNG, JPEG or TIFF file. Bytes are an
         upload of any of these. The format is recognised from the content.
+        A series loads without its unreadable, non-DICOM or duplicate files;
+        ``meta["skipped"]`` lists each with its reason.
     series : int or str, optional
         ``SeriesNumber`` or ``SeriesInstanceUID`` to pick one series from a
         folder or archive that holds several.
@@ -117,7 +119,16 @@ def load(
     MedImgError
         For every problem with the input, with a message that names the file,
         what is wrong and what would work. No other exception leaves this
-        function for bad input.
+        function for bad input. A series whose slices fit no regular spacing,
+        or with two different slices at one position, is a ``SeriesError``.
+
+    Warns
+    -----
+    SliceGapWarning
+        When slices are missing from a series (a gap of whole slice steps):
+        the volume keeps the regular spacing, so distances across the gap
+        come out short; ``meta["slice_gaps"]`` and ``meta["warnings"]`` say
+        where.
     """
     name = None
     if isinstance(source, _io.IOBase) or hasattr(source, "read"):

@@ -23,9 +23,11 @@ import io
 import math
 import os
 import struct
+import sys
 import warnings
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -553,6 +555,15 @@ class SliceGapWarning(UserWarning):
 _GRID_TOLERANCE = 0.1
 
 
+def _warn_caller(warning: Warning) -> None:
+    """Warn, pointing at the first frame outside medimg_lab (the caller)."""
+    package = str(Path(__file__).resolve().parents[1])
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(warning, stacklevel=level)
+
+
 def _slice_grid(along: np.ndarray, name: str, meta: dict[str, Any]) -> float:
     """The slice spacing of sorted positions; gaps warned, off-grid refused.
 
@@ -592,22 +603,22 @@ def _slice_grid(along: np.ndarray, name: str, meta: dict[str, Any]) -> float:
     ]
     if gaps:
         missing = sum(g["missing_slices"] for g in gaps)
-        where = "; ".join(
-            f"{g['gap_mm']:.1f} mm between the slices at {g['between_mm'][0]:.1f} "
-            f"and {g['between_mm'][1]:.1f} mm"
+        where = ", and ".join(
+            f"a gap of {g['gap_mm']:.1f} mm between the slices at "
+            f"{g['between_mm'][0]:.1f} and {g['between_mm'][1]:.1f} mm"
             for g in gaps
         )
         message = (
-            f"{name}: {missing} slice{'s' if missing > 1 else ''} missing: a gap of "
-            f"{where} along the slice normal, where the others are {spacing:.1f} mm "
-            f"apart. The volume stacks its {len(along)} slices {spacing:.1f} mm "
-            "apart, so lengths and volumes measured across the gap come out short "
-            f"by {spacing:.1f} mm per missing slice. Find the missing file(s) "
-            "for exact geometry."
+            f"{name}: {missing} slice{'s' if missing > 1 else ''} missing along "
+            f"the slice normal, where the slices are {spacing:.1f} mm apart: "
+            f"{where}. The volume stacks its {len(along)} slices {spacing:.1f} mm "
+            "apart, so lengths and volumes measured across a gap come out short "
+            f"by {spacing:.1f} mm per missing slice. Find the missing file(s) for "
+            "exact geometry."
         )
         meta["slice_gaps"] = gaps
         meta.setdefault("warnings", []).append(message)
-        warnings.warn(SliceGapWarning(message), stacklevel=5)
+        _warn_caller(SliceGapWarning(message))
     return spacing
 
 
@@ -967,6 +978,61 @@ def _drop_duplicates(
     return result
 
 
+def _keep_common(
+    decoded: list[tuple[str, Dataset, _Decoded]],
+    key,
+    describe,
+    skipped: list[dict[str, str]],
+) -> list[tuple[str, Dataset, _Decoded]]:
+    """The images whose ``key`` more than two thirds share; the rest skipped."""
+    counts = Counter(key(part) for _, _, part in decoded)
+    common, count = counts.most_common(1)[0]
+    if len(counts) == 1 or 3 * count <= 2 * len(decoded):
+        return decoded  # no stray file: assembly judges the folder
+    kept = []
+    for label, header, part in decoded:
+        if key(part) == common:
+            kept.append((label, header, part))
+        else:
+            _skip(skipped, label, describe(key(part), common, count))
+    return kept
+
+
+def _odd_ones_out(
+    decoded: list[tuple[str, Dataset, _Decoded]], skipped: list[dict[str, str]]
+) -> list[tuple[str, Dataset, _Decoded]]:
+    """Leave out the few images of another size or plane (a scout, a localizer).
+
+    Only when more than two thirds of the images agree; otherwise the folder
+    is not one series with a stray file, and assembly refuses it.
+    """
+
+    def size(part: _Decoded) -> str:
+        return " x ".join(str(d) for d in part.frames.shape[1:3])
+
+    def plane(part: _Decoded) -> tuple[float, ...] | None:
+        o = part.orientation
+        return None if o is None else tuple(np.round(o, 2).tolist())
+
+    decoded = _keep_common(
+        decoded,
+        size,
+        lambda odd, common, n: (
+            f"is {odd} pixels where the other {n} images are {common} pixels"
+        ),
+        skipped,
+    )
+    return _keep_common(
+        decoded,
+        plane,
+        lambda odd, common, n: (
+            f"lies on another plane (image orientation {list(odd or [])}) than "
+            f"the other {n} images (orientation {list(common or [])})"
+        ),
+        skipped,
+    )
+
+
 def _same_slice(a: _Decoded, b: _Decoded) -> bool:
     same_place = len(a.positions) == len(b.positions) and all(
         (p is None and q is None)
@@ -1070,7 +1136,7 @@ def load_series(
             _skip(skipped, label, err.problem)
     if not decoded:
         raise failures[0]
-    decoded = _drop_duplicates(decoded, name, skipped)
+    decoded = _drop_duplicates(_odd_ones_out(decoded, skipped), name, skipped)
     decoded.sort(key=lambda it: int(_first_number(it[1].get("InstanceNumber")) or 0))
     modality = str(first.get("Modality") or "OT").upper()
     image = _assemble([part for _, _, part in decoded], name, modality)

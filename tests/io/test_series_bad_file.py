@@ -269,3 +269,39 @@ def test_the_skipped_files_record_no_patient_identifier(series):
         value = str(ds.get(keyword) or "")
         if len(value) >= 4:
             assert value not in text, keyword
+
+
+def test_a_localizer_in_the_series_is_skipped_as_the_odd_one_out(series):
+    folder, paths, truth = series.folder, series.paths, series.truth
+    ds = pydicom.dcmread(paths[0])
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.Rows, ds.Columns = 64, 96  # a scout: another size, another plane
+    ds.PixelData = np.zeros((64, 96), "<i2").tobytes()
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+    ds.save_as(folder / "ZZ_scout.dcm")
+    image = load_quietly(folder)
+    np.testing.assert_array_equal(image.array, truth)
+    reason = skipped(image)["ZZ_scout.dcm"]
+    assert "64 x 96" in reason and f"{truth.shape[1]} x {truth.shape[2]}" in reason
+
+
+def test_a_slice_on_another_plane_is_skipped(series):
+    folder, paths, truth = series.folder, series.paths, series.truth
+    ds = pydicom.dcmread(paths[0])
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]  # sagittal, same size
+    ds.save_as(folder / "ZZ_sagittal.dcm")
+    image = load_quietly(folder)
+    np.testing.assert_array_equal(image.array, truth)
+    assert "orientation" in skipped(image)["ZZ_sagittal.dcm"]
+
+
+def test_half_the_slices_of_another_size_is_an_error(tmp_path):
+    paths, _truth, _step = ct_series(tmp_path / "ct")
+    for k in (0, 1, 2, 3):
+        ds = pydicom.dcmread(paths[k])
+        ds.Rows, ds.Columns = 64, 64
+        ds.PixelData = np.zeros((64, 64), "<i2").tobytes()
+        ds.save_as(paths[k])
+    with pytest.raises(ml.SeriesError, match="different sizes"):
+        ml.load(tmp_path / "ct")
