@@ -64,7 +64,7 @@ from ..errors import (
     TruncatedFileError,
 )
 from ..image import MedImage
-from ._source import DEFAULT_MAX_BYTES, check_budget, damaged_header, native
+from ._source import DEFAULT_MAX_BYTES, check_budget, damaged_header, native, sniff
 
 __all__ = [
     "SAFE_HEADER_KEYWORDS",
@@ -743,7 +743,7 @@ def _check_last_element(ds: Dataset) -> None:
     if not len(ds):
         return
     tag = next(reversed(ds.keys()))
-    raw = ds._dict.get(tag)
+    raw = ds.get_item(tag)  # the element as read, not converted
     length = getattr(raw, "length", None)
     value = getattr(raw, "value", None)
     if (
@@ -868,8 +868,6 @@ def _series_members(
     Members that are no DICOM image are left out; with ``skipped`` given,
     each is appended to it as ``{"file": label, "reason": ...}``.
     """
-    from ._source import sniff
-
     groups: dict[str, list[tuple[str, Any, Dataset]]] = {}
     for label, src in members:
         marked = sniff(_head(src)) == "dicom"
@@ -946,34 +944,39 @@ def _drop_duplicates(
     if first.orientation is None:
         return kept
     normal = np.cross(first.orientation[:3], first.orientation[3:])
-    placed: list[tuple[float, str, _Decoded]] = []
-    result = []
+    result, located = [], []
     for label, header, part in kept:
-        pos = part.positions[0] if len(part.positions) == 1 else None
-        if pos is None:
+        if len(part.positions) == 1 and part.positions[0] is not None:
+            at = float(np.dot(part.positions[0], normal))
+            located.append((at, label, header, part))
+        else:
             result.append((label, header, part))
-            continue
-        at = float(np.dot(pos, normal))
-        twin = next((t for t in placed if abs(t[0] - at) <= 1e-3), None)
-        if twin is None:
-            placed.append((at, label, part))
-            result.append((label, header, part))
-        elif _same_slice(twin[2], part):
+    located.sort(key=lambda it: it[0])
+    groups: list[list[tuple[float, str, Dataset, _Decoded]]] = []
+    for entry in located:  # runs of slices within 1 µm of the run's first
+        if groups and entry[0] - groups[-1][0][0] <= 1e-3:
+            groups[-1].append(entry)
+        else:
+            groups.append([entry])
+    for group in groups:
+        at, keep_label, keep_header, keep = min(group, key=lambda it: it[1])
+        result.append((keep_label, keep_header, keep))
+        for _, label, _, part in sorted(group, key=lambda it: it[1])[1:]:
+            if not _same_slice(keep, part):
+                raise SeriesError(
+                    name,
+                    f"{keep_label} and {label} are both at {at:.2f} mm along the "
+                    "slice normal but hold different pixels, so the folder holds "
+                    "more than one acquisition (for example temporal phases or "
+                    "echoes) or a repeated slice.",
+                    "Split the acquisitions into folders of their own, or remove "
+                    "the repeated slice.",
+                )
             _skip(
                 skipped,
                 label,
-                f"is a duplicate of {twin[1]} (same position, {at:.2f} mm along "
-                "the slice normal, and same pixels)",
-            )
-        else:
-            raise SeriesError(
-                name,
-                f"{twin[1]} and {label} are both at {at:.2f} mm along the slice "
-                "normal but hold different pixels, so the folder holds more than "
-                "one acquisition (for example temporal phases or echoes) or a "
-                "repeated slice.",
-                "Split the acquisitions into folders of their own, or remove the "
-                "repeated slice.",
+                f"is a duplicate of {keep_label} (same position, {at:.2f} mm "
+                "along the slice normal, and same pixels)",
             )
     return result
 
