@@ -25,3 +25,24 @@ def disc_png(path: Path, radius: int, seed: int, size: int = 64) -> None:
     image = ((yy - c) ** 2 + (xx - c) ** 2 <= radius**2) * 150.0 + 50
     image = np.clip(image + rng.normal(0, 10, image.shape), 0, 255).astype(np.uint8)
     Image.fromarray(image).save(path)
+
+
+def page_answers(*controls) -> None:
+    """Deliver what the page sends once it has applied a control's last change.
+
+    ``widgets._sync`` sliders wait for it to tell the page's echoes from a
+    user's moves; without a page, a test delivers it.
+    """
+    for control in controls:
+        control.set_state({"_pong": control._ping})
+
+
+def user_moves(control, value) -> None:
+    """A user's move of ``control`` in a page that is up to date."""
+    page_answers(control)
+    control.set_state({"value": value})
+
+
+def page_echoes(control, value) -> None:
+    """The page sends back ``value`` before it answered the kernel's change."""
+    control.set_state({"value": value})

@@ -28,8 +28,6 @@ import contextlib
 import functools
 import html
 import math
-import time
-from collections import deque
 
 import cv2
 import ipywidgets as ipw
@@ -41,6 +39,7 @@ from medimg_lab import display
 from medimg_lab.display import PLANES
 from medimg_lab.image import MedImage
 
+from ._sync import SyncedFloatSlider, SyncedIntSlider, SyncedMixin
 from .canvas import WindowCanvas
 
 __all__ = ["PLANES", "RENDERS", "TOOLS", "ImageViewer"]
@@ -52,7 +51,6 @@ RENDERS = ("kernel", "browser")
 #: Pointer tools: "read" reads values and clicks; "brush" reports strokes.
 TOOLS = ("read", "brush")
 _ZOOM_STEP, _ZOOM_LIMITS = 1.25, (1 / 64, 64.0)
-_ECHO_SECONDS = 2.0  # how long a slider value we set may come back from the browser
 _DRAG_PX = 200  # a drag this long doubles the width or moves the center by it
 _CV_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 _EVENTS = ["click", "mousemove", "mousedown", "mouseup", "contextmenu"]
@@ -230,7 +228,6 @@ class ImageViewer(ipw.VBox):
         self._pointer = None  # the shown plane's (row, col) last read
         self._stroke: list | None = None  # array indices of the stroke in progress
         self._range, self._message_text = (0.0, 1.0), ""
-        self._sent: dict[ipw.Widget, deque] = {}  # (time, value) set on each slider
         super().__init__(children=self._build_controls(), **kwargs)
         self.image, self.box_size, self.plane = image, box_size, plane
         if slice_index is not None:
@@ -341,15 +338,15 @@ class ImageViewer(ipw.VBox):
     # ------------------------------------------------------------- controls
     def _build_controls(self) -> list[ipw.Widget]:
         self._preset = ipw.Dropdown(description="preset", layout={"width": "200px"})
-        self._center = _slider(ipw.FloatSlider, "center")
-        self._width = _slider(ipw.FloatSlider, "width")
+        self._center = _slider(SyncedFloatSlider, "center")
+        self._width = _slider(SyncedFloatSlider, "width")
         self._plane = ipw.Dropdown(
             description="plane", options=PLANES, layout={"width": "200px"}
         )
-        self._slice_index = _slider(ipw.IntSlider, "slice (index)")
+        self._slice_index = _slider(SyncedIntSlider, "slice (index)")
         self._slice_mm = ipw.Label()
         self._overlay_opacity = _slider(
-            ipw.FloatSlider, "overlay opacity", max=1, step=0.01, readout_format=".0%"
+            SyncedFloatSlider, "overlay opacity", max=1, step=0.01, readout_format=".0%"
         )
         self._overlay_opacity.layout.visibility = "hidden"
         for name in ("preset", "plane", "slice_index", "overlay_opacity"):
@@ -433,36 +430,29 @@ class ImageViewer(ipw.VBox):
         """Set a control from the traits without its callback writing back."""
         quiet, self._quiet = self._quiet, True
         try:
-            with control.hold_trait_notifications():
-                for name, value in values.items():
-                    setattr(control, name, value)
+            if isinstance(control, SyncedMixin):
+                control.set_from_kernel(**values)
+            else:
+                with control.hold_trait_notifications():
+                    for name, value in values.items():
+                        setattr(control, name, value)
         finally:
             self._quiet = quiet
-        # Recorded even when the value stays: a new min, max or step makes the
-        # browser snap the value to its new grid and send it back.
-        sent = self._sent.setdefault(control, deque(maxlen=32))
-        sent.append((time.monotonic(), control.value))
 
     def _absorb_echo(self, control: ipw.Widget, value, current) -> bool:
-        """Whether a slider's new value is the browser sending back one we set.
+        """Whether a slider's new value is the page's echo of one the kernel set.
 
-        A ``FloatSlider`` with ``continuous_update`` snaps a value set from
-        Python to its step grid, with float error, and sends it back, late
-        when values change fast (a drag, a linked viewer) or the machine is
-        busy. A value within half a step of ``current`` is always such an
-        echo, however late it comes: no move of the user's lands there, a
-        slider's moves being whole steps. A value within half a step of one
-        set in the last seconds is a stale echo: it is ignored, and the
-        slider is set back to ``current``.
+        While the slider's barrier is out (:mod:`widgets._sync`), every value
+        from the page answers a change the kernel made: snapped, with float
+        error, or clamped to an old range. It is ignored, and the slider is
+        set back to ``current`` if it differs. A value within half a step of
+        ``current`` changes nothing either: a user's moves are whole steps.
         """
-        if not isinstance(control, ipw.FloatSlider):
+        if not isinstance(control, SyncedMixin):
             return False
-        near = 0.51 * control.step
-        if abs(value - current) <= near:
+        if abs(value - current) <= 0.51 * control.step:
             return True
-        now = time.monotonic()
-        sent = self._sent.get(control, ())
-        if not any(now - t < _ECHO_SECONDS and abs(value - v) <= near for t, v in sent):
+        if not control.pending:
             return False
         self._set_control(control, value=current)
         return True

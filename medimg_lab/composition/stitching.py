@@ -2,24 +2,30 @@
 
 :func:`stitch` takes tiles in any order and finds where each one lies:
 
-1. **Pairwise shifts.** For every pair of tiles the translation is estimated by
-   phase correlation (Kuglin & Hines 1975): the normalised cross-power
-   spectrum :math:`R = F_a F_b^* / |F_a F_b^*|` of two windowed tiles, padded
-   to a common size (twice the larger tile, so that the correlation is linear),
-   has its inverse-transform peak at the shift. The peak is found on copies
-   downscaled to about 256 px first, then refined at full resolution on the
-   overlap alone. The window of the coarse step tapers only the outer 5 % of
-   each side (a Tukey window): a full Hanning window would suppress the tile
-   borders, where overlaps lie, and was measured to fail on the chest film.
-   The shift is only known modulo the padded size, so every wrap alternative
-   is tried and the one whose overlap has the highest normalised
-   cross-correlation (NCC) is kept. Pairs whose overlap is smaller
-   than ``min_overlap`` or whose NCC is below ``min_ncc`` are rejected.
+1. **Pairwise shifts.** For every pair of tiles, candidate shifts come from
+   copies downscaled to about 512 px: the highest local maxima of the NCC of
+   their edges (``t - G_1 * t``) over the overlap, computed for every shift
+   at once by FFT and integral images (Lewis 1995), and the highest peaks of
+   their phase correlation (Kuglin & Hines 1975): the normalised cross-power
+   spectrum :math:`R = F_a F_b^* / |F_a F_b^*|`, zero-padded so that the
+   correlation is linear. No window tapers the tiles: overlaps lie at their
+   borders. Each candidate is scaled to full resolution and climbed, one
+   pixel at a time, on the normalised cross-correlation (NCC) of the overlap
+   while a neighbour improves (at most ``4 * factor + 4`` steps, ``factor``
+   the downscaling). The candidate whose overlap agrees best (mean NCC of
+   the intensities and of a band-pass copy) wins, and a parabola through
+   the NCC at it and its neighbours gives the sub-pixel shift, per axis
+   :math:`\\delta = (s_{-1} - s_{+1}) / (2 (s_{-1} - 2 s_0 + s_{+1}))`.
+   A pair is rejected if its overlap is smaller than ``min_overlap``, if its
+   NCC is below ``min_ncc``, if the overlap holds no shared detail (flat
+   background, noise alone: band-pass NCC below 0.4), or if the match is not
+   distinct (an overlap 8 px away in any direction, or another candidate,
+   agrees nearly as well: a straight edge the tiles could slide along).
 2. **Global placement.** The tile offsets :math:`p_k` minimise
    :math:`\\sum_{(i, j)} w_{ij} \\lVert p_j - p_i - d_{ij} \\rVert^2` over the
    accepted pairs, with weights :math:`w_{ij}` = NCC (Szeliski 2006, §6),
    anchored at tile 0 and then shifted so that the smallest offset is
-   ``(0, 0)``. A pair that disagrees with the solution by more than 2 px is
+   ``(0, 0)``. A pair that disagrees with the solution by more than 1 px is
    dropped and the solve repeated, as long as the tiles stay connected.
 3. **Blending.** ``"feather"``: :math:`I = \\sum_k w_k I_k / \\sum_k w_k`
    with :math:`w_k` the distance to tile :math:`k`'s border;
@@ -43,6 +49,8 @@ References
    doi:10.1145/245.247.
 .. [3] R. Szeliski, "Image alignment and stitching: a tutorial", Found. Trends
    Comput. Graph. Vis. 2(1), 2006, pp. 1-104, doi:10.1561/0600000009.
+.. [4] J. P. Lewis, "Fast normalized cross-correlation", Vision Interface,
+   1995, pp. 120-123.
 """
 
 from __future__ import annotations
@@ -56,16 +64,12 @@ import numpy as np
 from .._checks import Spacing, check_image, check_spacing
 from ..params import Param, Seed, parameters
 from .fusion import pyramid_composite
-from .registration import ncc
 
 __all__ = ["Match", "Stitched", "cut_tiles", "hconcat", "stitch", "vconcat"]
 
-#: Side (px) of the downscaled copies on which shifts are first estimated.
-_COARSE_SIDE = 256
-#: Fraction of each side of a tile tapered by the window of the coarse phase
-#: correlation. A full Hanning window would suppress the tile borders, where
-#: the overlaps lie.
-_COARSE_TAPER = 0.1
+#: Side (px) of the downscaled copies on which shifts are first estimated:
+#: large enough that an overlap of 5 % of a tile keeps several pixels.
+_COARSE_SIDE = 512
 #: A pair disagreeing with the global placement by more than this (px) is an
 #: outlier; it is dropped if the tiles stay connected without it.
 _MAX_RESIDUAL_PX = 1.0
@@ -86,7 +90,7 @@ class Match:
     shift : (2,) ndarray of float
         ``(row, col)`` of tile ``j``'s top-left corner in tile ``i``'s frame,
         in pixels: ``tile_j[y, x]`` shows what ``tile_i[y + row, x + col]``
-        shows. Subpixel, from phase correlation.
+        shows. Sub-pixel, from a parabola fit of the overlap's NCC.
     ncc : float
         Normalised cross-correlation of the two tiles over their overlap at the
         nearest whole-pixel shift, in ``[-1, 1]``.
@@ -283,39 +287,127 @@ def _downscale(tile: np.ndarray, factor: int) -> np.ndarray:
     )
 
 
-def _window(shape: tuple[int, int], taper: float) -> np.ndarray:
-    """Tukey window: a Hanning ramp over ``taper / 2`` of each side, flat inside.
+def _highpass(tile: np.ndarray) -> np.ndarray:
+    """Edges and texture of a tile: ``t - G_1 * t`` (Gaussian, sigma 1 px).
 
-    ``taper=1`` is the full Hanning window (``cv2.createHanningWindow``).
+    Radiographs are smooth: over a narrow strip their intensities correlate
+    with almost any other smooth strip. Their edges and texture do not. The
+    support is small so that the tile's border, where overlaps lie, changes
+    only a pixel or two of it.
     """
-    if taper >= 1:
-        return cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
-    axes = []
-    for n in shape:
-        w = np.ones(n, np.float32)
-        m = max(1, int(taper * n / 2))
-        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(m) + 0.5) / m)
-        w[:m], w[n - m :] = ramp, ramp[::-1]
-        axes.append(w)
-    return np.outer(*axes)
+    return tile - cv2.GaussianBlur(tile, (0, 0), 1.0)
 
 
-def _phase_shift(a: np.ndarray, b: np.ndarray, taper: float) -> np.ndarray:
-    """``(row, col)`` of ``b``'s origin in ``a``'s frame, by phase correlation.
+def _detail(overlap: np.ndarray) -> np.ndarray:
+    """Band-pass copy of an overlap: difference of Gaussians, sigma 1 and 3 px.
 
-    Both are mean-subtracted and windowed at their own size (``taper``, see
-    :func:`_window`), then zero-padded to twice their common size, so that the
-    correlation is linear rather than circular. The shift is found modulo the
-    padded size.
+    Taken of the overlap itself (not of the whole tile), so that the two
+    tiles' overlaps, if they show the same pixels, give the same copy.
     """
-    shape = (2 * max(a.shape[0], b.shape[0]), 2 * max(a.shape[1], b.shape[1]))
-    padded = []
+    t = overlap.astype(np.float32)
+    return cv2.GaussianBlur(t, (0, 0), 1.0) - cv2.GaussianBlur(t, (0, 0), 3.0)
+
+
+def _integral(t: np.ndarray) -> np.ndarray:
+    out = np.zeros((t.shape[0] + 1, t.shape[1] + 1))
+    out[1:, 1:] = t.cumsum(0).cumsum(1)
+    return out
+
+
+def _shift_grid(shape_a, shape_b):
+    """Every whole-pixel shift with an overlap, and the overlap's bounds."""
+    bounds = []
+    for la, lb in zip(shape_a, shape_b, strict=True):
+        d = np.arange(-(lb - 1), la)
+        lo, hi = np.maximum(0, d), np.minimum(la, d + lb)
+        bounds.append((d, lo, hi))
+    return bounds
+
+
+def _correlate(a: np.ndarray, b: np.ndarray, *, whiten: bool) -> np.ndarray:
+    """Linear cross-correlation ``C(d) = sum_x a(x) b(x - d)`` by FFT.
+
+    On the grid of :func:`_shift_grid`: ``C[dy + M_b - 1, dx + N_b - 1]``.
+    Zero-padded to at least ``M_a + M_b - 1`` by ``N_a + N_b - 1``, so that it
+    is linear, not circular. ``whiten=True`` divides the cross-power spectrum
+    by its magnitude, ``R = F_a F_b^* / |F_a F_b^*|``: phase correlation.
+    """
+    size = [
+        cv2.getOptimalDFTSize(la + lb - 1)
+        for la, lb in zip(a.shape, b.shape, strict=True)
+    ]
+    spectra = []
     for t in (a, b):
-        p = np.zeros(shape, np.float32)
-        p[: t.shape[0], : t.shape[1]] = (t - t.mean()) * _window(t.shape, taper)
-        padded.append(p)
-    (x, y), _ = cv2.phaseCorrelate(padded[0], padded[1])
-    return -np.array([y, x])
+        padded = np.zeros(size, np.float32)
+        padded[: t.shape[0], : t.shape[1]] = t
+        spectra.append(cv2.dft(padded, flags=cv2.DFT_COMPLEX_OUTPUT))
+    r = cv2.mulSpectrums(spectra[0], spectra[1], 0, conjB=True)
+    if whiten:
+        magnitude = cv2.magnitude(r[..., 0], r[..., 1])
+        top = float(magnitude.max())
+        if top == 0:  # a flat tile
+            return np.zeros((a.shape[0] + b.shape[0] - 1, a.shape[1] + b.shape[1] - 1))
+        r /= (magnitude + 1e-6 * top)[..., None]
+    c = cv2.idft(r, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE).astype(np.float64)
+    # Lags -(M_b - 1) .. M_a - 1 sit at the end and then the start of each axis.
+    (hb, wb), (ha, wa) = b.shape, a.shape
+    c = np.concatenate([c[size[0] - hb + 1 :], c[:ha]], axis=0)
+    return np.concatenate([c[:, size[1] - wb + 1 :], c[:, :wa]], axis=1)
+
+
+def _ncc_surface(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NCC of ``a`` and ``b`` over their overlap, for every whole-pixel shift.
+
+    ``surface[dy + M_b - 1, dx + N_b - 1]`` is the NCC for ``b``'s origin at
+    ``(dy, dx)`` in ``a``'s frame (NaN where an overlap is flat), and ``area``
+    its overlap in pixels. The cross term is one linear correlation by FFT;
+    the overlap's sums and sums of squares come from integral images
+    (J. P. Lewis, "Fast normalized cross-correlation", Vision Interface 1995),
+    so the whole surface costs three FFTs.
+    """
+    a = a.astype(np.float64) - a.mean()
+    b = b.astype(np.float64) - b.mean()
+    (dy, ya0, ya1), (dx, xa0, xa1) = _shift_grid(a.shape, b.shape)
+    cross = _correlate(a, b, whiten=False)
+
+    def box(table, r0, r1, c0, c1):
+        rows = table[r1] - table[r0]
+        return rows[:, c1] - rows[:, c0]
+
+    area = (ya1 - ya0)[:, None] * (xa1 - xa0)[None, :]
+    sa = box(_integral(a), ya0, ya1, xa0, xa1)
+    sa2 = box(_integral(a * a), ya0, ya1, xa0, xa1)
+    yb0, yb1, xb0, xb1 = ya0 - dy, ya1 - dy, xa0 - dx, xa1 - dx
+    sb = box(_integral(b), yb0, yb1, xb0, xb1)
+    sb2 = box(_integral(b * b), yb0, yb1, xb0, xb1)
+    va = sa2 - sa * sa / area
+    vb = sb2 - sb * sb / area
+    # Variance below 1e-6 of the tile's (per pixel) is rounding: a flat overlap.
+    flat = (va <= 1e-6 * area * a.var()) | (vb <= 1e-6 * area * b.var())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        surface = (cross - sa * sb / area) / np.sqrt(va * vb)
+    surface[flat] = np.nan
+    return np.clip(surface, -1.0, 1.0), area
+
+
+def _phase_surface(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Phase correlation of ``a`` and ``b``, on the grid of :func:`_ncc_surface`.
+
+    The normalised cross-power spectrum ``R = F_a F_b^* / |F_a F_b^*|`` of the
+    mean-subtracted tiles, zero-padded so that the correlation is linear; its
+    inverse transform peaks at the shift. No window: a window would taper
+    the tile borders, where the overlaps lie.
+    """
+    return _correlate(a - a.mean(), b - b.mean(), whiten=True)
+
+
+def _peaks(surface: np.ndarray, valid: np.ndarray, count: int) -> list[tuple[int, int]]:
+    """Indices of the ``count`` highest local maxima (5 x 5) of ``surface``."""
+    s = np.where(valid & np.isfinite(surface), surface, -np.inf).astype(np.float32)
+    top = cv2.dilate(s, np.ones((5, 5), np.uint8))
+    rows, cols = np.nonzero((s == top) & np.isfinite(s))
+    order = np.argsort(-s[rows, cols], kind="stable")[:count]
+    return [(int(rows[k]), int(cols[k])) for k in order]
 
 
 def _overlap_slices(shape_a, shape_b, shift):
@@ -336,92 +428,187 @@ def _overlap_fraction(shape_a, shape_b, sl) -> float:
     return area / min(shape_a[0] * shape_a[1], shape_b[0] * shape_b[1])
 
 
-def _match_pair(a, b, a_small, b_small, factor, min_overlap):
-    """Best shift of ``b`` in ``a``'s frame: ``(shift, ncc, overlap)`` or None."""
-    # Coarse: phase correlation, then every wrap alternative checked by NCC.
-    base = _phase_shift(a_small, b_small, _COARSE_TAPER)
-    period = 2 * np.maximum(a_small.shape, b_small.shape)
-    best = None
-    for ky in (-1, 0, 1):
-        for kx in (-1, 0, 1):
-            cand = np.rint(base + period * (ky, kx)).astype(int)
-            sl = _overlap_slices(a_small.shape, b_small.shape, cand)
-            if sl is None:
-                continue
-            if _overlap_fraction(a_small.shape, b_small.shape, sl[0]) < min_overlap:
-                continue
-            score = ncc(a_small[sl[0]], b_small[sl[1]])
-            if best is None or score > best[1]:
-                best = (cand, score)
-    if best is None:
-        return None
-    # Fine: phase correlation of the full-resolution overlaps.
-    coarse = best[0] * factor
-    sl = _overlap_slices(a.shape, b.shape, coarse)
-    if sl is None:
-        return None
-    candidates = [coarse.astype(float)]
-    oa, ob = a[sl[0]], b[sl[1]]
-    if min(oa.shape) >= _MIN_SIDE:
-        fine = coarse + _phase_shift(oa.astype(np.float32), ob.astype(np.float32), 1.0)
-        if np.all(np.abs(fine - coarse) <= 2 * factor + 1):
-            candidates.insert(0, fine)
-    result = None
-    for shift in candidates:
-        sl = _overlap_slices(a.shape, b.shape, np.rint(shift))
-        if sl is None:
-            continue
-        frac = _overlap_fraction(a.shape, b.shape, sl[0])
-        if frac < min_overlap:
-            continue
-        score = ncc(a[sl[0]].astype(np.float32), b[sl[1]].astype(np.float32))
-        if result is None or score > result[1] + 1e-6:
-            result = (shift, score, frac)
-    return result if result is None else _climb(a, b, result, min_overlap)
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r of two equal-shape arrays; NaN if either is flat.
 
-
-def _climb(a, b, result, min_overlap):
-    """Hill-climb the overlap NCC over whole-pixel shifts from ``result``.
-
-    Phase correlation can lock onto a wrong peak by a few pixels where the
-    overlap is mostly flat (air around a head) or holds lines along one
-    direction; the NCC of the overlap itself decides. The sub-pixel shift is
-    kept when the climb ends where it started.
+    Sums of products rather than ``@``: a BLAS call's threads cost more than
+    the product itself for these sizes, and far more on a loaded machine.
     """
-    shift, score, frac = result
-    start = current = np.rint(shift).astype(int)
-    sl = _overlap_slices(a.shape, b.shape, start)
-    # Large overlaps are sampled on a grid (at most ~60k pixels) for speed.
-    step = max(1, int(np.sqrt(a[sl[0]].size / 60_000)))
-    best = ncc(
-        a[sl[0]][::step, ::step].astype(np.float32),
-        b[sl[1]][::step, ::step].astype(np.float32),
-    )
-    for _ in range(8):
-        moves = []
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                cand = current + np.array((dy, dx))
-                sl = _overlap_slices(a.shape, b.shape, cand)
-                if sl is None or (dy, dx) == (0, 0):
-                    continue
-                f = _overlap_fraction(a.shape, b.shape, sl[0])
-                if f < min_overlap:
-                    continue
-                s = ncc(
-                    a[sl[0]][::step, ::step].astype(np.float32),
-                    b[sl[1]][::step, ::step].astype(np.float32),
-                )
-                moves.append((s, tuple(cand), f))
-        top = max(moves, default=None)
-        if top is None or top[0] <= best + 1e-6:
+    a = a.astype(np.float64).ravel()
+    b = b.astype(np.float64).ravel()
+    a -= a.mean()
+    b -= b.mean()
+    den = float(np.sqrt(np.sum(a * a) * np.sum(b * b)))
+    return float(np.clip(np.sum(a * b) / den, -1, 1)) if den > 0 else float("nan")
+
+
+class _PairScore:
+    """NCC of tiles ``a`` and ``b`` over their overlap at whole-pixel shifts.
+
+    Overlaps smaller than ``min_area`` pixels, or flat in either tile, score
+    NaN. ``transform`` (of each overlap, before the NCC) can be
+    :func:`_detail`. With ``budget``, overlaps larger than that many pixels
+    are sampled on a regular grid (every ``k``-th row and column) for speed.
+    Values are cached.
+    """
+
+    def __init__(self, a, b, min_area: float, budget=10_000, transform=None):
+        self.a, self.b, self.min_area, self.budget = a, b, min_area, budget
+        self.transform = transform
+        self.cache: dict[tuple[int, int], float] = {}
+
+    def __call__(self, shift) -> float:
+        key = (int(shift[0]), int(shift[1]))
+        if key not in self.cache:
+            sl = _overlap_slices(self.a.shape, self.b.shape, key)
+            value = float("nan")
+            if sl is not None:
+                rows = sl[0][0].stop - sl[0][0].start
+                area = rows * (sl[0][1].stop - sl[0][1].start)
+                if area >= self.min_area:
+                    k = 1 if self.budget is None else int(np.sqrt(area / self.budget))
+                    k = max(1, k)
+                    oa, ob = self.a[sl[0]], self.b[sl[1]]
+                    if self.transform is not None:
+                        oa, ob = self.transform(oa), self.transform(ob)
+                    value = _ncc(oa[::k, ::k], ob[::k, ::k])
+            self.cache[key] = value
+        return self.cache[key]
+
+
+_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+
+
+def _climb(score: _PairScore, start, limit: int) -> tuple[np.ndarray, float]:
+    """Steepest ascent of ``score`` over whole-pixel shifts from ``start``.
+
+    Phase correlation and the coarse level can be off by a few pixels; the
+    NCC of the overlap itself decides. The climb goes on while a neighbour
+    improves, at most ``limit`` steps (a bound from the tiles' size, not a
+    fixed count).
+    """
+    current = np.rint(start).astype(int)
+    best = score(current)
+    if not np.isfinite(best):
+        return current, best
+    for _ in range(limit):
+        values = [(score(current + d), d) for d in _NEIGHBOURS]
+        values = [v for v in values if np.isfinite(v[0])]
+        if not values:
             break
-        best, current, frac = top[0], np.array(top[1]), top[2]
-    if np.array_equal(current, start):
-        return result
-    sl = _overlap_slices(a.shape, b.shape, current)
-    score = ncc(a[sl[0]].astype(np.float32), b[sl[1]].astype(np.float32))
-    return current.astype(float), score, frac
+        top, move = max(values, key=lambda v: v[0])
+        if top <= best + 1e-9:
+            break
+        best, current = top, current + np.array(move)
+    return current, best
+
+
+def _subpixel(score: _PairScore, shift: np.ndarray) -> np.ndarray:
+    """Parabola through the NCC at ``shift`` and its neighbours, per axis.
+
+    The vertex of the parabola through ``s(-1), s(0), s(+1)`` lies at
+    ``(s(-1) - s(+1)) / (2 (s(-1) - 2 s(0) + s(+1)))`` (clipped to half a
+    pixel); an axis without a curved maximum keeps the whole pixel.
+    """
+    out = shift.astype(float)
+    centre = score(shift)
+    for axis in (0, 1):
+        step = np.zeros(2, int)
+        step[axis] = 1
+        lo, hi = score(shift - step), score(shift + step)
+        curve = lo - 2 * centre + hi
+        if np.isfinite(curve) and curve < 0:
+            out[axis] += float(np.clip(0.5 * (lo - hi) / curve, -0.5, 0.5))
+    return out
+
+
+#: Candidate shifts per pair kept from the coarse level: the highest local
+#: maxima of the band-pass NCC surface and of the phase correlation.
+_NCC_PEAKS = 5
+_PHASE_PEAKS = 2
+#: Smallest band-pass NCC of an accepted overlap: below it the overlap holds
+#: no edges or texture that both tiles share (flat background, noise alone).
+_MIN_DETAIL_NCC = 0.4
+#: A match must be distinct: at every other place tried (the ring of 16
+#: shifts ``_RING_PX`` px around it and the other coarse candidates) the
+#: overlap's disagreement ``1 - score`` must be at least ``_DISTINCT`` times
+#: the match's. Otherwise the overlap holds only a straight edge or a stripe
+#: along which the tiles could slide, or a pattern that repeats.
+_RING_PX = 8
+_DISTINCT = 2.0
+
+
+@dataclass
+class _Tile:
+    """A tile prepared for matching: full resolution, coarse, coarse edges."""
+
+    full: np.ndarray
+    small: np.ndarray
+    small_detail: np.ndarray
+
+    @classmethod
+    def of(cls, tile: np.ndarray, factor: int) -> _Tile:
+        full = tile.astype(np.float32)
+        small = _downscale(full, factor)
+        return cls(full, small, _highpass(small))
+
+
+def _candidates(a: _Tile, b: _Tile, min_overlap: float) -> list[np.ndarray]:
+    """Coarse shifts (``(row, col)``, coarse pixels) worth refining."""
+    surface, area = _ncc_surface(a.small_detail, b.small_detail)
+    valid = area >= min_overlap * min(a.small.size, b.small.size)
+    picks = _peaks(surface, valid, _NCC_PEAKS)
+    for p in _peaks(_phase_surface(a.small, b.small), valid, _PHASE_PEAKS):
+        if all(max(abs(p[0] - q[0]), abs(p[1] - q[1])) > 1 for q in picks):
+            picks.append(p)
+    origin = np.array(b.small.shape) - 1
+    return [np.array(p) - origin for p in picks]
+
+
+def _match_pair(a: _Tile, b: _Tile, factor: int, min_overlap: float):
+    """Best shift of ``b`` in ``a``'s frame: ``(shift, ncc, overlap)`` or None.
+
+    Every coarse candidate is scaled to full resolution and climbed on the
+    NCC of the overlap; the candidate whose overlap agrees best (mean of the
+    NCC of the intensities and of the band-pass copies) wins. It is refused
+    (None) if its overlap holds no shared detail or if the match is not
+    distinct (see ``_MIN_DETAIL_NCC`` and ``_DISTINCT``).
+    """
+    picks = _candidates(a, b, min_overlap)
+    min_area = min_overlap * min(a.full.size, b.full.size)
+    raw = _PairScore(a.full, b.full, min_area)
+    detail = _PairScore(a.full, b.full, min_area, transform=_detail)
+    # The coarse level is off by up to about a coarse pixel (factor px), more
+    # where phase correlation or a flat overlap misleads it.
+    limit = 4 * factor + 4
+
+    def key(shift):
+        """Agreement of the overlap: mean NCC of intensities and band-pass."""
+        return 0.5 * (raw(shift) + detail(shift))
+
+    found = []
+    for p in picks:
+        shift, value = _climb(raw, p * factor, limit)
+        if np.isfinite(value) and np.isfinite(key(shift)):
+            found.append((key(shift), tuple(shift)))
+    if not found:
+        return None
+    best, shift = max(found)
+    shift = np.array(shift)
+    if not detail(shift) >= _MIN_DETAIL_NCC:
+        return None
+    angles = np.arange(16) * (np.pi / 8)
+    ring = np.rint(_RING_PX * np.c_[np.sin(angles), np.cos(angles)]).astype(int)
+    others = [key(shift + d) for d in ring] + [
+        k for k, s in found if np.abs(np.subtract(s, shift)).max() > _RING_PX
+    ]
+    closest = np.nanmax(others, initial=-1.0)
+    if 1.0 - closest < _DISTINCT * (1.0 - best):
+        return None
+    sl = _overlap_slices(a.full.shape, b.full.shape, shift)
+    value = _ncc(a.full[sl[0]], b.full[sl[1]])
+    frac = _overlap_fraction(a.full.shape, b.full.shape, sl[0])
+    return _subpixel(_PairScore(a.full, b.full, 0, None), shift), value, frac
 
 
 # ----------------------------------------------------------- placement
@@ -468,8 +655,9 @@ def _place(n: int, pairs: list[Match], min_overlap: float, min_ncc: float):
         raise ValueError(
             f"tiles {lost} could not be placed: they share no overlap of at least "
             f"min_overlap={min_overlap:g} with NCC >= min_ncc={min_ncc:g} with tiles "
-            f"{placed}; cut the tiles with more overlap, or lower min_overlap or "
-            f"min_ncc"
+            f"{placed} that holds something to match (an overlap that is flat "
+            f"background, noise alone or a single straight edge does not); cut "
+            f"the tiles with more overlap, or lower min_overlap or min_ncc"
         )
     pairs = list(pairs)
     p, residual = _solve(n, pairs)
@@ -533,10 +721,13 @@ def stitch(
 ) -> Stitched:
     """Stitch unordered, overlapping tiles into one mosaic.
 
-    Every pair of tiles is matched by phase correlation (on copies downscaled
-    to about 256 px, then refined at full resolution on the overlap) and
-    verified by the NCC of the overlap; the offsets are the weighted
-    least-squares placement of the accepted pairs (see the module docstring).
+    Every pair of tiles is matched by candidates from phase correlation and
+    from the NCC of their edges (on copies downscaled to about 512 px),
+    climbed at full resolution on the NCC of the overlap and refined to a
+    sub-pixel shift; the offsets are the weighted least-squares placement of
+    the accepted pairs (see the module docstring). Overlaps down to 5 % of a
+    tile's width or height are placed to within a pixel, sub-pixel shifts
+    to within about a tenth of a pixel.
 
     Parameters
     ----------
@@ -575,8 +766,9 @@ def stitch(
     ------
     ValueError
         If the accepted pairs do not connect all the tiles; the message names
-        the tiles that could not be placed. A tile of noise, or one from
-        another image, fails this way.
+        the tiles that could not be placed. A tile of noise, one from another
+        image, tiles that do not overlap, and tiles whose overlap is flat
+        (uniform background) or holds only a straight edge fail this way.
 
     Examples
     --------
@@ -603,13 +795,11 @@ def stitch(
 
     # 1. Pairwise matches.
     factor = max(1, int(np.ceil(max(max(t.shape) for t in tiles) / _COARSE_SIDE)))
-    small = [_downscale(t, factor) for t in tiles]
+    prepared = [_Tile.of(t, factor) for t in tiles]
     pairs = []
     for i in range(n):
         for j in range(i + 1, n):
-            found = _match_pair(
-                tiles[i], tiles[j], small[i], small[j], factor, min_overlap
-            )
+            found = _match_pair(prepared[i], prepared[j], factor, min_overlap)
             if found is not None and found[1] >= min_ncc:
                 shift, score, frac = found
                 pairs.append(Match(i, j, np.asarray(shift, float), score, frac))

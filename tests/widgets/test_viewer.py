@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import time
 
 import cv2
 import numpy as np
 import pytest
 import traitlets
+from helpers import page_answers, page_echoes, user_moves
 
 from medimg_lab import data, display
 from medimg_lab.image import MedImage
@@ -67,7 +67,7 @@ def test_default_auto_and_custom_presets(head_ct):
 
 def test_sliders_set_the_window_and_the_window_sets_the_sliders(head_ct):
     viewer = ImageViewer(head_ct)
-    viewer._center.value = 123.0
+    user_moves(viewer._center, 123.0)
     assert viewer.window == (123.0, head_ct.window[1])
     viewer.window = (-600, 1500)
     assert (viewer._center.value, viewer._width.value) == (-600, 1500)
@@ -164,7 +164,7 @@ def test_overlay_blends_with_the_opacity(head_ct):
     color = display.label_colors(1)[1].astype(float)
     blended = np.round(color * 0.6 + float(grey[row, col]) * 0.4)
     np.testing.assert_array_equal(viewer.displayed[row, col], blended)
-    viewer._overlay_opacity.value = 0.2
+    user_moves(viewer._overlay_opacity, 0.2)
     np.testing.assert_array_equal(viewer.displayed, display.overlay(grey, mask, 0.2))
 
 
@@ -289,7 +289,7 @@ def test_wheel_steps_through_slices_and_reads_the_new_slice(brain_mri):
 def test_viewers_link_through_traits(brain_mri):
     a, b = ImageViewer(brain_mri), ImageViewer(brain_mri)
     traitlets.link((a, "slice_index"), (b, "slice_index"))
-    a._slice_index.value = 33
+    user_moves(a._slice_index, 33)
     assert b.slice_index == 33
 
 
@@ -311,46 +311,61 @@ def test_widget_callback_failure_shows_a_plain_message(head_ct, monkeypatch):
         raise ValueError("labels do not fit\nsecond line")
 
     monkeypatch.setattr(display, "overlay", broken)
-    viewer._overlay_opacity.value = 0.9  # a widget event: nothing may propagate
+    user_moves(viewer._overlay_opacity, 0.9)  # a widget event: nothing may propagate
     assert viewer.message == "Could not draw the image: labels do not fit."
     assert "Traceback" not in viewer._message.value
     assert "second line" not in viewer._message.value
     monkeypatch.undo()
-    viewer._overlay_opacity.value = 0.5
+    user_moves(viewer._overlay_opacity, 0.5)
     assert viewer.message == ""
 
 
 def test_slider_values_the_browser_sends_back_are_absorbed(head_ct):
     viewer = ImageViewer(head_ct)
     viewer.window = (208.5, 300)
-    viewer._center.value = 209.0  # the browser snapped 208.5 to its step and echoed
+    page_echoes(viewer._center, 209.0)  # the page snapped 208.5 to its step
     assert (viewer.window, viewer.preset) == ((208.5, 300), "custom")
     viewer.window = (250, 300)
-    viewer._center.value = 209.0  # a late echo of an older value
+    page_echoes(viewer._center, 209.0)  # an echo of the older value, late
     assert viewer.window == (250, 300)
     assert viewer._center.value == 250  # the slider shows the window in force
-    viewer._center.value = 251.0  # the user moves the slider by one step
+    user_moves(viewer._center, 251.0)  # the user moves the slider by one step
     assert viewer.window == (251, 300)
 
 
-def test_a_late_echo_of_the_window_in_force_never_replaces_it(head_ct, monkeypatch):
-    """On a busy machine the browser's snapped echo can come seconds later."""
+def test_echoes_are_told_from_moves_by_order_not_by_time(head_ct):
+    """An echo can come seconds late on a busy machine; it is still an echo."""
     viewer = ImageViewer(head_ct, preset="brain")
     assert viewer.window == (40.0, 80.0)
-    later = time.monotonic() + 60.0
-    monkeypatch.setattr(time, "monotonic", lambda: later)
-    viewer._center.value = 40.00000000000023  # noUiSlider's round trip of 40
-    viewer._width.value = 80.00000000000011
-    assert viewer.window == (40.0, 80.0)
-    assert viewer.preset == "brain"
-    viewer._center.value = 41.0  # a real move, one step, is taken
+    page_echoes(viewer._center, 40.00000000000023)  # the page's round trip of 40
+    page_echoes(viewer._width, 80.00000000000011)
+    page_echoes(viewer._center, 312.0)  # any value before the barrier's answer
+    assert (viewer.window, viewer.preset) == ((40.0, 80.0), "brain")
+    assert viewer._center.value == 40.0  # and the page is set right again
+    user_moves(viewer._center, 41.0)  # after it, a move of one step is taken
     assert viewer.window == (41.0, 80.0)
+    user_moves(viewer._center, 40.00000000000023)  # a move back to 40, as sent
+    assert viewer.window[0] == pytest.approx(40.0)
+
+
+def test_a_value_clamped_to_the_old_range_never_replaces_a_new_images_window(
+    head_ct, chest_xray
+):
+    viewer = ImageViewer(head_ct, preset="bone")
+    page_answers(viewer._center, viewer._width)
+    viewer.image = chest_xray  # new range and value in one message
+    # The page applied the value before the range: clamped to the CT's maximum.
+    page_echoes(viewer._center, 6288.0)
+    assert viewer.window == chest_xray.window
+    assert viewer._center.value == chest_xray.window[0]
+    page_answers(viewer._center, viewer._width)
+    assert viewer.preset == "default"
 
 
 def test_refused_control_value_is_put_back(volume):
     viewer = ImageViewer(volume)
     viewer._slice_index.max = 99  # as a stale browser slider could send
-    viewer._slice_index.value = 50
+    user_moves(viewer._slice_index, 50)
     assert viewer.message.startswith("Could not set the slice index")
     assert viewer._slice_index.value == viewer.slice_index == 6
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipywidgets as ipw
 import numpy as np
 import pytest
+from helpers import user_moves
 from test_viewer import decode, ipyevents_event
 
 from medimg_lab import display
@@ -83,7 +84,7 @@ def test_a_slider_window_is_not_sent_back_a_preset_is(head_ct):
     viewer = ImageViewer(head_ct, render="browser", preset="brain")
     canvas = viewer._img
     serial = canvas.window[2]
-    viewer._width.value = 200  # as the browser sends a slider move
+    user_moves(viewer._width, 200)  # as the browser sends a slider move
     assert viewer.window == (40.0, 200.0) and viewer.preset == "custom"
     assert canvas.window[2] == serial  # the page windowed it already
     np.testing.assert_array_equal(
