@@ -21,6 +21,9 @@ probability of each class ``C_k`` by Bayes' rule:
 - :mod:`.explain`: permutation feature importance and occlusion maps.
 - :mod:`.tissue`: Bayes' rule on the intensity of the brain MRI's tissues,
   with decision boundaries and posterior maps that follow the priors.
+- :mod:`.context`: tissues beyond intensity: the neighbourhood's mean as a
+  second feature (histogram likelihoods), a partial-volume class and a
+  mean-field Potts Markov random field.
 - :mod:`.studies`: the features of a dataset, and the ROC of lesion
   detection as the contrast changes.
 """
@@ -28,6 +31,15 @@ probability of each class ``C_k`` by Bayes' rule:
 from __future__ import annotations
 
 from .classifiers import CLASSIFIERS, GaussianBayes, make_classifier
+from .context import (
+    TISSUES_PV,
+    ContextBayes,
+    classify_tissues,
+    context_bayes,
+    context_features,
+    mrf_posterior,
+    with_partial_volume,
+)
 from .datasets import (
     MEDMNIST_SPLITS,
     SAMPLE_CLASSES,
@@ -79,13 +91,18 @@ __all__ = [
     "MEDMNIST_SPLITS",
     "SAMPLE_CLASSES",
     "TISSUES",
+    "TISSUES_PV",
     "CVResult",
+    "ContextBayes",
     "GaussianBayes",
     "LesionROC",
     "PatchDataset",
     "brain_tissues",
     "calibration",
+    "classify_tissues",
     "confusion",
+    "context_bayes",
+    "context_features",
     "cross_validate",
     "decision_boundaries",
     "evaluate",
@@ -104,6 +121,7 @@ __all__ = [
     "load_model",
     "make_classifier",
     "medmnist_npz",
+    "mrf_posterior",
     "occlusion_map",
     "patch_features",
     "posterior_maps",
@@ -114,4 +132,5 @@ __all__ = [
     "save_model",
     "shape_features",
     "spatial_groups",
+    "with_partial_volume",
 ]
