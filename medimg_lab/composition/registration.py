@@ -261,61 +261,150 @@ def _highpass(shape: tuple[int, int]) -> np.ndarray:
     return ((1.0 - x) * (2.0 - x)).astype(np.float32)
 
 
-def _log_polar_spectrum(image: np.ndarray, window: np.ndarray, n_angles: int):
-    """High-passed magnitude spectrum resampled on a log-polar grid (0–180°)."""
-    spectrum = np.fft.fftshift(np.abs(np.fft.fft2(image * window))).astype(np.float32)
-    spectrum *= _highpass(image.shape)
+def _square_spectrum(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Magnitude spectrum of the windowed image on a square grid, zero
+    frequency at the centre.
+
+    On an M × N grid with M ≠ N the frequency steps differ along the two
+    axes (1/M and 1/N), so a rotation of the image is not a rotation of the
+    spectrum's array and log-polar phase correlation finds a wrong angle.
+    Zero-padded to a square of side S ≥ max(M, N), both steps are 1/S and
+    the spectrum turns with the content.
+    """
     h, w = image.shape
-    radius = min(h, w) / 2.0
-    n_radii = int(radius)
+    side = cv2.getOptimalDFTSize(max(h, w))
+    side += side % 2  # even: the zero frequency on a pixel
+    weighted = image * window
+    weighted -= window * np.float32(weighted.sum() / window.sum())  # no DC lobe
+    square = np.zeros((side, side), np.float32)
+    top, left = (side - h) // 2, (side - w) // 2
+    square[top : top + h, left : left + w] = weighted
+    return np.fft.fftshift(np.abs(np.fft.fft2(square))).astype(np.float32)
+
+
+def _log_polar_spectrum(image: np.ndarray, window: np.ndarray, band: float):
+    """High-passed magnitude spectrum on a log-polar grid (0–180°).
+
+    ``band`` (≤ 1) is the fraction of the Nyquist frequency that both axes
+    hold: an axis upsampled to square pixels carries nothing above its
+    original Nyquist, an edge that would not turn with the content.
+    Returns the (angles, radii) array and the largest radius in pixels.
+    """
+    spectrum = _square_spectrum(image, window)
+    side = spectrum.shape[0]
+    spectrum *= _highpass((side, side))
+    radius = band * side / 2.0
+    n_angles = 2 * max(image.shape)
     polar = cv2.warpPolar(
         spectrum,
-        (n_radii, 2 * n_angles),
-        (w / 2.0, h / 2.0),
+        (max(int(radius), 8), 2 * n_angles),
+        (side / 2.0, side / 2.0),
         radius,
         cv2.INTER_LINEAR | cv2.WARP_POLAR_LOG,
     )
-    return polar[:n_angles], radius, n_radii
+    return polar[:n_angles], radius
 
 
-def _rotation_by_phase(
-    fixed: np.ndarray, moving: np.ndarray, window: np.ndarray
-) -> tuple[float, float]:
-    """Rotation (degrees, modulo 180) and scale of moving relative to fixed."""
-    n_angles = 2 * max(fixed.shape)
-    pf, radius, n_radii = _log_polar_spectrum(fixed, window, n_angles)
-    pm, _, _ = _log_polar_spectrum(moving, window, n_angles)
-    (dr, da), _ = cv2.phaseCorrelate(pf, pm)
-    angle = -180.0 * da / n_angles
-    scale = math.exp(-dr * math.log(radius) / n_radii)  # the spectrum shrinks
-    return angle, scale
+def _rotation_candidates(
+    fixed: np.ndarray, moving: np.ndarray, window: np.ndarray, band: float, n: int
+) -> list[tuple[float, float]]:
+    """The ``n`` strongest (rotation in degrees modulo 180, scale) peaks of
+    the phase correlation of the log-polar spectra (Reddy & Chatterji [1]_).
+
+    The strongest peak is not always the motion: structure that does not
+    turn with the content (the pixel grid, a window cut across a long
+    image) adds a peak at no rotation. The caller tells the candidates
+    apart in the image domain.
+    """
+    pf, radius = _log_polar_spectrum(fixed, window, band)
+    pm, _ = _log_polar_spectrum(moving, window, band)
+    n_angles, n_radii = pf.shape
+    cross = np.conj(np.fft.fft2(pf)) * np.fft.fft2(pm)
+    surface = np.real(np.fft.ifft2(cross / (np.abs(cross) + 1e-12))).astype(np.float32)
+    peaks = surface == cv2.dilate(surface, np.ones((5, 5), np.uint8))
+    order = np.argsort(surface[peaks])[::-1][:n]
+    out = []
+    for a, r in np.argwhere(peaks)[order]:
+        rows = [(a + d) % n_angles for d in (-1, 0, 1)]
+        cols = [(r + d) % n_radii for d in (-1, 0, 1)]
+        patch = np.clip(surface[np.ix_(rows, cols)], 0, None)
+        total = float(patch.sum()) or 1.0
+        da = a + float((patch.sum(1) @ [-1, 0, 1]) / total)
+        dr = r + float((patch.sum(0) @ [-1, 0, 1]) / total)
+        da = da - n_angles if da > n_angles / 2 else da
+        dr = dr - n_radii if dr > n_radii / 2 else dr
+        angle = -180.0 * da / n_angles
+        scale = math.exp(-dr * math.log(radius) / n_radii)  # the spectrum shrinks
+        out.append((angle, scale))
+    return out
 
 
 def _phase_step(
-    fixed: np.ndarray, moving: np.ndarray, warp: np.ndarray, transform: str
+    fixed: np.ndarray,
+    moving: np.ndarray,
+    warp: np.ndarray,
+    transform: str,
+    band: float = 1.0,
 ) -> np.ndarray:
-    """Refine a fixed→moving pixel warp by one Fourier–Mellin step."""
+    """Refine a fixed→moving pixel warp by one Fourier–Mellin step.
+
+    Rotation candidates (the log-polar peaks, no rotation, and each turned
+    by 180°) are told apart by the peak of the windowed phase correlation
+    of the images once derotated.
+    """
     h, w = fixed.shape
     window = cv2.createHanningWindow((w, h), cv2.CV_32F)
     center = ((w - 1) / 2.0, (h - 1) / 2.0)
     current = _warp(moving, warp, (h, w))
-    candidates = [np.eye(3)]
-    if transform != "translation":
-        angle, scale = _rotation_by_phase(fixed, current, window)
-        scale = scale if transform == "similarity" else 1.0
-        turn = _model(angle, scale, (0.0, 0.0), center)
-        candidates = [turn, _model(angle + 180.0, scale, (0.0, 0.0), center)]
-    best, best_response = None, -np.inf
-    for turn in candidates:
+
+    def trial(angle: float, scale: float) -> tuple[float, np.ndarray]:
         # m0(p) = current(turn(p)) is fixed shifted by d: T = turn ∘ shift(d)
+        turn = _model(angle, scale, (0.0, 0.0), center)
         derotated = (
-            current if transform == "translation" else _warp(current, turn, (h, w))
+            current if angle == 0 and scale == 1 else _warp(current, turn, (h, w))
         )
-        (dx, dy), response = cv2.phaseCorrelate(fixed, derotated, window)
-        if response > best_response:
-            step = turn @ _model(0.0, 1.0, (dx, dy), center)
-            best, best_response = warp @ step, response
-    return best
+        (dx, dy), response = _phase_correlate(fixed, derotated, window)
+        return response, turn @ _model(0.0, 1.0, (dx, dy), center)
+
+    if transform == "translation":
+        return warp @ trial(0.0, 1.0)[1]
+    found = [(0.0, 1.0), *_rotation_candidates(fixed, current, window, band, 3)]
+    candidates: list[tuple[float, float]] = []
+    for angle, scale in found:
+        scale = scale if transform == "similarity" else 1.0
+        for turned in (angle, angle - math.copysign(180.0, angle)):
+            if all(
+                abs(turned - a) > 0.05 or abs(scale - s) > 1e-3 for a, s in candidates
+            ):
+                candidates.append((turned, scale))
+    best_step = max((trial(a, s) for a, s in candidates), key=lambda x: x[0])[1]
+    return warp @ best_step
+
+
+def _even_dft_size(n: int) -> int:
+    """The smallest fast DFT length >= n that is even."""
+    n = cv2.getOptimalDFTSize(n)
+    while n % 2:
+        n = cv2.getOptimalDFTSize(n + 1)
+    return n
+
+
+def _phase_correlate(a: np.ndarray, b: np.ndarray, window: np.ndarray):
+    """``cv2.phaseCorrelate(a, b, window)``, without its two faults.
+
+    OpenCV 5.0 multiplies its inputs by the window in place (a second call
+    on the same arrays saw them windowed twice, and an ECC run after the
+    phase start saw a windowed fixed image), and on an odd DFT length (666
+    or 667 rows pad to 675) it reports the shift half a pixel off. The
+    windowed images are new arrays here, zero-padded to even fast lengths.
+    """
+    h, w = a.shape
+    size = (_even_dft_size(h), _even_dft_size(w))
+    pa = np.zeros(size, np.float32)
+    pb = np.zeros(size, np.float32)
+    pa[:h, :w] = a * window
+    pb[:h, :w] = b * window
+    return cv2.phaseCorrelate(pa, pb)
 
 
 def _warp(image: np.ndarray, warp: np.ndarray, shape, flags=cv2.INTER_LINEAR):
@@ -329,16 +418,76 @@ def _warp(image: np.ndarray, warp: np.ndarray, shape, flags=cv2.INTER_LINEAR):
     )
 
 
-def _register_phase(fixed, moving, transform, levels):
+def _register_phase(fixed, moving, transform, levels, band=1.0):
     if transform == "translation":  # global already: one full-resolution step
         levels = 1
     pf, pm = _pyramid(fixed, levels), _pyramid(moving, levels)
     warp = np.eye(3)
     for k in range(len(pf) - 1, -1, -1):
-        local = _phase_step(pf[k], pm[k], _at_level(warp, k), transform)
+        local = _phase_step(
+            pf[k], pm[k], _at_level(warp, k), transform, min(1.0, band * 2**k)
+        )
         warp = _at_level(local, -k)
-    if transform != "translation":  # a last translation-only polish
-        warp = _phase_step(fixed, moving, warp, "translation")
+    if transform == "translation":
+        return warp
+    warp = _phase_polish(fixed, moving, warp, transform)
+    return _phase_step(fixed, moving, warp, "translation")  # the whole image's shift
+
+
+def _tiles(shape: tuple[int, int]) -> list[tuple[slice, slice]]:
+    """A grid of tiles about half the shorter side, at least 2 × 2."""
+    h, w = shape
+    side = min(h, w) / 2.0
+    rows, cols = max(2, round(h / side)), max(2, round(w / side))
+    r = np.linspace(0, h, rows + 1).round().astype(int)
+    c = np.linspace(0, w, cols + 1).round().astype(int)
+    return [
+        (slice(r[i], r[i + 1]), slice(c[j], c[j + 1]))
+        for i in range(rows)
+        for j in range(cols)
+    ]
+
+
+def _phase_polish(fixed, moving, warp, transform, rounds: int = 3):
+    """Refine rotation and shift from the shifts of tiles.
+
+    Each tile's shift, by windowed phase correlation, moves the tile's
+    centre; a rigid (or similarity) map fitted to those points by least
+    squares (tiles that found no clear peak, or disagree, left out) gives
+    the rotation to a few hundredths of a degree, where the log-polar
+    estimate is limited by its angular sampling.
+    """
+    tiles = _tiles(fixed.shape)
+    windows = {}
+    for _ in range(rounds):
+        current = _warp(moving, warp, fixed.shape)
+        src, dst, response = [], [], []
+        for rows, cols in tiles:
+            a, b = fixed[rows, cols], current[rows, cols]
+            size = (a.shape[1], a.shape[0])
+            if size not in windows:
+                windows[size] = cv2.createHanningWindow(size, cv2.CV_32F)
+            (dx, dy), r = _phase_correlate(a, b, windows[size])
+            centre = (
+                (cols.start + cols.stop - 1) / 2,
+                (rows.start + rows.stop - 1) / 2,
+            )
+            src.append(centre)
+            dst.append((centre[0] + dx, centre[1] + dy))
+            response.append(r)
+        src, dst, response = np.array(src), np.array(dst), np.array(response)
+        keep = response >= 0.25 * response.max()
+        fit = None
+        for _ in range(2):
+            if keep.sum() < 3:
+                break
+            fit = _fit_similarity(src[keep], dst[keep], transform == "similarity")
+            moved = src @ fit[:2, :2].T + fit[:2, 2]
+            residual = np.hypot(*(moved - dst).T)
+            keep = keep & (residual <= max(1.0, 3.0 * float(np.median(residual[keep]))))
+        if fit is None:
+            break
+        warp = warp @ fit
     return warp
 
 
@@ -376,7 +525,7 @@ def _mi_cost(fixed_bins: np.ndarray, moving: np.ndarray, warp: np.ndarray) -> fl
     return -float(np.sum(p[nz] * np.log(p[nz] / np.outer(px, py)[nz])))
 
 
-def _register_mi(fixed, moving, transform, levels):
+def _register_mi(fixed, moving, transform, levels, band=1.0):
     """Maximise mutual information over the transform's parameters.
 
     Start: phase correlation of the gradient magnitudes (blind to a change
@@ -385,7 +534,7 @@ def _register_mi(fixed, moving, transform, levels):
     """
     from scipy.optimize import minimize
 
-    warp = _register_phase(_gradient(fixed), _gradient(moving), transform, levels)
+    warp = _register_phase(_gradient(fixed), _gradient(moving), transform, levels, band)
     pf, pm = _pyramid(fixed, levels), _pyramid(moving, levels)
     for k in range(len(pf) - 1, -1, -1):
         f, m = pf[k], pm[k]
@@ -425,11 +574,11 @@ _ECC_MOTION = {
 }
 
 
-def _register_ecc(fixed, moving, transform, levels, iterations):
+def _register_ecc(fixed, moving, transform, levels, iterations, band=1.0):
     pf, pm = _pyramid(fixed, levels), _pyramid(moving, levels)
     coarse = len(pf) - 1
     init = "translation" if transform == "translation" else "rigid"
-    warp = _at_level(_phase_step(pf[coarse], pm[coarse], np.eye(3), init), -coarse)
+    warp = _register_phase(fixed, moving, init, levels, band)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-6)
     converged = False
     for k in range(coarse, -1, -1):
@@ -497,6 +646,29 @@ def akaze_available() -> bool:
 
 
 def _register_features(fixed, moving, transform, levels, method, ratio, ransac_px):
+    """Keypoints and RANSAC, then (not for affine) the tile polish of
+    ``"phase"``: keypoints sit on a detector's scale grid (ORB's is 1.2
+    apart), a few tenths of a pixel off, which the images' own shifts
+    correct. The polish is kept where it raises the overlap's NCC."""
+    warp = _match_features(fixed, moving, transform, levels, method, ratio, ransac_px)
+    if transform == "affine":
+        return warp
+    polished = warp
+    if transform != "translation":
+        polished = _phase_polish(fixed, moving, warp, transform)
+    polished = _phase_step(fixed, moving, polished, "translation")
+    polished = _project(polished, transform, _centre(fixed.shape))
+    if _overlap_ncc(fixed, moving, polished)[0] >= _overlap_ncc(fixed, moving, warp)[0]:
+        return polished
+    return warp
+
+
+def _centre(shape) -> tuple[float, float]:
+    """(x, y) of an (M, N) grid's centre."""
+    return ((shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0)
+
+
+def _match_features(fixed, moving, transform, levels, method, ratio, ransac_px):
     f8 = np.rint(fixed * 255).astype(np.uint8)
     m8 = np.rint(moving * 255).astype(np.uint8)
     norm = cv2.NORM_HAMMING
@@ -552,6 +724,121 @@ def _register_features(fixed, moving, transform, levels, method, ratio, ransac_p
         dst[keep].astype(np.float64),
         transform == "similarity",
     )
+
+
+# ------------------------------------------------------------ verification
+
+#: Least fraction of the fixed image that the moving one must cover.
+_MIN_OVERLAP = 0.1
+#: Least drop of the NCC when the result is moved by a probe, as a fraction
+#: of what the NCC lacks to 1 (at least 0.01).
+_MIN_DISTINCT = 0.3
+
+
+def _overlap_ncc(fixed, moving, warp) -> tuple[float, float]:
+    """NCC of fixed and warped moving where the moving image reaches, and
+    that overlap's fraction of the fixed image."""
+    h, w = fixed.shape
+    warped = cv2.warpAffine(
+        moving, warp[:2], (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    )
+    inside = cv2.warpAffine(
+        np.ones(moving.shape, np.uint8),
+        warp[:2],
+        (w, h),
+        flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+    ).astype(bool)
+    if inside.sum() < 16:
+        return -1.0, float(inside.mean())
+    return ncc(fixed, warped, inside), float(inside.mean())
+
+
+def _verify(fixed, moving, warp, method: str, transform: str) -> None:
+    """Refuse a transform that the images do not pin down.
+
+    On copies at most 256 px across, smoothed by 1 px (for ``"mi"``, their
+    gradient magnitudes, which an inverted copy shares): the moving image
+    must cover a tenth of the fixed one; the images must correlate
+    positively there; and the match must be distinct: moving the result by
+    4 % of the shorter side along either axis, or turning it by twice that
+    at a quarter of the diagonal (about 10°), must lower the NCC by at
+    least 0.3 of what it lacks to 1 (counted as at least 0.01). A noise
+    pair, a smooth ramp (any shift along it fits) or a disc (any rotation
+    fits) fail the last test, however high their NCC.
+    """
+    k = 0
+    while max(fixed.shape) / 2**k > 256 and min(fixed.shape) / 2 ** (k + 1) >= 32:
+        k += 1
+    f = cv2.resize(fixed, None, fx=0.5**k, fy=0.5**k, interpolation=cv2.INTER_AREA)
+    m = cv2.resize(moving, None, fx=0.5**k, fy=0.5**k, interpolation=cv2.INTER_AREA)
+    f, m = cv2.GaussianBlur(f, (0, 0), 1.0), cv2.GaussianBlur(m, (0, 0), 1.0)
+    what_ncc = "NCC"
+    if method == "mi":
+        f, m, what_ncc = _gradient(f), _gradient(m), "NCC of the edges"
+    local = _at_level(warp, k)
+    value, fraction = _overlap_ncc(f, m, local)
+    if fraction < _MIN_OVERLAP:
+        raise RegistrationError(
+            method,
+            f"under the transform found the moving image covers only "
+            f"{fraction:.0%} of the fixed one, too little to trust.",
+            "The motion may be beyond the method's reach, or the images may not "
+            "show the same region: crop both to the region they share, or bring "
+            "the moving image close by hand first.",
+        )
+    if value <= 0:
+        raise RegistrationError(
+            method,
+            f"the best alignment found leaves the images uncorrelated "
+            f"({what_ncc} {value:.2f} on the overlap).",
+            (
+                "The images may not show the same structures."
+                if method == "mi"
+                else "If one image is an inverted copy or of another contrast, "
+                "use method='mi'; otherwise the images may not show the same "
+                "structures."
+            ),
+        )
+    h, w = f.shape
+    d = max(2.0, 0.04 * min(h, w))
+    turn = 2 * math.degrees(d / (0.25 * math.hypot(h, w)))
+    centre = _centre(f.shape)
+    probes = [
+        ("column shift", f"moving it {d * 2**k:.0f} px", (d, 0.0), 0.0),
+        ("row shift", f"moving it {d * 2**k:.0f} px", (0.0, d), 0.0),
+    ]
+    if transform != "translation":
+        probes.append(("rotation", f"turning it {turn:.0f}°", (0.0, 0.0), turn))
+    room = max(1.0 - value, 0.01)
+    for what, by, (dx, dy), angle in probes:
+        for sign in (-1.0, 1.0):
+            move = _model(sign * angle, 1.0, (sign * dx, sign * dy), centre)
+            nearby, _ = _overlap_ncc(f, m, local @ move)
+            if nearby - value > _MIN_DISTINCT * room:
+                raise RegistrationError(
+                    method,
+                    f"the transform found is not the best match near it: {by} "
+                    f"raises the {what_ncc} on the overlap from {value:.3f} to "
+                    f"{nearby:.3f}.",
+                    "The method lost its way (the motion may be beyond its reach, "
+                    "or the images may not show the same region): try another "
+                    "method, or bring the moving image close by hand first.",
+                )
+            if value - nearby < _MIN_DISTINCT * room:
+                raise RegistrationError(
+                    method,
+                    f"the images do not pin down the {what}: {by} lowers the "
+                    f"{what_ncc} on the overlap only from {value:.3f} to "
+                    f"{nearby:.3f}. They hold too little texture, or no structure "
+                    "in common.",
+                    "Register images that show the same structures (crop to a "
+                    "textured region, or reduce noise first)"
+                    + (
+                        "."
+                        if method == "mi"
+                        else "; for images of another contrast use method='mi'."
+                    ),
+                )
 
 
 # ------------------------------------------------------------------ quality
@@ -1061,6 +1348,7 @@ def register(
     # Work on square pixels of the finer spacing: px_work = B @ px.
     iso = min(spacing)
     fy, fx = spacing[0] / iso, spacing[1] / iso
+    band = 1.0 / max(fy, fx)  # of the work grid's Nyquist, held on both axes
     work = np.array([[fx, 0.0, 0.5 * (fx - 1)], [0.0, fy, 0.5 * (fy - 1)], [0, 0, 1]])
     wf, wm = _normalise(f), _normalise(m)
     if not (math.isclose(fx, 1.0) and math.isclose(fy, 1.0)):
@@ -1072,13 +1360,14 @@ def register(
         wf, wm = resize(wf), resize(wm)
 
     if method == "phase":
-        warp = _register_phase(wf, wm, transform, levels)
+        warp = _register_phase(wf, wm, transform, levels, band)
     elif method == "ecc":
-        warp = _register_ecc(wf, wm, transform, levels, iterations)
+        warp = _register_ecc(wf, wm, transform, levels, iterations, band)
     elif method == "mi":
-        warp = _register_mi(wf, wm, transform, levels)
+        warp = _register_mi(wf, wm, transform, levels, band)
     else:
         warp = _register_features(wf, wm, transform, levels, method, ratio, ransac_px)
+    _verify(wf, wm, warp, method, transform)
 
     # fixed px -> moving px, then mm; matrix is the inverse (moving -> fixed).
     warp_px = np.linalg.inv(work) @ warp @ work
