@@ -21,12 +21,18 @@ import traitlets
 
 from medimg_lab import plots
 from medimg_lab import recognition as rec
-from medimg_lab.display import apply_window, auto_window, encode_png
+from medimg_lab.display import (
+    apply_window,
+    auto_window,
+    encode_png,
+    label_colors,
+    overlay,
+)
 from medimg_lab.image import MedImage
-from medimg_lab.params import validate
+from medimg_lab.params import parameters, validate
 
 from ._panel import StagePanel
-from .controls import controls_for
+from .controls import control_for, controls_for
 
 __all__ = ["BayesExplorer", "ClassifierExplorer", "LesionExplorer", "RecognitionPanel"]
 
@@ -71,12 +77,17 @@ class BayesExplorer(StagePanel):
 
     Notes
     -----
-    State with setters: :meth:`set_priors`, ``slice_index``; results
-    :attr:`priors`, :attr:`model`, :attr:`boundaries`, :attr:`posteriors`
-    (maps of the shown slice), :attr:`volumes_ml`.
+    State with setters: :meth:`set_priors`, ``slice_index``, ``beta`` (the
+    Potts coupling, its range from :func:`medimg_lab.recognition.classify_tissues`);
+    results :attr:`priors`, :attr:`model`, :attr:`boundaries`,
+    :attr:`posteriors` (maps of the shown slice), :attr:`volumes_ml`, and
+    beside the intensity-only classes (:attr:`intensity_labels`) those with
+    spatial context (:attr:`context_labels`): the neighbourhood's mean, a
+    partial-volume class and the Potts field, under the same priors.
     """
 
     slice_index = traitlets.Int(0)
+    beta = traitlets.Float(parameters(rec.classify_tissues)["beta"].default)
 
     def __init__(
         self,
@@ -103,6 +114,7 @@ class BayesExplorer(StagePanel):
         self._range = (lo, hi if hi > lo else lo + 1)
         self._window = image.window or auto_window(image.array)
         self._model = self._fitted
+        self._fit_context(image, labels, names)
         self._controls: dict[str, ipw.Widget] = {}
         self._ready = False
         self._balancing = False
@@ -189,6 +201,49 @@ class BayesExplorer(StagePanel):
         ml = voxels * self._image.voxel_volume_mm3 / 1000
         return {name: float(v) for name, v in zip(self.priors, ml, strict=True)}
 
+    @property
+    def context_model(self) -> rec.ContextBayes:
+        """``P(x, m | C_k)`` with the sliders' priors; ``PV`` keeps its own."""
+        classes = [str(c) for c in self._context.classes_]
+        prior = self._context.fitted_prior_.copy()
+        tissue = np.array([c in self.priors for c in classes])
+        share = prior[tissue].sum()
+        prior[tissue] = [share * self.priors[c] for c in np.asarray(classes)[tissue]]
+        return self._context.with_priors(prior / prior.sum())
+
+    @property
+    def intensity_labels(self) -> np.ndarray:
+        """Label ``k`` (``names[k - 1]``) of largest ``P(C_k|x)``, shown slice."""
+        order = [self._names.index(str(c)) + 1 for c in self._model.classes_]
+        winner = np.take(order, np.argmax(self.posteriors, axis=0)).astype(np.uint8)
+        return winner * self._mask_slice()
+
+    @property
+    def context_labels(self) -> np.ndarray:
+        """Labels with spatial context of the shown slice (``PV`` last)."""
+        return rec.classify_tissues(
+            self._features,
+            self.context_model,
+            beta=self.beta,
+            spacing=self._image.spacing,
+            mask=self._mask,
+            slice_index=self.slice_index if self._image.is_volume else None,
+        )
+
+    def _fit_context(self, image: MedImage, labels: np.ndarray, names) -> None:
+        """The spatial model, fitted once: features of the whole image."""
+        self._names = [str(n) for n in names]
+        self._mask = image.array > image.array.min()
+        self._features = rec.context_features(image.array, spacing=image.spacing)
+        train = np.asarray(labels).astype(np.uint8)
+        train[self._mask & (train == 0)] = len(self._names) + 1
+        self._context = rec.context_bayes(
+            self._features, train, [*self._names, "PV"], value_range=self._range
+        )
+
+    def _mask_slice(self) -> np.ndarray:
+        return self._mask[self.slice_index] if self._image.is_volume else self._mask
+
     # ---------------------------------------------------------------- build
     def _build(self, sample: np.ndarray) -> None:
         unit = self._image.unit
@@ -222,8 +277,11 @@ class BayesExplorer(StagePanel):
         self._chart = plots.DensityChart(
             self._density.ax, sample, self._range, unit=unit
         )
+        self._beta = control_for(parameters(rec.classify_tissues)["beta"])
+        traitlets.link((self._beta, "value"), (self, "beta"))
         self._view = ipw.Image(format="png")
         self._maps = [ipw.Image(format="png") for _ in self.priors]
+        self._classes = [ipw.Image(format="png") for _ in range(2)]
         self._readout = ipw.HTML()
         self._message = ipw.HTML()
         images = [_caption(self._view, "slice")] + [
@@ -234,7 +292,12 @@ class BayesExplorer(StagePanel):
             ipw.HBox(
                 [
                     ipw.VBox(
-                        [*self._controls.values(), self._reset, self._slice_slider]
+                        [
+                            *self._controls.values(),
+                            self._reset,
+                            self._slice_slider,
+                            self._beta,
+                        ]
                     ),
                     self._density.widget,
                 ]
@@ -245,6 +308,27 @@ class BayesExplorer(StagePanel):
                 "image's minimum), which no tissue claims."
             ),
             ipw.HBox(images, layout={"flex_flow": "row wrap", "grid_gap": "8px"}),
+            ipw.HTML(
+                "Classes of the slice, "
+                + ", ".join(
+                    f"{n} <span style='color:rgb{tuple(int(v) for v in c)}'>"
+                    "&#9632;</span>"
+                    for n, c in zip(
+                        [*self._names, "PV"],
+                        label_colors(len(self._names) + 1)[1:],
+                        strict=True,
+                    )
+                )
+                + ": by intensity alone, and with the neighbourhood's mean, a "
+                "partial-volume class (PV) and the Potts field (&beta;)."
+            ),
+            ipw.HBox(
+                [
+                    _caption(self._classes[0], "intensity alone"),
+                    _caption(self._classes[1], "spatial context"),
+                ],
+                layout={"grid_gap": "8px"},
+            ),
             self._message,
         ]
 
@@ -271,6 +355,17 @@ class BayesExplorer(StagePanel):
     def _on_slice_index_change(self, _) -> None:
         self._refresh()
 
+    @traitlets.validate("beta")
+    def _valid_beta(self, proposal):
+        try:
+            return validate(rec.classify_tissues, {"beta": proposal["value"]})["beta"]
+        except ValueError as exc:
+            raise traitlets.TraitError(str(exc)) from None
+
+    @traitlets.observe("beta")
+    def _on_beta_change(self, _) -> None:
+        self._refresh()
+
     # -------------------------------------------------------------- drawing
     def _slice(self) -> np.ndarray:
         array = self._image.array
@@ -290,6 +385,11 @@ class BayesExplorer(StagePanel):
             shown = np.repeat(grey[..., None], 3, axis=-1)
             shown[background] = _BACKGROUND
             widget.value = encode_png(shown, max_size=(240, 240))
+        grey = apply_window(image, *self._window)
+        for widget, labels in zip(
+            self._classes, (self.intensity_labels, self.context_labels), strict=True
+        ):
+            widget.value = encode_png(overlay(grey, labels, 0.6), max_size=(240, 240))
         unit = self._image.unit
         cuts = " · ".join(f"{a} | {b} at {x:.1f} {unit}" for x, a, b in boundaries)
         volumes = " · ".join(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipywidgets as ipw
 import numpy as np
 import pytest
+import traitlets
 
 from medimg_lab import recognition as rec
 from widgets.controls import control_for
@@ -160,3 +161,46 @@ def test_panel_holds_the_three_explorers_in_tabs():
     (tabs,) = panel.children
     assert tabs.children == (panel.bayes, panel.classifier, panel.lesion)
     assert panel.classifier.result.accuracy > 0.9
+
+
+def test_the_spatial_classes_follow_the_prior_sliders_and_beta(bayes):
+    """Issue 15: beside intensity alone, the spatial model; priors stay live."""
+    from medimg_lab.params import parameters
+
+    image, labels = rec.brain_tissues()
+    brain = image.array > 0
+    features = rec.context_features(image.array, spacing=image.spacing)
+    train = rec.with_partial_volume(labels, brain)
+    model = rec.context_bayes(features, train, rec.TISSUES_PV, value_range=(0, 255))
+    kw = {"spacing": image.spacing, "mask": brain, "slice_index": bayes.slice_index}
+    np.testing.assert_array_equal(
+        bayes.context_labels, rec.classify_tissues(features, model, **kw)
+    )
+    first_png = bayes._classes[1].value
+    before = bayes.context_labels.copy()
+    bayes._controls["CSF"].value = 0.3  # as a slider move
+    after = bayes.context_labels
+    assert np.sum(after == 1) > np.sum(before == 1)  # a likelier CSF claims voxels
+    assert bayes._classes[1].value != first_png
+    p = bayes.context_model.prior
+    assert p[0] / (p[0] + p[1] + p[2]) == pytest.approx(0.3)
+    assert p[3] == pytest.approx(model.fitted_prior_[3])  # PV keeps its own
+    assert not np.array_equal(bayes.intensity_labels, after)
+    # the beta slider reads its range from the one declaration
+    declared = parameters(rec.classify_tissues)["beta"]
+    spec = declared.param
+    assert (bayes._beta.min, bayes._beta.max, bayes._beta.step) == (
+        spec.min,
+        spec.max,
+        spec.step,
+    )
+    bayes._beta.value = 0.0
+    assert bayes.beta == 0.0
+    np.testing.assert_array_equal(
+        bayes.context_labels,
+        rec.classify_tissues(features, bayes.context_model, **{**kw, "beta": 0.0}),
+    )
+    with pytest.raises(traitlets.TraitError, match="beta"):
+        bayes.beta = 5.0
+    bayes.beta = declared.default
+    bayes.reset_priors()
