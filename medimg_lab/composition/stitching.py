@@ -423,6 +423,13 @@ def _overlap_slices(shape_a, shape_b, shift):
     )
 
 
+def _overlap_area(shape_a, shape_b, shift) -> int:
+    sl = _overlap_slices(shape_a, shape_b, shift)
+    if sl is None:
+        return 0
+    return (sl[0][0].stop - sl[0][0].start) * (sl[0][1].stop - sl[0][1].start)
+
+
 def _overlap_fraction(shape_a, shape_b, sl) -> float:
     area = (sl[0].stop - sl[0].start) * (sl[1].stop - sl[1].start)
     return area / min(shape_a[0] * shape_a[1], shape_b[0] * shape_b[1])
@@ -503,7 +510,7 @@ def _climb(score: _PairScore, start, limit: int) -> tuple[np.ndarray, float]:
     return current, best
 
 
-def _subpixel(score: _PairScore, shift: np.ndarray) -> np.ndarray:
+def _parabola(score: _PairScore, shift: np.ndarray) -> np.ndarray:
     """Parabola through the NCC at ``shift`` and its neighbours, per axis.
 
     The vertex of the parabola through ``s(-1), s(0), s(+1)`` lies at
@@ -520,6 +527,71 @@ def _subpixel(score: _PairScore, shift: np.ndarray) -> np.ndarray:
         if np.isfinite(curve) and curve < 0:
             out[axis] += float(np.clip(0.5 * (lo - hi) / curve, -0.5, 0.5))
     return out
+
+
+#: How far (px) the Gauss-Newton refinement may move from the whole-pixel
+#: match: a little over a pixel, so that it can also correct a climb that
+#: stopped one pixel short on a sharp edge.
+_SUBPIXEL_REACH = 1.5
+
+
+def _subpixel(a: np.ndarray, b: np.ndarray, shift: np.ndarray, score: _PairScore):
+    """Sub-pixel shift near the whole-pixel ``shift``, by Gauss-Newton.
+
+    With ``B_t(x) = b(x + r_0 - t)`` the overlap of ``b`` resampled (bicubic)
+    at the residual ``t``, the overlap of ``a`` is modelled as
+    ``A = g B_t - g dt . grad B_t + o`` (gain ``g``, offset ``o``: the
+    Lucas-Kanade linearisation, Lucas & Kanade 1981); least squares give
+    ``dt``, ``t += dt``, until ``|dt| < 0.001`` px. A parabola fit of the NCC
+    (:func:`_parabola`) estimates sharp edges worse, where NCC falls off as a
+    cone rather than a parabola; it is kept as the fallback when the
+    iteration does not settle within ``_SUBPIXEL_REACH``.
+    """
+    sl = _overlap_slices(a.shape, b.shape, shift)
+    fallback = _parabola(score, shift)
+    target = a[sl[0]].astype(np.float32)
+    if min(target.shape) < 8:
+        return fallback
+    r0, c0 = sl[1][0].start, sl[1][1].start
+    h, w = target.shape
+    k = max(1, int(np.sqrt(h * w / 250_000)))
+    inner = (slice(2, h - 2, k), slice(2, w - 2, k))
+    y = target[inner].astype(np.float64).ravel()
+    src = b.astype(np.float32)
+    t = np.zeros(2)
+    for _ in range(8):
+        m = np.float32([[1, 0, c0 - t[1]], [0, 1, r0 - t[0]]])
+        moved = cv2.warpAffine(
+            src,
+            m,
+            (w, h),
+            flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        gy, gx = np.gradient(moved)
+        x = np.stack(
+            [
+                moved[inner].ravel(),
+                np.ones(y.size),
+                -gy[inner].ravel(),
+                -gx[inner].ravel(),
+            ],
+            axis=1,
+        ).astype(np.float64)
+        normal = np.einsum("ij,ik->jk", x, x)
+        try:
+            g, _, uy, ux = np.linalg.solve(normal, np.einsum("ij,i->j", x, y))
+        except np.linalg.LinAlgError:
+            return fallback
+        if not g > 0:
+            return fallback
+        step = np.array([uy, ux]) / g
+        t += step
+        if np.abs(t).max() > _SUBPIXEL_REACH:
+            return fallback
+        if np.abs(step).max() < 1e-3:
+            return shift + t
+    return fallback
 
 
 #: Candidate shifts per pair kept from the coarse level: the highest local
@@ -597,10 +669,21 @@ def _match_pair(a: _Tile, b: _Tile, factor: int, min_overlap: float):
     shift = np.array(shift)
     if not detail(shift) >= _MIN_DETAIL_NCC:
         return None
+    # The ring is scored whatever its overlap's size (a narrow overlap moved
+    # sideways must decorrelate too); only an empty overlap is skipped.
+    ring_raw = _PairScore(a.full, b.full, 1)
+    ring_detail = _PairScore(a.full, b.full, 1, transform=_detail)
     angles = np.arange(16) * (np.pi / 8)
     ring = np.rint(_RING_PX * np.c_[np.sin(angles), np.cos(angles)]).astype(int)
-    others = [key(shift + d) for d in ring] + [
-        k for k, s in found if np.abs(np.subtract(s, shift)).max() > _RING_PX
+    # Another candidate competes if it lies beyond the ring and its overlap
+    # is at least half as large: over a few hundred pixels a high NCC is
+    # weak evidence, so a much smaller overlap does not outweigh this one.
+    area = _overlap_area(a.full.shape, b.full.shape, shift)
+    others = [0.5 * (ring_raw(shift + d) + ring_detail(shift + d)) for d in ring] + [
+        k
+        for k, s in found
+        if np.abs(np.subtract(s, shift)).max() > _RING_PX
+        and _overlap_area(a.full.shape, b.full.shape, s) >= 0.5 * area
     ]
     closest = np.nanmax(others, initial=-1.0)
     if 1.0 - closest < _DISTINCT * (1.0 - best):
@@ -608,7 +691,8 @@ def _match_pair(a: _Tile, b: _Tile, factor: int, min_overlap: float):
     sl = _overlap_slices(a.full.shape, b.full.shape, shift)
     value = _ncc(a.full[sl[0]], b.full[sl[1]])
     frac = _overlap_fraction(a.full.shape, b.full.shape, sl[0])
-    return _subpixel(_PairScore(a.full, b.full, 0, None), shift), value, frac
+    fine = _subpixel(a.full, b.full, shift, _PairScore(a.full, b.full, 0, None))
+    return fine, value, frac
 
 
 # ----------------------------------------------------------- placement
