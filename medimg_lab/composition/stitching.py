@@ -13,9 +13,15 @@
    pixel at a time, on the normalised cross-correlation (NCC) of the overlap
    while a neighbour improves (at most ``4 * factor + 4`` steps, ``factor``
    the downscaling). The candidate whose overlap agrees best (mean NCC of
-   the intensities and of a band-pass copy) wins, and a parabola through
-   the NCC at it and its neighbours gives the sub-pixel shift, per axis
-   :math:`\\delta = (s_{-1} - s_{+1}) / (2 (s_{-1} - 2 s_0 + s_{+1}))`.
+   the intensities and of a band-pass copy) wins. The sub-pixel shift comes
+   from Gauss-Newton steps on the overlap (Lucas & Kanade 1981):
+   :math:`A \\approx g B_t - g\\, \\delta \\cdot \\nabla B_t + o`, with
+   :math:`B_t` the overlap of the second tile resampled (bicubic) at the
+   current residual :math:`t`, gain :math:`g` and offset :math:`o`;
+   :math:`t \\leftarrow t + \\delta` until :math:`|\\delta| < 0.001` px. Where
+   that does not settle, a parabola through the NCC at the match and its
+   neighbours, :math:`\\delta = (s_{-1} - s_{+1}) / (2 (s_{-1} - 2 s_0 +
+   s_{+1}))` per axis, is used instead.
    A pair is rejected if its overlap is smaller than ``min_overlap``, if its
    NCC is below ``min_ncc``, if the overlap holds no shared detail (flat
    background, noise alone: band-pass NCC below 0.4), or if the match is not
@@ -51,6 +57,8 @@ References
    Comput. Graph. Vis. 2(1), 2006, pp. 1-104, doi:10.1561/0600000009.
 .. [4] J. P. Lewis, "Fast normalized cross-correlation", Vision Interface,
    1995, pp. 120-123.
+.. [5] B. D. Lucas and T. Kanade, "An iterative image registration technique
+   with an application to stereo vision", Proc. IJCAI 1981, pp. 674-679.
 """
 
 from __future__ import annotations
@@ -90,7 +98,7 @@ class Match:
     shift : (2,) ndarray of float
         ``(row, col)`` of tile ``j``'s top-left corner in tile ``i``'s frame,
         in pixels: ``tile_j[y, x]`` shows what ``tile_i[y + row, x + col]``
-        shows. Sub-pixel, from a parabola fit of the overlap's NCC.
+        shows. Sub-pixel, from Gauss-Newton refinement on the overlap.
     ncc : float
         Normalised cross-correlation of the two tiles over their overlap at the
         nearest whole-pixel shift, in ``[-1, 1]``.
@@ -810,8 +818,9 @@ def stitch(
     climbed at full resolution on the NCC of the overlap and refined to a
     sub-pixel shift; the offsets are the weighted least-squares placement of
     the accepted pairs (see the module docstring). Overlaps down to 5 % of a
-    tile's width or height are placed to within a pixel, sub-pixel shifts
-    to within about a tenth of a pixel.
+    tile's width or height are placed to within a pixel; sub-pixel shifts
+    were recovered to within 0.05 px on the chest film, shoulder MR and head
+    CT (tests/composition/test_stitching_overlaps.py).
 
     Parameters
     ----------
