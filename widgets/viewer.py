@@ -565,7 +565,10 @@ class ImageViewer(ipw.VBox):
     def _on_image_change(self, change):
         old, image = change["old"], change["new"]
         same_kind = isinstance(old, MedImage) and _kind(old) == _kind(image)
-        self._pointer = self._pointer if same_kind else None
+        if not same_kind:  # another image: nothing read from the old one stays
+            self._pointer = None
+            self.set_trait("readout", "")
+            self._readout.value = ""
         self._range = (float(np.min(image.array)), float(np.max(image.array)))
         self._auto = self._values = self._labels = None
         dropped = None if self.overlay is None else self.overlay.shape
@@ -588,6 +591,8 @@ class ImageViewer(ipw.VBox):
             self._sync_slice_controls()
             self._slice_row.layout.display = None if image.is_volume else "none"
             self._events.watched_events = _EVENTS + ["wheel"] * image.is_volume
+        if self._pointer is not None:  # a processed image: the value under it now
+            self._read(*self._pointer)
         if dropped:
             self._say(
                 f"The overlay was removed: its shape {dropped} does not match "

@@ -370,6 +370,20 @@ def test_refused_control_value_is_put_back(volume):
     assert viewer._slice_index.value == viewer.slice_index == 6
 
 
+def test_another_image_empties_the_readout_a_processed_one_rereads_it(
+    head_ct, brain_mri
+):
+    viewer = ImageViewer(head_ct)
+    viewer.click(280, 270)
+    assert viewer.readout.endswith(f": {int(head_ct.array[280, 270])} HU")
+    brighter = MedImage(head_ct.array + 7, head_ct.spacing, "CT", head_ct.window)
+    viewer.image = brighter  # the same study, processed: the pointer stays
+    assert viewer.readout.endswith(f": {int(head_ct.array[280, 270]) + 7} HU")
+    viewer.image = brain_mri
+    assert viewer.readout == "" and viewer._readout.value == ""
+    assert viewer.window == brain_mri.window and viewer.preset == "default"
+
+
 def test_new_image_of_another_shape_drops_the_overlay(head_ct, brain_mri):
     viewer = ImageViewer(head_ct, overlay=head_ct.array > 300, preset="bone")
     viewer.image = brain_mri

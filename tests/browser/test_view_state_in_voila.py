@@ -1,0 +1,117 @@
+"""What the page shows is what the kernel set: the viewer dashboard switching images.
+
+Each image a clinician opens after the first must show at that image's own
+default window (the header's, or the robust auto window), at its middle
+slice, with an empty readout: the page's sliders, preset and painted pixels
+are compared with the values the package gives for the same image. Each
+answer of the kernel is waited for, never slept for.
+"""
+
+from __future__ import annotations
+
+import pytest
+from helpers import dicom_file
+from test_recognition_in_voila import _png
+from test_viewer_dashboard_in_voila import (
+    NOTEBOOK,
+    READOUT,
+    _choose_file,
+    _clean,
+    _click_pixel,
+    _control,
+    _open,
+    _opened,
+    _readout,
+    _select,
+)
+from test_viewer_pointer import POINTS, _painted
+
+import medimg_lab
+from medimg_lab import data
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(dashboard_site) -> str:
+    return dashboard_site + "voila/render/" + NOTEBOOK
+
+
+def _wait_for_window(page, unit: str, window) -> None:
+    """Wait until the center and width sliders hold ``window``, to their step.
+
+    A slider holds values on its grid of steps: the window's own values,
+    snapped to the nearest step (the image shows the window itself).
+    """
+    handles = [
+        _control(page, "slider", f"{name} ({unit})").element_handle()
+        for name in ("center", "width")
+    ]
+    page.wait_for_function(
+        """([sliders, want]) => sliders.every((el, i) => {
+            const s = el.querySelector('.noUi-target').noUiSlider;
+            return Math.abs(Number(s.get()) - want[i]) <= s.options.step / 2 + 1e-9;
+        })""",
+        arg=[handles, list(window)],
+    )
+
+
+def _preset(page) -> str:
+    return _control(page, "dropdown", "preset").locator("select").input_value()
+
+
+def _no_readout(page) -> None:
+    page.wait_for_function(
+        """(pattern) => ![...document.querySelectorAll('.widget-label')]
+            .some((el) => new RegExp(pattern).test(el.textContent))""",
+        arg=READOUT.pattern,
+    )
+
+
+_NO_SPACING = " The pixel spacing is unknown: mm assume 1 mm per pixel."
+
+
+@pytest.mark.parametrize(
+    ("sample", "modality", "shape", "unit", "note"),
+    [
+        ("chest_xray", "CR", "1955 × 1841", "a.u.", _NO_SPACING),
+        ("brain_mri", "MR", "189 × 233 × 197", "a.u.", ""),
+        ("spine_ct", "CT", "128 × 128", "HU", ""),
+    ],
+)
+def test_a_new_sample_shows_at_its_own_window_with_no_readout(
+    page, page_errors, dashboard_url, sample, modality, shape, unit, note
+):
+    image = _open(page, dashboard_url)
+    _select(page, "preset", "bone")  # the old image's window, set by the user
+    _wait_for_window(page, "HU", (400, 1800))
+    _click_pixel(page, _painted(page, image), *POINTS["brain"], 1)
+    _readout(page, r"\(row 294, col 194\): ")
+
+    _select(page, "or sample", f"{sample} ({modality})")
+    _opened(page, f"Open: {sample} ({modality}, {shape}, values in {unit}).{note}")
+    want = data.sample(sample).window
+    _wait_for_window(page, unit, want)
+    assert _preset(page) == "default"
+    _no_readout(page)
+    _, png = _png(image)
+    assert png  # something is painted
+    _clean(page, page_errors)
+
+
+def test_an_uploaded_file_shows_at_its_header_window(page, page_errors, dashboard_url):
+    image = _open(page, dashboard_url)
+    _select(page, "preset", "brain")
+    _wait_for_window(page, "HU", (40, 80))
+    _click_pixel(page, _painted(page, image), *POINTS["air"], 1)
+    _readout(page, r"\(row 54, col 260\): ")
+
+    path = dicom_file("CT_small.dcm")
+    small = medimg_lab.load(path)
+    _choose_file(page, path)
+    _opened(page, "Open: CT_small.dcm (CT, 128 × 128, values in HU).")
+    _wait_for_window(page, "HU", small.window)
+    assert small.window == (-38.0, 1646.0)  # as its header stores it
+    assert _preset(page) == "default"
+    _no_readout(page)
+    _clean(page, page_errors)
