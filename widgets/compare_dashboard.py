@@ -8,9 +8,10 @@ The page of ``notebooks/dashboards/compare.ipynb`` in Voila:
 - B is brought onto A's grid in mm (resampled by the spacings, centres
   aligned, cropped or padded); volumes are compared slice by slice, B's
   slice at the same height in mm as A's;
-- register automatically (ECC for images of one kind, mutual information
-  across contrasts, or any method of
-  :data:`medimg_lab.composition.METHODS`), then nudge the motion by hand
+- register automatically (with :func:`~medimg_lab.composition.register`'s
+  default method for images of one kind, mutual information across
+  contrasts, or any method of :data:`medimg_lab.composition.METHODS`),
+  then nudge the motion by hand
   (sliders and ±0.5 mm, ±0.5° buttons);
 - view the pair as a blend, a checkerboard, a swipe or a difference, with
   NCC and mutual information on the overlap and the transform in mm and
@@ -38,6 +39,7 @@ from medimg_lab import composition as C
 from medimg_lab import display
 from medimg_lab.image import MedImage
 from medimg_lab.io.nifti import nifti_bytes
+from medimg_lab.params import parameters
 
 from ._dashboard import Dashboard, ImageSource, describe, download_link, heading
 from .composition import RegistrationExplorer
@@ -56,6 +58,9 @@ DEMO_MOTION = ((4.0, 3.0), 5.0)
 #: The nudge buttons' steps: mm for the shifts, degrees for the rotation.
 NUDGE = {"shift_y_mm": 0.5, "shift_x_mm": 0.5, "rotation_deg": 0.5}
 _UNITS = {"shift_y_mm": "mm", "shift_x_mm": "mm", "rotation_deg": "°"}
+#: The method for images of one kind: register's default, read from its one
+#: declaration (the registration panel's dropdown starts on it too).
+_SAME_KIND = parameters(C.register)["method"].default
 _OWN = "each its own"
 _AUTO = "auto (robust range)"
 _COLUMN = "420px"
@@ -511,9 +516,10 @@ class CompareDashboard(Dashboard):
         viewer = parts["viewer"]
         viewer.box_size = box_size
         viewer.window_controls = False  # the composite's grey window: not asked
+        others = ", ".join(m for m in C.METHODS if m not in (_SAME_KIND, "mi"))
         parts["method"].tooltip = (
-            "ecc: same kind of image (intensity correlation); mi: different "
-            "contrasts (mutual information); phase, orb, akaze, sift: others"
+            f"{_SAME_KIND}: images of one kind (register's default); mi: "
+            f"different contrasts (mutual information); {others}: others"
         )
         parts["method"].layout.width = "230px"
         parts["method"].style.description_width = "60px"
@@ -703,11 +709,12 @@ class CompareDashboard(Dashboard):
         finally:
             self._quiet = False
         self._explorer.set_images(*self._planes(), keep_motion=False)
-        self._explorer.set_params(method="ecc" if same else "mi")
+        self._explorer.set_params(method=_SAME_KIND if same else "mi")
         self._method_hint.value = (
             "<i>"
             + (
-                "A and B are of one kind: ECC (intensity correlation) is chosen."
+                f"A and B are of one kind: {_SAME_KIND}, the default of "
+                "register, is chosen."
                 if same
                 else f"A ({a.modality}, {a.unit}) and B ({b.modality}, {b.unit}) "
                 "differ in contrast: MI (mutual information) is chosen."

@@ -24,7 +24,7 @@ import traitlets
 from medimg_lab import composition as C
 from medimg_lab import display
 from medimg_lab.image import MedImage
-from medimg_lab.params import validate
+from medimg_lab.params import parameters, validate
 from medimg_lab.segmentation import threshold_range
 
 from ._panel import StagePanel, brush_pixels
@@ -774,7 +774,8 @@ class RegistrationExplorer(_Explorer):
         for control in controls.values():
             control.style = {"description_width": "110px"}
             control.readout_format = ".2f"
-        controls["method"] = _dropdown(C.METHODS, "ecc", "method")
+        method = parameters(C.register)["method"]  # its choices and default
+        controls["method"] = _dropdown(method.param.choices, method.default, "method")
         controls["view"] = _dropdown(REGISTRATION_VIEWS, "difference", "view")
         controls["weight"] = controls_for(C.fuse)["weight"]
         controls["weight"].description = "weight of fixed"

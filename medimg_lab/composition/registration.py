@@ -12,20 +12,31 @@ the fixed image and :math:`t` the shift, all in mm.
 
 Methods, each coarse to fine over a Gaussian pyramid:
 
-- ``"phase"``: Fourier–Mellin phase correlation. Rotation (and scale) from
-  the phase correlation of log-polar magnitude spectra, then translation by
-  windowed phase correlation (``cv2.phaseCorrelate``), refined level by
-  level. Translation, rigid and similarity; not affine.
-- ``"ecc"``: maximisation of the enhanced correlation coefficient
-  (``cv2.findTransformECC``), initialised by phase correlation. Invariant to
-  a change of window, offset or positive gain; an inverted image (negative
-  gain) needs ``"mi"``.
+- ``"ecc"`` (the default): maximisation of the enhanced correlation
+  coefficient (``cv2.findTransformECC``), started by ``"phase"``.
+  Invariant to a change of window, offset or positive gain; an inverted
+  image (negative gain) needs ``"mi"``.
+- ``"phase"``: Fourier–Mellin phase correlation [1]_. Rotation (and scale)
+  from the phase correlation of log-polar magnitude spectra, computed on a
+  square grid (the windowed image zero-padded to a square: on an M × N grid
+  the frequency steps along the two axes differ, and a rotation of the
+  image is no rotation of its spectrum) and within the band both axes hold
+  (an axis upsampled to square pixels has nothing above its own Nyquist).
+  The strongest log-polar peaks, no rotation, and each turned by 180° are
+  candidates, told apart by the windowed phase correlation of the images
+  derotated; then translation, level by level; then a polish: the shifts
+  of tiles about half the shorter side, fitted by least squares, refine the
+  rotation to hundredths of a degree. Translation, rigid and similarity;
+  not affine.
 - ``"orb"``, ``"akaze"``, ``"sift"``: keypoints matched with Lowe's ratio
   test and a transform fitted by RANSAC on the matches (rigid and similarity
-  refitted by least squares on the inliers). Multi-scale through the
-  detectors' own scale spaces. The two images may differ in shape. OpenCV 5
-  moved AKAZE to its contrib modules (the project depends on
-  ``opencv-contrib-python-headless``); :func:`akaze_available` tells.
+  refitted by least squares on the inliers), then (not for affine) the
+  tile polish of ``"phase"``, kept where it raises the overlap's NCC:
+  keypoints sit on the detectors' scale grids, a few tenths of a pixel
+  off. Multi-scale through the detectors' own scale spaces. The two images
+  may differ in shape. OpenCV 5 moved AKAZE to its contrib modules (the
+  project depends on ``opencv-contrib-python-headless``);
+  :func:`akaze_available` tells.
 - ``"mi"``: maximisation of mutual information [6]_ by Powell's method,
   coarse to fine, from a start by phase correlation of the gradient
   magnitudes. It needs no intensity relation between the images, so it
@@ -34,6 +45,22 @@ Methods, each coarse to fine over a Gaussian pyramid:
   thousandths of a pixel apart from run to run (OpenCV's vectorised paths
   round differently with memory alignment); the other methods repeat
   exactly.
+
+Measured on real images moved by known motions (head CT 512² and its
+256×512 and 512×300 crops, a chest film crop 389×300, a shoulder MR crop
+400×512; isotropic and 0.48 × 0.80 mm pixels; ±15°, ±20 mm; 1 % noise),
+every method is within 0.2 px and 0.2° (``tests/composition/
+test_registration_shapes.py``).
+
+Every result is checked before it is returned, and a transform that the
+images do not pin down raises :class:`RegistrationError` with a sentence
+saying why, rather than coming back with a good-looking NCC: the moving
+image must cover a tenth of the fixed one, the two must correlate
+positively (their edges, for ``"mi"``), and the match must be distinct:
+moved by 4 % of the image or turned by about 10°, the NCC must drop. A
+noise pair, a smooth ramp (every shift along it fits), a disc (every
+rotation fits), a motion beyond the method's reach or an inverted copy
+registered by intensity fail these tests.
 
 Conventions
 -----------
@@ -91,7 +118,7 @@ import numpy as np
 
 from .._checks import Spacing, check_image, check_spacing
 from ..errors import MedImgError
-from ..params import Param
+from ..params import Param, parameters
 
 __all__ = [
     "METHODS",
@@ -418,7 +445,7 @@ def _warp(image: np.ndarray, warp: np.ndarray, shape, flags=cv2.INTER_LINEAR):
     )
 
 
-def _register_phase(fixed, moving, transform, levels, band=1.0):
+def _register_phase(fixed, moving, transform, levels, band=1.0, polish=True):
     if transform == "translation":  # global already: one full-resolution step
         levels = 1
     pf, pm = _pyramid(fixed, levels), _pyramid(moving, levels)
@@ -428,7 +455,7 @@ def _register_phase(fixed, moving, transform, levels, band=1.0):
             pf[k], pm[k], _at_level(warp, k), transform, min(1.0, band * 2**k)
         )
         warp = _at_level(local, -k)
-    if transform == "translation":
+    if transform == "translation" or not polish:
         return warp
     warp = _phase_polish(fixed, moving, warp, transform)
     return _phase_step(fixed, moving, warp, "translation")  # the whole image's shift
@@ -534,7 +561,9 @@ def _register_mi(fixed, moving, transform, levels, band=1.0):
     """
     from scipy.optimize import minimize
 
-    warp = _register_phase(_gradient(fixed), _gradient(moving), transform, levels, band)
+    warp = _register_phase(
+        _gradient(fixed), _gradient(moving), transform, levels, band, polish=False
+    )
     pf, pm = _pyramid(fixed, levels), _pyramid(moving, levels)
     for k in range(len(pf) - 1, -1, -1):
         f, m = pf[k], pm[k]
@@ -578,7 +607,7 @@ def _register_ecc(fixed, moving, transform, levels, iterations, band=1.0):
     pf, pm = _pyramid(fixed, levels), _pyramid(moving, levels)
     coarse = len(pf) - 1
     init = "translation" if transform == "translation" else "rigid"
-    warp = _register_phase(fixed, moving, init, levels, band)
+    warp = _register_phase(fixed, moving, init, levels, band, polish=False)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-6)
     converged = False
     for k in range(coarse, -1, -1):
@@ -1224,7 +1253,7 @@ def register(
     method: Annotated[
         str,
         Param(doc="registration method", choices=tuple(METHODS)),
-    ] = "phase",
+    ] = "ecc",
     transform: Annotated[
         str,
         Param(doc="transform model", choices=TRANSFORMS),
@@ -1256,12 +1285,13 @@ def register(
     moving : (M, N) ndarray or MedImage
         The image to align. Same shape as ``fixed`` for ``"phase"`` and
         ``"ecc"``; any shape for the feature methods. Same spacing.
-    method : {"phase", "ecc", "orb", "akaze", "sift", "mi"}
-        ``"phase"``: Fourier–Mellin phase correlation [1]_ (not affine).
-        ``"ecc"``: enhanced correlation coefficient [2]_, initialised by
-        phase correlation; a 1/16 margin at the edges, where moved images
-        are padded, is left out. ``"orb"`` [3]_, ``"akaze"`` [4]_,
-        ``"sift"`` [7]_: keypoints and RANSAC [5]_. ``"mi"``: mutual
+    method : {"ecc", "phase", "orb", "akaze", "sift", "mi"}
+        ``"ecc"`` (the default, which the composition panel and the compare
+        dashboard read from here): enhanced correlation coefficient [2]_,
+        started by phase correlation; a 1/16 margin at the edges, where
+        moved images are padded, is left out. ``"phase"``: Fourier–Mellin
+        phase correlation [1]_ (not affine). ``"orb"`` [3]_, ``"akaze"``
+        [4]_, ``"sift"`` [7]_: keypoints and RANSAC [5]_. ``"mi"``: mutual
         information maximised [6]_, for images of different contrast.
     transform : {"translation", "rigid", "similarity", "affine"}
         Rigid is rotation and shift; similarity adds a zoom. ECC fits a
@@ -1294,7 +1324,12 @@ def register(
         Volumes, RGB, NaN, shapes or spacings that do not match, unknown
         method or transform, or a transform the method does not support.
     RegistrationError
-        ECC did not converge, or features found too few matches.
+        The method found no transform (ECC did not converge, features found
+        too few matches), or the images do not pin the one found down: they
+        overlap on less than a tenth of the fixed image, do not correlate,
+        or hold too little texture or structure in common for the NCC to
+        drop when the result is moved or turned (module docstring). The
+        message says which, and what to try.
 
     Examples
     --------
@@ -1305,8 +1340,10 @@ def register(
     >>> [round(v, 1) for v in reg.shift_mm], round(reg.rotation_deg, 1)
     ([3.0, -2.0], 5.0)
     """
-    _check_choice("method", method, tuple(METHODS))
-    _check_choice("transform", transform, TRANSFORMS)
+    # the declarations above are the rules, for a direct call as for a recipe
+    rules = parameters(register)
+    method = rules["method"].check(method)
+    transform = rules["transform"].check(transform)
     if transform not in METHODS[method]:
         able = [m for m, t in METHODS.items() if transform in t]
         raise ValueError(
@@ -1314,18 +1351,10 @@ def register(
             f"{', '.join(map(repr, METHODS[method]))}; got {transform!r}. For "
             f"{transform!r} use method {' or '.join(map(repr, able))}"
         )
-    for name, value, low, high in (
-        ("levels", levels, 1, 6),
-        ("iterations", iterations, 1, 100_000),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise ValueError(f"{name} must be a whole number; got {value!r}")
-        if not low <= value <= high:
-            raise ValueError(f"{name} must lie in [{low}, {high}]; got {value}")
-    if not (isinstance(ratio, int | float) and 0 < ratio < 1):
-        raise ValueError(f"ratio must lie in (0, 1); got {ratio!r}")
-    if not (isinstance(ransac_px, int | float) and ransac_px > 0):
-        raise ValueError(f"ransac_px must be > 0 pixels; got {ransac_px!r}")
+    levels = rules["levels"].check(levels)
+    iterations = rules["iterations"].check(iterations)
+    ratio = rules["ratio"].check(ratio)
+    ransac_px = rules["ransac_px"].check(ransac_px)
     f, f_spacing = _as_array(fixed, "fixed")
     m, m_spacing = _as_array(moving, "moving")
     if spacing is None:
@@ -1342,8 +1371,12 @@ def register(
             f"{f.shape} and {m.shape}. Crop or pad one, or use method 'orb' or "
             "'akaze' or 'sift', which accept different shapes"
         )
-    if np.ptp(f) == 0 or np.ptp(m) == 0:
-        raise ValueError("fixed and moving must not be constant images")
+    for name, image in (("fixed", f), ("moving", m)):
+        if np.ptp(image) == 0:
+            raise ValueError(
+                f"{name} is a constant image (every pixel {image.flat[0]:g}): "
+                "nothing in it can be aligned. Register images that show structure"
+            )
 
     # Work on square pixels of the finer spacing: px_work = B @ px.
     iso = min(spacing)

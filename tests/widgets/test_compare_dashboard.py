@@ -13,6 +13,7 @@ import medimg_lab as ml
 from medimg_lab import composition as C
 from medimg_lab import data, display
 from medimg_lab.image import MedImage
+from medimg_lab.params import parameters
 from widgets.compare_dashboard import DEMO_MOTION, NUDGE, VIEWS, CompareDashboard
 from widgets.composition import RegistrationExplorer
 
@@ -27,6 +28,11 @@ def dash():
 @pytest.fixture(scope="module")
 def ct():
     return data.sample("head_ct")
+
+
+#: register's one declared default, which the page must start on for a pair
+#: of one kind
+DEFAULT = parameters(C.register)["method"].default
 
 
 def upload(dash: CompareDashboard, which: str, name: str, payload: bytes) -> None:
@@ -46,7 +52,8 @@ def test_defaults_are_the_head_ct_and_its_demo_pair(dash, ct):
         dash._grid_note.value
     )
     assert "a demo pair" in dash._grid_note.value
-    assert dash.method == "ecc" and dash.view == "blend"
+    assert dash.method == DEFAULT and dash.view == "blend"
+    assert f"{DEFAULT}, the default of register" in dash._method_hint.value
     assert dash.displayed.shape == (512, 512)
     assert "NCC <b>" in dash.explorer.parts["quality"].value
     assert dash.transform == {k: 0.0 for k in NUDGE}
@@ -67,7 +74,7 @@ def test_register_recovers_the_known_motion_in_mm_and_degrees(ct):
         }
     )
     assert dash.quality["ncc"] > 0.99 > before
-    assert dash.message.startswith("Registered with ecc: NCC ")
+    assert dash.message.startswith(f"Registered with {DEFAULT}: NCC ")
     assert "+4.00 mm</b> down" in dash._transform.value
     assert "rotation 5.00°" in dash.explorer.parts["found"].value
 
@@ -97,7 +104,8 @@ def test_a_failed_registration_is_a_sentence_and_the_sliders_stay():
     dash.set_params(shift_y_mm=1.0)
     dash._register.click()
     assert dash.message == (
-        "Could not register B onto A: fixed and moving must not be constant images."
+        "Could not register B onto A: moving is a constant image (every pixel 0): "
+        "nothing in it can be aligned. Register images that show structure."
     )
     assert dash.explorer.result is None and dash.transform["shift_y_mm"] == 1.0
     assert not dash._register.disabled
@@ -248,9 +256,9 @@ def test_csv_export_has_units_and_the_transform(dash):
         assert row["shift down (mm)"] == pytest.approx(dy, abs=0.05)
         assert row["shift right (mm)"] == pytest.approx(dx, abs=0.05)
         assert row["rotation (°, counter-clockwise)"] == pytest.approx(turn, abs=0.05)
-        assert table.iloc[1]["found by"] == "ecc"
+        assert table.iloc[1]["found by"] == DEFAULT
         dash.nudge("shift_y_mm", 0.5)
-        assert dash.table.iloc[1]["found by"] == "ecc, then nudged"
+        assert dash.table.iloc[1]["found by"] == f"{DEFAULT}, then nudged"
         assert dash._links["csv"].value == ""  # a change clears the old link
     finally:
         dash.set_params(**{k: 0.0 for k in NUDGE})
@@ -296,7 +304,7 @@ def test_random_bytes_are_a_sentence_and_the_page_keeps_working(which):
     assert "Traceback" not in dash._message.value
     assert dash.reference is a and dash.compared is b
     dash.register()  # still works
-    assert dash.message.startswith("Registered with ecc")
+    assert dash.message.startswith(f"Registered with {DEFAULT}")
 
 
 def test_empty_upload_is_a_sentence():

@@ -9,6 +9,7 @@ import medimg_lab as ml
 from medimg_lab import composition as C
 from medimg_lab import display
 from medimg_lab.image import MedImage
+from medimg_lab.params import parameters
 from medimg_lab.segmentation import threshold_range
 from widgets.composition import (
     BlendExplorer,
@@ -144,6 +145,24 @@ def test_nudge_sliders_undo_the_motion_and_ncc_rises(ct):
     np.testing.assert_allclose(panel.aligned, expected)
     assert panel.ncc > 0.99 > before
     assert f"NCC <b>{panel.ncc:.3f}</b>" in panel._quality.value
+
+
+def test_the_method_starts_on_registers_one_declared_default(ct):
+    """The panel offers register's methods and starts on its declared
+    default, the one a direct call uses (it had its own, "ecc", while
+    register defaulted to "phase")."""
+    declared = parameters(C.register)["method"]
+    panel = RegistrationExplorer(ct, ct)
+    assert panel.params["method"] == declared.default
+    assert tuple(panel._controls["method"].options) == declared.param.choices
+    moving = MedImage(
+        C.rigid_transform(ct, shift_mm=(2.0, 3.0), rotation_deg=-5.0), ct.spacing, "CT"
+    )
+    panel.set_images(ct, moving, keep_motion=False)
+    found = panel.register()
+    direct = C.register(ct, moving)  # the default method, as the panel's
+    assert found.method == direct.method == declared.default
+    assert found.shift_mm == pytest.approx(direct.shift_mm)
 
 
 def test_register_button_sets_the_sliders_to_the_found_motion(ct):
