@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
+
+import numpy as np
 import pytest
 
-from medimg_lab import processing  # noqa: F401  (registers the operations)
-from medimg_lab.params import OPERATIONS, get_operation, parameters, validate
+from medimg_lab import (  # noqa: F401  (they register the operations)
+    processing,
+    segmentation,
+)
+from medimg_lab.params import (
+    OPERATIONS,
+    Param,
+    ParamSpec,
+    get_operation,
+    parameters,
+    validate,
+)
 from medimg_lab.processing import gaussian, median
 
 
@@ -51,3 +64,239 @@ def test_context_parameters_pass_and_operations_validate():
 def test_unknown_operation_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"known operations are .*gaussian"):
         get_operation("sharpen_everything")
+
+
+# ------------------------------------------ one rulebook: direct calls too
+
+# Declared functions that are not operations, with how to call them.
+_CLASSIFIER = None
+
+
+def _classifier():
+    from medimg_lab.segmentation import PixelClassifier
+
+    global _CLASSIFIER
+    if _CLASSIFIER is None:
+        rng = np.random.default_rng(0)
+        image = rng.normal(0, 1, (24, 20)).astype(np.float32)
+        image[6:18, 5:15] += 4
+        scribbles = np.zeros(image.shape, np.int8)
+        scribbles[10:14, 9], scribbles[1:23, 1] = 1, 2
+        _CLASSIFIER = PixelClassifier("linear", scales_mm=(1.0,)).fit(image, scribbles)
+    return _CLASSIFIER
+
+
+def _declared_functions():
+    """``(label, fn, call)``: every declared function and how to call it."""
+    from medimg_lab import segmentation as S
+    from medimg_lab.segmentation import classifier as C
+
+    image = np.random.default_rng(1).normal(100, 20, (12, 10)).astype(np.float32)
+    mask = image > 100
+    required = {
+        "seeds": [(3, 4)],
+        "markers": (np.arange(120).reshape(12, 10) % 3).astype(np.int32),
+    }
+    out = []
+    for name, op in sorted(OPERATIONS.items()):
+        first, *rest = [
+            p
+            for p in inspect.signature(op.fn).parameters.values()
+            if p.default is p.empty
+        ]
+        args = [mask if first.name == "mask" else image]
+        args += [required[p.name] for p in rest]
+        out.append((name, op.fn, lambda fn=op.fn, a=tuple(args), **kw: fn(*a, **kw)))
+    out += [
+        (
+            "gmm_memberships",
+            S.gmm_memberships,
+            lambda **kw: S.gmm_memberships(image, **kw),
+        ),
+        ("otsu_value", S.otsu_value, lambda **kw: S.otsu_value(image, **kw)),
+        ("feature_bank", C.feature_bank, lambda **kw: C.feature_bank(image, **kw)),
+        ("feature_names", C.feature_names, lambda **kw: C.feature_names(**kw)),
+        (
+            "PixelClassifier",
+            C.PixelClassifier.__init__,
+            lambda **kw: C.PixelClassifier(**kw),
+        ),
+        (
+            "PixelClassifier.uncertainty",
+            C.PixelClassifier.uncertainty,
+            lambda **kw: _classifier().uncertainty(**kw),
+        ),
+    ]
+    return out
+
+
+def _bad_values(spec):
+    """Values outside ``spec``'s declaration, each a different rule broken."""
+    p = spec.param
+    if p.choices is not None:
+        return ["no such choice", 3]
+    if spec.type is bool:
+        return ["yes", 1]
+    if spec.type not in (int, float):
+        return []
+    bad = ["wide", float("nan"), [1]]
+    step = p.step or 1
+    if p.max is not None:
+        bad.append(p.max + step if spec.type is int else p.max * 1.5 + 1)
+    if p.min is not None:
+        bad.append(p.min if getattr(p, "exclusive_min", False) else p.min - step)
+    if spec.type is int:
+        bad.append((p.min or 0) + 0.5)
+        if p.odd:
+            bad.append((p.min or 0) + 1)
+    return bad
+
+
+_CASES = [
+    pytest.param(fn, call, spec.name, value, id=f"{label}-{spec.name}-{value!r}")
+    for label, fn, call in _declared_functions()
+    for spec in parameters(fn).values()
+    for value in _bad_values(spec)
+]
+
+
+@pytest.mark.parametrize(("fn", "call", "name", "value"), _CASES)
+def test_direct_calls_refuse_what_the_declaration_refuses(fn, call, name, value):
+    with pytest.raises(ValueError) as declared:
+        validate(fn, {name: value})
+    with pytest.raises(ValueError) as direct:
+        call(**{name: value})
+    assert str(direct.value) == str(declared.value)
+    assert name in str(direct.value)
+
+
+_RECIPE_CASES = [
+    case
+    for case in _CASES
+    if case.values[0].__name__ in OPERATIONS
+    and OPERATIONS[case.values[0].__name__].stage in ("processing", "segmentation")
+]
+
+
+@pytest.mark.parametrize(("fn", "call", "name", "value"), _RECIPE_CASES)
+def test_recipes_refuse_with_the_same_sentence(fn, call, name, value):
+    from medimg_lab.recipe import Recipe, RecipeError
+
+    with pytest.raises(ValueError) as direct:
+        call(**{name: value})
+    extra = {"region_grow": {"seeds": [[3, 4]]}, "watershed": {"markers": [[1]]}}
+    params = {name: value, **extra.get(fn.__name__, {})}
+    with pytest.raises(RecipeError) as recipe:
+        Recipe([{"op": fn.__name__, "params": params}])
+    assert str(direct.value) in str(recipe.value)
+
+
+def test_every_operation_and_declared_function_is_checked():
+    assert len(_CASES) > 150  # every number, choice and flag has its bad values
+    labels = {label for label, _, _ in _declared_functions()}
+    assert set(OPERATIONS) <= labels
+
+
+@pytest.mark.parametrize(
+    ("fn", "call"),
+    [pytest.param(fn, call, id=label) for label, fn, call in _declared_functions()],
+)
+def test_declared_defaults_pass_their_own_declaration(fn, call):
+    for spec in parameters(fn).values():
+        assert spec.check(spec.default) == spec.default, spec.name
+
+
+def test_numpy_scalars_are_numbers_and_come_out_as_python_ones():
+    image = np.random.default_rng(2).integers(0, 255, (9, 11)).astype(np.uint8)
+    np.testing.assert_array_equal(
+        median(image, size=np.int64(5)), median(image, size=5)
+    )
+    np.testing.assert_array_equal(
+        gaussian(image, sigma_mm=np.float32(2.0)), gaussian(image, sigma_mm=2.0)
+    )
+    assert validate(median, {"size": np.int32(7)}) == {"size": 7}
+    assert type(validate(gaussian, {"sigma_mm": np.float32(2)})["sigma_mm"]) is float
+    with pytest.raises(ValueError, match="size must be a number; got True"):
+        median(image, size=True)
+    with pytest.raises(ValueError, match="must be a number"):
+        median(image, size=np.array([3]))
+
+
+def test_values_given_by_position_are_checked_too():
+    from medimg_lab.segmentation import PixelClassifier
+
+    with pytest.raises(ValueError, match="PixelClassifier: model must be one of"):
+        PixelClassifier("knn")
+
+
+def test_wrapping_keeps_name_signature_hints_and_identity():
+    import pickle
+    import typing
+
+    assert OPERATIONS["gaussian"].fn is gaussian
+    assert gaussian.__name__ == "gaussian" and "Gaussian" in gaussian.__doc__
+    sig = inspect.signature(gaussian)
+    assert list(sig.parameters) == ["image", "sigma_mm", "spacing"]
+    assert sig.parameters["sigma_mm"].default == 1.0
+    hints = typing.get_type_hints(gaussian, include_extras=True)
+    assert typing.get_origin(hints["sigma_mm"]) is typing.Annotated
+    assert parameters(gaussian) == parameters(gaussian.__wrapped__)
+    shipped = pickle.loads(pickle.dumps(gaussian))  # noqa: S301 our own bytes
+    assert shipped is gaussian  # as dask ships it to workers
+
+
+def test_the_declaration_is_the_rule_the_issue_named():
+    image = np.zeros((8, 8), np.float32)
+    with pytest.raises(ValueError) as direct:
+        gaussian(image, sigma_mm=80)
+    assert str(direct.value) == "gaussian: sigma_mm must lie in [0.1, 50] mm; got 80"
+
+
+def test_exclusive_minimum_refuses_the_bound_itself():
+    spec = ParamSpec("sd", float, 1.0, Param(0, unit="HU", exclusive_min=True))
+    assert spec.check(1e-9) == 1e-9
+    with pytest.raises(ValueError, match=r"^sd must lie in \(0, inf\) HU; got 0$"):
+        spec.check(0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"min": 0, "max": 10, "slider": (5, 20)},
+        {"min": 0, "max": 10, "slider": (-1, 5)},
+        {"min": 0, "max": 10, "slider": (6, 5)},
+        {"min": 0, "exclusive_min": True, "slider": (0, 5)},
+        {"min": 5, "max": 1},
+        {"exclusive_min": True},
+    ],
+)
+def test_inconsistent_declarations_are_refused(bad):
+    with pytest.raises(ValueError, match="Param: "):
+        Param(**bad)
+
+
+def test_slider_range_and_valid_range_are_declared_apart():
+    from medimg_lab.segmentation import remove_small
+    from widgets.controls import controls_for
+
+    spec = parameters(remove_small)["min_size"]
+    assert spec.param.slider is not None
+    lo, hi = spec.param.slider
+    assert spec.param.max > hi  # valid beyond what the slider offers
+    slider = controls_for(remove_small)["min_size"]
+    assert (slider.min, slider.max) == (lo, hi)
+    mask = np.zeros((40, 50), bool)
+    mask[2:38, 2:48] = True  # 1656 mm², beyond the slider
+    assert remove_small(mask, min_size=1500.0).any()
+    assert not remove_small(mask, min_size=2 * hi).any()
+    with pytest.raises(ValueError, match=r"min_size must lie in \[0, 1e\+06\]"):
+        remove_small(mask, min_size=2e6)
+
+
+def test_sliders_never_offer_an_excluded_minimum():
+    from widgets.controls import control_for
+
+    spec = ParamSpec("sd", float, 1.0, Param(0, 10, 0.5, exclusive_min=True))
+    slider = control_for(spec)
+    assert slider.min > 0
+    spec.check(slider.min)

@@ -2,7 +2,9 @@
 
 Ranges, steps, units, defaults and descriptions come from the ``Param``
 declarations next to each algorithm (:mod:`medimg_lab.params`); nothing here
-repeats them.
+repeats them. A slider spans the declared slider range (``Param.slider``)
+where one is declared, else the valid range; it never offers a value the
+function refuses (an excluded minimum is one step inside).
 """
 
 from __future__ import annotations
@@ -76,15 +78,16 @@ def _bounds(
 ) -> tuple[float, float]:
     """Slider bounds: declared, or from the image's value range for its units."""
     p = spec.param
+    low, high = p.slider or (p.min, p.max)
     if p.scale == "log":
-        return p.min, p.max
+        return low, high
     lo, hi = value_range or (0.0, 1.0)
     if p.scale == "span":
         lo, hi = 0.0, hi - lo
-    if p.min is not None:
-        lo = p.min if not p.scale else max(lo, p.min)
-    if p.max is not None:
-        hi = p.max if not p.scale else min(hi, p.max)
+    if low is not None:
+        lo = low if not p.scale else max(lo, low)
+    if high is not None:
+        hi = high if not p.scale else min(hi, high)
     return lo, max(hi, lo)
 
 
@@ -96,6 +99,9 @@ def _number_slider(
     default = spec.default
     if spec.type is int:
         step = int(p.step or 1)
+        if p.exclusive_min and lo <= p.min:
+            lo = int(np.floor(p.min)) + 1
+            hi = max(hi, lo)
         value = int(default if default is not None else lo)
         return w.IntSlider(
             value=value, min=int(lo), max=int(hi), step=step, continuous_update=True
@@ -119,6 +125,9 @@ def _number_slider(
         step = 10.0 ** np.floor(np.log10(span / 1000)) if span > 0 else 0.01
         lo, hi = np.floor(lo / step) * step, np.ceil(hi / step) * step
         step = float(step)
+    if p.exclusive_min and lo <= p.min:
+        lo = p.min + step  # the minimum itself is refused
+        hi = max(hi, lo)
     value = float(default) if default is not None else (lo + hi) / 2
     value = min(max(value, lo), hi)
     return w.FloatSlider(

@@ -80,7 +80,7 @@ from .._checks import Spacing, check_image, check_spacing
 from ..errors import UntrustedModelError
 from ..io._atomic import atomic_write
 from ..io.models import load_trusted
-from ..params import Param, parameters
+from ..params import Param, ParamSpec, declared
 
 __all__ = [
     "DEFAULT_SCALES_MM",
@@ -113,6 +113,7 @@ _BORDER = cv2.BORDER_REFLECT_101
 
 
 _SCALES_PARAM = Param(0.1, 20.0, 0.1, "mm", "Gaussian scales σ of the feature bank")
+_SCALES_SPEC = ParamSpec("scales_mm", tuple[float, ...], None, _SCALES_PARAM)
 
 
 # ------------------------------------------------------------- validation
@@ -124,15 +125,7 @@ def _check_scales(scales_mm) -> tuple[float, ...]:
     scales = tuple(scales_mm)
     if not scales:
         raise ValueError("scales_mm must hold at least one scale in mm; got ()")
-    p = _SCALES_PARAM
-    for s in scales:
-        if isinstance(s, bool) or not isinstance(s, int | float | np.number):
-            raise ValueError(f"scales_mm must hold numbers in mm; got {s!r}")
-        if not p.min <= s <= p.max:
-            raise ValueError(
-                f"scales_mm must lie in [{p.min:g}, {p.max:g}] mm; got {s:g}"
-            )
-    scales = tuple(sorted(float(s) for s in scales))
+    scales = tuple(sorted(_SCALES_SPEC.check(scales)))
     if len(set(scales)) != len(scales):
         raise ValueError(f"scales_mm must be distinct; got {tuple(scales_mm)}")
     return scales
@@ -173,6 +166,7 @@ def _image_and_spacing(image, spacing: Spacing) -> tuple[np.ndarray, tuple]:
 # ---------------------------------------------------------- feature bank
 
 
+@declared
 def feature_names(
     *,
     scales_mm: Annotated[tuple[float, ...], _SCALES_PARAM] = DEFAULT_SCALES_MM,
@@ -536,6 +530,7 @@ def _compute(
     return out
 
 
+@declared
 def feature_bank(
     image: np.ndarray,
     *,
@@ -707,6 +702,7 @@ class PixelClassifier:
     (1, 2)
     """
 
+    @declared
     def __init__(
         self,
         model: Annotated[
@@ -737,28 +733,17 @@ class PixelClassifier:
         ] = 512,
         pyramid: bool = True,
     ):
-        specs = parameters(PixelClassifier.__init__)
-        values = {
-            "model": model,
-            "n_estimators": n_estimators,
-            "max_depth": max_depth,
-            "max_samples": max_samples,
-            "C": C,
-            "chunk_slices": chunk_slices,
-            "seed": seed,
-            "cache_mb": cache_mb,
-        }
-        checked = {k: specs[k].check(v, "PixelClassifier: ") for k, v in values.items()}
-        self.model = checked["model"]
+        # The declared arguments were checked and coerced by @declared.
+        self.model = model
         self.scales_mm = _check_scales(scales_mm)
         self.features = _check_features(features)
-        self.n_estimators = checked["n_estimators"]
-        self.max_depth = checked["max_depth"]
-        self.max_samples = checked["max_samples"]
-        self.C = checked["C"]
-        self.chunk_slices = checked["chunk_slices"]
-        self.seed = checked["seed"]
-        self.cache_mb = checked["cache_mb"]
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.max_samples = max_samples
+        self.C = C
+        self.chunk_slices = chunk_slices
+        self.seed = seed
+        self.cache_mb = cache_mb
         self.pyramid = bool(pyramid)
         #: Feature-bank evaluations so far (a 2D image, or one slab of a volume).
         self.feature_computations = 0
@@ -1136,6 +1121,7 @@ class PixelClassifier:
         proba = self.predict_proba(image, region=region, spacing=spacing)
         return self.classes[np.argmax(proba, axis=0)]
 
+    @declared
     def uncertainty(
         self,
         image=None,
@@ -1158,8 +1144,6 @@ class PixelClassifier:
         -------
         float32 ndarray of the region's shape, in [0, 1]
         """
-        if kind not in ("entropy", "margin"):
-            raise ValueError(f"kind must be 'entropy' or 'margin'; got {kind!r}")
         proba = self.predict_proba(image, region=region, spacing=spacing)
         if kind == "margin":
             top = np.sort(proba, axis=0)

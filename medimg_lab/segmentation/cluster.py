@@ -10,10 +10,13 @@ from typing import Annotated
 
 import numpy as np
 
-from ..params import Param, Seed, operation
+from ..params import Param, Seed, declared, operation
 from ._common import check_image
 
 __all__ = ["gmm", "gmm_memberships", "kmeans"]
+
+#: Number of classes of the clustering methods.
+Classes = Annotated[int, Param(2, 8, 1, "classes", "number of classes")]
 
 _FIT_SAMPLES = 200_000  # values used to fit; every pixel is then assigned
 
@@ -39,7 +42,7 @@ def _labels(image, mask, assign) -> np.ndarray:
 def kmeans(
     image: np.ndarray,
     *,
-    k: Annotated[int, Param(2, 8, 1, "classes", "number of clusters")] = 3,
+    k: Classes = 3,
     seed: Seed = 0,
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -62,11 +65,12 @@ def kmeans(
     return _labels(image, mask, lambda v: np.digitize(v, cuts) + 1)
 
 
+@declared
 def gmm_memberships(
     image: np.ndarray,
     *,
-    k: int = 3,
-    seed: int = 0,
+    k: Classes = 3,
+    seed: Seed = 0,
     mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Soft memberships ``a_i`` of a ``k``-class Gaussian mixture fitted by EM.
@@ -97,8 +101,6 @@ def gmm_memberships(
     from sklearn.mixture import GaussianMixture
 
     image = check_image(image)
-    if not 2 <= k <= 8:
-        raise ValueError(f"k must lie in [2, 8]; got {k}")
     model = GaussianMixture(n_components=k, random_state=seed, n_init=2).fit(
         _sample(image, mask, seed)
     )
@@ -120,7 +122,7 @@ def gmm_memberships(
 def gmm(
     image: np.ndarray,
     *,
-    k: Annotated[int, Param(2, 8, 1, "classes", "number of Gaussian classes")] = 3,
+    k: Classes = 3,
     seed: Seed = 0,
     mask: np.ndarray | None = None,
 ) -> np.ndarray:

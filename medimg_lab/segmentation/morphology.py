@@ -63,7 +63,12 @@ def remove_small(
     min_size: Annotated[
         float,
         Param(
-            0.0, 1e6, 1.0, "mm² / mL", "smallest island kept: area (2D) or volume (3D)"
+            0.0,
+            1e6,
+            1.0,
+            "mm² / mL",
+            "smallest island kept: area (2D) or volume (3D)",
+            slider=(0.0, 1000.0),
         ),
     ] = 10.0,
     connectivity: Connectivity = 1,
@@ -92,8 +97,6 @@ def _ellipsoid(radius_mm: float, spacing: tuple[float, ...]) -> np.ndarray:
 def _morph(mask, radius_mm, spacing, op: str) -> np.ndarray:
     mask = check_mask(mask)
     sp = check_spacing(mask.shape, spacing)
-    if radius_mm < 0:
-        raise ValueError(f"radius_mm must be >= 0; got {radius_mm}")
     element = _ellipsoid(radius_mm, sp)
     if element.size == 1:
         return mask.copy()

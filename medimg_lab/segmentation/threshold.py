@@ -6,7 +6,7 @@ from typing import Annotated
 
 import numpy as np
 
-from ..params import Param, operation
+from ..params import Param, declared, operation
 from ._common import check_image
 
 __all__ = [
@@ -70,10 +70,6 @@ def threshold_preset(
     ] = "bone",
 ) -> np.ndarray:
     """Keep a named tissue's range of :data:`HU_RANGES`; the image must be in HU."""
-    if preset not in HU_RANGES:
-        raise ValueError(
-            f"unknown HU preset {preset!r}; choose one of {', '.join(HU_RANGES)}"
-        )
     low, high = HU_RANGES[preset]
     return threshold_range(image, low=low, high=high)
 
@@ -91,8 +87,13 @@ def _values(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return values
 
 
+#: Histogram bins of Otsu's methods.
+Bins = Annotated[int, Param(16, 4096, 16, "bins", "histogram bins")]
+
+
+@declared
 def otsu_value(
-    image: np.ndarray, *, nbins: int = 256, mask: np.ndarray | None = None
+    image: np.ndarray, *, nbins: Bins = 256, mask: np.ndarray | None = None
 ) -> float:
     """Otsu's threshold (Otsu 1979), in the image's units.
 
@@ -112,7 +113,7 @@ def otsu_value(
 def threshold_otsu(
     image: np.ndarray,
     *,
-    nbins: Annotated[int, Param(16, 4096, 16, "bins", "histogram bins")] = 256,
+    nbins: Bins = 256,
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pixels above Otsu's threshold (:func:`otsu_value`).
@@ -132,7 +133,7 @@ def threshold_multiotsu(
     image: np.ndarray,
     *,
     classes: Annotated[int, Param(2, 5, 1, "classes", "number of classes")] = 3,
-    nbins: Annotated[int, Param(16, 4096, 16, "bins", "histogram bins")] = 256,
+    nbins: Bins = 256,
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Labels ``1..classes`` by Otsu's criterion for several classes.

@@ -110,7 +110,7 @@ def test_hu_presets_on_the_head_ct():
     assert table["pixels"].sum() == brain.sum()
     area = S.measure(S.keep_largest(brain), spacing=ct.spacing)["area_mm2"][0]
     assert 5_000 < area < 20_000  # a brain slice is some 100 cm²
-    with pytest.raises(ValueError, match="bone, soft tissue"):
+    with pytest.raises(ValueError, match="preset must be one of 'bone', 'soft tissue'"):
         S.threshold_preset(ct.array, preset="kidney")
 
 
@@ -183,6 +183,26 @@ def test_gmm_white_matter_dice_on_the_mni_brain():
         (lambda: S.watershed(np.zeros((4, 4)), np.zeros((4, 4), int)), "at least one"),
         (lambda: S.remove_small(np.ones((4, 4)), spacing=(1,)), "spacing must give 2"),
         (lambda: S.kmeans(np.zeros((4, 4)), mask=np.zeros((4, 4), bool)), "no pixel"),
+        (
+            lambda: S.region_grow(np.zeros((4, 4)), [(1, 1)], connectivity=3),
+            "connectivity must be 1..2 for a 2D image; got 3",
+        ),
+        (
+            lambda: S.gmm_memberships(np.zeros((4, 4)), k=9),
+            r"^gmm_memberships: k must lie in \[2, 8\] classes; got 9$",
+        ),
+        (
+            lambda: S.otsu_value(np.arange(16.0).reshape(4, 4), nbins=0),
+            r"^otsu_value: nbins must lie in \[16, 4096\] bins; got 0$",
+        ),
+        (
+            lambda: S.threshold_multiotsu(np.arange(16.0).reshape(4, 4), classes=1),
+            r"classes must lie in \[2, 5\] classes; got 1",  # crashed skimage before
+        ),
+        (
+            lambda: S.binary_open(np.ones((4, 4)), radius_mm=-1),
+            r"^binary_open: radius_mm must lie in \[0, 20\] mm; got -1$",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error(call, message):
