@@ -430,3 +430,20 @@ def test_diffusion_with_mirrored_neighbours_keeps_the_integral():
     out = P.anisotropic_diffusion(image, iterations=20, kappa=200.0, step=0.2)
     assert mean(out) == pytest.approx(mean(image), rel=1e-5)
     assert out[:, 0].mean() < image[:, 0].mean() - 10  # the band spread out
+
+
+def test_clahe_fills_overhanging_tiles_by_mirroring():
+    """Tiles that overhang the image see it mirrored, as every filter here."""
+    ct = ml.data.sample("head_ct")
+    image = P.window_level(ct.array[100:133, 300:349], center=40, width=400)
+    tiles = 8  # 33 x 49 px: the last tiles overhang by 7 px
+
+    def padded(mode):
+        extra = [(0, -n % tiles) for n in image.shape]
+        out = P.clahe(np.pad(image, extra, mode=mode), tiles=tiles)
+        return out[: image.shape[0], : image.shape[1]]
+
+    out = P.clahe(image, tiles=tiles)
+    np.testing.assert_array_equal(out, padded("reflect"))  # numpy's "mirror"
+    assert not np.array_equal(out, padded("symmetric"))  # scipy's "reflect"
+    assert not np.array_equal(out, padded("edge"))  # scipy's "nearest"
