@@ -658,8 +658,11 @@ def _match_pair(a: _Tile, b: _Tile, factor: int, min_overlap: float):
     min_area = min_overlap * min(a.full.size, b.full.size)
     raw = _PairScore(a.full, b.full, min_area)
     detail = _PairScore(a.full, b.full, min_area, transform=_detail)
-    # The coarse level is off by up to about a coarse pixel (factor px), more
-    # where phase correlation or a flat overlap misleads it.
+    # Each candidate is first climbed on the coarse copies (cheap), then at
+    # full resolution, where the coarse level is off by up to about a coarse
+    # pixel (factor px), more where a flat overlap misleads it.
+    coarse = _PairScore(a.small, b.small, min_overlap * min(a.small.size, b.small.size))
+    coarse_limit = 8
     limit = 4 * factor + 4
 
     def key(shift):
@@ -668,6 +671,8 @@ def _match_pair(a: _Tile, b: _Tile, factor: int, min_overlap: float):
 
     found = []
     for p in picks:
+        if factor > 1:
+            p, _ = _climb(coarse, p, coarse_limit)
         shift, value = _climb(raw, p * factor, limit)
         if np.isfinite(value) and np.isfinite(key(shift)):
             found.append((key(shift), tuple(shift)))
@@ -687,14 +692,22 @@ def _match_pair(a: _Tile, b: _Tile, factor: int, min_overlap: float):
     # is at least half as large: over a few hundred pixels a high NCC is
     # weak evidence, so a much smaller overlap does not outweigh this one.
     area = _overlap_area(a.full.shape, b.full.shape, shift)
-    others = [0.5 * (ring_raw(shift + d) + ring_detail(shift + d)) for d in ring] + [
+    bar = 1.0 - _DISTINCT * (1.0 - best)  # others must score below it
+
+    def ring_key(shift):
+        value = ring_raw(shift)
+        # The band-pass NCC is at most 1: skip it where even that stays below.
+        if not np.isfinite(value) or 0.5 * (value + 1.0) < bar:
+            return value
+        return 0.5 * (value + ring_detail(shift))
+
+    others = [ring_key(shift + d) for d in ring] + [
         k
         for k, s in found
         if np.abs(np.subtract(s, shift)).max() > _RING_PX
         and _overlap_area(a.full.shape, b.full.shape, s) >= 0.5 * area
     ]
-    closest = np.nanmax(others, initial=-1.0)
-    if 1.0 - closest < _DISTINCT * (1.0 - best):
+    if np.nanmax(others, initial=-1.0) > bar:
         return None
     sl = _overlap_slices(a.full.shape, b.full.shape, shift)
     value = _ncc(a.full[sl[0]], b.full[sl[1]])
