@@ -628,7 +628,15 @@ class _Tile:
 
     @classmethod
     def of(cls, tile: np.ndarray, factor: int) -> _Tile:
-        full = tile.astype(np.float32)
+        # NCC ignores gain and offset: standardise each tile, so that float32
+        # FFTs neither overflow (values near 1e38) nor underflow (near 1e-38).
+        t = tile.astype(np.float64)
+        top = float(np.abs(t).max())
+        if top > 0:
+            t = t / top
+        t -= t.mean()
+        spread = float(t.std())
+        full = (t / spread if spread > 0 else t).astype(np.float32)
         small = _downscale(full, factor)
         return cls(full, small, _highpass(small))
 

@@ -234,3 +234,14 @@ def test_tiles_that_do_not_overlap_give_the_message(images, name):
         a, b = image[r1 : r1 + h, c1 : c1 + w], image[r2 : r2 + h, c2 : c2 + w]
         with pytest.raises(ValueError, match="could not be placed"):
             stitch([a, b])
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30, 1e300])
+def test_extreme_value_scales_are_placed(images, scale):
+    """NCC ignores gain: tiles in tiny or huge units must not underflow or
+    overflow the matching (float32 FFTs)."""
+    a, b, truth = _pair(images["shoulder_mr"], (420, 200), (240, 220), 0.1, "side", 3)
+    tiles = [a.astype(np.float64) * scale, b.astype(np.float64) * scale]
+    result = stitch(tiles)
+    assert np.abs(result.offsets[1] - result.offsets[0] - truth).max() <= 0.25
+    assert np.isfinite(result.image).all()
