@@ -132,13 +132,12 @@ def _select_tab(page, title: str, explorer: str) -> None:
 def test_voila_recognition_bayes_priors(page, page_errors, voila, artifacts):
     _open(page, voila.render("recognition_probe.ipynb"))
     images = page.locator(f"{BAYES} {IMAGES}")
-    _wait_for_decoded(page, images, 5)  # density, slice, P(CSF|x), P(GM|x), P(WM|x)
+    # density, slice, P(CSF|x), P(GM|x), P(WM|x), classes by intensity, by context
+    names = ("density", "slice", "CSF", "GM", "WM", "intensity", "context")
+    _wait_for_decoded(page, images, len(names))
     _assert_clean(page, page_errors)
     page.locator(PANEL).screenshot(path=str(artifacts / "voila_recognition_bayes.png"))
-    shown = {
-        name: images.nth(i)
-        for i, name in enumerate(("density", "slice", "CSF", "GM", "WM"))
-    }
+    shown = {name: images.nth(i) for i, name in enumerate(names)}
     before = {name: _png(image) for name, image in shown.items()}
 
     sliders = {
@@ -165,7 +164,8 @@ def test_voila_recognition_bayes_priors(page, page_errors, voila, artifacts):
     # A likelier CSF wins more of the intensities between CSF and GM.
     assert cut1 > cut0, (text0, text1)
 
-    for name in ("density", "CSF", "GM", "WM"):  # the chart, the posterior maps
+    # The chart, the posterior maps and both class maps follow the prior.
+    for name in ("density", "CSF", "GM", "WM", "intensity", "context"):
         _new_png(page, shown[name], before[name])
     assert _png(shown["slice"])[1] == before["slice"][1], "a prior moved the slice"
     page.locator(PANEL).screenshot(
