@@ -9,10 +9,11 @@
    their phase correlation (Kuglin & Hines 1975): the normalised cross-power
    spectrum :math:`R = F_a F_b^* / |F_a F_b^*|`, zero-padded so that the
    correlation is linear. No window tapers the tiles: overlaps lie at their
-   borders. Each candidate is scaled to full resolution and climbed, one
-   pixel at a time, on the normalised cross-correlation (NCC) of the overlap
-   while a neighbour improves (at most ``4 * factor + 4`` steps, ``factor``
-   the downscaling). The candidate whose overlap agrees best (mean NCC of
+   borders. Each candidate is climbed, one pixel at a time, on the
+   normalised cross-correlation (NCC) of the overlap while a neighbour
+   improves: up to 8 steps on the downscaled copies, then at full
+   resolution up to ``4 * factor + 4`` steps (``factor`` the downscaling,
+   from the tiles' size). The candidate whose overlap agrees best (mean NCC of
    the intensities and of a band-pass copy) wins. The sub-pixel shift comes
    from Gauss-Newton steps on the overlap (Lucas & Kanade 1981):
    :math:`A \\approx g B_t - g\\, \\delta \\cdot \\nabla B_t + o`, with
