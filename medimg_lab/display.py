@@ -10,15 +10,12 @@ levels of a display, with DICOM's LINEAR_EXACT function (PS3.3 C.11.2.1.3.2):
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .composition import blend
-
-if TYPE_CHECKING:
-    from .image import MedImage
+from .image import MedImage
 
 __all__ = [
     "PLANES",
