@@ -71,7 +71,7 @@ import cv2
 import numpy as np
 
 from .._checks import Spacing, check_image, check_spacing
-from ..params import Param, Seed, parameters
+from ..params import Param, Seed, declared
 from .fusion import pyramid_composite
 
 __all__ = ["Match", "Stitched", "cut_tiles", "hconcat", "stitch", "vconcat"]
@@ -159,11 +159,6 @@ class Stitched:
 # ---------------------------------------------------------------- checks
 
 
-def _check_declared(fn, **values):
-    specs = parameters(fn)
-    return [specs[k].check(v, f"{fn.__name__}: ") for k, v in values.items()]
-
-
 def _check_tiles(tiles) -> list[np.ndarray]:
     if isinstance(tiles, np.ndarray) or not hasattr(tiles, "__len__"):
         raise TypeError(
@@ -186,6 +181,7 @@ def _check_tiles(tiles) -> list[np.ndarray]:
 # -------------------------------------------------------------- cutting
 
 
+@declared
 def cut_tiles(
     image: np.ndarray,
     *,
@@ -242,9 +238,6 @@ def cut_tiles(
     image = check_image(image)
     if image.ndim != 2:
         raise ValueError(f"image must be a 2D (M, N) image; got shape {image.shape}")
-    overlap, jitter_px, seed = _check_declared(
-        cut_tiles, overlap=overlap, jitter_px=jitter_px, seed=seed
-    )
     try:
         rows, cols = (int(g) for g in grid)
         ok = (rows, cols) == tuple(grid) and rows >= 1 and cols >= 1
@@ -814,6 +807,7 @@ def _border_distance(shape: tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------- stitch
 
 
+@declared
 def stitch(
     tiles,
     *,
@@ -899,9 +893,6 @@ def stitch(
     True
     """
     tiles = _check_tiles(tiles)
-    blend, min_overlap, min_ncc, levels = _check_declared(
-        stitch, blend=blend, min_overlap=min_overlap, min_ncc=min_ncc, levels=levels
-    )
     if isinstance(fill, bool) or not isinstance(fill, int | float):
         raise ValueError(f"fill must be a number (NaN allowed); got {fill!r}")
     spacing = check_spacing(tiles[0].shape, spacing)
