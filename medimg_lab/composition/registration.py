@@ -306,7 +306,8 @@ def _square_spectrum(image: np.ndarray, window: np.ndarray) -> np.ndarray:
     square = np.zeros((side, side), np.float32)
     top, left = (side - h) // 2, (side - w) // 2
     square[top : top + h, left : left + w] = weighted
-    return np.fft.fftshift(np.abs(np.fft.fft2(square))).astype(np.float32)
+    planes = cv2.split(cv2.dft(square, flags=cv2.DFT_COMPLEX_OUTPUT))
+    return np.fft.fftshift(cv2.magnitude(planes[0], planes[1]))
 
 
 def _log_polar_spectrum(image: np.ndarray, window: np.ndarray, band: float):
@@ -346,8 +347,13 @@ def _rotation_candidates(
     pf, radius = _log_polar_spectrum(fixed, window, band)
     pm, _ = _log_polar_spectrum(moving, window, band)
     n_angles, n_radii = pf.shape
-    cross = np.conj(np.fft.fft2(pf)) * np.fft.fft2(pm)
-    surface = np.real(np.fft.ifft2(cross / (np.abs(cross) + 1e-12))).astype(np.float32)
+    spectra = [cv2.dft(p, flags=cv2.DFT_COMPLEX_OUTPUT) for p in (pf, pm)]
+    cross = cv2.mulSpectrums(spectra[1], spectra[0], 0, conjB=True)
+    re, im = cv2.split(cross)
+    norm = cv2.magnitude(re, im) + np.float32(1e-12)
+    surface = cv2.idft(
+        cv2.merge([re / norm, im / norm]), flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE
+    )
     peaks = surface == cv2.dilate(surface, np.ones((5, 5), np.uint8))
     order = np.argsort(surface[peaks])[::-1][:n]
     out = []
@@ -377,7 +383,8 @@ def _phase_step(
 
     Rotation candidates (the log-polar peaks, no rotation, and each turned
     by 180°) are told apart by the peak of the windowed phase correlation
-    of the images once derotated.
+    of the images once derotated. Every level tries them all: a coarse
+    level may pick a wrong one that a finer level puts right.
     """
     h, w = fixed.shape
     window = cv2.createHanningWindow((w, h), cv2.CV_32F)
@@ -452,7 +459,11 @@ def _register_phase(fixed, moving, transform, levels, band=1.0, polish=True):
     warp = np.eye(3)
     for k in range(len(pf) - 1, -1, -1):
         local = _phase_step(
-            pf[k], pm[k], _at_level(warp, k), transform, min(1.0, band * 2**k)
+            pf[k],
+            pm[k],
+            _at_level(warp, k),
+            transform,
+            min(1.0, band * 2**k),
         )
         warp = _at_level(local, -k)
     if transform == "translation" or not polish:
