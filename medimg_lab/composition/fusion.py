@@ -25,7 +25,7 @@ from typing import Annotated
 import numpy as np
 
 from .._checks import Spacing, check_spacing
-from ..params import Param
+from ..params import Param, declared
 
 __all__ = [
     "COLORMAPS",
@@ -45,6 +45,12 @@ __all__ = [
 COLORMAPS = ("hot", "jet", "viridis", "inferno", "magma", "plasma", "turbo", "bone")
 
 Weight = Annotated[float, Param(0.0, 1.0, 0.01, "", "weight of the first image")]
+Colormap = Annotated[str, Param(choices=COLORMAPS, doc="colour map of the layer")]
+
+# The declared options of every function here (``squares``, ``weight``, ...)
+# are checked by @declared on each call, with the recipe's message; the
+# checks written in the bodies are those a declaration cannot say (shapes,
+# values of arrays, relations between arguments).
 
 
 def blend(i1: np.ndarray, i2: np.ndarray, mask: np.ndarray | float) -> np.ndarray:
@@ -109,6 +115,7 @@ def _same_shape(i1, i2) -> tuple[np.ndarray, np.ndarray]:
     return i1, i2
 
 
+@declared
 def feather(
     mask: np.ndarray,
     *,
@@ -149,8 +156,6 @@ def feather(
         if mask.dtype.kind not in "uif" or not np.isin(mask, (0, 1)).all():
             raise ValueError("mask must be binary (bool or 0/1)")
         mask = mask.astype(bool)
-    if not 0 <= width_mm <= 100:
-        raise ValueError(f"width_mm must lie in [0, 100] mm; got {width_mm!r}")
     step = check_spacing(mask.shape, spacing)
     if width_mm == 0 or mask.all() or not mask.any():
         return mask.astype(np.float32)
@@ -162,6 +167,7 @@ def feather(
     return np.clip(0.5 + signed / width_mm, 0, 1).astype(np.float32)
 
 
+@declared
 def fuse(i1: np.ndarray, i2: np.ndarray, weight: Weight = 0.5) -> np.ndarray:
     """Weighted fusion ``w·I1 + (1−w)·I2``: :func:`blend` with one weight.
 
@@ -182,11 +188,7 @@ def fuse(i1: np.ndarray, i2: np.ndarray, weight: Weight = 0.5) -> np.ndarray:
     >>> fuse(np.array([0.0, 10.0]), np.array([10.0, 10.0]), 0.25)
     array([ 7.5, 10. ])
     """
-    if not (isinstance(weight, int | float | np.floating) and 0 <= weight <= 1):
-        raise ValueError(
-            f"weight must lie in [0, 1] (1 shows i1, 0 shows i2); got {weight!r}"
-        )
-    return blend(i1, i2, float(weight))
+    return blend(i1, i2, weight)
 
 
 def difference(i1: np.ndarray, i2: np.ndarray, *, absolute: bool = False) -> np.ndarray:
@@ -200,6 +202,7 @@ def difference(i1: np.ndarray, i2: np.ndarray, *, absolute: bool = False) -> np.
     return np.abs(out) if absolute else out
 
 
+@declared
 def checkerboard(
     i1: np.ndarray,
     i2: np.ndarray,
@@ -223,14 +226,13 @@ def checkerboard(
     """
     i1, i2 = _same_shape(i1, i2)
     rows, cols = _plane_shape(i1)
-    if not (isinstance(squares, int) and 2 <= squares <= 64):
-        raise ValueError(f"squares must be a whole number in [2, 64]; got {squares!r}")
     side = max(rows, cols) / squares
     r = (np.arange(rows) // side).astype(np.int64)
     c = (np.arange(cols) // side).astype(np.int64)
     return blend(i1, i2, (r[:, None] + c[None, :]) % 2 == 0)
 
 
+@declared
 def swipe(
     i1: np.ndarray,
     i2: np.ndarray,
@@ -253,12 +255,6 @@ def swipe(
     """
     i1, i2 = _same_shape(i1, i2)
     rows, cols = _plane_shape(i1)
-    if not 0 <= position <= 1:
-        raise ValueError(f"position must lie in [0, 1]; got {position!r}")
-    if axis not in (0, 1):
-        raise ValueError(
-            f"axis must be 0 (horizontal cut) or 1 (vertical); got {axis!r}"
-        )
     n = (rows, cols)[axis]
     before = np.arange(n) < round(position * n)
     mask = before[:, None] if axis == 0 else before[None, :]
@@ -274,6 +270,7 @@ def _plane_shape(image: np.ndarray) -> tuple[int, int]:
     )
 
 
+@declared
 def multiband_blend(
     i1: np.ndarray,
     i2: np.ndarray,
@@ -321,8 +318,6 @@ def multiband_blend(
         raise ValueError(
             f"mask must be ({rows}, {cols}) with values in [0, 1]; got shape {m.shape}"
         )
-    if not (isinstance(levels, int) and 1 <= levels <= 10):
-        raise ValueError(f"levels must be a whole number in [1, 10]; got {levels!r}")
     levels = max(1, min(levels, int(np.log2(min(rows, cols) / 8)) + 1))
     return pyramid_composite([i1, i2], [m, 1 - m], bands=levels)
 
@@ -369,15 +364,14 @@ def pyramid_composite(
     return out
 
 
+@declared
 def color_fuse(
     base: np.ndarray,
     layer: np.ndarray,
     *,
     base_window: tuple[float, float] | None = None,
     layer_range: tuple[float, float] | None = None,
-    cmap: Annotated[str, Param(choices=COLORMAPS, doc="colour map of the layer")] = (
-        "hot"
-    ),
+    cmap: Colormap = "hot",
     opacity: Annotated[float, Param(0.0, 1.0, 0.01, "", "layer opacity")] = 0.6,
     threshold: float | None = None,
 ) -> np.ndarray:
@@ -422,10 +416,6 @@ def color_fuse(
             f"base must be 2D and layer of its shape; got {base.shape} and "
             f"{layer.shape}"
         )
-    if cmap not in COLORMAPS:
-        raise ValueError(f"cmap must be one of {', '.join(COLORMAPS)}; got {cmap!r}")
-    if not 0 <= opacity <= 1:
-        raise ValueError(f"opacity must lie in [0, 1]; got {opacity!r}")
     if layer_range is None:
         lo, hi = np.percentile(layer[np.isfinite(layer)], [1, 99])
         layer_range = (float(lo), float(hi) if hi > lo else float(lo) + 1)
@@ -444,7 +434,8 @@ def color_fuse(
     return blend(colour, np.repeat(grey[..., None], 3, axis=-1), mask)
 
 
-def legend(cmap: str = "hot", *, size: tuple[int, int] = (256, 12)) -> np.ndarray:
+@declared
+def legend(cmap: Colormap = "hot", *, size: tuple[int, int] = (256, 12)) -> np.ndarray:
     """The colour scale of :func:`color_fuse`, low on the left.
 
     Returns
@@ -454,8 +445,6 @@ def legend(cmap: str = "hot", *, size: tuple[int, int] = (256, 12)) -> np.ndarra
     """
     import cv2
 
-    if cmap not in COLORMAPS:
-        raise ValueError(f"cmap must be one of {', '.join(COLORMAPS)}; got {cmap!r}")
     width, height = size
     ramp = np.linspace(0, 255, width).astype(np.uint8)[None, :].repeat(height, 0)
     code = getattr(cv2, f"COLORMAP_{cmap.upper()}")

@@ -99,8 +99,9 @@ def test_feather_of_zero_width_is_the_mask_and_errors():
     np.testing.assert_array_equal(feather(mask, width_mm=0), mask.astype(np.float32))
     with pytest.raises(ValueError, match="binary"):
         feather(np.full((2, 2), 0.5))
-    with pytest.raises(ValueError, match=r"width_mm must lie in \[0, 100\]"):
+    with pytest.raises(ValueError) as info:
         feather(mask, width_mm=-1)
+    assert str(info.value) == "feather: width_mm must lie in [0, 100] mm; got -1"
 
 
 def test_feather_in_3d():
@@ -116,9 +117,15 @@ def test_feather_in_3d():
 def test_fuse_is_the_weighted_sum_and_refuses_weights_outside_0_1():
     i1, i2 = np.array([0.0, 100.0]), np.array([50.0, 50.0])
     np.testing.assert_allclose(fuse(i1, i2, 0.3), 0.3 * i1 + 0.7 * i2)
-    for bad in (-0.1, 1.5, float("nan")):
-        with pytest.raises(ValueError, match=r"weight must lie in \[0, 1\]"):
+    for bad, problem in [
+        (-0.1, "must lie in [0, 1]; got -0.1"),
+        (1.5, "must lie in [0, 1]; got 1.5"),
+        (float("nan"), "must be finite; got nan"),
+        ("half", "must be a number; got 'half'"),
+    ]:
+        with pytest.raises(ValueError) as info:
             fuse(i1, i2, bad)
+        assert str(info.value) == f"fuse: weight {problem}"
     with pytest.raises(ValueError, match=r"same shape.*Register or resample"):
         fuse(i1, np.zeros(3), 0.5)
 
@@ -150,8 +157,9 @@ def test_multiband_of_one_level_is_blend_and_errors():
     )
     with pytest.raises(ValueError, match="mask must be"):
         multiband_blend(a, b, m[:10])
-    with pytest.raises(ValueError, match="levels"):
+    with pytest.raises(ValueError) as info:
         multiband_blend(a, b, m, levels=0)
+    assert str(info.value) == "multiband_blend: levels must lie in [1, 10]; got 0"
 
 
 def test_checkerboard_and_swipe_take_each_image_in_turn():
@@ -165,8 +173,10 @@ def test_checkerboard_and_swipe_take_each_image_in_turn():
     assert cut[:48].min() == 1 and cut[48:].max() == 0
     with pytest.raises(ValueError, match="2D"):
         checkerboard(np.ones((4, 4, 4)), np.ones((4, 4, 4)))
-    with pytest.raises(ValueError, match="axis"):
+    with pytest.raises(ValueError, match=r"^swipe: axis must lie in \[0, 1\]; got 2$"):
         swipe(a, b, axis=2)
+    with pytest.raises(ValueError, match=r"^checkerboard: squares must lie in"):
+        checkerboard(a, b, squares=1)
 
 
 def test_difference_cancels_identical_images():
@@ -189,8 +199,34 @@ def test_color_fuse_keeps_the_grey_base_where_the_layer_is_clear():
     bar = legend("hot", size=(100, 5))
     assert bar.shape == (5, 100, 3)
     assert bar[0, 0].sum() < bar[0, -1].sum()  # dark to bright
-    with pytest.raises(ValueError, match="cmap"):
+    with pytest.raises(ValueError, match=r"^color_fuse: cmap must be one of 'hot', "):
         color_fuse(t1, gm, cmap="rainbow")
+    with pytest.raises(ValueError, match=r"^color_fuse: opacity must lie in \[0, 1\]"):
+        color_fuse(t1, gm, opacity=1.2)
+    with pytest.raises(ValueError, match=r"^legend: cmap must be one of 'hot', "):
+        legend("rainbow")
+
+
+def test_numpy_and_whole_float_options_are_taken_as_their_numbers():
+    """Options from a slider or an array (NumPy scalars, 4.0) give what ints do."""
+    ct = ml.data.sample("head_ct").array[100:400, 60:460].astype(np.float32)
+    other = ct[::-1].copy()  # non-square, 300 x 400
+    board = checkerboard(ct, other, squares=4)
+    for squares in (np.int64(4), np.int32(4), 4.0):
+        np.testing.assert_array_equal(checkerboard(ct, other, squares=squares), board)
+    soft = np.clip(np.linspace(-1, 2, 400, dtype=np.float32), 0, 1)
+    mask = np.broadcast_to(soft, ct.shape)
+    bands = multiband_blend(ct, other, mask, levels=3)
+    np.testing.assert_array_equal(
+        multiband_blend(ct, other, mask, levels=np.int64(3)), bands
+    )
+    cut = swipe(ct, other, position=0.25, axis=0)
+    np.testing.assert_array_equal(
+        swipe(ct, other, position=np.float32(0.25), axis=np.int64(0)), cut
+    )
+    np.testing.assert_array_equal(cut[:75], ct[:75])
+    np.testing.assert_array_equal(cut[75:], other[75:])
+    np.testing.assert_array_equal(fuse(ct, other, np.float64(1)), ct)
 
 
 def test_docstring_examples():
