@@ -118,7 +118,7 @@ import numpy as np
 
 from .._checks import Spacing, check_image, check_spacing
 from ..errors import MedImgError
-from ..params import Param, parameters
+from ..params import Param, declared
 
 __all__ = [
     "METHODS",
@@ -920,11 +920,14 @@ def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float(np.clip(float((a * b).sum()) / den, -1.0, 1.0)) if den > 0 else 0.0
 
 
+@declared
 def mutual_information(
     a: np.ndarray,
     b: np.ndarray,
     *,
-    bins: Annotated[int, Param(4, 512, 1, "bins", "histogram bins per image")] = 64,
+    bins: Annotated[
+        int, Param(2, 512, 1, "bins", "histogram bins per image", slider=(4, 512))
+    ] = 64,
     mask: np.ndarray | None = None,
     normalized: bool = False,
 ) -> float:
@@ -944,7 +947,7 @@ def mutual_information(
     a, b : (M, N[, P]) ndarray
         Images of the same shape.
     bins : int
-        Histogram bins per image, ``>= 2``.
+        Histogram bins per image, 2 to 512.
     mask : (M, N[, P]) bool ndarray, optional
         Pixels to use.
     normalized : bool
@@ -966,7 +969,6 @@ def mutual_information(
     >>> round(mutual_information(x, -x, bins=4), 4)  # ln 4
     1.3863
     """
-    _check_bins(bins)
     a, b = _pair(a, b, mask)
     ia, ib = _bin(a, bins), _bin(b, bins)
     joint = np.bincount(ia * bins + ib, minlength=bins * bins).astype(np.float64)
@@ -978,11 +980,6 @@ def mutual_information(
     if normalized:
         return 2.0 * mi / (h_a + h_b) if h_a + h_b > 0 else 0.0
     return mi
-
-
-def _check_bins(bins) -> None:
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 2:
-        raise ValueError(f"bins must be a whole number >= 2; got {bins!r}")
 
 
 def _entropy(p: np.ndarray) -> float:
@@ -1054,14 +1051,25 @@ def _warp_values(
     return out
 
 
+@declared
 def rigid_transform(
     image,
     *,
     shift_mm: tuple[float, float] = (0.0, 0.0),
     rotation_deg: Annotated[
-        float, Param(-180, 180, 0.1, "°", "rotation, counter-clockwise on screen")
+        float,
+        Param(
+            -360,
+            360,
+            0.1,
+            "°",
+            "rotation, counter-clockwise on screen",
+            slider=(-180, 180),
+        ),
     ] = 0.0,
-    scale: Annotated[float, Param(0.1, 10, 0.01, "", "zoom factor")] = 1.0,
+    scale: Annotated[
+        float, Param(1e-3, 1e3, 0.01, "", "zoom factor", slider=(0.1, 10))
+    ] = 1.0,
     spacing: Spacing = None,
     center_mm: tuple[float, float] | None = None,
     interpolation: Annotated[
@@ -1085,9 +1093,11 @@ def rigid_transform(
     shift_mm : (dy, dx) float
         Shift :math:`t` in mm along rows (down) and columns (right).
     rotation_deg : float
-        Rotation :math:`R` in degrees, counter-clockwise as displayed.
+        Rotation :math:`R` in degrees, counter-clockwise as displayed, in
+        [-360, 360] (a slider offers ±180).
     scale : float
-        Zoom factor :math:`s` (> 1 enlarges).
+        Zoom factor :math:`s` (> 1 enlarges), in [0.001, 1000] (a slider
+        offers 0.1 to 10).
     spacing : (float, float), optional
         mm per pixel along rows and columns; default the MedImage's, or 1 mm.
         Rotation happens in mm, so it stays a rotation on anisotropic pixels.
@@ -1121,14 +1131,6 @@ def rigid_transform(
         array.shape, spacing if spacing is not None else own_spacing
     )
     shift = _pair_of("shift_mm", shift_mm)
-    for name, value, low, high in (
-        ("rotation_deg", rotation_deg, -360.0, 360.0),
-        ("scale", scale, 1e-3, 1e3),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number; got {value!r}")
-        if not (math.isfinite(value) and low <= value <= high):
-            raise ValueError(f"{name} must lie in [{low:g}, {high:g}]; got {value!r}")
     to_mm = _scale_px_to_mm(spacing)
     if center_mm is None:
         center = to_mm @ [(array.shape[1] - 1) / 2, (array.shape[0] - 1) / 2, 1.0]
@@ -1260,6 +1262,7 @@ class Registration:
         return _warp_values(array, self.matrix, self.overlap.shape, interpolation, fill)
 
 
+@declared
 def register(
     fixed,
     moving,
@@ -1315,16 +1318,16 @@ def register(
         fixed MedImage's, or 1 mm. Anisotropic pixels are resampled to
         square ones inside, so rotations are rotations in mm.
     levels : int
-        Gaussian pyramid levels, coarse to fine (each halves the size, down
-        to 32 px). For ORB and AKAZE, the detector's scale space spans
-        ``levels`` octaves; SIFT uses its own octaves.
+        Gaussian pyramid levels, 1 to 6, coarse to fine (each halves the
+        size, down to 32 px). For ORB and AKAZE, the detector's scale space
+        spans ``levels`` octaves; SIFT uses its own octaves.
     iterations : int
-        ECC iterations per level.
+        ECC iterations per level, 10 to 1000.
     ratio : float
-        Lowe's ratio test: keep a match when its distance is below
-        ``ratio`` times that of the second-best.
+        Lowe's ratio test, 0.5 to 0.95: keep a match when its distance is
+        below ``ratio`` times that of the second-best.
     ransac_px : float
-        RANSAC inlier distance, in (square) pixels.
+        RANSAC inlier distance, 0.5 to 20 (square) pixels.
 
     Returns
     -------
@@ -1354,10 +1357,7 @@ def register(
     >>> [round(v, 1) for v in reg.shift_mm], round(reg.rotation_deg, 1)
     ([3.0, -2.0], 5.0)
     """
-    # the declarations above are the rules, for a direct call as for a recipe
-    rules = parameters(register)
-    method = rules["method"].check(method)
-    transform = rules["transform"].check(transform)
+    # @declared has checked each option given against its declaration above
     if transform not in METHODS[method]:
         able = [m for m, t in METHODS.items() if transform in t]
         raise ValueError(
@@ -1365,10 +1365,6 @@ def register(
             f"{', '.join(map(repr, METHODS[method]))}; got {transform!r}. For "
             f"{transform!r} use method {' or '.join(map(repr, able))}"
         )
-    levels = rules["levels"].check(levels)
-    iterations = rules["iterations"].check(iterations)
-    ratio = rules["ratio"].check(ratio)
-    ransac_px = rules["ransac_px"].check(ransac_px)
     f, f_spacing = _as_array(fixed, "fixed")
     m, m_spacing = _as_array(moving, "moving")
     if spacing is None:
