@@ -51,7 +51,8 @@ RENDERS = ("kernel", "browser")
 #: Pointer tools: "read" reads values and clicks; "brush" reports strokes.
 TOOLS = ("read", "brush")
 _ZOOM_STEP, _ZOOM_LIMITS = 1.25, (1 / 64, 64.0)
-_DRAG_PX = 200  # a drag this long doubles the width or moves the center by it
+#: A window drag this long moves the center, or the width, by the image's value range.
+_DRAG_RANGE_PX = 1024
 _CV_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 _EVENTS = ["click", "mousemove", "mousedown", "mouseup", "contextmenu"]
 _IMAGE_LAYOUT = {
@@ -169,7 +170,9 @@ class ImageViewer(ipw.VBox):
 
     Pointer: move to read, click to read and set ``clicked``. Right-drag,
     shift-drag, or left-drag with "drag: window" on, sets the window: right
-    widens it (×2 per 200 px), up raises the center (one width per 200 px).
+    widens it, up raises the center, each by the image's value range (its
+    maximum less its minimum) per 1024 px, so that a drag moves a CT window
+    by about 4 HU per pixel and a 16-bit film's by its own range's share.
     The wheel steps through slices. With ``tool = "brush"`` a left-button drag
     is a stroke: on release, ``stroke`` holds the array indices it crossed.
 
@@ -718,7 +721,10 @@ class ImageViewer(ipw.VBox):
         if here is None:
             return
         x, y = here
-        self.window = (c0 - (y - y0) * w0 / _DRAG_PX, w0 * 2 ** ((x - x0) / _DRAG_PX))
+        lo, hi = self._range
+        per_px = max(hi - lo, self._center.step) / _DRAG_RANGE_PX
+        narrowest = self._width.step
+        self.window = (c0 - (y - y0) * per_px, max(w0 + (x - x0) * per_px, narrowest))
 
     def _on_pointer_event(self, event: dict) -> None:
         """Handle an ipyevents mouse event (coordinates: see the module docstring)."""

@@ -195,10 +195,12 @@ def test_voila_viewer_right_drag_changes_the_window(
     )
     src_before = image.get_attribute("src")
 
-    # Right-drag 200 px right (width x 2) and 100 px up (center + width / 2).
+    # Right-drag 200 px right and 100 px up: the width and the center move by
+    # the CT's value range per 1024 px (the viewer's docstring).
     x0, y0 = _painted(page, image)
     start = (x0 + 100, y0 + 300)
-    want = (center + 100 * width / 200, width * 2)
+    per_px = float(ct.array.max() - ct.array.min()) / 1024
+    want = (center + 100 * per_px, width + 200 * per_px)
     page.mouse.move(*start)
     page.mouse.down(button="right")
     page.mouse.move(start[0] + 200, start[1] - 100, steps=20)

@@ -254,23 +254,47 @@ def test_pointer_on_an_enlarged_image_uses_the_rendered_size(head_ct):
 
 def test_right_drag_sets_width_horizontally_and_center_vertically(head_ct):
     viewer = ImageViewer(head_ct, window=(40, 80))
+    per_px = float(head_ct.array.max() - head_ct.array.min()) / 1024
+    assert 2 < per_px < 5  # HU per pixel of drag on a CT
     viewer._on_pointer_event(
         {"type": "mousedown", "button": 2, "clientX": 10, "clientY": 50}
     )
     viewer._on_pointer_event(
-        {"type": "mousemove", "buttons": 2, "clientX": 210, "clientY": 50}
+        {"type": "mousemove", "buttons": 2, "clientX": 50, "clientY": 50}
     )
-    assert viewer.window == pytest.approx((40, 160))
+    assert viewer.window == pytest.approx((40, 80 + 40 * per_px))  # 40 px right
     viewer._on_pointer_event(
-        {"type": "mousemove", "buttons": 2, "clientX": 10, "clientY": -150}
+        {"type": "mousemove", "buttons": 2, "clientX": 10, "clientY": 10}
     )
-    assert viewer.window == pytest.approx((120, 80))
+    assert viewer.window == pytest.approx((40 + 40 * per_px, 80))  # 40 px up
+    viewer._on_pointer_event(
+        {"type": "mousemove", "buttons": 2, "clientX": -500, "clientY": 10}
+    )
+    assert viewer.window[1] == viewer._width.step  # never narrower than a step
     viewer._on_pointer_event({"type": "mouseup", "button": 2})
     viewer._on_pointer_event({"type": "mousemove", "dataX": 5, "dataY": 5})
-    assert viewer.window == pytest.approx((120, 80))
+    assert viewer.window[1] == viewer._width.step
     assert viewer.preset == "custom"
     viewer._on_pointer_event({"type": "click", "button": 0, "dataX": 5, "dataY": 6})
     assert viewer.clicked == (6, 5)
+
+
+@pytest.mark.parametrize("sample", ["head_ct", "chest_xray", "brain_mri"])
+def test_a_drag_moves_the_window_by_the_images_range_share(sample):
+    image = data.sample(sample)
+    viewer = ImageViewer(image)
+    c0, w0 = viewer.window
+    lo, hi = float(image.array.min()), float(image.array.max())
+    viewer._on_pointer_event(
+        {"type": "mousedown", "button": 2, "clientX": 0, "clientY": 0}
+    )
+    viewer._on_pointer_event(
+        {"type": "mousemove", "buttons": 2, "clientX": 40, "clientY": -40}
+    )
+    c, w = viewer.window
+    assert c - c0 == pytest.approx(40 * (hi - lo) / 1024)
+    assert w - w0 == pytest.approx(40 * (hi - lo) / 1024)
+    assert (c - c0) < 0.05 * (hi - lo)  # a 40 px drag is a small move
 
 
 def test_wheel_steps_through_slices_and_reads_the_new_slice(brain_mri):
@@ -442,7 +466,8 @@ def test_a_release_after_the_last_move_still_moves_the_window(head_ct):
     viewer._on_pointer_event(
         {"type": "mouseup", "button": 2, "clientX": 200, "clientY": -100}
     )
-    assert viewer.window == pytest.approx((80, 160))
+    per_px = float(head_ct.array.max() - head_ct.array.min()) / 1024
+    assert viewer.window == pytest.approx((40 + 100 * per_px, 80 + 200 * per_px))
 
 
 def test_each_click_notifies_even_on_the_same_pixel():
