@@ -20,7 +20,7 @@ from typing import Annotated
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ..params import Param, Seed
+from ..params import Param, Seed, declared
 
 __all__ = ["CLASSIFIERS", "GaussianBayes", "make_classifier"]
 
@@ -223,6 +223,7 @@ class GaussianBayes(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.log_posterior(X), axis=1)]
 
 
+@declared
 def make_classifier(
     kind: Annotated[
         str, Param(choices=CLASSIFIERS, doc="classifier of the feature vectors")
@@ -273,14 +274,6 @@ def make_classifier(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if kind not in CLASSIFIERS:
-        raise ValueError(
-            f"kind must be one of {', '.join(map(repr, CLASSIFIERS))}; got {kind!r}"
-        )
-    if not 1e-4 <= C <= 1e4:
-        raise ValueError(f"C must lie in [0.0001, 10000]; got {C!r}")
-    if not (isinstance(n_estimators, int) and 1 <= n_estimators <= 1000):
-        raise ValueError(f"n_estimators must lie in [1, 1000]; got {n_estimators!r}")
     if kind == "bayes":
         model = GaussianBayes()
     elif kind == "forest":

@@ -35,7 +35,7 @@ from typing import Annotated
 
 import numpy as np
 
-from ..params import Param
+from ..params import Param, declared
 
 __all__ = [
     "TISSUES_PV",
@@ -119,6 +119,7 @@ def with_partial_volume(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+@declared
 def context_features(
     image: np.ndarray,
     *,
@@ -146,10 +147,8 @@ def context_features(
 
     image = _check_image(image)
     spacing = _spacing(image.ndim, spacing)
-    if not (isinstance(sigma_mm, int | float) and 0.5 <= sigma_mm <= 8.0):
-        raise ValueError(f"sigma_mm must lie in [0.5, 8] mm; got {sigma_mm!r}")
     x = image.astype(np.float32)
-    return np.stack([x, gaussian(x, sigma_mm=float(sigma_mm), spacing=spacing)])
+    return np.stack([x, gaussian(x, sigma_mm=sigma_mm, spacing=spacing)])
 
 
 class ContextBayes:
@@ -246,6 +245,7 @@ class ContextBayes:
         return _softmax(self.log_evidence(features))
 
 
+@declared
 def context_bayes(
     features: np.ndarray,
     labels: np.ndarray,
@@ -312,8 +312,6 @@ def context_bayes(
             f"labels must be integers in [0, {K}] (0 = left out, k = names[k - 1]); "
             f"got dtype {labels.dtype}, values {labels.min()}..{labels.max()}"
         )
-    if not (isinstance(bins, int) and 16 <= bins <= 1024):
-        raise ValueError(f"bins must be an integer in [16, 1024]; got {bins!r}")
     if value_range is None:
         value_range = (float(features.min()), float(features.max()))
     lo, hi = (float(v) for v in value_range)
@@ -321,7 +319,7 @@ def context_bayes(
         raise ValueError(f"value_range must be finite; got {value_range}")
     if hi <= lo:
         hi = lo + 1.0  # a constant image: one value, any width
-    model = ContextBayes(names, None, (lo, hi), None, float(sigma_mm))
+    model = ContextBayes(names, None, (lo, hi), None, sigma_mm)
     model.log_likelihood_ = np.zeros((K, bins, bins), np.float32)
     chosen = labels > 0
     y = labels[chosen].astype(np.intp) - 1
@@ -367,6 +365,7 @@ def _neighbour_sum(q: np.ndarray, weights: Sequence[float], out: np.ndarray):
     return out
 
 
+@declared
 def mrf_posterior(
     log_evidence: np.ndarray,
     *,
@@ -414,12 +413,6 @@ def mrf_posterior(
         )
     if U.dtype.kind not in "uif" or np.isnan(U).any() or np.isposinf(U).any():
         raise ValueError("log_evidence must hold numbers, no NaN or +Inf")
-    if not (isinstance(beta, int | float) and 0 <= beta <= 2):
-        raise ValueError(f"beta must lie in [0, 2]; got {beta!r}")
-    if not (isinstance(iterations, int) and 1 <= iterations <= 50):
-        raise ValueError(
-            f"iterations must be an integer in [1, 50]; got {iterations!r}"
-        )
     spacing = _spacing(U.ndim - 1, spacing)
     if mask is not None:
         mask = np.asarray(mask, bool)
@@ -463,6 +456,7 @@ def _normalise(q: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
     return q
 
 
+@declared
 def classify_tissues(
     features: np.ndarray,
     model: ContextBayes,
@@ -512,7 +506,7 @@ def classify_tissues(
             raise ValueError(
                 f"slice_index must lie in [0, {depth - 1}]; got {slice_index!r}"
             )
-        reach = iterations if isinstance(iterations, int) and beta else 0
+        reach = iterations if beta else 0
         lo, hi = max(0, slice_index - reach), min(depth, slice_index + reach + 1)
         labels = classify_tissues(
             features[:, lo:hi],

@@ -34,7 +34,7 @@ from typing import Annotated
 import numpy as np
 
 from ..errors import MedImgError, NotFoundError
-from ..params import Param, Seed
+from ..params import Param, Seed, declared
 from .evaluation import spatial_groups
 
 __all__ = [
@@ -64,7 +64,12 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 _log = logging.getLogger(__name__)
 
-PatchSize = Annotated[int, Param(8, 256, 1, "px", "side of a square patch")]
+#: Side of :func:`sample_patches`' patches: the smallest study, the spine CT,
+#: is 128 x 128 px, and no larger patch fits it.
+PatchSize = Annotated[int, Param(8, 128, 1, "px", "side of a square patch")]
+#: Side of :func:`lesion_slices`' crops: the brain MRI's axial slices are
+#: 233 x 197 px, and no larger crop fits them.
+CropSize = Annotated[int, Param(8, 197, 1, "px", "side of a square crop")]
 
 
 @dataclass(eq=False)
@@ -191,6 +196,7 @@ def _foreground_patches(
     )
 
 
+@declared
 def sample_patches(
     *,
     size: PatchSize = 32,
@@ -211,7 +217,8 @@ def sample_patches(
     Parameters
     ----------
     size : int
-        Side of the square patches in pixels, in [8, 256].
+        Side of the square patches in pixels, in [8, 128] (the spine CT is
+        128 x 128 px).
     per_class : int
         Patches drawn from each study, in [1, 5000].
     block : int
@@ -243,9 +250,6 @@ def sample_patches(
     """
     from .. import data
 
-    size = _check_int("size", size, 8, 256)
-    per_class = _check_int("per_class", per_class, 1, 5000)
-    block = _check_int("block", block, 1)
     rng = np.random.default_rng(seed)
     parts = []
     offset = 0
@@ -297,10 +301,11 @@ def _brain_geometry() -> tuple[np.ndarray, tuple[float, float], np.ndarray, np.n
     return volume, spacing, white, inside
 
 
+@declared
 def lesion_slices(
     *,
     n: Annotated[int, Param(2, 10000, 1, "", "number of crops")] = 200,
-    size: PatchSize = 64,
+    size: CropSize = 64,
     contrast: Annotated[
         float, Param(-255, 255, 1, "", "lesion minus tissue", scale="span")
     ] = 30.0,
@@ -330,8 +335,8 @@ def lesion_slices(
     n : int
         Number of crops, ``n // 2`` of them with a lesion; in [2, 10000].
     size : int
-        Side of the square crops in pixels, in [8, 189]; it must hold the
-        lesion with its edge.
+        Side of the square crops in pixels, in [8, 197] (the slices are
+        233 x 197 px); it must hold the lesion with its edge.
     contrast : float
         Lesion minus tissue, in the image's units (0-255 for the sample);
         negative for a hypointense lesion.
@@ -359,14 +364,6 @@ def lesion_slices(
     """
     from scipy.special import erfc
 
-    n = _check_int("n", n, 2, 10000)
-    size = _check_int("size", size, 8, 189)
-    slab = _check_int("slab", slab, 1)
-    contrast = float(contrast)
-    if not np.isfinite(contrast):
-        raise ValueError(f"contrast must be a finite number; got {contrast!r}")
-    if not (isinstance(radius_mm, int | float) and 1 <= radius_mm <= 20):
-        raise ValueError(f"radius_mm must lie in [1, 20] mm; got {radius_mm!r}")
     edge_mm = 0.5
     volume, (row_mm, col_mm), white, inside = _brain_geometry()
     reach_mm = radius_mm + 3 * edge_mm

@@ -25,7 +25,7 @@ from typing import Annotated
 
 import numpy as np
 
-from ..params import Param, Seed
+from ..params import Param, Seed, declared
 
 __all__ = [
     "CVResult",
@@ -45,13 +45,7 @@ Resamples = Annotated[int, Param(100, 100_000, 100, "resamples", "bootstrap resa
 Level = Annotated[float, Param(0.5, 0.999, 0.01, "", "coverage of an interval")]
 
 
-def _check_bootstrap(n_boot, level) -> None:
-    if not (isinstance(n_boot, int) and 100 <= n_boot <= 100_000):
-        raise ValueError(f"n_boot must lie in [100, 100000]; got {n_boot!r}")
-    if not 0.5 <= level <= 0.999:
-        raise ValueError(f"level must lie in [0.5, 0.999]; got {level!r}")
-
-
+@declared
 def spatial_groups(
     positions: np.ndarray,
     shape: tuple[int, ...],
@@ -102,21 +96,21 @@ def spatial_groups(
         )
     if np.any(pos < 0) or np.any(pos >= np.asarray(shape)):
         raise ValueError(f"positions must lie inside shape {shape}")
-    if not (isinstance(block, int | np.integer) and block >= 1):
-        raise ValueError(f"block must be a whole number >= 1; got {block!r}")
     if len(shape) == 3:
         return (pos[:, 0] // block).astype(np.int64)
     n_cols = -(-shape[1] // block)
     return (pos[:, 0] // block * n_cols + pos[:, 1] // block).astype(np.int64)
 
 
+@declared
 def group_splits(
     y: np.ndarray, groups: np.ndarray, *, folds: Folds = 5, seed: Seed = 0
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(train, test)`` index arrays with every group on one side only.
 
     ``StratifiedGroupKFold`` with shuffling: the folds keep the class
-    proportions as well as whole groups allow.
+    proportions as well as whole groups allow. The arguments are checked
+    when it is called, before the first split is asked for.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -127,8 +121,6 @@ def group_splits(
             f"y and groups must be 1D of the same length; got shapes {y.shape} "
             f"and {groups.shape}"
         )
-    if not (isinstance(folds, int | np.integer) and 2 <= folds <= 20):
-        raise ValueError(f"folds must lie in [2, 20]; got {folds!r}")
     n_groups = len(np.unique(groups))
     if n_groups < folds:
         raise ValueError(f"folds={folds} needs at least {folds} groups; got {n_groups}")
@@ -145,9 +137,10 @@ def group_splits(
             f"(smaller blocks) or add images"
         )
     cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    yield from cv.split(np.zeros((len(y), 1)), y, groups)
+    return cv.split(np.zeros((len(y), 1)), y, groups)
 
 
+@declared
 def cross_validate(
     clf,
     X: np.ndarray,
@@ -288,6 +281,7 @@ def _auc(positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return ((ranks * positive).sum(axis=-1) - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
+@declared
 def roc_auc_ci(
     y: np.ndarray,
     scores: np.ndarray,
@@ -326,7 +320,6 @@ def roc_auc_ci(
     doi:10.1148/radiology.143.1.7063747
     """
     positive, scores = _binary(y, scores)
-    _check_bootstrap(n_boot, level)
     auc = float(_auc(positive, scores))
     rng = np.random.default_rng(seed)
     pos, neg = scores[positive], scores[~positive]
@@ -443,6 +436,7 @@ def _group_bootstrap(
     return float(low), float(high)
 
 
+@declared
 def evaluate(
     clf,
     X: np.ndarray,
@@ -497,7 +491,6 @@ def evaluate(
     names = [str(k) for k in range(K)] if class_names is None else list(class_names)
     if len(names) != K:
         raise ValueError(f"class_names must name the {K} classes; got {len(names)}")
-    _check_bootstrap(n_boot, level)
     proba = cross_validate(clf, X, y, groups, folds=folds, seed=seed)
     predicted = np.argmax(proba, axis=1)
     precision, recall = precision_recall(y, predicted, labels=np.arange(K))
@@ -521,6 +514,7 @@ def evaluate(
     )
 
 
+@declared
 def calibration(
     y: np.ndarray,
     p: np.ndarray,
@@ -558,8 +552,6 @@ def calibration(
         raise ValueError("y must hold only 0/1 or False/True")
     if not (np.isfinite(p).all() and np.all((p >= 0) & (p <= 1))):
         raise ValueError("p must hold probabilities in [0, 1]")
-    if not (isinstance(bins, int) and 2 <= bins <= 100):
-        raise ValueError(f"bins must lie in [2, 100]; got {bins!r}")
     index = np.minimum((p * bins).astype(np.int64), bins - 1)
     counts = np.bincount(index, minlength=bins)
     with np.errstate(invalid="ignore"):

@@ -28,7 +28,7 @@ from typing import Annotated
 
 import numpy as np
 
-from ..params import Param, Seed, parameters
+from ..params import Param, Seed, declared
 
 __all__ = ["BASELINES", "feature_importance", "occlusion_map"]
 
@@ -39,11 +39,7 @@ BASELINES = ("mean", "median", "min", "zero")
 _BATCH = 64
 
 
-def _check(fn: Callable, **values):
-    specs = parameters(fn)
-    return [specs[k].check(v) for k, v in values.items()]
-
-
+@declared
 def feature_importance(
     model,
     X,
@@ -98,7 +94,6 @@ def feature_importance(
     import pandas as pd
     from sklearn.inspection import permutation_importance
 
-    n_repeats, seed = _check(feature_importance, n_repeats=n_repeats, seed=seed)
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(
@@ -137,6 +132,7 @@ def _starts(size: int, patch: int, stride: int) -> list[int]:
     return starts
 
 
+@declared
 def occlusion_map(
     image,
     predict_fn: Callable[[np.ndarray], np.ndarray],
@@ -201,9 +197,6 @@ def occlusion_map(
         raise TypeError(f"target must be a class index (int); got {target!r}")
     if not callable(predict_fn):
         raise TypeError(f"predict_fn must be callable; got {predict_fn!r}")
-    patch, stride, baseline = _check(
-        occlusion_map, patch=patch, stride=stride, baseline=baseline
-    )
     if patch > min(image.shape):
         raise ValueError(
             f"patch must be at most the image's smaller side {min(image.shape)} px; "

@@ -41,7 +41,7 @@ from typing import Annotated
 import numpy as np
 
 from .._checks import Spacing, check_spacing
-from ..params import Param
+from ..params import Param, declared
 
 __all__ = [
     "GLCM_PROPERTIES",
@@ -145,6 +145,7 @@ def intensity_features(
     return features.astype(np.float32), names
 
 
+@declared
 def histogram_features(
     patches: np.ndarray,
     value_range: tuple[float, float],
@@ -172,8 +173,6 @@ def histogram_features(
     """
     patches = _check_patches(patches)
     low, high = _check_range(value_range)
-    if not 2 <= bins <= 256:
-        raise ValueError(f"bins must lie in [2, 256]; got {bins}")
     n = len(patches)
     x = patches.reshape(n, -1).astype(np.float64)
     inside = (x >= low) & (x <= high)
@@ -192,6 +191,7 @@ def _quantise(patches: np.ndarray, value_range, levels: int) -> np.ndarray:
     return np.clip(q, 0, levels - 1).astype(np.uint8)
 
 
+@declared
 def glcm_features(
     patches: np.ndarray,
     value_range: tuple[float, float],
@@ -227,8 +227,6 @@ def glcm_features(
     from skimage.feature import graycomatrix, graycoprops
 
     patches = _check_patches(patches)
-    if not 2 <= levels <= 256:
-        raise ValueError(f"levels must lie in [2, 256]; got {levels}")
     distances = [int(d) for d in distances_px]
     if not distances or min(distances) < 1:
         raise ValueError(
@@ -281,6 +279,7 @@ def lbp_features(patches: np.ndarray) -> Features:
     return features.astype(np.float32), [f"lbp_{c}" for c in range(P + 2)]
 
 
+@declared
 def hog_features(
     patches: np.ndarray,
     *,

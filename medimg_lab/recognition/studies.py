@@ -14,7 +14,7 @@ from typing import Annotated
 
 import numpy as np
 
-from ..params import Param, Seed
+from ..params import Param, Seed, declared
 from .classifiers import CLASSIFIERS, make_classifier
 from .datasets import PatchDataset, lesion_slices
 from .evaluation import Folds, roc_auc_ci, roc_curve
@@ -98,6 +98,7 @@ class LesionROC:
     n: int
 
 
+@declared
 def lesion_roc(
     contrast: Annotated[
         float, Param(-100, 100, 1, "a.u.", "lesion minus tissue")
@@ -148,18 +149,12 @@ def lesion_roc(
     """
     from .evaluation import cross_validate
 
-    if classifier not in CLASSIFIERS:
-        raise ValueError(
-            f"classifier must be one of {', '.join(CLASSIFIERS)}; got {classifier!r}"
-        )
     kinds = tuple(kinds)
     if "shape" in kinds or not set(kinds) <= set(KINDS):
         raise ValueError(
             f"kinds must be among {', '.join(k for k in KINDS if k != 'shape')}; "
             f"got {kinds!r}"
         )
-    if not (isinstance(n, int) and 20 <= n <= 2000):
-        raise ValueError(f"n must lie in [20, 2000] crops; got {n!r}")
     dataset = lesion_slices(
         n=n, size=size, contrast=contrast, radius_mm=radius_mm, seed=seed
     )

@@ -20,7 +20,7 @@ from typing import Annotated
 import numpy as np
 
 from ..image import MedImage
-from ..params import Param
+from ..params import Param, declared
 from .classifiers import GaussianBayes
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
 TISSUES = ("CSF", "GM", "WM")
 
 
+@declared
 def brain_tissues(
     *,
     threshold: Annotated[
@@ -72,8 +73,6 @@ def brain_tissues(
 
     from .. import data
 
-    if not (isinstance(threshold, int | float) and 0.05 <= threshold <= 0.95):
-        raise ValueError(f"threshold must lie in [0.05, 0.95]; got {threshold!r}")
     image = data.sample("brain_mri")
     gm = data.sample("brain_mri_gm").array
     wm = data.sample("brain_mri_wm").array
@@ -178,6 +177,7 @@ def _crossing(model: GaussianBayes, a: int, b: int, lo: float, hi: float) -> flo
     return float(inside[0]) if inside.size else 0.5 * (lo + hi)
 
 
+@declared
 def decision_boundaries(
     model: GaussianBayes,
     value_range: tuple[float, float],
@@ -216,8 +216,6 @@ def decision_boundaries(
         raise ValueError(
             f"value_range must be (low, high), low < high; got {value_range}"
         )
-    if not (isinstance(resolution, int) and 16 <= resolution <= 65536):
-        raise ValueError(f"resolution must lie in [16, 65536]; got {resolution!r}")
     grid = np.linspace(lo, hi, resolution + 1)
     winner = np.argmax(model.log_posterior(grid[:, None]), axis=1)
     changes = np.nonzero(winner[1:] != winner[:-1])[0]

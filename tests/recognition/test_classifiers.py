@@ -85,10 +85,27 @@ def test_make_classifier_declares_and_checks_its_parameters():
     specs = parameters(make_classifier)
     assert specs["kind"].param.choices == CLASSIFIERS
     assert {"C", "n_estimators", "seed"} <= set(specs)
-    with pytest.raises(ValueError, match=r"kind must be one of 'bayes'.*got 'tree'"):
+    with pytest.raises(ValueError) as info:
         make_classifier("tree")
-    with pytest.raises(ValueError, match=r"C must lie in .*got -1"):
+    assert str(info.value) == (
+        "make_classifier: kind must be one of 'bayes', 'forest', 'svm', 'logistic'; "
+        "got 'tree'"
+    )
+    with pytest.raises(ValueError) as info:
         make_classifier("svm", C=-1)
+    assert str(info.value) == "make_classifier: C must lie in [0.0001, 10000]; got -1"
+    with pytest.raises(ValueError, match=r"^make_classifier: n_estimators must lie in"):
+        make_classifier("forest", n_estimators=0)
+
+
+def test_make_classifier_takes_numpy_numbers_as_python_ones():
+    """A count from an array (np.int64) builds the same forest as an int."""
+    forest = make_classifier("forest", n_estimators=np.int64(7), seed=np.int64(3))
+    trees = forest[-1]
+    assert trees.n_estimators == 7 and type(trees.n_estimators) is int
+    assert trees.random_state == 3
+    svm = make_classifier("svm", C=np.float32(2.0))
+    assert svm[-1].estimator.C == 2.0
 
 
 def test_bayes_rule_by_hand_on_two_gaussian_classes():

@@ -61,8 +61,24 @@ def test_sample_patches_seeded(samples):
 
 
 def test_sample_patches_rejects_bad_size():
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(ValueError) as info:
         sample_patches(size=4)
+    assert str(info.value) == "sample_patches: size must lie in [8, 128] px; got 4"
+
+
+def test_sample_patches_size_is_declared_up_to_the_smallest_study():
+    """The spine CT is 128 x 128 px: a 128 px patch is the whole slice, and a
+    larger one is refused by the declaration, before any study is read."""
+    ds = sample_patches(size=128, per_class=1, seed=2)
+    spine = ds.patches[ds.class_names.index("spine_ct")]
+    from medimg_lab import data
+
+    np.testing.assert_array_equal(spine, data.sample("spine_ct").array)
+    with pytest.raises(ValueError) as info:
+        sample_patches(size=129)
+    assert str(info.value) == "sample_patches: size must lie in [8, 128] px; got 129"
+    with pytest.raises(ValueError, match=r"^sample_patches: per_class must be a whole"):
+        sample_patches(per_class=2.5)
 
 
 def test_lesion_slices_half_positive(lesions):
@@ -100,8 +116,38 @@ def test_lesion_groups_are_slabs(lesions):
 
 
 def test_lesion_rejects_crop_too_small():
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(ValueError, match="size=8 px cannot hold a lesion"):
         lesion_slices(n=4, size=8, radius_mm=10.0)
+
+
+def test_lesion_crops_may_be_as_wide_as_the_slice_and_no_wider():
+    """The axial slices are 233 x 197 px: a 197 px crop holds a lesion of the
+    largest radius; 198 px is refused by the declaration (it used to be refused
+    above 189 px by a hand check, and the declaration allowed 256)."""
+    ds = lesion_slices(n=4, size=197, radius_mm=20.0, seed=1)
+    assert ds.patches.shape == (4, 197, 197)
+    area = ds.masks[ds.labels == 1].sum(axis=(1, 2))
+    np.testing.assert_allclose(area, np.pi * 20.0**2, rtol=0.02)
+    with pytest.raises(ValueError) as info:
+        lesion_slices(n=4, size=198)
+    assert str(info.value) == "lesion_slices: size must lie in [8, 197] px; got 198"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"contrast": float("nan")}, "contrast must be finite; got nan"),
+        ({"contrast": 300.0}, "contrast must lie in [-255, 255]; got 300"),
+        ({"radius_mm": 0.5}, "radius_mm must lie in [1, 20] mm; got 0.5"),
+        ({"n": 1}, "n must lie in [2, 10000]; got 1"),
+        ({"slab": 0}, "slab must lie in [1, 189] slices; got 0"),
+        ({"seed": -1}, "seed must lie in [0, 2.14748e+09]; got -1"),
+    ],
+)
+def test_lesion_slices_refuse_with_the_declaration(kwargs, problem):
+    with pytest.raises(ValueError) as info:
+        lesion_slices(**{"n": 4, "size": 32, **kwargs})
+    assert str(info.value) == f"lesion_slices: {problem}"
 
 
 def _write_png(path, value):

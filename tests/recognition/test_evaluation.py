@@ -143,8 +143,13 @@ def test_auc_of_ties_and_errors():
     assert roc_auc_ci([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], n_boot=100)[0] == 0.5
     with pytest.raises(ValueError, match="exactly 2 classes; got 1"):
         roc_auc_ci([1, 1], [0.1, 0.2])
-    with pytest.raises(ValueError, match=r"n_boot must lie in \[100, 100000\]; got 5"):
+    with pytest.raises(ValueError) as info:
         roc_auc_ci([0, 1], [0.1, 0.2], n_boot=5)
+    assert str(info.value) == (
+        "roc_auc_ci: n_boot must lie in [100, 100000] resamples; got 5"
+    )
+    with pytest.raises(ValueError, match=r"^roc_auc_ci: level must lie in"):
+        roc_auc_ci([0, 1], [0.1, 0.2], level=1.0)
 
 
 def test_calibration_bins_count_every_sample_and_match_a_calibrated_model():
@@ -165,6 +170,12 @@ def test_calibration_edges_empty_bins_and_errors():
         calibration([0, 1], [0.5, 1.5])
     with pytest.raises(ValueError, match="only 0/1"):
         calibration([0, 2], [0.5, 0.5])
+    with pytest.raises(ValueError) as info:
+        calibration([0, 1], [0.5, 0.5], bins=1)
+    assert str(info.value) == "calibration: bins must lie in [2, 100] bins; got 1"
+    np.testing.assert_array_equal(
+        calibration([0, 1, 1], [0.0, 1.0, 0.95], bins=np.int64(4))[2], counts
+    )
 
 
 def test_auc_and_interval_of_a_hand_computed_case():
@@ -226,6 +237,42 @@ def test_evaluate_errors():
         evaluate(make_classifier("bayes"), X, y + 1, groups)
     with pytest.raises(ValueError, match="must name the 2 classes"):
         evaluate(make_classifier("bayes"), X, y, groups, class_names=["a"])
+    with pytest.raises(ValueError) as info:
+        evaluate(make_classifier("bayes"), X, y, groups, folds=1)
+    assert str(info.value) == "evaluate: folds must lie in [2, 20] folds; got 1"
+
+
+def test_group_splits_are_checked_when_asked_for_not_when_iterated():
+    """A bad call fails at once, where it is written, not at the first split."""
+    y = np.repeat([0, 1], 20)
+    groups = np.arange(40) // 10  # 4 groups
+    with pytest.raises(ValueError, match="folds=5 needs at least 5 groups; got 4"):
+        group_splits(y, groups, folds=5)
+    with pytest.raises(ValueError, match=r"^group_splits: folds must lie in \[2, 20\]"):
+        group_splits(y, groups, folds=21)
+    with pytest.raises(ValueError, match="same length"):
+        group_splits(y, groups[:5])
+    splits = list(group_splits(y, groups, folds=np.int64(2), seed=np.int64(1)))
+    assert len(splits) == 2
+    for train, test in splits:
+        assert not set(groups[train]) & set(groups[test])
+
+
+def test_spatial_groups_take_the_declared_block_range():
+    """block: 1..4096 px as declared; a NumPy integer counts as one."""
+    positions = np.array([[0, 0], [5, 9], [30, 70]])
+    np.testing.assert_array_equal(
+        spatial_groups(positions, (40, 80), block=np.int64(10)),
+        spatial_groups(positions, (40, 80), block=10),
+    )
+    np.testing.assert_array_equal(
+        spatial_groups(positions, (40, 80), block=4096), [0, 0, 0]
+    )
+    with pytest.raises(ValueError) as info:
+        spatial_groups(positions, (40, 80), block=5000)
+    assert str(info.value) == (
+        "spatial_groups: block must lie in [1, 4096] px; got 5000"
+    )
 
 
 def test_a_class_in_one_group_is_refused_with_the_fix():

@@ -95,6 +95,29 @@ def test_hog_is_small_and_refuses_tiny_patches():
     assert X.shape == (4, len(names)) == (4, 8 * 4)
     with pytest.raises(ValueError, match="too small for HOG"):
         hog_features(_patches(size=8), cell_px=8, block_cells=2)
+    with pytest.raises(ValueError) as info:
+        hog_features(_patches(size=16), orientations=40)
+    assert str(info.value) == (
+        "hog_features: orientations must lie in [2, 18] bins; got 40"
+    )
+
+
+def test_options_are_checked_by_their_declarations_and_take_numpy_numbers():
+    patches = _patches(np.int16, size=16)
+    X, _ = glcm_features(patches, (0, 255), levels=8)
+    np.testing.assert_array_equal(
+        glcm_features(patches, (0, 255), levels=np.int64(8))[0], X
+    )
+    H, _ = histogram_features(patches, (0, 255), bins=np.int32(4))
+    np.testing.assert_array_equal(H, histogram_features(patches, (0, 255), bins=4)[0])
+    with pytest.raises(ValueError) as info:
+        glcm_features(patches, (0, 255), levels=300)
+    assert str(info.value) == (
+        "glcm_features: levels must lie in [2, 256] levels; got 300"
+    )
+    with pytest.raises(ValueError) as info:
+        histogram_features(patches, (0, 255), bins=2.5)
+    assert str(info.value) == "histogram_features: bins must be a whole number; got 2.5"
 
 
 @pytest.mark.parametrize("spacing", [None, (0.5, 0.5), (0.4, 0.8)])

@@ -65,9 +65,10 @@ def test_patch_features_default_range_uses_no_label():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"classifier": "knn"}, "classifier must be one of"),
+        ({"classifier": "knn"}, "^lesion_roc: classifier must be one of 'bayes', "),
         ({"kinds": ("shape",)}, "kinds must be among"),
-        ({"n": 5}, r"n must lie in \[20, 2000\]"),
+        ({"n": 5}, r"^lesion_roc: n must lie in \[20, 2000\] crops; got 5$"),
+        ({"size": 130}, r"^lesion_roc: size must lie in \[16, 128\] px; got 130$"),
     ],
 )
 def test_lesion_roc_errors(kwargs, match):

@@ -124,8 +124,19 @@ def test_boundaries_and_maps_need_a_one_feature_model():
         decision_boundaries(_toy(), (5, 5))
     with pytest.raises(ValueError, match="finite"):
         posterior_maps(_toy(), np.array([[np.nan]]))
-    with pytest.raises(ValueError, match="threshold"):
+    with pytest.raises(ValueError) as info:
         brain_tissues(threshold=1.5)
+    assert str(info.value) == (
+        "brain_tissues: threshold must lie in [0.05, 0.95]; got 1.5"
+    )
+    with pytest.raises(ValueError) as info:
+        decision_boundaries(_toy(), (0, 6), resolution=8)
+    assert str(info.value) == (
+        "decision_boundaries: resolution must lie in [16, 65536] steps; got 8"
+    )
+    assert decision_boundaries(_toy(), (0, 6), resolution=np.int64(64)) == (
+        decision_boundaries(_toy(), (0, 6), resolution=64)
+    )
 
 
 # --------------------------------------------------------------------------
@@ -277,6 +288,28 @@ def test_one_slice_equals_that_slice_of_the_whole_volume():
         np.testing.assert_array_equal(one, whole[z])
 
 
+def test_options_from_numpy_give_what_python_numbers_give():
+    """A slider or an array hands over NumPy scalars; they are numbers too."""
+    image, truth = _phantom((6, 20, 14), (2.0, 0.8, 0.8), noise=20.0)
+    spacing = (2.0, 0.8, 0.8)
+    features = ctx.context_features(image, sigma_mm=np.float32(1.5), spacing=spacing)
+    np.testing.assert_array_equal(
+        features, ctx.context_features(image, sigma_mm=1.5, spacing=spacing)
+    )
+    model = ctx.context_bayes(features, truth, ("a", "b", "c"), bins=np.int64(32))
+    assert model.bins == 32 and type(model.sigma_mm) is float
+    kw = {"spacing": spacing}
+    expected = ctx.classify_tissues(features, model, beta=0.6, iterations=3, **kw)
+    got = ctx.classify_tissues(
+        features, model, beta=np.float64(0.6), iterations=np.int64(3), **kw
+    )
+    np.testing.assert_array_equal(got, expected)
+    one = ctx.classify_tissues(
+        features, model, beta=0.6, iterations=np.int32(3), slice_index=2, **kw
+    )
+    np.testing.assert_array_equal(one, expected[2])
+
+
 def test_context_inputs_are_checked_with_sentences():
     image, truth = _phantom((8, 10, 12), (1.0, 1.0, 1.0), noise=5.0)
     features = ctx.context_features(image)
@@ -285,23 +318,33 @@ def test_context_inputs_are_checked_with_sentences():
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         ctx.context_features(bad)
-    with pytest.raises(ValueError, match="sigma_mm"):
+    with pytest.raises(ValueError) as info:
         ctx.context_features(image, sigma_mm=0.0)
+    assert str(info.value) == (
+        "context_features: sigma_mm must lie in [0.5, 8] mm; got 0"
+    )
     with pytest.raises(ValueError, match="spacing must be 3 positive"):
         ctx.context_features(image, spacing=(1.0, 1.0))
     with pytest.raises(ValueError, match="no voxel is labelled"):
         ctx.context_bayes(features, np.minimum(truth, 2), ("a", "b", "c"))
     with pytest.raises(ValueError, match="labels must have"):
         ctx.context_bayes(features, truth[1:], ("a", "b", "c"))
-    with pytest.raises(ValueError, match="bins"):
+    with pytest.raises(ValueError) as info:
         ctx.context_bayes(features, truth, ("a", "b", "c"), bins=4)
+    assert str(info.value) == "context_bayes: bins must lie in [16, 1024] bins; got 4"
     with pytest.raises(ValueError, match="priors must be 3 positive"):
         model.with_priors([0.5, 0.5, 0.0])
     log_e = model.log_evidence(features)
-    with pytest.raises(ValueError, match="beta must lie"):
+    with pytest.raises(ValueError) as info:
         ctx.mrf_posterior(log_e, beta=-1.0)
-    with pytest.raises(ValueError, match="iterations"):
+    assert str(info.value) == "mrf_posterior: beta must lie in [0, 2]; got -1"
+    with pytest.raises(ValueError) as info:
         ctx.mrf_posterior(log_e, iterations=0)
+    assert str(info.value) == (
+        "mrf_posterior: iterations must lie in [1, 50] sweeps; got 0"
+    )
+    with pytest.raises(ValueError, match=r"^classify_tissues: beta must lie in"):
+        ctx.classify_tissues(features, model, beta=3.0, slice_index=2)
     with pytest.raises(ValueError, match="NaN"):
         ctx.mrf_posterior(np.full_like(log_e, np.nan))
     with pytest.raises(ValueError, match="mask must have"):
