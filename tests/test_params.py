@@ -127,7 +127,137 @@ def _declared_functions():
             lambda **kw: _classifier().uncertainty(**kw),
         ),
     ]
+    out += _composition_and_recognition_functions()
     return out
+
+
+def _composition_and_recognition_functions():
+    """``(label, fn, call)`` of fusion and recognition, each a valid small call."""
+    from medimg_lab.composition import fusion as F
+    from medimg_lab.recognition import classifiers as K
+    from medimg_lab.recognition import context as X
+    from medimg_lab.recognition import datasets as D
+    from medimg_lab.recognition import evaluation as E
+    from medimg_lab.recognition import explain as P
+    from medimg_lab.recognition import features as R
+    from medimg_lab.recognition import studies as S
+    from medimg_lab.recognition import tissue as T
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(100, 20, (24, 20)).astype(np.float32)
+    b = rng.normal(100, 20, (24, 20)).astype(np.float32)
+    disc = np.hypot(*np.mgrid[-12:12, -10:10]) < 6
+    labels = 1 + disc.astype(np.uint8)
+    features = X.context_features(a + 60 * disc)
+    context = X.context_bayes(features, labels, ("out", "in"), bins=16)
+    log_e = context.log_evidence(features)
+    x = rng.normal(0, 1, (40, 2))
+    y = (x[:, 1] > 0).astype(np.int64)
+    groups = np.arange(40) // 4
+    logistic = K.make_classifier("logistic")
+    fitted = K.make_classifier("logistic").fit(x, y)
+    p = rng.random(40)
+    patches = rng.integers(0, 255, (3, 16, 16)).astype(np.float32)
+    bayes = K.GaussianBayes().fit([[0.0], [1.0], [4.0], [5.0]], [0, 0, 1, 1])
+
+    def predict(images):
+        q = images.mean(axis=(1, 2)) / 255
+        return np.stack([1 - q, q], axis=1)
+
+    return [
+        ("checkerboard", F.checkerboard, lambda **kw: F.checkerboard(a, b, **kw)),
+        ("color_fuse", F.color_fuse, lambda **kw: F.color_fuse(a, b, **kw)),
+        ("feather", F.feather, lambda **kw: F.feather(disc, **kw)),
+        ("fuse", F.fuse, lambda **kw: F.fuse(a, b, **kw)),
+        (
+            "multiband_blend",
+            F.multiband_blend,
+            lambda **kw: F.multiband_blend(a, b, disc, **kw),
+        ),
+        ("swipe", F.swipe, lambda **kw: F.swipe(a, b, **kw)),
+        ("legend", F.legend, lambda **kw: F.legend(**kw)),
+        ("make_classifier", K.make_classifier, lambda **kw: K.make_classifier(**kw)),
+        (
+            "classify_tissues",
+            X.classify_tissues,
+            lambda **kw: X.classify_tissues(features, context, **kw),
+        ),
+        (
+            "context_bayes",
+            X.context_bayes,
+            lambda **kw: X.context_bayes(features, labels, ("out", "in"), **kw),
+        ),
+        (
+            "context_features",
+            X.context_features,
+            lambda **kw: X.context_features(a, **kw),
+        ),
+        ("mrf_posterior", X.mrf_posterior, lambda **kw: X.mrf_posterior(log_e, **kw)),
+        (
+            "lesion_slices",
+            D.lesion_slices,
+            lambda **kw: D.lesion_slices(**{"n": 2, "size": 32, **kw}),
+        ),
+        (
+            "sample_patches",
+            D.sample_patches,
+            lambda **kw: D.sample_patches(**{"size": 8, "per_class": 1, **kw}),
+        ),
+        ("calibration", E.calibration, lambda **kw: E.calibration(y, p, **kw)),
+        (
+            "cross_validate",
+            E.cross_validate,
+            lambda **kw: E.cross_validate(logistic, x, y, groups, **kw),
+        ),
+        (
+            "evaluate",
+            E.evaluate,
+            lambda **kw: E.evaluate(logistic, x, y, groups, **{"n_boot": 100, **kw}),
+        ),
+        (
+            "group_splits",
+            E.group_splits,
+            lambda **kw: list(E.group_splits(y, groups, **kw)),
+        ),
+        (
+            "roc_auc_ci",
+            E.roc_auc_ci,
+            lambda **kw: E.roc_auc_ci(y, p, **{"n_boot": 100, **kw}),
+        ),
+        (
+            "spatial_groups",
+            E.spatial_groups,
+            lambda **kw: E.spatial_groups([[0, 0], [5, 9]], (12, 10), **kw),
+        ),
+        (
+            "feature_importance",
+            P.feature_importance,
+            lambda **kw: P.feature_importance(fitted, x, y, names=["u", "v"], **kw),
+        ),
+        (
+            "occlusion_map",
+            P.occlusion_map,
+            lambda **kw: P.occlusion_map(patches[0], predict, target=1, **kw),
+        ),
+        (
+            "glcm_features",
+            R.glcm_features,
+            lambda **kw: R.glcm_features(patches, (0, 255), **kw),
+        ),
+        (
+            "histogram_features",
+            R.histogram_features,
+            lambda **kw: R.histogram_features(patches, (0, 255), **kw),
+        ),
+        ("hog_features", R.hog_features, lambda **kw: R.hog_features(patches, **kw)),
+        ("lesion_roc", S.lesion_roc, lambda **kw: S.lesion_roc(**{"n": 20, **kw})),
+        ("brain_tissues", T.brain_tissues, lambda **kw: T.brain_tissues(**kw)),
+        (
+            "decision_boundaries",
+            T.decision_boundaries,
+            lambda **kw: T.decision_boundaries(bayes, (0, 5), **kw),
+        ),
+    ]
 
 
 def _bad_values(spec):
