@@ -35,6 +35,7 @@ lab: install
 # upload limit) and the offline template of jupyter/voila/templates/offline/.
 # The tests start Voila the same way (tests/browser/test_dashboard_server.py).
 dashboard: install
+	@echo "Dashboards: http://127.0.0.1:$(PORT)/voila/render/index.ipynb (/ leads there too)"
 	JUPYTER_PATH="$(CURDIR)/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}" \
 		$(BIN)/voila notebooks/dashboards --Voila.config_file_paths="$(CURDIR)/jupyter" --port=$(PORT)
 

@@ -184,6 +184,24 @@ def _assert_local(requests: list[str]) -> None:
     assert not remote, f"requests to other hosts: {remote}"
 
 
+@pytest.mark.parametrize("path", ["", "voila/tree", "voila/tree/data"])
+def test_the_root_and_the_tree_land_on_the_dashboards_list(page, dashboards, path):
+    """``make dashboard`` prints ``/``: it shows the landing page, never the files."""
+    base, root = dashboards
+    listing = urllib.request.urlopen(base + path, timeout=60).read().decode()
+    for name in ("README.md", "outside.txt", "probe.txt", "viewer.ipynb"):
+        assert name not in listing, name
+    assert "cdn." not in listing and "https://" not in listing
+    page.goto(base + path, timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_url(base + "voila/render/index.ipynb", timeout=LOAD_TIMEOUT_MS)
+    page.get_by_text("Open and measure").first.wait_for(timeout=LOAD_TIMEOUT_MS)
+
+
+def test_make_dashboard_prints_the_landing_page():
+    recipe = re.search(r"^dashboard:.*?\n((?:\t.*\n)+)", _makefile(), re.M).group(1)
+    assert "/voila/render/index.ipynb" in recipe
+
+
 def test_landing_page_lists_the_dashboards_offline(page, dashboards):
     base, root = dashboards
     errors, requests = _watch(page)
