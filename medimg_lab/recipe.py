@@ -228,23 +228,23 @@ class RecipeResult:
 # ------------------------------------------------------------- validation
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
 def _range(spec: ParamSpec) -> str:
+    """What ``spec`` allows, as the hint after a bad parameter prints it.
+
+    Ranges are the declaration's own text (:meth:`Param.interval`), as in
+    the error before it: ``[0.1, 50]``, or ``(0, inf)`` for an excluded
+    minimum.
+    """
     p = spec.param
     if p.choices is not None:
         return f"{spec.name} one of {', '.join(map(repr, p.choices))}"
     if spec.type is bool:
         return f"{spec.name} true or false"
     if spec.type in (int, float):
-        low = "-inf" if p.min is None else _number(p.min)
-        high = "inf" if p.max is None else _number(p.max)
         unit = f" {p.unit}" if p.unit else ""
         kind = "a whole number" if spec.type is int else "a number"
         odd = ", odd" if p.odd else ""
-        return f"{spec.name} {kind} in [{low}, {high}]{unit}{odd}"
+        return f"{spec.name} {kind} in {p.interval()}{unit}{odd}"
     return spec.name
 
 

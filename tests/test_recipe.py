@@ -187,6 +187,22 @@ def test_a_bad_parameter_names_step_range_and_unit():
     assert f"sigma_mm must lie in {limits}; got {too_big:g}" in message
 
 
+def test_the_hint_prints_each_range_as_its_declaration_does():
+    """An excluded minimum is "(0, inf)" in the hint too, as in the error."""
+    specs = parameters(P.bilateral)
+    with pytest.raises(RecipeError) as info:
+        Recipe([{"op": "bilateral", "params": {"sigma_range": 0}}])
+    message = str(info.value)
+    assert "bilateral: sigma_range must lie in (0, inf) image units; got 0" in message
+    hint = message.split("Allowed parameters: ", 1)[1]
+    assert "sigma_range a number in (0, inf) image units" in hint
+    assert f"sigma_mm a number in {specs['sigma_mm'].param.interval()} mm" in hint
+    assert "[0, inf]" not in hint
+    with pytest.raises(RecipeError) as info:
+        Recipe([{"op": "median", "params": {"size": 4}}])
+    assert "size a whole number in [3, 15] px, odd" in str(info.value)
+
+
 def test_an_unknown_parameter_is_an_error():
     with pytest.raises(RecipeError, match="gaussian has no parameter sigma"):
         Recipe([{"op": "gaussian", "params": {"sigma": 1.0}}])
