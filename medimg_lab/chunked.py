@@ -13,10 +13,12 @@ neighbours' voxels as wide as the operation's footprint reaches
 for each chunk ``C`` and halo ``H``: exactly for the median and the
 thresholds, within float rounding for the Gaussian. At the volume's own
 edges no halo is invented (``boundary="none"``): the in-memory function
-sees the true edge there and applies its own border rule (OpenCV's
-reflect-101 for the Gaussian, replicate for ``cv2.medianBlur``), so the
-edges agree too. Results are written to Zarr or uncompressed NIfTI chunk by
-chunk, atomically; the whole volume is never held in memory.
+sees the true edge there and applies its own border rule, so the edges
+agree too. Every filter of :mod:`medimg_lab.processing` mirrors its
+borders (:data:`~medimg_lab.processing.BORDER_MODE`: scipy's
+``mode="mirror"``, OpenCV's ``BORDER_REFLECT_101``), the median included.
+Results are written to Zarr or uncompressed NIfTI chunk by chunk,
+atomically; the whole volume is never held in memory.
 
 Axes are those of :class:`medimg_lab.MedImage`: ``(slice, row, column)``,
 with spacing in mm in the same order.

@@ -107,11 +107,28 @@ def test_gaussian_and_median_equal_in_memory_when_anisotropic(aniso, chunks):
     ).compute()
     expected = gaussian(aniso, sigma_mm=1.5, spacing=ANISOTROPIC)
     np.testing.assert_allclose(got, expected, rtol=0, atol=_gaussian_atol(aniso))
-    for size in (3, 7):  # cv2.medianBlur (replicate) and scipy (reflect) paths
+    for size in (3, 7):  # the cv2.medianBlur and scipy paths, both mirrored
         got = chunked.apply_chunked(
             volume, "median", {"size": size}, spacing=ANISOTROPIC
         )
         np.testing.assert_array_equal(got.compute(), median(aniso, size=size))
+
+
+def test_the_volume_edges_are_mirrored_as_the_module_says(aniso):
+    """At the volume's own edges chunks get no halo; the median there mirrors
+    (scipy mode="mirror" = BORDER_REFLECT_101), it does not replicate."""
+    from scipy.ndimage import median_filter
+
+    volume = da.from_array(aniso, chunks=(5, 20, 16))
+    got = chunked.apply_chunked(volume, "median", {"size": 5}, spacing=ANISOTROPIC)
+    got = got.compute()
+    footprint = (1, 5, 5)
+    mirrored = median_filter(aniso, size=footprint, mode="mirror")
+    replicated = median_filter(aniso, size=footprint, mode="nearest")
+    np.testing.assert_array_equal(got, mirrored)
+    edges = np.zeros(aniso.shape[1:], bool)
+    edges[:2], edges[-2:], edges[:, :2], edges[:, -2:] = True, True, True, True
+    assert np.any(got[:, edges] != replicated[:, edges])
 
 
 def test_halo_deeper_than_the_volume_takes_the_axis_whole(aniso):
