@@ -134,6 +134,8 @@ def _declared_functions():
 def _composition_and_recognition_functions():
     """``(label, fn, call)`` of fusion and recognition, each a valid small call."""
     from medimg_lab.composition import fusion as F
+    from medimg_lab.composition import registration as G
+    from medimg_lab.composition import stitching as T2
     from medimg_lab.recognition import classifiers as K
     from medimg_lab.recognition import context as X
     from medimg_lab.recognition import datasets as D
@@ -176,6 +178,15 @@ def _composition_and_recognition_functions():
         ),
         ("swipe", F.swipe, lambda **kw: F.swipe(a, b, **kw)),
         ("legend", F.legend, lambda **kw: F.legend(**kw)),
+        ("register", G.register, lambda **kw: G.register(a, b, **kw)),
+        ("rigid_transform", G.rigid_transform, lambda **kw: G.rigid_transform(a, **kw)),
+        (
+            "mutual_information",
+            G.mutual_information,
+            lambda **kw: G.mutual_information(a, b, **kw),
+        ),
+        ("cut_tiles", T2.cut_tiles, lambda **kw: T2.cut_tiles(a, **kw)),
+        ("stitch", T2.stitch, lambda **kw: T2.stitch([a, b], **kw)),
         ("make_classifier", K.make_classifier, lambda **kw: K.make_classifier(**kw)),
         (
             "classify_tissues",
@@ -430,3 +441,39 @@ def test_sliders_never_offer_an_excluded_minimum():
     slider = control_for(spec)
     assert slider.min > 0
     spec.check(slider.min)
+
+
+def _public_callables():
+    """Every public function and method of every ``medimg_lab`` module."""
+    import importlib
+    import pkgutil
+
+    import medimg_lab
+
+    seen = {}
+    for info in pkgutil.walk_packages(medimg_lab.__path__, "medimg_lab."):
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", "") != info.name:
+                continue
+            if inspect.isfunction(obj):
+                seen[f"{info.name}.{name}"] = obj
+            elif inspect.isclass(obj):
+                for attr, member in vars(obj).items():
+                    if inspect.isfunction(member) and (
+                        attr == "__init__" or not attr.startswith("_")
+                    ):
+                        seen[f"{info.name}.{name}.{attr}"] = member
+    return seen
+
+
+def test_every_declaration_in_the_package_holds_on_direct_calls():
+    """The one rulebook: no function declares a range that a direct call skips."""
+    unchecked = sorted(
+        name
+        for name, fn in _public_callables().items()
+        if parameters(fn) and not getattr(fn, "_declared", False)
+    )
+    assert not unchecked, "declared but not checked on direct calls: " + ", ".join(
+        unchecked
+    )
