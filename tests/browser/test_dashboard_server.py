@@ -187,8 +187,9 @@ def _assert_local(requests: list[str]) -> None:
 @pytest.mark.parametrize("path", ["", "voila/tree", "voila/tree/data"])
 def test_the_root_and_the_tree_land_on_the_dashboards_list(page, dashboards, path):
     """``make dashboard`` prints ``/``: it shows the landing page, never the files."""
-    base, root = dashboards
-    listing = urllib.request.urlopen(base + path, timeout=60).read().decode()
+    base, _ = dashboards
+    url = base + path  # http://127.0.0.1:<port>/...: this test's own server
+    listing = urllib.request.urlopen(url, timeout=60).read().decode()  # noqa: S310 loopback http URL built above
     for name in ("README.md", "outside.txt", "probe.txt", "viewer.ipynb"):
         assert name not in listing, name
     assert "cdn." not in listing and "https://" not in listing
