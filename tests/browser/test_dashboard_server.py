@@ -184,7 +184,9 @@ def _assert_local(requests: list[str]) -> None:
     assert not remote, f"requests to other hosts: {remote}"
 
 
-@pytest.mark.parametrize("path", ["", "voila/tree", "voila/tree/data"])
+@pytest.mark.parametrize(
+    "path", ["", "voila/tree", "voila/tree/data", "voila/tree?classic-tree=true"]
+)
 def test_the_root_and_the_tree_land_on_the_dashboards_list(page, dashboards, path):
     """``make dashboard`` prints ``/``: it shows the landing page, never the files."""
     base, _ = dashboards
