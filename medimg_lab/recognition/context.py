@@ -23,7 +23,7 @@ Intensity alone (:mod:`.tissue`) gives every voxel the class of largest
   iterated a few times over the six face neighbours, ``w_ij = 1 mm / d_ij``
   from the voxel spacing (:func:`mrf_posterior`).
 
-References: Zhang, Brady & Smith, IEEE TMI 20 (2001) 45-57,
+References: Zhang et al., IEEE TMI 20 (2001) 45-57,
 doi:10.1109/42.906424 (hidden MRF tissue segmentation, FAST); Zhang, IEEE
 TSP 40 (1992) 2570-2583, doi:10.1109/78.157297 (mean field).
 """
