@@ -80,7 +80,7 @@ _NO_SPACING = " The pixel spacing is unknown: mm assume 1 mm per pixel."
     ],
 )
 def test_a_new_sample_shows_at_its_own_window_with_no_readout(
-    page, page_errors, dashboard_url, sample, modality, shape, unit, note
+    page, page_errors, dashboard_url, artifacts, sample, modality, shape, unit, note
 ):
     image = _open(page, dashboard_url)
     _select(page, "preset", "bone")  # the old image's window, set by the user
@@ -96,6 +96,9 @@ def test_a_new_sample_shows_at_its_own_window_with_no_readout(
     _no_readout(page)
     _, png = _png(image)
     assert png  # something is painted
+    for width, height in ((1366, 768), (1920, 1080)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(artifacts / f"viewer_dashboard_{sample}_{width}.png"))
     _clean(page, page_errors)
 
 
