@@ -305,11 +305,7 @@ class BayesExplorer(StagePanel):
             self._readout,
             ipw.HTML(
                 "Posterior maps: black 0, white 1; blue: the background (the "
-                "image's minimum), which no tissue claims."
-            ),
-            ipw.HBox(images, layout={"flex_flow": "row wrap", "grid_gap": "8px"}),
-            ipw.HTML(
-                "Classes of the slice, "
+                "image's minimum), which no tissue claims. Classes of the slice, "
                 + ", ".join(
                     f"{n} <span style='color:rgb{tuple(int(v) for v in c)}'>"
                     "&#9632;</span>"
@@ -322,12 +318,14 @@ class BayesExplorer(StagePanel):
                 + ": by intensity alone, and with the neighbourhood's mean, a "
                 "partial-volume class (PV) and the Potts field (&beta;)."
             ),
+            # One row that wraps: the class maps beside the posteriors.
             ipw.HBox(
                 [
+                    *images,
                     _caption(self._classes[0], "intensity alone"),
                     _caption(self._classes[1], "spatial context"),
                 ],
-                layout={"grid_gap": "8px"},
+                layout={"flex_flow": "row wrap", "grid_gap": "8px"},
             ),
             self._message,
         ]
