@@ -910,14 +910,23 @@ def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     >>> ncc(x, 2 * x + 5), ncc(x, -x)
     (1.0, -1.0)
     """
-    a, b = _pair(a, b, mask)
+    r = _pearson(*_pair(a, b, mask))
+    return 0.0 if math.isnan(r) else r
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r of two flat float64 vectors; NaN if either is constant.
+
+    Sums of products, not BLAS dot products: right after an OpenCV call,
+    OpenCV's idle workers spin and starve OpenBLAS's threads on 2 cores (a
+    256² dot product took 25-55 ms there instead of 0.01 ms).
+    """
     a = a - a.mean()
     b = b - b.mean()
-    # sums of products, not BLAS dot products: right after an OpenCV call,
-    # OpenCV's idle workers spin and starve OpenBLAS's threads on 2 cores
-    # (a 256² dot product took 25-55 ms there instead of 0.01 ms)
     den = math.sqrt(float(np.square(a).sum()) * float(np.square(b).sum()))
-    return float(np.clip(float((a * b).sum()) / den, -1.0, 1.0)) if den > 0 else 0.0
+    if not den > 0:
+        return float("nan")
+    return float(np.clip(float((a * b).sum()) / den, -1.0, 1.0))
 
 
 @declared

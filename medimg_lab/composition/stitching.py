@@ -73,6 +73,7 @@ import numpy as np
 from .._checks import Spacing, check_image, check_spacing
 from ..params import Param, Seed, declared
 from .fusion import pyramid_composite
+from .registration import _pearson
 
 __all__ = ["Match", "Stitched", "cut_tiles", "hconcat", "stitch", "vconcat"]
 
@@ -438,17 +439,8 @@ def _overlap_fraction(shape_a, shape_b, sl) -> float:
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson's r of two equal-shape arrays; NaN if either is flat.
-
-    Sums of products rather than ``@``: a BLAS call's threads cost more than
-    the product itself for these sizes, and far more on a loaded machine.
-    """
-    a = a.astype(np.float64).ravel()
-    b = b.astype(np.float64).ravel()
-    a -= a.mean()
-    b -= b.mean()
-    den = float(np.sqrt(np.sum(a * a) * np.sum(b * b)))
-    return float(np.clip(np.sum(a * b) / den, -1, 1)) if den > 0 else float("nan")
+    """Pearson's r of two equal-shape arrays; NaN if either is flat."""
+    return _pearson(a.astype(np.float64).ravel(), b.astype(np.float64).ravel())
 
 
 class _PairScore:
