@@ -8,6 +8,15 @@ from typing import Any
 
 import numpy as np
 
+# Perfusion maps named in ImageType's third and later values (DICOM PS3.3 C.8.2.1).
+_CT_MAPS = {
+    "RCBF": "cerebral blood flow (rCBF)",
+    "RCBV": "cerebral blood volume (rCBV)",
+    "MTT": "mean transit time (MTT)",
+    "TTP": "time to peak (TTP)",
+    "TMAX": "time to maximum (Tmax)",
+}
+
 __all__ = ["MedImage"]
 
 
@@ -95,6 +104,56 @@ class MedImage:
             return str(self.meta["unit"])
         hu = self.modality == "CT" and self.meta.get("RescaleType", "HU") == "HU"
         return "HU" if hu else "a.u."
+
+    @property
+    def unit_note(self) -> str:
+        """The unit with a few words on what it is, for a status line.
+
+        "HU (Hounsfield units)" for CT; for arbitrary units ("a.u.") what the
+        values are instead: MR signal, X-ray detector values, or a CT whose
+        header gives no Hounsfield rescale (a derived map such as perfusion).
+
+        Examples
+        --------
+        >>> from medimg_lab import data
+        >>> data.sample("brain_mri").unit_note
+        'a.u. (MR signal intensity: relative, no absolute scale)'
+        >>> data.sample("perfusion_ct").unit_note.split(";")[0]
+        'a.u. (CT perfusion map of cerebral blood flow (rCBF)'
+        """
+        unit = self.unit
+        if unit == "HU":
+            return "HU (Hounsfield units)"
+        if unit == "RGB level":
+            top = 255 if self.array.dtype == np.uint8 else float(np.max(self.array))
+            return f"RGB level (0 to {top:g} per channel)"
+        if unit == "probability":
+            return "probability (0 to 1)"
+        if unit != "a.u.":
+            return unit
+        kinds = {
+            "MR": "MR signal intensity: relative, no absolute scale",
+            "PT": "PET counts without an SUV rescale",
+            "US": "ultrasound echo brightness",
+            "OP": "camera brightness",
+        }
+        if self.modality in ("CR", "DX", "MG", "RF", "XA", "PX", "IO"):
+            note = "X-ray detector values: relative, no physical unit"
+        elif self.modality == "CT":
+            types = self.meta.get("ImageType") or []
+            types = types.split("\\") if isinstance(types, str) else list(types)
+            types = [str(t).strip().upper() for t in types]
+            maps = [_CT_MAPS[t] for t in types[2:] if t in _CT_MAPS]
+            what = "CT perfusion map" if "PERFUSION" in types else "CT values"
+            what += f" of {' and '.join(maps)}" if maps else ""
+            rescale = str(self.meta.get("RescaleType") or "").strip()
+            rescale = {"US": "unspecified", "": "not stated"}.get(rescale, rescale)
+            note = f"{what}; rescale type {rescale}, not HU"
+        else:
+            note = kinds.get(
+                self.modality, "arbitrary units: the file names no physical unit"
+            )
+        return f"a.u. ({note})"
 
     @property
     def voxel_volume_mm3(self) -> float:
