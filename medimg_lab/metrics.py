@@ -4,15 +4,22 @@
 - Segmentation against a reference mask: Dice, IoU, sensitivity,
   specificity, and surface distances in mm (Hausdorff, its 95th percentile,
   average symmetric surface distance), all honouring anisotropic spacing.
+- What each figure means: :data:`MERITS` and :func:`describe`, so that every
+  number shown carries its unit and what a good value is.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 __all__ = [
+    "MERITS",
+    "Merit",
     "average_surface_distance",
     "cnr",
+    "describe",
     "dice",
     "hausdorff",
     "hausdorff95",
@@ -22,6 +29,69 @@ __all__ = [
     "specificity",
     "ssim",
 ]
+
+
+@dataclass(frozen=True)
+class Merit:
+    """A figure of merit: its label, unit, digits shown and what is good."""
+
+    label: str
+    unit: str
+    digits: int
+    good: str
+
+
+MERITS: dict[str, Merit] = {
+    "ncc": Merit("NCC", "", 3, "1 is a perfect match, 0 none"),
+    "mi": Merit("MI", "nats", 3, "higher is better, at most the smaller image entropy"),
+    "dice": Merit("Dice", "", 3, "1 is perfect agreement, 0 none"),
+    "iou": Merit("IoU", "", 3, "1 is perfect agreement, 0 none"),
+    "sensitivity": Merit("sensitivity", "", 3, "1 finds all of the reference"),
+    "specificity": Merit("specificity", "", 3, "1 keeps all of the background"),
+    "psnr": Merit("PSNR", "dB", 1, "higher is closer; above 40 dB hard to see"),
+    "ssim": Merit("SSIM", "", 3, "1 is identical structure, 0 none"),
+    "cnr": Merit("CNR", "", 2, "higher is clearer; below about 3 hard to see"),
+    "hausdorff": Merit("Hausdorff", "mm", 2, "0 is perfect, lower is better"),
+    "hausdorff95": Merit("HD95", "mm", 2, "0 is perfect, lower is better"),
+    "average_surface_distance": Merit("ASSD", "mm", 2, "0 is perfect, lower is better"),
+    "auc": Merit("AUC", "", 3, "1 is perfect, 0.5 is chance"),
+}
+
+
+def describe(name: str, value: float, *, best: float | None = None) -> str:
+    """A figure with its unit and what is good, for a sentence on screen.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MERITS` ("ncc", "mi", "dice", ...).
+    value : float
+        The figure, in the unit of :data:`MERITS`.
+    best : float, optional
+        The best value this pair can reach, when it depends on the images
+        (the smaller entropy for MI): shown as a share of it.
+
+    Examples
+    --------
+    >>> describe("ncc", 0.98765)
+    'NCC 0.988 (1 is a perfect match, 0 none)'
+    >>> describe("mi", 1.2, best=1.5)
+    'MI 1.200 nats (80 % of its top 1.500 nats; higher is better)'
+    """
+    if name not in MERITS:
+        raise ValueError(f"name must be one of {', '.join(MERITS)}; got {name!r}")
+    merit = MERITS[name]
+    unit = f" {merit.unit}" if merit.unit else ""
+    if value is None or not np.isfinite(value):
+        return f"{merit.label} not defined here ({merit.good})"
+    text = f"{merit.label} {value:.{merit.digits}f}{unit}"
+    if best is not None and np.isfinite(best) and best > 0:
+        share = 100 * value / best
+        return (
+            f"{text} ({share:.0f} % of its top {best:.{merit.digits}f}{unit}; "
+            "higher is better)"
+        )
+    return f"{text} ({merit.good})"
 
 
 def _pair(a, b, names: str, dtype) -> tuple[np.ndarray, np.ndarray]:

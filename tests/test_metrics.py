@@ -76,3 +76,40 @@ def test_3d_spheres_hausdorff_is_the_radius_difference():
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="same shape"):
         M.dice(np.zeros((2, 2)), np.zeros((3, 3)))
+
+
+# ------------------------------------------------ what each figure means
+def test_every_merit_names_a_figure_that_exists():
+    from medimg_lab.composition import registration
+    from medimg_lab.recognition import evaluation
+
+    for name in M.MERITS:
+        owners = (M, registration, evaluation)
+        alias = {"auc": "roc_auc_ci", "mi": "mutual_information"}.get(name, name)
+        known = any(hasattr(m, alias) for m in owners)
+        assert known, name
+        assert M.MERITS[name].good
+
+
+def test_describe_gives_unit_and_what_is_good():
+    assert M.describe("psnr", 41.26) == (
+        "PSNR 41.3 dB (higher is closer; above 40 dB hard to see)"
+    )
+    assert M.describe("hausdorff", 2.0).startswith("Hausdorff 2.00 mm (0 is")
+    assert "not defined here" in M.describe("ncc", float("nan"))
+    with pytest.raises(ValueError, match="name must be one of ncc, mi"):
+        M.describe("NCC", 1.0)
+
+
+def test_mi_is_shown_as_a_share_of_its_top():
+    from medimg_lab import data
+    from medimg_lab.composition.registration import mutual_information
+
+    a = data.sample("head_ct").array.astype(float)
+    b = np.roll(a, 7, axis=1)
+    top = min(mutual_information(a, a), mutual_information(b, b))
+    same = M.describe("mi", mutual_information(a, a), best=top)
+    moved = M.describe("mi", mutual_information(a, b), best=top)
+    assert "(100 % of its top" in same
+    share = int(moved.split("(")[1].split(" %")[0])
+    assert 0 < share < 100
