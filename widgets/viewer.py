@@ -53,6 +53,9 @@ TOOLS = ("read", "brush")
 _ZOOM_STEP, _ZOOM_LIMITS = 1.25, (1 / 64, 64.0)
 #: A window drag this long moves the center, or the width, by the image's value range.
 _DRAG_RANGE_PX = 1024
+#: One slice per wheel notch (an event of at least _WHEEL_NOTCH_MIN_PX) or per
+#: this many px of smaller wheel deltas added up (trackpads).
+_WHEEL_NOTCH_PX, _WHEEL_NOTCH_MIN_PX = 100.0, 50.0
 _CV_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 _EVENTS = ["click", "mousemove", "mousedown", "mouseup", "contextmenu"]
 _IMAGE_LAYOUT = {
@@ -108,6 +111,47 @@ def _slider(kind: type, description: str, **options) -> ipw.Widget:
 def _row(children: list[ipw.Widget]) -> ipw.HBox:
     """A row of controls that wraps instead of widening the viewer."""
     return ipw.HBox(children, layout={"flex_flow": "row wrap", "align_items": "center"})
+
+
+def _number(value: float) -> str:
+    """A window figure as a person reads it: 40, -38, 0.5, 20056.2."""
+    return f"{value:.6g}"
+
+
+#: Where an image's default window comes from (``meta["window_source"]``).
+_WINDOW_SOURCES = {
+    "header": "from the header",
+    "header VOI LUT": "from the header's VOI LUT",
+    "auto": "auto, from the value percentiles",
+}
+
+
+def _opened_sentence(viewer: ImageViewer) -> str:
+    """ "Opened: CT 512 × 512, values in HU (...); window 40/100 HU (...)."."""
+    image = viewer.image
+    shape = " × ".join(str(n) for n in image.array.shape[: len(image.spacing)])
+    kind = f"{image.modality} {shape}{' RGB' if image.is_color else ''}"
+    parts = [f"Opened: {kind}, values in {image.unit_note}"]
+    c, w = viewer.window
+    if viewer.preset == "default":
+        source = _WINDOW_SOURCES.get(
+            image.meta.get("window_source"), "the image's own default"
+        )
+    elif viewer.preset == "custom":
+        source = "as set"
+    else:
+        source = f"{viewer.preset} preset"
+    if image.is_color and viewer.preset == "default":
+        parts.append("shown as stored")
+    else:
+        parts.append(f"window {_number(c)}/{_number(w)} {viewer.unit} ({source})")
+    if image.is_volume:
+        parts.append(
+            f"{viewer.plane} slice {viewer.slice_index + 1} of {viewer.n_slices}"
+        )
+    if str(image.meta.get("spacing_source", "")).startswith("unknown"):
+        parts.append("pixel spacing unknown: lengths in mm assume 1 mm per pixel")
+    return "; ".join(parts) + "."
 
 
 def _screen_xy(event: dict) -> tuple[float, float] | None:
@@ -173,7 +217,9 @@ class ImageViewer(ipw.VBox):
     widens it, up raises the center, each by the image's value range (its
     maximum less its minimum) per 1024 px, so that a drag moves a CT window
     by about 4 HU per pixel and a 16-bit film's by its own range's share.
-    The wheel steps through slices. With ``tool = "brush"`` a left-button drag
+    One wheel notch moves one slice; a trackpad's small wheel deltas add
+    up, one slice per 100 px; the ◀ and ▶ buttons beside the slice slider
+    move one slice each. With ``tool = "brush"`` a left-button drag
     is a stroke: on release, ``stroke`` holds the array indices it crossed.
 
     Examples
@@ -230,7 +276,8 @@ class ImageViewer(ipw.VBox):
         self._values = self._labels = self._displayed = self._auto = self._drag = None
         self._pointer = None  # the shown plane's (row, col) last read
         self._stroke: list | None = None  # array indices of the stroke in progress
-        self._range, self._message_text = (0.0, 1.0), ""
+        self._range, self._message_text, self._status_text = (0.0, 1.0), "", ""
+        self._wheel_px = 0.0  # small wheel deltas (trackpads) not yet a slice
         super().__init__(children=self._build_controls(), **kwargs)
         self.image, self.box_size, self.plane = image, box_size, plane
         if slice_index is not None:
@@ -241,6 +288,7 @@ class ImageViewer(ipw.VBox):
         self.overlay_opacity, self.overlay, self.zoom = overlay_opacity, overlay, zoom
         self._ready = True
         self._show()
+        self._say_opened()
 
     # ------------------------------------------------------------------ API
     @property
@@ -260,8 +308,21 @@ class ImageViewer(ipw.VBox):
 
     @property
     def message(self) -> str:
-        """The sentence in the message area ("" when all is well)."""
+        """The error sentence in the status line ("" when all is well)."""
         return self._message_text
+
+    @property
+    def status(self) -> str:
+        """The status line: the last error or refusal, else what opening reset.
+
+        Opening an image of another kind (shape, spacing or modality) says
+        what the view was reset to, in one sentence with units, as in
+        "Opened: CT 128 × 128, values in HU (Hounsfield units); window
+        -38/1646 HU (auto, from the value percentiles)." (for a volume also
+        the slice, and where the file gives no pixel spacing, that lengths
+        assume 1 mm per pixel). An error replaces it while it holds.
+        """
+        return self._message_text or self._status_text
 
     @property
     def unit(self) -> str:
@@ -376,6 +437,23 @@ class ImageViewer(ipw.VBox):
             prevent_default_action=True,
         )
         self._events.on_dom_event(self._on_pointer_event)
+        # The wheel has a listener of its own, neither throttled nor debounced:
+        # a throttle drops the notches between two sends, and a trackpad's
+        # small deltas must all be added up (see _on_wheel).
+        self._wheel = Event(
+            source=self._img, watched_events=[], wait=0, prevent_default_action=True
+        )
+        self._wheel.on_dom_event(self._on_pointer_event)
+        self._slice_steps = [
+            ipw.Button(
+                description=text,
+                tooltip=tip,
+                layout={"width": "auto", "min_width": "36px", "flex": "0 0 auto"},
+            )
+            for text, tip in (("◀", "previous slice"), ("▶", "next slice"))
+        ]
+        for button in self._slice_steps:
+            button.on_click(self._on_slice_step_click)
 
         self._zoom_buttons = [
             ipw.Button(
@@ -400,9 +478,21 @@ class ImageViewer(ipw.VBox):
         # the viewer is no wider than its image, on a 1366 px screen too.
         for control in (self._center, self._width):
             control.layout.width = "250px"
-        self._slice_index.layout.width = "240px"
+        # The slice slider takes a row of its own, as wide as the display box
+        # (see _on_geometry_change): a 189-slice volume gets about 2 px of
+        # track per slice, and the step buttons move exactly one.
+        self._slice_index.layout.flex = "1 1 auto"
         self._overlay_opacity.layout.width = "250px"
-        self._slice_row = _row([self._plane, self._slice_index, self._slice_mm])
+        self._slice_row = ipw.VBox(
+            [
+                _row([self._plane, self._slice_mm]),
+                ipw.HBox(
+                    [self._slice_steps[0], self._slice_index, self._slice_steps[1]],
+                    layout={"align_items": "center", "width": "100%"},
+                ),
+            ],
+            layout={"width": "100%"},
+        )
         zoom_row = [*self._zoom_buttons, self._zoom_label, self._overlay_opacity]
         self._window_rows = [
             _row([self._preset, self._wl_drag]),
@@ -461,11 +551,21 @@ class ImageViewer(ipw.VBox):
         return True
 
     def _say(self, text: str) -> None:
+        """Show an error sentence in the status line ("" clears it)."""
         self._message_text = text
-        style = "color:#b00020"
-        self._message.value = (
-            f'<span style="{style}">{html.escape(text)}</span>' if text else ""
-        )
+        if text:
+            style = "color:#b00020"
+            self._message.value = f'<span style="{style}">{html.escape(text)}</span>'
+        elif self._status_text:
+            line = html.escape(self._status_text)
+            self._message.value = f'<span class="medimg-status">{line}</span>'
+        else:
+            self._message.value = ""
+
+    def _say_opened(self) -> None:
+        """Say in the status line what the view was reset to (see :attr:`status`)."""
+        self._status_text = _opened_sentence(self)
+        self._say("")
 
     def _require(self, ok: bool, text: str) -> None:
         """Raise ``ValueError(text)``, shown in the message area too, unless ``ok``."""
@@ -593,9 +693,12 @@ class ImageViewer(ipw.VBox):
             self._sync_window_controls()
             self._sync_slice_controls()
             self._slice_row.layout.display = None if image.is_volume else "none"
-            self._events.watched_events = _EVENTS + ["wheel"] * image.is_volume
+            self._wheel.watched_events = ["wheel"] * image.is_volume
+            self._wheel_px = 0.0
         if self._pointer is not None:  # a processed image: the value under it now
             self._read(*self._pointer)
+        if not same_kind and self._ready:  # (the constructor says it when done)
+            self._say_opened()
         if dropped:
             self._say(
                 f"The overlay was removed: its shape {dropped} does not match "
@@ -763,11 +866,38 @@ class ImageViewer(ipw.VBox):
                 elif pixel is not None and not self._dragged:
                     self.click(*pixel)
                 self._dragged = False
-            elif kind == "wheel" and self.image.is_volume and event.get("deltaY"):
-                step = 1 if event["deltaY"] > 0 else -1
-                self.slice_index = min(
-                    max(self.slice_index + step, 0), self.n_slices - 1
-                )
+            elif kind == "wheel" and self.image.is_volume:
+                self._on_wheel(event)
+
+    def _on_wheel(self, event: dict) -> None:
+        """Step slices by a wheel event: one notch, one slice.
+
+        A mouse wheel's notch comes as one event of about 100 px (Chromium:
+        ``deltaY`` 100 or 120 px; Firefox: ``deltaMode`` 1, 3 lines) and moves
+        one slice, whatever its size. Smaller deltas, a trackpad's or a smooth
+        wheel's, add up: each 100 px of them moves one slice. Down (positive
+        ``deltaY``) moves to the next slice.
+        """
+        mode, dy = event.get("deltaMode", 0), float(event.get("deltaY") or 0)
+        px = dy * {0: 1.0, 1: _WHEEL_NOTCH_PX / 3}.get(mode, _WHEEL_NOTCH_PX)
+        if abs(px) >= _WHEEL_NOTCH_MIN_PX:  # a notch
+            self._wheel_px, steps = 0.0, int(math.copysign(1, px))
+        else:
+            if self._wheel_px * px < 0:  # turned back: start again
+                self._wheel_px = 0.0
+            self._wheel_px += px
+            steps = int(self._wheel_px / _WHEEL_NOTCH_PX)  # towards zero
+            self._wheel_px -= steps * _WHEEL_NOTCH_PX
+        if steps:
+            self._step_slice(steps)
+
+    def _step_slice(self, steps: int) -> None:
+        """Move ``steps`` slices, stopping at the first and the last."""
+        self.slice_index = min(max(self.slice_index + steps, 0), self.n_slices - 1)
+
+    def _on_slice_step_click(self, button) -> None:
+        with self._guard("step the slice"):
+            self._step_slice(1 if button is self._slice_steps[1] else -1)
 
     # --------------------------------------------------------------- helpers
     def _preset_window(self, name: str) -> tuple[float, float]:

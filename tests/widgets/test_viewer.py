@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import math
+import re
 
 import cv2
 import numpy as np
@@ -307,7 +309,69 @@ def test_wheel_steps_through_slices_and_reads_the_new_slice(brain_mri):
     assert viewer.readout.endswith(
         f"(row 100, col 90, slice {start + 1}): {value} a.u."
     )
-    assert "wheel" in viewer._events.watched_events
+    assert "wheel" in viewer._wheel.watched_events
+    assert viewer._wheel.wait == 0  # every notch reaches the kernel
+    assert "wheel" not in viewer._events.watched_events  # (throttled: 40 ms)
+
+
+@pytest.mark.parametrize("notches", [1, 3, 7])
+@pytest.mark.parametrize(
+    ("mode", "delta"), [(0, 100), (0, 120), (0, 53), (1, 3), (2, 1)]
+)
+def test_n_wheel_notches_move_n_slices(brain_mri, notches, mode, delta):
+    """A notch is one event (Chromium 100 or 120 px, old GTK 53 px, Firefox 3 lines)."""
+    viewer = ImageViewer(brain_mri)
+    start = viewer.slice_index
+    for _ in range(notches):
+        viewer._on_pointer_event({"type": "wheel", "deltaY": delta, "deltaMode": mode})
+    assert viewer.slice_index == start + notches
+    for _ in range(notches):
+        viewer._on_pointer_event({"type": "wheel", "deltaY": -delta, "deltaMode": mode})
+    assert viewer.slice_index == start
+
+
+def test_small_wheel_deltas_add_up_to_one_slice_per_100_px(volume):
+    viewer = ImageViewer(volume)  # 12 slices; the middle one is 6
+    rng = np.random.default_rng(5)
+    deltas = rng.uniform(1, 12, 200)  # a trackpad's flick, in px
+    assert deltas.sum() > 600  # more than the 5 slices after the middle one
+    for dy in deltas:
+        viewer._on_pointer_event({"type": "wheel", "deltaY": float(dy)})
+    assert viewer.slice_index == 11  # clamped at the last slice, no error
+    viewer.slice_index = 6
+    viewer._wheel_px = 0.0
+    total = 0.0
+    for dy in rng.uniform(1, 12, 40):
+        total += dy
+        viewer._on_pointer_event({"type": "wheel", "deltaY": float(dy)})
+        assert viewer.slice_index == 6 + int(total // 100)
+    # Turning back starts the sum again: 30 px back move no slice.
+    viewer._on_pointer_event({"type": "wheel", "deltaY": -30.0})
+    assert viewer.slice_index == 6 + int(total // 100)
+    for _ in range(300):  # far past the first slice: stops there
+        viewer._on_pointer_event({"type": "wheel", "deltaY": -100.0})
+    assert viewer.slice_index == 0 and viewer.message == ""
+
+
+def test_slice_step_buttons_move_one_slice(brain_mri):
+    viewer = ImageViewer(brain_mri, plane="coronal")
+    back, forward = viewer._slice_steps
+    start = viewer.slice_index
+    forward.click()
+    forward.click()
+    assert viewer.slice_index == start + 2 == viewer._slice_index.value
+    back.click()
+    assert viewer.slice_index == start + 1
+    viewer.slice_index = 0
+    back.click()  # no slice before the first
+    assert viewer.slice_index == 0 and viewer.message == ""
+    assert viewer._slice_index.step == 1
+
+
+def test_the_slice_slider_spans_the_display_box(brain_mri):
+    viewer = ImageViewer(brain_mri, box_size=512)
+    assert viewer._slice_row.layout.width == "100%"  # of the viewer: the box
+    assert viewer._slice_index.layout.flex == "1 1 auto"
 
 
 def test_viewers_link_through_traits(brain_mri):
@@ -486,3 +550,125 @@ def test_window_controls_can_be_hidden():
     viewer.window_controls = False
     assert all(row.layout.display == "none" for row in rows)
     assert viewer._center in rows[1].children  # the window rows, not others
+
+
+# -------------------------------------------------------------- status line
+def _window_words(image) -> str:
+    c, w = image.window
+    return f"window {c:.6g}/{w:.6g} {image.unit}"
+
+
+@pytest.mark.parametrize(
+    "name", ["spine_ct", "chest_xray", "perfusion_ct", "brain_mri", "shoulder_mr"]
+)
+def test_opening_another_image_says_what_the_view_was_reset_to(head_ct, name):
+    image = data.sample(name)
+    viewer = ImageViewer(head_ct, preset="bone")
+    viewer.click(300, 200)
+    viewer.image = image
+    status = viewer.status
+    shape = " × ".join(str(n) for n in image.shape)
+    assert status.startswith(f"Opened: {image.modality} {shape}, values in ")
+    assert image.unit_note in status  # what the unit is, HU or not
+    assert _window_words(image) in status  # the image's own window, with its unit
+    assert status.endswith(".") and not re.search(r"\w\w\. [A-Z]", status)  # one
+    if image.is_volume:
+        n = image.shape[0]
+        assert f"axial slice {n // 2 + 1} of {n}" in status
+        assert viewer.slice_index == n // 2
+    spacing_unknown = image.meta["spacing_source"].startswith("unknown")
+    plain = "pixel spacing unknown: lengths in mm assume 1 mm per pixel"
+    assert (plain in status) == spacing_unknown
+    assert viewer.message == ""  # nothing wrong
+    assert html.unescape(viewer._message.value).count(status) == 1  # on the page
+    assert "b00020" not in viewer._message.value  # not in the error's red
+
+
+def test_the_status_names_the_window_source_and_a_non_hu_ct():
+    perfusion = data.sample("perfusion_ct")
+    assert perfusion.unit == "a.u." and perfusion.modality == "CT"
+    viewer = ImageViewer(perfusion)
+    assert "(from the header)" in viewer.status
+    assert "not HU" in viewer.status  # stored values without an HU rescale
+    spine = data.sample("spine_ct")  # CT_small.dcm stores no window
+    assert spine.meta["window_source"] == "auto"
+    viewer.image = spine
+    assert "(auto, from the value percentiles)" in viewer.status
+    assert "HU (Hounsfield units)" in viewer.status
+    viewer = ImageViewer(spine, preset="brain")
+    assert "window 40/80 HU (brain preset)" in viewer.status
+
+
+def test_an_error_replaces_the_status_line_until_it_is_cleared(brain_mri):
+    viewer = ImageViewer(brain_mri)
+    opened = viewer.status
+    with pytest.raises(ValueError, match=r"slice_index must lie in 0\.\.188"):
+        viewer.slice_index = 500
+    assert viewer.status == viewer.message.rstrip() != opened
+    assert "b00020" in viewer._message.value and "Opened" not in viewer._message.value
+    viewer.slice_index = 10  # a good change clears the error
+    assert viewer.message == "" and viewer.status == opened
+
+
+def test_a_processed_version_keeps_the_status(head_ct):
+    viewer = ImageViewer(head_ct, preset="brain")
+    opened = viewer.status
+    viewer.image = MedImage(head_ct.array + 3, head_ct.spacing, "CT", head_ct.window)
+    assert viewer.status == opened and viewer.window == (40.0, 80.0)
+
+
+def test_a_colour_image_says_it_is_shown_as_stored():
+    viewer = ImageViewer(data.sample("ultrasound"))
+    assert "RGB" in viewer.status and "shown as stored" in viewer.status
+    assert "window" not in viewer.status
+
+
+# -------------------------------------------------------------- slider steps
+def _phantom(dtype, lo, hi, shape=(96, 80)):
+    """A ramp from ``lo`` to ``hi`` with a disc, of ``dtype`` (a known range)."""
+    ramp = np.linspace(lo, hi, shape[0] * shape[1]).reshape(shape)
+    return ramp.astype(dtype)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "lo", "hi", "modality"),
+    [
+        (np.int16, -1024, 3071, "CT"),  # CT in HU
+        (np.float32, 0.0, 1.0, "MR"),  # a normalised MR
+        (np.float32, 0.0, 2245.6, "MR"),  # the shoulder MR's range
+        (np.uint8, 0, 255, "CR"),  # an 8-bit film
+        (np.uint16, 0, 65535, "DX"),  # a 16-bit film
+        (np.uint16, 0, 1023, "CR"),  # 10 bits stored
+        (np.int16, 0, 3, "CT"),  # hostile: four values in all
+    ],
+)
+def test_window_slider_steps_suit_the_value_range(dtype, lo, hi, modality):
+    array = _phantom(dtype, lo, hi)
+    window = display.auto_window(array)
+    image = MedImage(array, spacing=(0.7, 0.7), modality=modality, window=window)
+    viewer = ImageViewer(image)
+    span = float(image.array.max() - image.array.min())
+    for slider in (viewer._center, viewer._width):
+        steps = span / slider.step
+        if dtype(0).dtype.kind in "iu":
+            assert slider.step >= 1  # stored integers: no finer step
+            assert float(slider.step).is_integer()
+        assert min(span, 200) <= steps <= 5000, (slider.description, slider.step)
+        digits = max(0, -math.floor(math.log10(slider.step)))
+        assert slider.readout_format == f".{digits}f"  # shows one step
+        assert slider.min <= slider.value <= slider.max
+    assert viewer._center.min <= image.array.min()
+    assert viewer._center.max >= image.array.max()
+    assert viewer._width.max >= span  # the whole range can be shown
+    assert viewer._slice_index.step == 1
+    # A one-pixel drag moves the window by (max - min) / 1024, at least a step's
+    # worth over the whole drag of 1024 px.
+    viewer._on_pointer_event(
+        {"type": "mousedown", "button": 2, "clientX": 0, "clientY": 0}
+    )
+    viewer._on_pointer_event(
+        {"type": "mousemove", "buttons": 2, "clientX": 1, "clientY": 0}
+    )
+    assert viewer.window[1] - image.window[1] == pytest.approx(
+        max(span, viewer._center.step) / 1024
+    )
