@@ -43,6 +43,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -165,8 +166,25 @@ def _stem(path: Path) -> str:
     return name
 
 
-def _folder_items(root: Path) -> list[Item]:
-    """Files of a folder tree, with DICOM files of one series grouped."""
+def _special(path: Path, skipped: list[str] | None) -> bool:
+    """Whether ``path`` is a FIFO, device or socket; if so, noted in ``skipped``.
+
+    Such a path is never opened: reading a FIFO blocks and ``/dev/zero``
+    never ends, which would stall a whole batch.
+    """
+    from .io._source import special_file, special_reason
+
+    kind = special_file(path)
+    if kind is not None and skipped is not None:
+        skipped.append(f"{path}: {special_reason(kind)}.")
+    return kind is not None
+
+
+def _folder_items(root: Path, skipped: list[str] | None = None) -> list[Item]:
+    """Files of a folder tree, with DICOM files of one series grouped.
+
+    FIFOs, devices and sockets are left out, each noted in ``skipped``.
+    """
     items: list[Item] = []
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -174,6 +192,8 @@ def _folder_items(root: Path) -> list[Item]:
         series: dict[str, list[Path]] = {}
         for name in sorted(n for n in names if not n.startswith(".")):
             path = here / name
+            if _special(path, skipped if skipped is not None else []):
+                continue
             uid = _series_uid(path) if _is_dicom(path) else None
             if uid is None:
                 items.append(_file_item(path, root))
@@ -249,6 +269,8 @@ def discover(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[It
         one series. A pattern with ``*``, ``?`` or ``[`` is a glob (``**``
         recurses). A ``.csv`` file is a manifest with a ``path`` column
         (relative to the CSV's folder) and an optional ``id`` column.
+        Named pipes (FIFOs), devices and sockets are never opened: they are
+        left out, with a warning that names each.
 
     Returns
     -------
@@ -259,10 +281,16 @@ def discover(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[It
     ------
     NotFoundError
         For an input that does not exist or a glob that matches nothing.
+
+    Warns
+    -----
+    UserWarning
+        When a FIFO, device or socket was left out, naming each.
     """
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
     items: list[Item] = []
+    skipped: list[str] = []
     for spec in inputs:
         text = str(spec)
         if _GLOB & set(text):
@@ -271,9 +299,10 @@ def discover(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[It
                 raise NotFoundError(text, "matches no file.", "Check the pattern.")
             for match in matches:
                 path = Path(match)
-                items.extend(
-                    _folder_items(path) if path.is_dir() else [_file_item(path)]
-                )
+                if path.is_dir():
+                    items.extend(_folder_items(path, skipped))
+                elif not _special(path, skipped):
+                    items.append(_file_item(path))
             continue
         path = Path(text)
         if not path.exists():
@@ -281,11 +310,21 @@ def discover(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[It
                 text, "does not exist.", "Give an existing file or folder."
             )
         if path.is_dir():
-            items.extend(_folder_items(path))
+            items.extend(_folder_items(path, skipped))
+        elif _special(path, skipped):
+            continue
         elif path.suffix.lower() == ".csv":
             items.extend(_manifest(path))
         else:
             items.append(_file_item(path))
+    if skipped:
+        message = (
+            f"{len(skipped)} input(s) left out, not regular files: "
+            + " ".join(skipped)
+            + " Copy each image into a regular file to include it."
+        )
+        _log.warning(message)
+        warnings.warn(message, UserWarning, stacklevel=2)
     seen: dict[str, int] = {}
     unique, paths = [], set()
     for item in items:

@@ -21,7 +21,7 @@ from ..errors import (
 )
 from ..image import MedImage
 from ._atomic import atomic_write
-from ._source import DEFAULT_MAX_BYTES, display_name, sniff
+from ._source import DEFAULT_MAX_BYTES, display_name, refuse_special_file, sniff
 from .deid import DeidReport, deidentify, export_deidentified
 from .dicom import (
     SliceGapWarning,
@@ -153,9 +153,14 @@ def load(
             raise NotFoundError(
                 str(path), "does not exist.", "Check the path and its spelling."
             )
+        refuse_special_file(path, name)
         if path.is_dir():
+            specials: list[dict[str, str]] = []
+            members = folder_members(path, skipped=specials)
             image = _guard(
-                lambda: load_series(folder_members(path), name, **_series_opts(opts)),
+                lambda: load_series(
+                    members, name, skipped=specials, **_series_opts(opts)
+                ),
                 name,
             )
             image.source = origin

@@ -6,6 +6,7 @@ import gzip
 import io
 import math
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -21,7 +22,9 @@ __all__ = [
     "display_name",
     "gunzip_limited",
     "native",
+    "refuse_special_file",
     "sniff",
+    "special_file",
 ]
 
 #: Default memory budget for one decoded image: 2 GiB.
@@ -167,3 +170,57 @@ def display_name(source: object) -> str:
     if isinstance(source, bytes | bytearray | memoryview):
         return f"<{len(source)} bytes>"
     return f"<{type(source).__name__}>"
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_file(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it is neither a regular file nor a folder.
+
+    Reading a named pipe blocks until something writes to it, and a device
+    such as ``/dev/zero`` never ends (its ``st_size`` is 0), so such a path is
+    refused by its type (:func:`os.stat`, :data:`stat.S_ISREG`) before it is
+    opened.
+
+    Returns
+    -------
+    str or None
+        ``"a named pipe (FIFO)"``, ``"a character device"``, ``"a block
+        device"``, ``"a socket"`` or ``"a special file"``; ``None`` for a
+        regular file, a folder, or a path that cannot be examined.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    for test, kind in _SPECIAL_KINDS:
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def special_reason(kind: str) -> str:
+    """Why a special file is not read, as a clause for a message."""
+    return (
+        f"is {kind}, not a regular file, so it was not read: reading it could "
+        "block or never end"
+    )
+
+
+def refuse_special_file(path: str | os.PathLike, name: str) -> None:
+    """Raise :class:`NotAnImageError` if ``path`` is a FIFO, device or socket."""
+    kind = special_file(path)
+    if kind is not None:
+        raise NotAnImageError(
+            name,
+            special_reason(kind) + ".",
+            "Copy the image into a regular file and open that file.",
+        )

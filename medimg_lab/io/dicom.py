@@ -64,7 +64,15 @@ from ..errors import (
     TruncatedFileError,
 )
 from ..image import MedImage
-from ._source import DEFAULT_MAX_BYTES, check_budget, damaged_header, native, sniff
+from ._source import (
+    DEFAULT_MAX_BYTES,
+    check_budget,
+    damaged_header,
+    native,
+    sniff,
+    special_file,
+    special_reason,
+)
 
 __all__ = [
     "SAFE_HEADER_KEYWORDS",
@@ -1051,6 +1059,7 @@ def load_series(
     max_bytes: int,
     *,
     series: int | str | None = None,
+    skipped: list[dict[str, str]] | None = None,
 ) -> MedImage:
     """Load one DICOM series from files (paths or bytes) into a volume.
 
@@ -1072,8 +1081,11 @@ def load_series(
     series : int or str, optional
         ``SeriesNumber`` or ``SeriesInstanceUID`` of the series to load when
         the folder holds several.
+    skipped : list of dict, optional
+        Files already left out (special files of the folder), reported with
+        the others in ``meta["skipped"]``.
     """
-    skipped: list[dict[str, str]] = []
+    skipped = list(skipped or [])
     groups = _series_members(members, name, max_bytes, skipped=skipped)
     if not groups:
         raise NotAnImageError(
@@ -1154,13 +1166,27 @@ def load_series(
     return image
 
 
-def folder_members(folder: Path) -> list[tuple[str, Path]]:
-    """Every visible file below ``folder``, in a stable order."""
-    return [
-        (str(p.relative_to(folder)), p)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.parts)
-    ]
+def folder_members(
+    folder: Path, *, skipped: list[dict[str, str]] | None = None
+) -> list[tuple[str, Path]]:
+    """Every visible regular file below ``folder``, in a stable order.
+
+    Named pipes, devices and sockets are never opened (reading one could
+    block or never end); with ``skipped`` given, each is appended to it as
+    ``{"file": label, "reason": ...}``.
+    """
+    members = []
+    for p in sorted(folder.rglob("*")):
+        if any(part.startswith(".") for part in p.parts):
+            continue
+        kind = special_file(p)
+        if kind is not None:
+            if skipped is not None:
+                _skip(skipped, str(p.relative_to(folder)), special_reason(kind))
+            continue
+        if p.is_file():
+            members.append((str(p.relative_to(folder)), p))
+    return members
 
 
 def zip_members(data: bytes, name: str, max_bytes: int) -> list[tuple[str, bytes]]:
