@@ -103,20 +103,27 @@ def test_dates_emptied_by_default(name, tmp_path):
 
 @pytest.mark.parametrize("name", DATED)
 def test_study_date_shifted_by_n_days(name, tmp_path):
-    study_date = pydicom.dcmread(_src(name)).StudyDate
-    out, _ = _export(name, tmp_path, date_shift_days=SHIFT)
-    expected = dt.datetime.strptime(study_date, "%Y%m%d") + dt.timedelta(SHIFT)
-    assert out.StudyDate == expected.strftime("%Y%m%d")
+    # The Modified Dates option moves a date with its time as one instant:
+    # N days plus a keyed part of a day, so StudyDate moves by N or N + 1.
+    src = pydicom.dcmread(_src(name))
+    out, report = _export(name, tmp_path, date_shift_days=SHIFT)
+    assert report.date_shift.days == SHIFT
+    assert 0 <= report.date_shift.seconds < 86400
+    time = str(src.get("StudyTime", "") or "")[:6].ljust(6, "0")
+    start = dt.datetime.strptime(src.StudyDate + time, "%Y%m%d%H%M%S")
+    assert out.StudyDate == (start + report.date_shift).strftime("%Y%m%d")
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_every_kept_date_is_an_input_date_shifted_by_n_days(name, tmp_path):
-    def shift(value: str) -> str:
-        day = dt.datetime.strptime(value, "%Y%m%d") + dt.timedelta(SHIFT)
+    def shift(value: str, extra: int) -> str:
+        day = dt.datetime.strptime(value, "%Y%m%d") + dt.timedelta(SHIFT + extra)
         return day.strftime("%Y%m%d")
 
     src = pydicom.dcmread(_src(name))
-    allowed = {shift(e.value) for e in src.iterall() if e.VR == "DA" and e.value}
+    dates = {e.value for e in src.iterall() if e.VR == "DA" and e.value}
+    # N days plus part of a day: a date paired with a late time rolls over.
+    allowed = {shift(d, extra) for d in dates for extra in (0, 1)}
     out, _ = _export(name, tmp_path, date_shift_days=SHIFT)
     kept = {e.value for e in out.iterall() if e.VR == "DA" and e.value}
     assert kept <= allowed
