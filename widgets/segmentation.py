@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html
 from typing import Any
 
 import ipywidgets as ipw
@@ -25,6 +26,18 @@ __all__ = ["SegmentationPanel"]
 SEEDED = {"region_grow": "seeds", "watershed": "scribbles"}
 CLASSIFIER = "pixel_classifier"
 TOOLS = ("seed", "brush", "eraser", "read")
+
+
+class _Waiting(ValueError):
+    """The method waits for the user's input (seeds, strokes): not an error."""
+
+
+def _first_foreground(classes) -> int:
+    """The class a brush starts on: the first not named "background" (1-based)."""
+    for k, name in enumerate(classes, 1):
+        if str(name).strip().lower() != "background":
+            return k
+    return 1
 
 
 def _methods() -> dict[str, str]:
@@ -102,6 +115,7 @@ class SegmentationPanel(StagePanel):
         self._ready = False
         super().__init__(**kwargs)
         self._build()
+        self.label = _first_foreground(self._classes)  # never the background
         self._start("method", method, self._on_method_change, params)
 
     # ------------------------------------------------------------------ API
@@ -356,11 +370,11 @@ class SegmentationPanel(StagePanel):
         need = SEEDED.get(self.method)
         if need == "seeds":
             if not self._seeds:
-                raise ValueError("Click in the image to place a seed (tool: seed).")
+                raise _Waiting("Click in the image to place a seed (tool: seed).")
             return op.fn(image, self._seeds, **validate(op.fn, params))
         if need == "scribbles":
             if len(np.unique(self._scribbles)) < 3:
-                raise ValueError("Paint markers of at least two classes (tool: brush).")
+                raise _Waiting(self._paint_more("markers"))
             return op.run(
                 image, {"markers": self._scribbles, **params}, spacing=spacing
             )
@@ -370,7 +384,7 @@ class SegmentationPanel(StagePanel):
         from medimg_lab.segmentation.classifier import PixelClassifier
 
         if len(np.unique(self._scribbles[self._scribbles > 0])) < 2:
-            raise ValueError("Paint scribbles of at least two classes (tool: brush).")
+            raise _Waiting(self._paint_more("scribbles"))
         if self._classifier is None:
             self._classifier = PixelClassifier(model=self._model)
         self._classifier.fit(
@@ -379,6 +393,20 @@ class SegmentationPanel(StagePanel):
         self._proba = self._classifier.predict_proba()
         self._uncertain = self._classifier.uncertainty()
         return (np.argmax(self._proba, axis=0) + 1).astype(np.uint8)
+
+    def _paint_more(self, what: str) -> str:
+        """What to paint next: at least two classes, and which are there."""
+        done = [int(v) for v in np.unique(self._scribbles) if v > 0]
+        names = [f"{k}: {self._classes[k - 1]}" for k in done]
+        return (
+            f"Paint {what} of at least two classes (tool: brush); the brush "
+            f"paints {self.label}: {self._classes[self.label - 1]}; painted so "
+            f"far: {', '.join(names) or 'none'}."
+        )
+
+    def _tell(self, text: str) -> None:
+        """A plain instruction in the message area (grey: nothing is wrong)."""
+        self._message.value = f'<span style="color:#555">{html.escape(text)}</span>'
 
     def _clean(self, labels: np.ndarray) -> np.ndarray:
         if not self._cleanup:
@@ -479,7 +507,7 @@ class SegmentationPanel(StagePanel):
             self._labels, self._drawn_by = labels, self.method
             self._say("")
         except ValueError as exc:
-            self._say(str(exc))
+            (self._tell if isinstance(exc, _Waiting) else self._say)(str(exc))
             if self._drawn_by != self.method:  # another method's result: not shown
                 self._labels = np.zeros_like(self._labels)
             labels = self._labels

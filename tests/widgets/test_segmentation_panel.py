@@ -7,6 +7,7 @@ import pytest
 
 import medimg_lab as ml
 from medimg_lab import segmentation as S
+from widgets.segmentation import CLASSIFIER as CLASSIFIER_NAME
 from widgets.segmentation import SegmentationPanel
 
 
@@ -149,3 +150,62 @@ def test_cleanup_steps_record_every_parameter(ct):
         "op": "remove_small",
         "params": {"min_size": 20.0, "connectivity": 1},
     }
+
+
+# ------------------------------------------- the brush starts on a foreground
+
+
+def _red(message: str) -> bool:
+    """A problem in the panel's message area (``StagePanel._say``'s red)."""
+    return "#b00" in message
+
+
+@pytest.mark.parametrize(
+    ("classes", "first"),
+    [
+        (("background", "foreground"), 2),
+        (("Background ", "liver", "lesion"), 2),
+        (("liver", "background", "lesion"), 1),  # no background first
+        (("tumour", "oedema"), 1),  # none is the background
+    ],
+)
+def test_the_brush_starts_on_the_first_foreground_class(ct, classes, first):
+    panel = SegmentationPanel(ct, method=CLASSIFIER_NAME, classes=classes)
+    assert panel.label == first
+    assert panel.parts["class"].value == first
+    assert panel.parts["class"].label == f"{first}: {classes[first - 1]}"
+    panel.scribble([(100, 100)])  # the first stroke paints that class
+    assert panel.scribbles[100, 100] == first
+
+
+@pytest.mark.parametrize("method", [CLASSIFIER_NAME, "watershed", "region_grow"])
+def test_a_method_waiting_for_strokes_or_seeds_says_so_without_red(ct, method):
+    panel = SegmentationPanel(ct, method=method)
+    message = panel.parts["message"].value
+    assert message and not _red(message), message
+    if method != "region_grow":
+        assert "painted so far: none" in message
+        assert "the brush paints 2: foreground" in message
+        panel.scribble([(20, 20)], label=1, radius_mm=1.0)
+        message = panel.parts["message"].value
+        assert "painted so far: 1: background" in message and not _red(message)
+
+
+def test_a_real_problem_is_still_red(ct):
+    panel = SegmentationPanel(ct, method="threshold_range")
+    panel._controls["low"].value = 500.0
+    panel._controls["high"].value = 100.0  # an empty range: refused in red
+    assert _red(panel.parts["message"].value), panel.parts["message"].value
+
+
+def test_the_dashboards_brush_starts_on_a_foreground_class_without_red(ct):
+    from widgets.segmentation_dashboard import SegmentationDashboard
+
+    small = ml.data.sample("spine_ct")
+    for image in (ct, small, ml.data.sample("brain_mri")):
+        dash = SegmentationDashboard(image)
+        dash.mode = "brush classifier"
+        panel = dash.panel
+        assert panel.label == 2 and panel.parts["class"].value == 2
+        assert not _red(panel.parts["message"].value), panel.parts["message"].value
+        assert not _red(dash.message), dash.message
