@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -114,17 +115,48 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deid_salt(args: argparse.Namespace) -> str | None:
+    """The salt from --salt-file or MEDIMG_DEID_SALT; never from the command line."""
+    from .io.deid import SALT_ENV, read_salt
+
+    if args.salt is not None:
+        raise MedImgError(
+            "--salt",
+            "is not accepted: a secret on the command line shows in ps and in "
+            "/proc/<pid>/cmdline.",
+            f"Put the salt in a file and pass --salt-file FILE, or set {SALT_ENV}.",
+        )
+    if args.salt_file:
+        try:
+            return read_salt(args.salt_file)
+        except ValueError as err:
+            raise MedImgError(
+                "--salt-file", str(err), "The file must hold the secret as text."
+            ) from None
+    if os.environ.get(SALT_ENV, "").strip():
+        return None  # deidentify reads it
+    print(
+        "warning: no salt given (--salt-file or "
+        f"{SALT_ENV}): this file's study and series UIDs will not match those "
+        "of other files of its study exported separately",
+        file=sys.stderr,
+    )
+    return None
+
+
 def _deidentify(args: argparse.Namespace) -> int:
+    salt = _deid_salt(args)
     report = export_deidentified(
         args.file,
         args.out,
-        salt=args.salt,
+        salt=salt,
         date_shift_days=args.shift_days,
         overwrite=args.overwrite,
     )
     print(
         f"wrote {args.out}: {len(report.removed)} removed, {len(report.emptied)} "
-        f"emptied, {report.uids_remapped} UIDs remapped"
+        f"emptied, {len(report.replaced)} replaced, {report.uids_remapped} UIDs "
+        f"remapped (PS3.15 {report.edition} Table E.1-1)"
     )
     if report.burned_in_annotation:
         print(
@@ -193,9 +225,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     deid.add_argument("file")
     deid.add_argument("out")
-    deid.add_argument("--salt", help="keep UIDs consistent across files of a study")
     deid.add_argument(
-        "--shift-days", type=int, help="shift dates by N days instead of removing"
+        "--salt-file",
+        metavar="FILE",
+        help="file holding the secret salt that keeps UIDs consistent across the "
+        "files of a study (or set MEDIMG_DEID_SALT); never the salt itself",
+    )
+    # Refused with a message: a secret on the command line shows in ps.
+    deid.add_argument("--salt", help=argparse.SUPPRESS)
+    deid.add_argument(
+        "--shift-days",
+        type=int,
+        help="shift dates and times by N days plus a part of a day derived from "
+        "the salt, instead of removing them",
     )
     deid.add_argument("--overwrite", action="store_true")
     deid.set_defaults(run=_deidentify)
