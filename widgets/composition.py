@@ -15,6 +15,7 @@ Explorers, each usable on its own and shown as tabs of the panel:
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import ipywidgets as ipw
@@ -23,7 +24,9 @@ import traitlets
 
 from medimg_lab import composition as C
 from medimg_lab import display
+from medimg_lab.composition.fusion import difference_caption, difference_window
 from medimg_lab.image import MedImage
+from medimg_lab.metrics import describe
 from medimg_lab.params import parameters, validate
 from medimg_lab.segmentation import threshold_range
 
@@ -435,9 +438,7 @@ class FusionExplorer(_Explorer):
                 opacity=p["opacity"],
             )
         if mode == "difference":
-            diff = C.difference(base, layer)
-            span = float(np.percentile(np.abs(diff), 99.5)) or 1.0
-            return display.apply_window(diff, 0.0, 2 * span)
+            return display.apply_window(C.difference(base, layer), *self._diff_window)
         i1 = display.apply_window(base, *display.auto_window(base))
         i2 = display.apply_window(layer, *display.auto_window(layer))
         if mode == "weighted":
@@ -459,7 +460,25 @@ class FusionExplorer(_Explorer):
         return [_step(self.mode, **{k: self.params[k] for k in keys})]
 
     # ---------------------------------------------------------------- build
+    @property
+    def caption(self) -> str:
+        """The sentence under the difference view: its window and unit."""
+        base, layer = self._base, self._layer
+        text = difference_caption(
+            self._diff_window, base.unit, note=base.unit_note, names=("I1", "I2")
+        )
+        if layer.unit != base.unit:
+            text += (
+                f"; I2 is in {layer.unit_note}, not {base.unit}: the difference "
+                "mixes units"
+            )
+        return text
+
     def _build(self) -> None:
+        base = self._base
+        self._diff_window = difference_window(
+            base.array, self._layer.array, spacing=base.spacing
+        )
         layer = self._layer.array
         lo, hi = _nice_range(float(np.nanmin(layer)), float(np.nanmax(layer)))
         start_lo, start_hi = np.percentile(layer, [1, 99])
@@ -503,9 +522,9 @@ class FusionExplorer(_Explorer):
         for name, control in self._controls.items():
             control.layout.display = "" if name in used else "none"
         colour = change["new"] == "colour"
-        self._legend.layout.display = self._legend_text.layout.display = (
-            "" if colour else "none"
-        )
+        self._legend.layout.display = "" if colour else "none"
+        shown = change["new"] in ("colour", "difference")
+        self._legend_text.layout.display = "" if shown else "none"
         self._refresh()
 
     def _refresh(self) -> None:
@@ -519,6 +538,10 @@ class FusionExplorer(_Explorer):
                     f"{self._layer.unit}; "
                     f"drawn at and above {p['layer_low']:.3g}"
                 )
+                if self._layer.unit not in ("HU", "probability"):
+                    self._legend_text.value += f" ({self._layer.unit_note})"
+            elif self.mode == "difference":
+                self._legend_text.value = html.escape(self.caption)
 
         self._guarded(draw)
 
@@ -588,11 +611,11 @@ class RegistrationExplorer(_Explorer):
         self._result = result
         dy, dx = result.shift_mm
         self.set_params(shift_y_mm=dy, shift_x_mm=dx, rotation_deg=result.rotation_deg)
-        self._found.value = (
-            f"<b>{p['method']}</b>: shift ({dy:.2f}, {dx:.2f}) mm (rows, columns), "
-            f"rotation {result.rotation_deg:.2f}°; NCC {result.ncc:.3f}, "
-            f"MI {result.mi:.3f} nats"
-        )
+        self._found.value = html.escape(
+            f"{p['method']}: shift ({dy:.2f}, {dx:.2f}) mm (rows, columns), "
+            f"rotation {result.rotation_deg:.2f}°; {describe('ncc', result.ncc)}; "
+            f"{describe('mi', result.mi)}"
+        ).replace(p["method"], f"<b>{p['method']}</b>", 1)
         return result
 
     @property
@@ -618,6 +641,7 @@ class RegistrationExplorer(_Explorer):
         fixed, moving = self._checked(fixed, moving)
         with self._batch():
             self._fixed, self._moving = fixed, moving
+            self._undone_key = None
             reach = self._reach()
             for name in ("shift_y_mm", "shift_x_mm"):
                 control = self._controls[name]
@@ -632,6 +656,7 @@ class RegistrationExplorer(_Explorer):
                 self._result = None
                 self._found.value = ""
                 self._windows = (display.auto_window(fixed.array),) * 2
+            self._diff_window = self._difference_window()
 
     def set_windows(
         self,
@@ -639,8 +664,8 @@ class RegistrationExplorer(_Explorer):
         moving: tuple[float, float] | None = None,
     ) -> None:
         """Windows ``(center, width)`` of the fixed and moving images, in their
-        units; None keeps the window. The difference view spans the fixed
-        image's width."""
+        units; None keeps the window. The difference view keeps its own
+        window, chosen from the pair (:attr:`difference_window`)."""
         windows = list(self._windows)
         for k, (name, window) in enumerate((("fixed", fixed), ("moving", moving))):
             if window is None:
@@ -671,11 +696,11 @@ class RegistrationExplorer(_Explorer):
     @property
     def composite(self) -> np.ndarray:
         """The view of the current ``view``, uint8."""
-        aligned, fixed, p = self.aligned, self._fixed.array, self.params
+        aligned, fixed, p = self._undone()[0], self._fixed.array, self.params
         (fixed_window, moving_window), view = self._windows, p["view"]
         if view == "difference":
             diff = C.difference(fixed, aligned)
-            return display.apply_window(diff, 0.0, fixed_window[1])
+            return display.apply_window(diff, *self._diff_window)
         i1 = display.apply_window(fixed, *fixed_window)
         i2 = display.apply_window(aligned, *moving_window)
         if view == "checkerboard":
@@ -698,15 +723,58 @@ class RegistrationExplorer(_Explorer):
         }
 
     @property
-    def aligned(self) -> np.ndarray:
-        """The moving image with the sliders' motion undone, float32."""
-        p = self.params
-        return C.rigid_transform(
-            self._moving,
-            shift_mm=(p["shift_y_mm"], p["shift_x_mm"]),
-            rotation_deg=p["rotation_deg"],
-            inverse=True,
+    def difference_window(self) -> tuple[float, float]:
+        """``(0, width)``: the difference view's window, in the fixed image's
+        unit, chosen from the pair by
+        :func:`~medimg_lab.composition.fusion.difference_window` (a 1 mm
+        misregistration saturates the strong edges)."""
+        return self._diff_window
+
+    @property
+    def caption(self) -> str:
+        """The sentence under the difference view: its window and unit."""
+        fixed, moving = self._fixed, self._moving
+        text = difference_caption(
+            self._diff_window, fixed.unit, note=fixed.unit_note, names=("A", "B")
         )
+        text = text.replace("A − B,", "A − B (fixed − moving, motion undone),", 1)
+        if moving.unit != fixed.unit:
+            text += (
+                f"; B is in {moving.unit_note}, not {fixed.unit}: the difference "
+                "mixes units"
+            )
+        return text
+
+    @property
+    def aligned(self) -> np.ndarray:
+        """The moving image with the sliders' motion undone, float32.
+
+        Resampled with cubic interpolation: a view, where the smoothing of a
+        linear one would leave rims along every sharp edge (bone) at a
+        perfect registration.
+        """
+        return self._undone()[0].copy()
+
+    def _undone(self) -> tuple[np.ndarray, np.ndarray]:
+        """The aligned moving image and the overlap, for the sliders' motion
+        (kept until the motion or the images change: one resampling a view)."""
+        p = self.params
+        key = (id(self._moving), p["shift_y_mm"], p["shift_x_mm"], p["rotation_deg"])
+        if getattr(self, "_undone_key", None) != key:
+            aligned = C.rigid_transform(
+                self._moving,
+                shift_mm=(p["shift_y_mm"], p["shift_x_mm"]),
+                rotation_deg=p["rotation_deg"],
+                inverse=True,
+                interpolation="cubic",
+            )
+            self._undone_value = (aligned, self._overlap())
+            self._undone_key = key
+        return self._undone_value
+
+    def _difference_window(self) -> tuple[float, float]:
+        fixed = self._fixed
+        return difference_window(fixed.array, self._moving.array, spacing=fixed.spacing)
 
     def _overlap(self) -> np.ndarray:
         p = self.params
@@ -724,13 +792,26 @@ class RegistrationExplorer(_Explorer):
     @property
     def ncc(self) -> float:
         """NCC of the fixed and aligned images on their overlap."""
-        return C.ncc(self._fixed.array, self.aligned, mask=self._overlap())
+        aligned, overlap = self._undone()
+        return C.ncc(self._fixed.array, aligned, mask=overlap)
 
     @property
     def mi(self) -> float:
         """Mutual information (nats) of the fixed and aligned images."""
-        return C.mutual_information(
-            self._fixed.array, self.aligned, mask=self._overlap()
+        aligned, overlap = self._undone()
+        return C.mutual_information(self._fixed.array, aligned, mask=overlap)
+
+    @property
+    def mi_top(self) -> float:
+        """The largest MI this pair can reach on the overlap (nats): the
+        smaller of the two images' entropies, on the same pixels and bins."""
+        return self._mi_top(*self._undone())
+
+    def _mi_top(self, aligned: np.ndarray, overlap: np.ndarray) -> float:
+        fixed = self._fixed.array
+        return min(
+            C.mutual_information(fixed, fixed, mask=overlap),
+            C.mutual_information(aligned, aligned, mask=overlap),
         )
 
     @property
@@ -792,6 +873,7 @@ class RegistrationExplorer(_Explorer):
         blank = np.zeros(self._fixed.array.shape, np.uint8)
         self._viewer = ImageViewer(_shown(blank, self._fixed), box_size=480)
         self._windows = (display.auto_window(self._fixed.array),) * 2
+        self._diff_window = self._difference_window()
         self._layout([*controls.values(), self._button, self._found, self._quality])
         controls["view"].observe(self._on_view_change, "value")
         self._on_view_change({"new": controls["view"].value})
@@ -800,6 +882,19 @@ class RegistrationExplorer(_Explorer):
         used = _REGISTRATION_VIEW_CONTROLS.get(change["new"], ())
         for name in ("weight", "squares", "position"):
             self._controls[name].layout.display = "" if name in used else "none"
+
+    def _quality_html(self) -> str:
+        """The figures of merit on the overlap, and the difference's caption."""
+        (aligned, overlap), fixed = self._undone(), self._fixed.array
+        ncc = C.ncc(fixed, aligned, mask=overlap)
+        mi = C.mutual_information(fixed, aligned, mask=overlap)
+        ncc_text = html.escape(describe("ncc", ncc))
+        ncc_text = ncc_text.replace(f"{ncc:.3f}", f"<b>{ncc:.3f}</b>", 1)
+        mi_text = html.escape(describe("mi", mi, best=self._mi_top(aligned, overlap)))
+        text = f"On the overlap: {ncc_text}; {mi_text}"
+        if self.params["view"] == "difference":
+            text += f"<br><i>{html.escape(self.caption)}</i>"
+        return text
 
     def _on_register_click(self, _) -> None:
         self._say("Registering...", ok=True)
@@ -812,10 +907,7 @@ class RegistrationExplorer(_Explorer):
     def _refresh(self) -> None:
         def draw():
             self._viewer.image = _shown(self.composite, self._fixed)
-            self._quality.value = (
-                f"On the overlap: NCC <b>{self.ncc:.3f}</b> (1 is a perfect match), "
-                f"MI {self.mi:.3f} nats"
-            )
+            self._quality.value = self._quality_html()
             self.set_trait("revision", self.revision + 1)
 
         self._guarded(draw)

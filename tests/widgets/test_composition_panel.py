@@ -8,6 +8,7 @@ import pytest
 import medimg_lab as ml
 from medimg_lab import composition as C
 from medimg_lab import display
+from medimg_lab.composition.fusion import difference_window
 from medimg_lab.image import MedImage
 from medimg_lab.params import parameters
 from medimg_lab.segmentation import threshold_range
@@ -139,8 +140,12 @@ def test_nudge_sliders_undo_the_motion_and_ncc_rises(ct):
     panel._controls["shift_y_mm"].value = 4.0  # as slider moves
     panel._controls["shift_x_mm"].value = -6.0
     panel._controls["rotation_deg"].value = 8.0
-    expected = C.rigid_transform(
-        moving, shift_mm=(4.0, -6.0), rotation_deg=8.0, inverse=True
+    expected = C.rigid_transform(  # a view: resampled cubic, not linear
+        moving,
+        shift_mm=(4.0, -6.0),
+        rotation_deg=8.0,
+        inverse=True,
+        interpolation="cubic",
     )
     np.testing.assert_allclose(panel.aligned, expected)
     assert panel.ncc > 0.99 > before
@@ -277,3 +282,111 @@ def test_a_brush_stroke_paints_the_roi_in_mm(ct):
     panel.clear_painting()
     assert not panel.binary_mask.any()
     assert panel.recipe[0] == {"op": "painted", "params": {"pixels": 0}}
+
+
+# ------------------------------------------ difference views and figures
+
+
+DEMO = ((4.0, 3.0), 5.0)  # widgets.compare_dashboard.DEMO_MOTION
+
+
+def _demo_pair(image: MedImage) -> MedImage:
+    """``image`` moved by the compare dashboard's demo motion, as it makes B."""
+    (dy, dx), turn = DEMO
+    moved = C.rigid_transform(image, shift_mm=(dy, dx), rotation_deg=turn)
+    return MedImage(moved, image.spacing, image.modality, image.window)
+
+
+def _saturated(shown: np.ndarray, where: np.ndarray) -> float:
+    return float(np.mean((shown[where] == 0) | (shown[where] == 255)))
+
+
+def _plane_of(image: MedImage) -> MedImage:
+    if not image.is_volume:
+        return image
+    k = image.array.shape[0] // 2
+    return MedImage(image.array[k], image.spacing[1:], image.modality, image.window)
+
+
+@pytest.mark.parametrize("name", ["head_ct", "spine_ct", "brain_mri"])
+def test_registration_difference_is_faint_when_perfect_and_rims_1_mm_off(name):
+    image = _plane_of(ml.data.sample(name))
+    panel = RegistrationExplorer(image, _demo_pair(image))
+    panel.set_windows(image.window, image.window)  # as the compare dashboard does
+    (dy, dx), turn = DEMO
+    panel.set_params(shift_y_mm=dy, shift_x_mm=dx, rotation_deg=turn)  # perfect
+    assert panel.params["view"] == "difference" and panel.ncc > 0.995
+    overlap = panel._overlap()
+    shown = panel._viewer.image.array
+    assert _saturated(shown, overlap) < 0.0005, name
+    grey = np.abs(shown[overlap].astype(float) - 127.5)
+    assert np.percentile(grey, 99) < 0.3 * 127.5  # faint, near mid-grey
+    panel.set_params(shift_y_mm=dy + 1.0)  # 1 mm off
+    overlap = panel._overlap()
+    assert _saturated(panel._viewer.image.array, overlap) > 0.004, name
+
+
+def test_registration_caption_gives_the_window_and_its_unit(ct, brain):
+    panel = RegistrationExplorer(ct, _demo_pair(ct))
+    width = difference_window(ct.array, panel._moving.array, spacing=ct.spacing)[1]
+    assert panel.difference_window == (0.0, width)
+    quality = panel.parts["quality"].value
+    assert f"window ±{width / 2:.0f} HU (mid-grey = equal" in quality
+    assert "difference A − B" in quality
+    panel.set_windows((40.0, 80.0), (40.0, 80.0))  # a display window: not the diff's
+    assert panel.difference_window == (0.0, width)
+    panel.set_params(view="checkerboard")
+    assert "difference A − B" not in panel.parts["quality"].value
+    t1 = _plane_of(brain[0])
+    panel.set_images(t1, _demo_pair(t1), keep_motion=False)
+    panel.set_params(view="difference")
+    quality = panel.parts["quality"].value
+    assert " a.u. (mid-grey = equal" in quality
+    assert "values in a.u. (MR signal intensity" in quality
+
+
+def test_registration_figures_say_what_is_good(ct):
+    moving = _demo_pair(ct)
+    panel = RegistrationExplorer(ct, moving)
+    quality = panel.parts["quality"].value
+    assert f"NCC <b>{panel.ncc:.3f}</b> (1 is a perfect match, 0 none)" in quality
+    fixed = ct.array
+    overlap, aligned = panel._overlap(), panel.aligned
+    top = min(
+        C.mutual_information(fixed, fixed, mask=overlap),
+        C.mutual_information(aligned, aligned, mask=overlap),
+    )
+    assert panel.mi_top == pytest.approx(top)
+    share = 100 * panel.mi / top
+    assert f"MI {panel.mi:.3f} nats ({share:.0f} % of its top {top:.3f} nats" in quality
+    assert "higher is better" in quality
+    panel.register()
+    found = panel.parts["found"].value
+    assert "(1 is a perfect match, 0 none)" in found and "higher is better" in found
+    assert panel.mi / panel.mi_top > 0.5  # registered: a large share of its top
+
+
+def test_fusion_difference_is_faint_when_aligned_and_saturated_1_mm_off(ct):
+    (dy, dx), turn = DEMO
+    undo = {"shift_mm": (dy, dx), "rotation_deg": turn, "inverse": True}
+    back = C.rigid_transform(_demo_pair(ct), interpolation="cubic", **undo)
+    ones = MedImage(np.ones(ct.array.shape, np.float32), ct.spacing)
+    inside = C.rigid_transform(_demo_pair(ones), fill=0.0, **undo) > 0.999
+    panel = FusionExplorer(ct, MedImage(back, ct.spacing, "CT"), mode="difference")
+    assert _saturated(panel.composite, inside) < 0.0005
+    assert panel._legend_text.layout.display == ""
+    assert "difference I1 − I2, window ±" in panel._legend_text.value
+    assert " HU (mid-grey = equal" in panel._legend_text.value
+    off = C.rigid_transform(
+        back, shift_mm=(1.0, 0.0), spacing=ct.spacing, interpolation="cubic"
+    )
+    panel = FusionExplorer(ct, MedImage(off, ct.spacing, "CT"), mode="difference")
+    assert _saturated(panel.composite, inside) > 0.004
+
+
+def test_fusion_difference_of_two_units_says_so(brain):
+    t1, gm = brain
+    panel = FusionExplorer(t1, gm, mode="difference")
+    text = panel._legend_text.value
+    assert "a.u. (mid-grey = equal" in text and "MR signal intensity" in text
+    assert "I2 is in probability (0 to 1), not a.u.: the difference mixes units" in text
