@@ -196,20 +196,21 @@ def _guard(fn, name: str) -> MedImage:
         return fn()
     except MedImgError:
         raise
-    except MemoryError:
+    except MemoryError as exc:
         raise ImageTooLargeError(
             name,
             "needs more memory than this machine has free.",
             "Crop or downsample the image first, or use a larger machine.",
-        ) from None
+        ) from exc
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # also a compiled decoder's panic
         raise DecodeError(
             name,
-            f"could not be read ({type(exc).__name__}: {str(exc)[:200]}).",
+            "could not be read: its content breaks its format at a point the "
+            "reader could not get past.",
             "The file may be damaged; export it again from its source.",
-        ) from None
+        ) from exc
 
 
 def save(

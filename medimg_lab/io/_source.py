@@ -121,12 +121,19 @@ def check_budget(
 def damaged_header(
     source: str, kind: str, exc: BaseException, fix: str
 ) -> NotAnImageError:
-    """The error for a header that its reader library could not parse."""
-    return NotAnImageError(
+    """The error for a header that its reader library could not parse.
+
+    The message is a sentence of ours; the library's exception is kept as
+    the error's ``__cause__`` (for a traceback), never in the text.
+    """
+    error = NotAnImageError(
         source,
-        f"has a damaged {kind} header ({type(exc).__name__}: {str(exc)[:200]}).",
+        f"has a damaged {kind} header: a value in it breaks the {kind} format, "
+        "so its reader could not go on.",
         fix,
     )
+    error.__cause__ = exc
+    return error
 
 
 def gunzip_limited(data: bytes, source: str, max_bytes: int) -> bytes:
@@ -137,9 +144,10 @@ def gunzip_limited(data: bytes, source: str, max_bytes: int) -> bytes:
     except zlib.error as exc:
         raise TruncatedFileError(
             source,
-            f"its gzip stream is damaged ({exc}).",
+            "its gzip stream is damaged: the compressed data breaks the "
+            "deflate format.",
             "Compress the file again, or save it uncompressed.",
-        ) from None
+        ) from exc
     if len(out) > max_bytes:
         raise ImageTooLargeError(
             source,

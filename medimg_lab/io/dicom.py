@@ -333,9 +333,11 @@ def _check_pixel_module(ds: Dataset, name: str, max_bytes: int) -> int:
     except (AttributeError, TypeError, ValueError) as exc:
         raise NotAnImageError(
             name,
-            f"has pixel data but no valid image size ({exc}).",
+            "has pixel data but no valid image size: Rows, Columns, "
+            "BitsAllocated, NumberOfFrames and SamplesPerPixel must be whole "
+            "numbers.",
             "The header is damaged; export the image again from its source.",
-        ) from None
+        ) from exc
     check_budget(name, (frames, rows, cols, samples), max(4, bits // 8), max_bytes)
     syntax = _transfer_syntax(ds, name)
     if "PixelData" in ds and syntax.is_compressed:
@@ -365,15 +367,14 @@ def _decode(ds: Dataset, name: str) -> np.ndarray:
         raise
     except BaseException as exc:  # every codec failure becomes one clear error;
         # a Rust decoder's panic (pylibjpeg-rle) is a BaseException, not Exception
-        reason = str(exc).strip().splitlines()
         raise DecodeError(
             name,
-            f"its pixel data ({syntax.name}) could not be decoded: "
-            f"{' '.join(r.strip() for r in reason)[:300]}",
+            f"its pixel data ({syntax.name}) could not be decoded: the decoder "
+            "stopped on data that breaks that encoding.",
             "The file may be damaged. If it opens elsewhere, convert it to "
             "uncompressed DICOM (for example `dcmdjpeg` or `gdcmconv --raw`) and "
             "try again.",
-        ) from None
+        ) from exc
     return native(arr)
 
 
@@ -420,7 +421,17 @@ def _decode_object(ds: Dataset, name: str, max_bytes: int) -> _Decoded:
         meta["SOPClass"] = sop.name
 
     if photometric == "PALETTE COLOR":
-        rgb = np.asarray(apply_color_lut(raw, ds))
+        try:
+            rgb = np.asarray(apply_color_lut(raw, ds))
+        except Exception as exc:  # descriptor or LUT data that breaks PS3.3
+            raise DecodeError(
+                name,
+                "its palette colour lookup tables are damaged: a descriptor "
+                "gives no valid number of entries, first value or 8 or 16 bits "
+                "per entry, or a table holds less data than its descriptor "
+                "says, so its colours cannot be known.",
+                "Export the image again from its source, or as RGB.",
+            ) from exc
         if rgb.dtype != np.uint8:
             # 16-bit entries span 0-65535; some writers store 8-bit values in
             # them, which a viewer must not darken to black.
@@ -806,25 +817,26 @@ def read_dataset(
             raise EOFError("end of file reached inside an element")
         if len(ds) == 0 and "TransferSyntaxUID" in ds.file_meta and not force:
             raise EOFError("nothing follows the file meta header")
-    except InvalidDicomError:
+    except InvalidDicomError as exc:
         raise NotAnImageError(
             name,
             "is not a DICOM file (no DICM marker) nor a NIfTI, PNG, JPEG or TIFF "
             "image.",
             "Open a DICOM (.dcm), NIfTI (.nii, .nii.gz), PNG, JPEG or TIFF file.",
-        ) from None
+        ) from exc
     except (EOFError, struct.error) as exc:
         raise TruncatedFileError(
             name,
-            f"ends before its image data ({exc}); the file was cut short.",
+            "ends inside an element of its header, before its image data; the "
+            "file was cut short.",
             "Copy or export the file again from its source.",
-        ) from None
+        ) from exc
     except MedImgError:
         raise
     except Exception as exc:  # pydicom raises many types on damaged headers
         raise damaged_header(
             name, "DICOM", exc, "Export the file again from its source."
-        ) from None
+        ) from exc
     finally:
         if opened is not None:
             opened.close()
@@ -1212,6 +1224,7 @@ def zip_members(data: bytes, name: str, max_bytes: int) -> list[tuple[str, bytes
             raise
         raise TruncatedFileError(
             name,
-            f"is a damaged zip archive ({exc}).",
+            "is a damaged zip archive: its directory or a member's data breaks "
+            "the zip format.",
             "Create the archive again and upload it once more.",
-        ) from None
+        ) from exc

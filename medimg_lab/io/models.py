@@ -51,7 +51,10 @@ def load_trusted(
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as error:  # skops raises zipfile/json/key errors
         raise UntrustedModelError(
-            str(path), f"is not a skops file saved by {saved_by} ({error}).", redo
+            str(path),
+            f"is not a skops file saved by {saved_by}: it is not a zip archive "
+            "with a skops schema.",
+            redo,
         ) from error
     unknown = sorted(set(untrusted) - set(trusted))
     if unknown:
@@ -63,7 +66,18 @@ def load_trusted(
             "load it yourself with skops.io.load(path, trusted=[...]). The trusted "
             f"types are {', '.join(trusted)}.",
         )
-    state = sio.load(path, trusted=trusted)
+    try:
+        state = sio.load(path, trusted=trusted)
+    except UntrustedModelError:
+        raise
+    except Exception as error:  # e.g. numpy refusing a pickled object array
+        raise UntrustedModelError(
+            str(path),
+            f"holds data that skops cannot load without running code (such as "
+            f"an array of pickled Python objects), which a {what} saved by "
+            f"{saved_by} never holds.",
+            f"Load only {what}s saved by {saved_by} from a source you trust. " + redo,
+        ) from error
     if not isinstance(state, dict) or state.get("format") != format:
         raise UntrustedModelError(
             str(path), f"is not a {what} saved by {saved_by}.", redo

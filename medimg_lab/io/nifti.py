@@ -36,6 +36,10 @@ ORIENTATION = (
 )
 
 
+#: Images nibabel opens that are not a NIfTI volume, by class name.
+_KINDS = {"Cifti2Image": "CIFTI-2", "GiftiImage": "GIFTI"}
+
+
 def _open(data: str | os.PathLike | bytes, name: str, max_bytes: int) -> Any:
     try:
         if isinstance(data, bytes | bytearray):
@@ -53,7 +57,7 @@ def _open(data: str | os.PathLike | bytes, name: str, max_bytes: int) -> Any:
     except Exception as exc:  # nibabel raises many types on damaged headers
         raise damaged_header(
             name, "NIfTI", exc, "Save the volume again as .nii or .nii.gz."
-        ) from None
+        ) from exc
 
 
 def load_nifti(
@@ -74,6 +78,16 @@ def load_nifti(
         Value for NaN and infinite voxels; by default they are an error.
     """
     img = _open(data, name, max_bytes)
+    if not isinstance(img, nib.Nifti1Pair):  # Nifti1Image, Nifti2Image and pairs
+        kind = _KINDS.get(type(img).__name__, type(img).__name__)
+        raise DecodeError(
+            name,
+            f"is a {kind} file, not a NIfTI "
+            "volume: it holds data on surfaces or grayordinates, not on a voxel "
+            "grid.",
+            "Open the NIfTI volume it was made from, or convert it to a volume "
+            "first (Connectome Workbench: wb_command -cifti-separate).",
+        )
     header = img.header
     shape = tuple(int(d) for d in header.get_data_shape())
     dtype = header.get_data_dtype()
@@ -101,6 +115,15 @@ def load_nifti(
             f"volume={volume} is out of range for {name}, which holds "
             f"{extra[0] if extra else 1} volume(s)"
         )
+    affine = np.asarray(img.affine, dtype=float)
+    if not np.all(np.isfinite(affine)):
+        raise InvalidValuesError(
+            name,
+            "its orientation matrix (the sform or qform affine) holds NaN or "
+            "infinite values, so where its voxels lie in space is unknown.",
+            "Set a valid affine and save the volume again (for example nibabel's "
+            "img.set_sform(affine, code=1)).",
+        )
     try:
         if len(shape) > 3:
             img = img.slicer[..., volume or 0]
@@ -117,16 +140,16 @@ def load_nifti(
     except (EOFError, OSError, gzip.BadGzipFile) as exc:
         raise TruncatedFileError(
             name,
-            f"ends before the voxel data its header announces ({exc}).",
+            "ends before the voxel data its header announces; the file was cut short.",
             "Copy or save the file again.",
-        ) from None
+        ) from exc
     except Exception as exc:
         raise DecodeError(
             name,
-            f"its voxel data could not be read ({type(exc).__name__}: "
-            f"{str(exc)[:200]}).",
+            "its voxel data could not be read: the header's data type, scaling "
+            "or orientation does not fit the data.",
             "Save the volume again as .nii or .nii.gz.",
-        ) from None
+        ) from exc
     meta: dict[str, Any] = {"format": "NIfTI", "orientation": ORIENTATION}
     if arr.dtype.names:  # RGB24 and RGBA32 NIfTI
         arr = np.stack([arr[c] for c in arr.dtype.names[:3]], axis=-1)

@@ -44,13 +44,13 @@ def _header(data: bytes, name: str, max_bytes: int) -> tuple[str, int]:
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(
             name,
-            f"its header announces an image too large to decode safely ({exc}).",
+            "its header announces an image too large to decode safely.",
             "If the file is genuine, downsample it before loading.",
-        ) from None
+        ) from exc
     except Exception as exc:
         raise damaged_header(
             name, "image", exc, "Save the image again as PNG or TIFF."
-        ) from None
+        ) from exc
     itemsize = _BYTES_PER_SAMPLE.get(mode, 4)
     bands = 3 if mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr") else 1
     check_budget(name, (pages, height, width, bands), itemsize, max_bytes)
@@ -106,10 +106,10 @@ def load_raster(data: bytes, name: str, max_bytes: int) -> MedImage:
         except (OSError, SyntaxError) as exc:
             raise TruncatedFileError(
                 name,
-                f"its {fmt} data could not be decoded ({exc}); the file is cut "
-                "short or damaged.",
+                f"its {fmt} data could not be decoded; the file is cut short or "
+                "damaged.",
                 "Copy or export the file again.",
-            ) from None
+            ) from exc
         raise DecodeError(
             name,
             f"its {fmt} data could not be decoded.",

@@ -13,8 +13,10 @@ Usage (from the repository root, with ``pip install -e '.[fuzz]'``)::
     python -m tests.fuzz.fuzz_load --format png --runs 5000
 
 It prints one line per format: inputs tried, unhandled exceptions, inputs
-caught only by ``load``'s last-resort handler, and the peak memory; the exit
-status is 1 if any input crashed or broke the budget. The file is not a test
+caught only by ``load``'s last-resort handler, hangs (more than
+``HANG_SECONDS`` of CPU time), messages carrying a library's text, and the
+peak memory against the budget; the exit status is 1 if any input crashed,
+hung, let library text into its message or broke the budget. The file is not a test
 module (pytest collects ``test_*.py`` only).
 """
 
@@ -119,7 +121,12 @@ def _child(args: argparse.Namespace) -> None:
         nonlocal last_write
         outcome = probe(data)
         tally.add(fmt, outcome)
-        if outcome.crashed or outcome.peak > PEAK_BUDGET:
+        if (
+            outcome.crashed
+            or outcome.hung
+            or outcome.library
+            or outcome.peak > PEAK_BUDGET
+        ):
             findings.mkdir(parents=True, exist_ok=True)
             path = findings / f"{fmt}-{hashlib.sha256(data).hexdigest()[:12]}.bin"
             path.write_bytes(data)
@@ -161,6 +168,7 @@ def _report(stats: dict | None, fmt: str, returncode: int) -> tuple[str, bool]:
         return f"{fmt}: no figures (the fuzzer exited with {returncode})", False
     line = stats["lines"][0] if stats["lines"] else f"{fmt}: 0 inputs"
     ok = stats["unhandled"] == 0 and stats["net"] == 0
+    ok = ok and stats.get("hangs", 0) == 0 and stats.get("library", 0) == 0
     ok = ok and max(stats["peak_traced"], stats["peak_rss"]) <= stats.get(
         "budget", float("inf")
     )

@@ -28,6 +28,8 @@ the package and atheris.
 from __future__ import annotations
 
 import gzip
+import re
+import time
 import tracemalloc
 import warnings
 from dataclasses import dataclass, field
@@ -49,12 +51,14 @@ __all__ = [
     "DICOM_SEEDS",
     "FORMATS",
     "FUZZ_MAX_BYTES",
+    "HANG_SECONDS",
     "OTHER_SEEDS",
     "PEAK_BUDGET",
     "SEEDS",
     "Outcome",
     "Tally",
     "crasher_files",
+    "library_text",
     "nifti_volume",
     "png_image",
     "probe",
@@ -70,6 +74,9 @@ FORMATS = ("dicom", "nifti", "png")
 FUZZ_MAX_BYTES = 8 * 1024**2
 #: No input may make one load allocate more than this (traced or resident).
 PEAK_BUDGET = 4 * FUZZ_MAX_BYTES
+#: A load that takes more CPU time than this is a hang (CPU time, not
+#: wall-clock: other work on the machine does not make an input hang).
+HANG_SECONDS = 10.0
 
 CRASHERS = Path(__file__).resolve().parents[1] / "data" / "crashers"
 
@@ -143,6 +150,8 @@ class Outcome:
     error: BaseException | None
     peak_traced: int  # bytes, tracemalloc
     peak_rss: int | None  # bytes of resident-set growth; None where unmeasurable
+    seconds: float = 0.0  # CPU time of the load
+    library: list[str] = field(default_factory=list)  # library text in the message
 
     @property
     def peak(self) -> int:
@@ -152,10 +161,21 @@ class Outcome:
     def crashed(self) -> bool:
         return self.kind in ("net", "unhandled")
 
+    @property
+    def hung(self) -> bool:
+        return self.seconds > HANG_SECONDS
+
     def describe(self, data: bytes) -> str:
         """A one-paragraph account of a crash or a budget overrun."""
         head = f"load() of {len(data)} bytes (starting {data[:16]!r})"
         exc = self.error
+        if self.library:
+            return (
+                f"{head} refused it with a message that carries a library's "
+                f"text {self.library}: {str(exc)[:300]}"
+            )
+        if self.hung:
+            return f"{head} took {self.seconds:.1f} s of CPU time (a hang)"
         if self.kind == "unhandled":
             kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
             return f"{head} raised {kind}, not a MedImgError: {str(exc)[:300]}"
@@ -215,6 +235,7 @@ def probe(data: bytes, *, max_bytes: int = FUZZ_MAX_BYTES) -> Outcome:
     base_traced = tracemalloc.get_traced_memory()[0]
     base_rss = _rss_reset()
     error = None
+    started = time.process_time()
     try:
         with warnings.catch_warnings():
             # Damaged files make pydicom, nibabel and Pillow warn; only
@@ -231,11 +252,32 @@ def probe(data: bytes, *, max_bytes: int = FUZZ_MAX_BYTES) -> Outcome:
         raise
     except BaseException as exc:  # e.g. a Rust panic, which is no Exception
         kind, error = "unhandled", exc
+    seconds = time.process_time() - started
     peak_rss = None if base_rss is None else _rss_field("VmHWM") - base_rss
     peak_traced = tracemalloc.get_traced_memory()[1] - base_traced
     if not tracing:
         tracemalloc.stop()
-    return Outcome(kind, error, peak_traced, peak_rss)
+    library = library_text(str(error)) if kind == "refused" else []
+    return Outcome(kind, error, peak_traced, peak_rss, seconds, library)
+
+
+#: What a library's exception text looks like inside a message: an exception
+#: class name, "Error:", a traceback, or the phrases Python, NumPy, nibabel,
+#: pydicom and Pillow put in theirs.
+_LIBRARY_TEXT = re.compile(
+    r"\b[A-Z][A-Za-z0-9_]*(?:Error|Exception|Panic|Warning)\b"
+    r"|\b(?:Error|Exception)\s*:"
+    r"|Traceback|object has no attribute|Python int|too large to convert"
+    r"|invalid literal|could not convert|did not converge|was removed"
+    r"|unpack requires|index out of|cannot reshape|buffer is smaller"
+    r"|cannot identify image file|not enough values|list index"
+    r"|<class '|Errno",
+)
+
+
+def library_text(message: str) -> list[str]:
+    """The fragments of ``message`` that are a library's text, not ours."""
+    return [m.group(0) for m in _LIBRARY_TEXT.finditer(message)]
 
 
 def warm_up() -> None:
@@ -257,6 +299,9 @@ class _Counts:
     loaded: int = 0
     unhandled: int = 0
     net: int = 0
+    hangs: int = 0
+    library: int = 0
+    slowest: float = 0.0
     peak_traced: int = 0
     peak_rss: int = 0
     rss_measured: bool = False
@@ -276,6 +321,9 @@ class Tally:
         c.loaded += outcome.kind == "loaded"
         c.unhandled += outcome.kind == "unhandled"
         c.net += outcome.kind == "net"
+        c.hangs += outcome.hung
+        c.library += bool(outcome.library)
+        c.slowest = max(c.slowest, outcome.seconds)
         c.peak_traced = max(c.peak_traced, outcome.peak_traced)
         if outcome.peak_rss is not None:
             c.rss_measured = True
@@ -289,20 +337,29 @@ class Tally:
     def crashes(self) -> int:
         return sum(c.unhandled + c.net for c in self.counts.values())
 
+    @property
+    def findings(self) -> int:
+        """Crashes, hangs and messages with library text, all formats."""
+        return self.crashes + sum(c.hangs + c.library for c in self.counts.values())
+
     def lines(self) -> list[str]:
-        """One line per format with inputs, crashes and peak memory."""
+        """One line per format: inputs, crashes, hangs, library text, memory."""
         out = []
         for fmt, c in self.counts.items():
             if not c.inputs:
                 continue
             rss = f"{c.peak_rss / 1024**2:.1f} MiB" if c.rss_measured else "n/a"
+            holds = max(c.peak_traced, c.peak_rss) <= PEAK_BUDGET
             out.append(
                 f"{fmt}: {c.inputs} inputs ({c.loaded} loaded), "
                 f"{c.unhandled} unhandled exceptions, "
-                f"{c.net} caught only by load()'s last-resort handler; "
+                f"{c.net} caught only by load()'s last-resort handler, "
+                f"{c.hangs} hangs (slowest {c.slowest:.2f} s CPU), "
+                f"{c.library} messages carrying library text; "
                 f"peak memory {c.peak_traced / 1024**2:.1f} MiB traced, "
                 f"{rss} resident growth (budget {PEAK_BUDGET / 1024**2:.0f} MiB, "
-                f"max_bytes {FUZZ_MAX_BYTES / 1024**2:.0f} MiB)"
+                f"max_bytes {FUZZ_MAX_BYTES / 1024**2:.0f} MiB: "
+                f"{'holds' if holds else 'BROKEN'})"
             )
         return out
 

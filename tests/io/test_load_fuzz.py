@@ -84,6 +84,8 @@ def check(tally: Tally, fmt: str, data: bytes) -> None:
     outcome = probe(data)
     tally.add(fmt, outcome)
     assert not outcome.crashed, outcome.describe(data)
+    assert not outcome.hung, outcome.describe(data)
+    assert not outcome.library, outcome.describe(data)
     assert outcome.peak <= PEAK_BUDGET, outcome.describe(data)
 
 
