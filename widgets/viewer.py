@@ -873,15 +873,18 @@ class ImageViewer(ipw.VBox):
         """Step slices by a wheel event: one notch, one slice.
 
         A mouse wheel's notch comes as one event of about 100 px (Chromium:
-        ``deltaY`` 100 or 120 px; Firefox: ``deltaMode`` 1, 3 lines) and moves
-        one slice, whatever its size. Smaller deltas, a trackpad's or a smooth
-        wheel's, add up: each 100 px of them moves one slice. Down (positive
-        ``deltaY``) moves to the next slice.
+        ``deltaY`` 100 or 120 px, older GTK builds 53 px; Firefox:
+        ``deltaMode`` 1, 3 lines) and moves one slice; an event of several
+        notches (the browser merges events when the page is busy) moves one
+        slice per 100 px, rounded, at least one. Smaller deltas, a
+        trackpad's or a smooth wheel's, add up: each 100 px of them moves one
+        slice. Down (positive ``deltaY``) moves to the next slice.
         """
         mode, dy = event.get("deltaMode", 0), float(event.get("deltaY") or 0)
         px = dy * {0: 1.0, 1: _WHEEL_NOTCH_PX / 3}.get(mode, _WHEEL_NOTCH_PX)
-        if abs(px) >= _WHEEL_NOTCH_MIN_PX:  # a notch
-            self._wheel_px, steps = 0.0, int(math.copysign(1, px))
+        if abs(px) >= _WHEEL_NOTCH_MIN_PX:  # one notch or more
+            notches = max(1, round(abs(px) / _WHEEL_NOTCH_PX))
+            self._wheel_px, steps = 0.0, int(math.copysign(notches, px))
         else:
             if self._wheel_px * px < 0:  # turned back: start again
                 self._wheel_px = 0.0

@@ -330,6 +330,15 @@ def test_n_wheel_notches_move_n_slices(brain_mri, notches, mode, delta):
     assert viewer.slice_index == start
 
 
+def test_a_merged_wheel_event_moves_one_slice_per_notch(brain_mri):
+    viewer = ImageViewer(brain_mri)
+    start = viewer.slice_index
+    viewer._on_pointer_event({"type": "wheel", "deltaY": 300})  # 3 notches, merged
+    assert viewer.slice_index == start + 3
+    viewer._on_pointer_event({"type": "wheel", "deltaY": -240})  # 2 notches of 120
+    assert viewer.slice_index == start + 1
+
+
 def test_small_wheel_deltas_add_up_to_one_slice_per_100_px(volume):
     viewer = ImageViewer(volume)  # 12 slices; the middle one is 6
     rng = np.random.default_rng(5)
