@@ -688,6 +688,11 @@ def _deidentify(ds, salt, date_shift_days, date_shift, name):
     cleaner.dataset(out)
     # The preamble is free for any use (a TIFF header, a name): cleared.
     out.preamble = b"\0" * 128
+    # Command (0000) and file meta (0002) elements do not belong in a stored
+    # dataset (a Part 10 file cannot even hold them there).
+    for tag in [t for t in out.keys() if t.group in (0x0000, 0x0002)]:
+        del out[tag]
+        _note(report.removed, keyword_for_tag(tag) or str(tag))
 
     if getattr(out, "file_meta", None) is not None:
         # Same rules: station AE titles go, MediaStorageSOPInstanceUID is
