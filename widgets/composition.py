@@ -26,7 +26,7 @@ from medimg_lab import composition as C
 from medimg_lab import display
 from medimg_lab.composition.fusion import difference_caption, difference_window
 from medimg_lab.image import MedImage
-from medimg_lab.metrics import describe
+from medimg_lab.metrics import MERITS, describe
 from medimg_lab.params import parameters, validate
 from medimg_lab.segmentation import threshold_range
 
@@ -107,6 +107,13 @@ def _seam_lines(seams: np.ndarray) -> np.ndarray:
     kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
     edge = cv2.dilate(edge.astype(np.uint8), kernel).astype(bool)
     return np.where(edge & (seams >= 0), seams + 1, 0).astype(np.int32)
+
+
+def _unit_sentence(image: MedImage, what: str) -> str:
+    """ "<i>what in a.u.: MR signal ...</i>" for a unit other than HU, else ""."""
+    if image.unit == "HU" or image.unit_note == image.unit:
+        return ""
+    return f"<i>{html.escape(what)} in {html.escape(image.unit_note)}</i>"
 
 
 def _step(op: str, **params: Any) -> dict[str, Any]:
@@ -353,6 +360,7 @@ class BlendExplorer(_Explorer):
         self._viewer = ImageViewer(_shown(blank, image), box_size=480)
         self._viewer.observe(self._on_click, "clicked")
         self._viewer.observe(self._on_stroke, "stroke")
+        self._unit_note = ipw.HTML(_unit_sentence(image, "low and high"))
         self._clear = ipw.Button(description="clear painting")
         self._clear.on_click(lambda _: self.clear_painting())
         self._layout(
@@ -363,6 +371,7 @@ class BlendExplorer(_Explorer):
                     "Circle: click in the image to centre it. Painted: drag to "
                     "paint with a brush of the radius."
                 ),
+                self._unit_note,
                 self._clear,
             ]
         )
@@ -1058,7 +1067,12 @@ class StitchExplorer(_Explorer):
             self._table.value = (
                 f"<table><tr><th>tile</th><th>row ({unit})</th>"
                 f"<th>column ({unit})</th><th>confidence</th></tr>{rows}</table>"
-                f"Overlapping pairs accepted: {len(result.pairs)}"
+                f"Overlapping pairs accepted: {len(result.pairs)}<br><i>"
+                + html.escape(
+                    "confidence: the NCC of the tile's best overlap, lowered "
+                    "where it disagrees with the placement; " + MERITS["ncc"].good
+                )
+                + "</i>"
             )
 
         self._guarded(draw)

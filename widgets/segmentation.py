@@ -540,4 +540,8 @@ class SegmentationPanel(StagePanel):
             **{f"{k}_{unit}": f"{k} ({unit})" for k in ("mean", "sd", "min", "max")},
         }
         table = table.drop(columns=["bbox"]).round(2).rename(columns=names)
-        return table.to_html(index=False, border=0)
+        out = table.to_html(index=False, border=0)
+        note = self._image.unit_note
+        if unit != "HU" and note != unit:  # say what the values are
+            out += f"<i>values in {html.escape(note)}</i>"
+        return out

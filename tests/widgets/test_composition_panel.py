@@ -390,3 +390,24 @@ def test_fusion_difference_of_two_units_says_so(brain):
     text = panel._legend_text.value
     assert "a.u. (mid-grey = equal" in text and "MR signal intensity" in text
     assert "I2 is in probability (0 to 1), not a.u.: the difference mixes units" in text
+
+
+def test_non_hu_units_say_what_they_are(ct, brain):
+    t1, _ = brain
+    assert "a.u. (MR signal intensity" in BlendExplorer(t1)._unit_note.value
+    assert BlendExplorer(ct)._unit_note.value == ""  # HU needs no word
+    perfusion = ml.data.sample("perfusion_ct")
+    first = MedImage(
+        perfusion.array[0], perfusion.spacing[1:], "CT", meta=perfusion.meta
+    )
+    panel = BlendExplorer(first)
+    assert "not HU" in panel._unit_note.value and "perfusion" in panel._unit_note.value
+    fusion = FusionExplorer(first, first, mode="difference")
+    assert "not HU" in fusion._legend_text.value
+
+
+def test_stitch_confidence_says_what_is_good(ct):
+    tiles, _ = C.cut_tiles(ct.array, grid=(2, 2), overlap=0.35, jitter_px=4, seed=0)
+    panel = StitchExplorer(tiles, spacing=ct.spacing)
+    assert "confidence: the NCC of the tile&#x27;s best overlap" in panel._table.value
+    assert "1 is a perfect match, 0 none" in panel._table.value

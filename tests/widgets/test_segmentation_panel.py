@@ -7,6 +7,7 @@ import pytest
 
 import medimg_lab as ml
 from medimg_lab import segmentation as S
+from medimg_lab.image import MedImage
 from widgets.segmentation import CLASSIFIER as CLASSIFIER_NAME
 from widgets.segmentation import SegmentationPanel
 
@@ -209,3 +210,15 @@ def test_the_dashboards_brush_starts_on_a_foreground_class_without_red(ct):
         assert panel.label == 2 and panel.parts["class"].value == 2
         assert not _red(panel.parts["message"].value), panel.parts["message"].value
         assert not _red(dash.message), dash.message
+
+
+def test_the_table_says_what_a_non_hu_unit_is(ct):
+    brain = ml.data.sample("brain_mri")
+    k = brain.array.shape[0] // 2
+    t1 = MedImage(brain.array[k], brain.spacing[1:], "MR")
+    panel = SegmentationPanel(t1, method="threshold_range")
+    panel._controls["low"].value = 80.0
+    assert "mean (a.u.)" in panel._table.value
+    assert "values in a.u. (MR signal intensity" in panel._table.value
+    panel = SegmentationPanel(ct, method="threshold_range")
+    assert "values in" not in panel._table.value  # HU says it all
