@@ -341,6 +341,8 @@ def _format_tm(time: _dt.time, precision: int) -> str:
 
 def _parse_da(value: str) -> _dt.date | None:
     value = value.strip()
+    if re.fullmatch(r"\d{4}\.\d{2}\.\d{2}", value):  # ACR-NEMA: 1996.10.29
+        value = value.replace(".", "")
     if len(value) != 8 or not value.isdigit():
         return None
     try:
