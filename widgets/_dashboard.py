@@ -8,6 +8,11 @@
   messages only, never as a path.
 - :func:`download_link`: an ``<a download>`` whose payload travels in the
   page, so that nothing is written on the server.
+- :func:`page` and :func:`section`: the layout every dashboard shares, made
+  for a 1366 x 768 laptop screen as well as a 1920 x 1080 one: the image
+  column stays on screen while the page scrolls (CSS ``position: sticky``),
+  and the controls beside it use the width left, in sections that wrap into
+  columns (two at 1366 px, three at 1920 px) instead of one long column.
 """
 
 from __future__ import annotations
@@ -32,7 +37,14 @@ from medimg_lab.io.dicom import zip_members
 
 from .viewer import _sentence
 
-__all__ = ["MAX_UPLOAD_BYTES", "Dashboard", "ImageSource", "download_link"]
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "Dashboard",
+    "ImageSource",
+    "download_link",
+    "page",
+    "section",
+]
 
 #: The largest upload opened, in bytes (64 MiB).
 MAX_UPLOAD_BYTES = 64 * 2**20
@@ -45,6 +57,88 @@ IDENTIFYING = re.compile(
     r"Referring|StudyID|(?<!Model)Name$|Date|Time$|UID",
     re.IGNORECASE,
 )
+
+
+#: The dashboards' stylesheet, in the page once per dashboard (an ``ipw.HTML``).
+#: Lumino widgets and output areas are ``overflow: hidden``, which makes each
+#: a scroll container of its own and stops ``position: sticky``; the boxes of
+#: the output that holds a dashboard page are set visible again (``:has``),
+#: so that the page's scroller (Voila's ``#rendered_cells``, JupyterLab's
+#: notebook) is the one the image column sticks to.
+STYLE = """<style>
+.medimg-page.medimg-page {
+  display: flex; flex-flow: row nowrap; align-items: flex-start;
+  gap: 0 16px; width: 100%; overflow: visible;
+}
+:is(.jp-OutputArea, .jp-OutputArea-child, .jp-OutputArea-output):has(.medimg-page),
+.jp-OutputArea-output .lm-Widget:has(.medimg-page) { overflow: visible !important; }
+.medimg-page > .medimg-image.medimg-image {
+  position: sticky; top: 0; z-index: 2; flex: 0 0 auto; overflow: visible;
+  background: var(--jp-layout-color0, #fff);
+}
+.medimg-image > * { max-width: 100%; }
+.medimg-page > .medimg-controls.medimg-controls {
+  display: flex; flex-flow: row wrap; align-items: flex-start;
+  align-content: flex-start; gap: 0 24px; flex: 1 1 0; min-width: 380px;
+  overflow: visible;
+}
+.medimg-controls > .medimg-section.medimg-section {
+  flex: 1 1 380px; min-width: 380px; max-width: 640px; overflow: visible;
+}
+.medimg-controls > .medimg-section.medimg-wide { flex-basis: 100%; max-width: none; }
+.medimg-section .widget-html-content, .medimg-section .widget-label {
+  white-space: normal; overflow-wrap: anywhere;
+}
+.medimg-section .medimg-table th {
+  white-space: normal; overflow-wrap: normal; vertical-align: bottom; text-align: left;
+}
+.medimg-section .medimg-table td { white-space: nowrap; overflow-wrap: normal; }
+/* a dropdown is never narrower than its longest option (a <select>'s
+   intrinsic width), however wide its layout asked it to be */
+.medimg-page .widget-dropdown, .medimg-page .widget-dropdown > select {
+  min-width: max-content;
+}
+.medimg-upload.medimg-upload { font-size: 0 !important; width: auto; }
+.medimg-upload.medimg-upload::after { font-size: var(--jp-widgets-font-size, 13px); }
+</style>"""
+
+
+def page(
+    image: ipw.Widget, sections: list[ipw.Widget], *, width: int
+) -> list[ipw.Widget]:
+    """A dashboard's children: its stylesheet, then the image beside the controls.
+
+    Parameters
+    ----------
+    image : ipywidgets.Widget
+        The viewer (or a box holding it); it stays on screen as the page
+        scrolls.
+    sections : list of ipywidgets.Widget
+        The controls, in the order they are used, each one made by
+        :func:`section`; they wrap into as many columns as the width holds.
+    width : int
+        The image column's width in CSS px: the viewer's display box and
+        its margins (its controls wrap inside it).
+    """
+    column = ipw.Box([image], layout={"width": f"{width}px"})
+    column.add_class("medimg-image")
+    controls = ipw.Box(sections)
+    controls.add_class("medimg-controls")
+    body = ipw.Box([column, controls])
+    body.add_class("medimg-page")
+    return [ipw.HTML(STYLE, layout={"display": "none"}), body]
+
+
+def section(children: list[ipw.Widget], *, wide: bool = False) -> ipw.VBox:
+    """A group of controls that stays together in one column of the page.
+
+    ``wide`` takes the whole width of the controls (a table that needs it).
+    """
+    box = ipw.VBox(children)
+    box.add_class("medimg-section")
+    if wide:
+        box.add_class("medimg-wide")
+    return box
 
 
 def mib(n: int) -> str:
@@ -92,17 +186,28 @@ def html_table(table: pd.DataFrame, empty: str = "No measurements yet.") -> str:
         for row in table.itertuples(index=False)
     )
     return (
-        f"<table style='font-size:12px;white-space:nowrap'><tr>{head}</tr>"
+        f"<table class='medimg-table' style='font-size:12px;white-space:nowrap'>"
+        f"<tr>{head}</tr>"
         f"{body}</table>"
     )
 
 
-def describe(image: MedImage, name: str) -> str:
-    """ "Open: name (CT, 512 × 512, values in HU)." and a word on unknown spacing."""
+#: Said after the "Open:" line when the file gives no pixel spacing.
+NO_SPACING = "Pixel spacing unknown: lengths and areas in mm assume 1 mm per pixel."
+
+
+def describe(image: MedImage, name: str, reset: str = "") -> str:
+    """What was opened, its unit with what it is, and what opening reset.
+
+    "Open: head_ct (CT, 512 × 512, values in HU (Hounsfield units))." with
+    ``reset`` ("measurements cleared") after a semicolon, and a sentence on
+    an unknown pixel spacing (:data:`NO_SPACING`).
+    """
     shape = " × ".join(str(n) for n in image.array.shape)
-    text = f"Open: {name} ({image.modality}, {shape}, values in {image.unit})."
+    text = f"Open: {name} ({image.modality}, {shape}, values in {image.unit_note})"
+    text += f"; {reset}." if reset else "."
     if image.meta.get("spacing_known") is False:
-        text += " The pixel spacing is unknown: mm assume 1 mm per pixel."
+        text += f" {NO_SPACING}"
     return text
 
 
@@ -227,7 +332,7 @@ class ImageSource(ipw.VBox):
         self._quiet = False
         self._payload: bytes | None = None
         self._image: MedImage | None = None
-        self.name = ""
+        self.name = self._file_name_text = ""
         self._upload = ipw.FileUpload(
             accept=ACCEPT,
             multiple=False,
@@ -237,8 +342,23 @@ class ImageSource(ipw.VBox):
                 f"up to {MAX_UPLOAD_BYTES // 2**20} MiB (DICOM files without an "
                 "extension: choose 'All files' in the dialog)"
             ),
-            layout={"width": "140px"},
+            layout={"min_width": "110px"},
         )
+        # The button says its description only: FileUpload adds the count of
+        # files it holds, "(0)" once the upload is read (its value is emptied
+        # so that the same file can be chosen again). The file's name shows
+        # beside it instead, escaped: a name is whatever the user's disk holds.
+        slug = re.sub(r"[^a-z0-9]+", "-", description.lower()).strip("-")
+        text = "".join(
+            c if c.isalnum() or c == " " else f"\\{ord(c):x} " for c in description
+        )
+        self._upload.add_class("medimg-upload")
+        self._upload.add_class(f"medimg-upload-{slug}")
+        self._upload_style = ipw.HTML(
+            f'<style>.medimg-upload-{slug}::after {{ content: "{text}"; }}</style>',
+            layout={"display": "none"},
+        )
+        self._file_name = ipw.HTML(layout={"margin": "0 8px", "max_width": "220px"})
         self._upload.observe(self._on_upload_change, "value")
         samples = [
             (f"{s.name} ({s.modality})", s.name)
@@ -251,10 +371,14 @@ class ImageSource(ipw.VBox):
             description="or sample",
             tooltip="open a bundled sample study",
             style={"description_width": "70px"},
-            layout={"width": "250px"},
+            layout={"width": "280px"},
         )
         self._sample.observe(self._on_sample_change, "value")
-        super().__init__([ipw.HBox([self._upload, self._sample])])
+        row = ipw.HBox(
+            [self._upload, self._file_name, self._sample],
+            layout={"flex_flow": "row wrap", "align_items": "center"},
+        )
+        super().__init__([self._upload_style, row])
         self.set_sample(sample)
 
     def load_bytes(self, payload: bytes, name: str = "upload") -> MedImage:
@@ -286,6 +410,7 @@ class ImageSource(ipw.VBox):
         self._payload, self._image = payload, image
         self.set_sample(None)
         self._opened(image, name)
+        self.file_name = name
         return image
 
     def load_sample(self, name: str) -> MedImage:
@@ -305,6 +430,17 @@ class ImageSource(ipw.VBox):
         self._payload, self._image = None, image
         self.set_sample(None)
         self._opened(image, name)
+
+    @property
+    def file_name(self) -> str:
+        """The name of the upload shown beside the button ("" after a sample)."""
+        return self._file_name_text
+
+    @file_name.setter
+    def file_name(self, name: str) -> None:
+        self._file_name_text = str(name)
+        text = html.escape(self._file_name_text)
+        self._file_name.value = f'<span title="{text}">{text}</span>' if text else ""
 
     def set_sample(self, name: str | None) -> None:
         """Show ``name`` as chosen in the dropdown, without opening it."""
@@ -353,6 +489,7 @@ class ImageSource(ipw.VBox):
 
     def _opened(self, image: MedImage, name: str) -> None:
         self.name = name
+        self.file_name = ""  # an upload sets its name once it is open
         self._on_open(image, name)
 
     def _on_upload_change(self, change):

@@ -39,9 +39,18 @@ from medimg_lab import composition as C
 from medimg_lab import display
 from medimg_lab.image import MedImage
 from medimg_lab.io.nifti import nifti_bytes
+from medimg_lab.metrics import describe as merit
 from medimg_lab.params import parameters
 
-from ._dashboard import Dashboard, ImageSource, describe, download_link, heading
+from ._dashboard import (
+    Dashboard,
+    ImageSource,
+    describe,
+    download_link,
+    heading,
+    page,
+    section,
+)
 from .composition import RegistrationExplorer
 
 __all__ = ["DEMO_MOTION", "NUDGE", "VIEWS", "CompareDashboard"]
@@ -63,7 +72,6 @@ _UNITS = {"shift_y_mm": "mm", "shift_x_mm": "mm", "rotation_deg": "°"}
 _SAME_KIND = parameters(C.register)["method"].default
 _OWN = "each its own"
 _AUTO = "auto (robust range)"
-_COLUMN = "420px"
 _BLANK = MedImage(np.zeros((32, 32), np.float32), (1.0, 1.0))
 _VIEW_TIPS = [
     "A and B mixed by a weight: doubled edges show misalignment",
@@ -343,8 +351,10 @@ class CompareDashboard(Dashboard):
         finally:
             self._register.disabled = False
         where = f" on slice {self.slice_index}" if self._a.is_volume else ""
+        ncc = merit("ncc", result.ncc)
+        mi = merit("mi", result.mi, best=self._explorer.mi_top)
         self._say(
-            f"Registered with {method}{where}: NCC {result.ncc:.3f} on the overlap. "
+            f"Registered with {method}{where}: {ncc}; {mi}, on the overlap. "
             "Nudge the sliders if an edge still does not match.",
             ok=True,
         )
@@ -359,8 +369,11 @@ class CompareDashboard(Dashboard):
 
     @property
     def quality(self) -> dict[str, float]:
-        """``ncc`` and ``mi`` (nats) of A and the registered B on their overlap."""
-        return {"ncc": self._explorer.ncc, "mi": self._explorer.mi}
+        """``ncc`` and ``mi`` (nats) of A and the registered B on their overlap,
+        and ``mi_top``, the MI they would reach if aligned perfectly (the
+        smaller of their entropies there, nats)."""
+        explorer = self._explorer
+        return {"ncc": explorer.ncc, "mi": explorer.mi, "mi_top": explorer.mi_top}
 
     @property
     def table(self) -> pd.DataFrame:
@@ -380,6 +393,7 @@ class CompareDashboard(Dashboard):
                     result.mi,
                 )
             )
+        top = self._explorer.mi_top  # of the pair on the overlap now
         now = self.transform
         quality = self.quality
         rows.append(
@@ -401,10 +415,11 @@ class CompareDashboard(Dashboard):
                 "shift down (mm)",
                 "shift right (mm)",
                 "rotation (°, counter-clockwise)",
-                "NCC (overlap, -1 to 1)",
+                "NCC (overlap, -1 to 1; 1 is a perfect match)",
                 "MI (overlap, nats)",
             ],
         )
+        table["MI top (nats; the smaller entropy, higher MI is better)"] = top
         table["slice (index)"] = index
         table["A grid (rows × columns)"] = "×".join(
             str(n) for n in self._a.array.shape[-2:]
@@ -480,7 +495,6 @@ class CompareDashboard(Dashboard):
 
     # ---------------------------------------------------------------- build
     def _build(self, box_size: int) -> None:
-        wide = {"width": _COLUMN}
         self._sources = {
             "A": ImageSource(
                 self,
@@ -495,8 +509,8 @@ class CompareDashboard(Dashboard):
                 grey_only=True,
             ),
         }
-        self._opened = {k: ipw.HTML(layout=wide) for k in self._sources}
-        self._grid_note = ipw.HTML(layout=wide)
+        self._opened = {k: ipw.HTML() for k in self._sources}
+        self._grid_note = ipw.HTML()
         self._slice = ipw.IntSlider(
             description="slice of A (index)",
             min=0,
@@ -507,7 +521,8 @@ class CompareDashboard(Dashboard):
         )
         self._slice_mm = ipw.Label()
         self._slice_row = ipw.HBox(
-            [self._slice, self._slice_mm], layout={"display": "none"}
+            [self._slice, self._slice_mm],
+            layout={"display": "none", "flex_flow": "row wrap"},
         )
         self._slice.observe(self._on_slice_change, "value")
 
@@ -530,7 +545,7 @@ class CompareDashboard(Dashboard):
             layout={"width": "120px", "margin": "0 0 0 12px"},
         )
         self._register.on_click(self._on_register_click)
-        self._method_hint = ipw.HTML(layout=wide)
+        self._method_hint = ipw.HTML()
         motion_rows = []
         for name, step in NUDGE.items():
             unit = _UNITS[name]
@@ -551,14 +566,12 @@ class CompareDashboard(Dashboard):
         self._nudge_buttons = {
             name: row.children[1:] for name, row in zip(NUDGE, motion_rows, strict=True)
         }
-        self._transform = ipw.HTML(layout=wide)
-        for part in ("found", "quality"):
-            parts[part].layout.width = _COLUMN
+        self._transform = ipw.HTML()
         self._view = ipw.ToggleButtons(
             options=list(VIEWS.items()),
             value=VIEWS["blend"],
             tooltips=_VIEW_TIPS,
-            style={"button_width": "96px"},
+            style={"button_width": "auto"},
         )
         traitlets.link((self._view, "value"), (parts["view"], "value"))
         parts["weight"].description = "weight of A"
@@ -567,14 +580,17 @@ class CompareDashboard(Dashboard):
         parts["squares"].tooltip = "squares along the longer side"
         parts["position"].description = "swipe line (0–1)"
         parts["position"].tooltip = "A left of the line, B right of it"
+        for name in ("weight", "squares", "position"):  # each label in full
+            parts[name].style.description_width = "130px"
+            parts[name].layout.width = "360px"
         self._window = ipw.Dropdown(
             options=[_OWN, _AUTO],
             value=_OWN,
             description="window",
             tooltip="each image's own window (its header's), robust percentiles, "
             "or a CT preset in HU for both",
-            style={"description_width": "110px"},
-            layout={"width": "330px"},
+            style={"description_width": "130px"},
+            layout={"width": "360px"},
         )
         self._window.observe(self._on_window_change, "value")
         self._links = {k: ipw.HTML() for k in ("png", "nifti", "csv")}
@@ -594,50 +610,59 @@ class CompareDashboard(Dashboard):
                 self.export_csv,
             ),
         ):
-            button = ipw.Button(
-                description=text, tooltip=tip, layout={"width": "136px"}
-            )
+            button = ipw.Button(description=text, tooltip=tip, layout={"width": "auto"})
             button.on_click(lambda _, a=action, t=text, k=key: self._export(a, t, k))
             buttons.append(button)
         self._export_buttons = dict(zip(self._links, buttons, strict=True))
         explorer.observe(self._on_revision, "revision")
-        column = ipw.VBox(
-            [
-                heading("A: reference"),
-                self._sources["A"],
-                self._opened["A"],
-                heading("B: compared with A"),
-                self._sources["B"],
-                self._opened["B"],
-                self._grid_note,
-                self._slice_row,
-                heading("Register B onto A"),
-                ipw.HBox([parts["method"], self._register]),
-                self._method_hint,
-                *motion_rows,
-                self._transform,
-                parts["found"],
-                parts["quality"],
-                heading("View"),
-                self._view,
-                parts["weight"],
-                parts["squares"],
-                parts["position"],
-                self._window,
-                heading("Export"),
-                ipw.HBox(buttons),
-                *self._links.values(),
-                parts["message"],
-                self._message,
-            ],
-            layout={"width": _COLUMN, "margin": "0 0 0 12px", "flex": "0 0 auto"},
-        )
-        self.children = [
-            ipw.HBox(
-                [viewer, column],
-                layout={"flex_flow": "row wrap", "align_items": "flex-start"},
-            )
+        sections = [
+            section(
+                [
+                    heading("A: reference"),
+                    self._sources["A"],
+                    self._opened["A"],
+                    heading("B: compared with A"),
+                    self._sources["B"],
+                    self._opened["B"],
+                    self._grid_note,
+                    self._slice_row,
+                ]
+            ),
+            section(
+                [
+                    heading("Register B onto A"),
+                    ipw.HBox(
+                        [parts["method"], self._register],
+                        layout={"align_items": "center"},
+                    ),
+                    self._method_hint,
+                    *motion_rows,
+                    self._transform,
+                    parts["found"],
+                    parts["quality"],
+                ]
+            ),
+            section(
+                [
+                    heading("View"),
+                    self._view,
+                    parts["weight"],
+                    parts["squares"],
+                    parts["position"],
+                    self._window,
+                ]
+            ),
+            section(
+                [
+                    heading("Export"),
+                    ipw.HBox(buttons, layout={"flex_flow": "row wrap"}),
+                    *self._links.values(),
+                    parts["message"],
+                    self._message,
+                ]
+            ),
         ]
+        self.children = page(viewer, sections, width=box_size + 12)
 
     # ------------------------------------------------------------- opening
     def _source(self, which: str) -> ImageSource:

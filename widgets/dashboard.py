@@ -42,6 +42,8 @@ from ._dashboard import (
     download_link,
     heading,
     html_table,
+    page,
+    section,
 )
 from .viewer import ImageViewer
 
@@ -51,7 +53,6 @@ __all__ = ["DASHBOARD_TOOLS", "MAX_UPLOAD_BYTES", "ViewerDashboard"]
 DASHBOARD_TOOLS = ("read", "ruler", "roi")
 
 _RULER, _ROI = 1, 2  # overlay labels
-_COLUMN = "400px"
 _HINTS = {
     "read": "Point at the image to read its value and position.",
     "ruler": "Ruler: click the first point.",
@@ -273,9 +274,8 @@ class ViewerDashboard(Dashboard):
 
     # ---------------------------------------------------------------- layout
     def _build(self) -> list[ipw.Widget]:
-        wide = {"width": _COLUMN}
         self._source = ImageSource(self, self._show_image)
-        self._opened = ipw.HTML(layout=wide)
+        self._opened = ipw.HTML()
 
         self._tool = ipw.ToggleButtons(
             options=[("read", "read"), ("ruler (mm)", "ruler"), ("ROI", "roi")],
@@ -288,16 +288,15 @@ class ViewerDashboard(Dashboard):
             style={"button_width": "100px"},
         )
         traitlets.link((self._tool, "value"), (self, "tool"))
-        self._hint_label = ipw.HTML(layout=wide)
+        self._hint_label = ipw.HTML(layout={"flex": "1 1 auto", "width": "auto"})
         self._clear = ipw.Button(
             description="clear",
             tooltip="remove all measurements and their drawings",
-            layout={"width": "80px"},
+            layout={"width": "80px", "flex": "0 0 auto"},
         )
         self._clear.on_click(self._on_clear_click)
-        self._table = ipw.HTML(
-            layout={**wide, "max_height": "180px", "overflow": "auto"}
-        )
+        # No max height: the page scrolls, the image beside it stays in view.
+        self._table = ipw.HTML()
 
         self._png_button = ipw.Button(
             description="PNG of the view",
@@ -314,39 +313,42 @@ class ViewerDashboard(Dashboard):
         self._csv_button.on_click(self._on_csv_click)
         self._png_link, self._csv_link = ipw.HTML(), ipw.HTML()
 
-        self._header = ipw.HTML(layout={"max_height": "240px", "overflow": "auto"})
+        self._header = ipw.HTML()
         self._accordion = ipw.Accordion(
             children=[self._header],
             titles=("Header (no patient identifiers)",),
             selected_index=None,
-            layout=wide,
         )
-        self._message = ipw.HTML(layout=wide)
-
-        column = ipw.VBox(
-            [
-                heading("Open"),
-                self._source,
-                self._opened,
-                heading("Measure"),
-                self._tool,
-                ipw.HBox([self._hint_label, self._clear]),
-                self._table,
-                heading("Export"),
-                ipw.HBox([self._png_button, self._csv_button]),
-                self._png_link,
-                self._csv_link,
-                self._message,
-                self._accordion,
-            ],
-            layout={"width": _COLUMN, "margin": "0 0 0 12px", "flex": "0 0 auto"},
-        )
-        self._hint_label.layout.width = "310px"
-        body = ipw.HBox(
-            [self._viewer, column],
-            layout={"flex_flow": "row wrap", "align_items": "flex-start"},
-        )
-        return [body]
+        self._message = ipw.HTML()
+        sections = [
+            section([heading("Open"), self._source, self._opened]),
+            section(
+                [
+                    heading("Export"),
+                    ipw.HBox(
+                        [self._png_button, self._csv_button],
+                        layout={"flex_flow": "row wrap"},
+                    ),
+                    self._png_link,
+                    self._csv_link,
+                    self._message,
+                ]
+            ),
+            section(
+                [
+                    heading("Measure"),
+                    self._tool,
+                    ipw.HBox(
+                        [self._hint_label, self._clear],
+                        layout={"align_items": "center"},
+                    ),
+                    self._table,
+                ],
+                wide=True,
+            ),
+            section([self._accordion], wide=True),
+        ]
+        return page(self._viewer, sections, width=self._viewer.box_size + 12)
 
     # ------------------------------------------------------------- messages
     def _hint(self, text: str | None = None) -> None:
@@ -354,11 +356,13 @@ class ViewerDashboard(Dashboard):
 
     # ------------------------------------------------------------- updating
     def _show_image(self, image: MedImage, name: str) -> None:
+        drawn = bool(self._rows) or self._first is not None
         self._rows, self._first, self._overlay = [], None, None
         self._viewer.overlay = None
         self._viewer.image = image
         self._name = name
-        self._opened.value = html.escape(describe(image, name))
+        reset = "measurements cleared" if drawn else ""
+        self._opened.value = html.escape(describe(image, name, reset))
         self._png_link.value = self._csv_link.value = ""
         self._render_table()
         self._render_header()

@@ -44,6 +44,8 @@ from ._dashboard import (
     download_link,
     heading,
     html_table,
+    page,
+    section,
 )
 from .segmentation import CLASSIFIER, SegmentationPanel
 
@@ -64,7 +66,6 @@ _HINTS = {
     "classifier learns from them and labels the rest.",
 }
 _CUSTOM = "custom"
-_COLUMN = "420px"
 _GROUPS = ("threshold", "region grow", "brush classifier")
 
 
@@ -279,9 +280,8 @@ class SegmentationDashboard(Dashboard):
 
     # ---------------------------------------------------------------- build
     def _build(self) -> None:
-        wide = {"width": _COLUMN}
         self._source = ImageSource(self, self._show_image, grey_only=True)
-        self._opened = ipw.HTML(layout=wide)
+        self._opened = ipw.HTML()
         self._mode = ipw.ToggleButtons(
             options=list(MODES),
             value="threshold",
@@ -290,17 +290,17 @@ class SegmentationDashboard(Dashboard):
                 "click in a region: it grows over similar, connected values",
                 "paint strokes of each class; a random forest labels the rest",
             ],
-            style={"button_width": "128px"},
+            style={"button_width": "auto"},
         )
         traitlets.link((self._mode, "value"), (self, "mode"))
         self._preset = ipw.Dropdown(
             description="tissue",
             tooltip="typical CT ranges in Hounsfield units",
-            layout={"width": "300px"},
+            layout={"width": "330px"},
             style={"description_width": "60px"},
         )
         self._preset.observe(self._on_preset_change, "value")
-        self._hint = ipw.HTML(layout=wide)
+        self._hint = ipw.HTML()
         self._brush_tool = ipw.ToggleButtons(
             options=["brush", "eraser"],
             value="brush",
@@ -310,10 +310,10 @@ class SegmentationDashboard(Dashboard):
         self._brush_tool.observe(
             lambda c: setattr(self._panel, "tool", c["new"]), "value"
         )
-        self._method_box = ipw.VBox(layout=wide)
-        self._cleanup_box = ipw.VBox(layout=wide)
-        self._summary = ipw.HTML(layout=wide)
-        self._table = ipw.HTML(layout={**wide, "overflow": "auto"})
+        self._method_box = ipw.VBox()
+        self._cleanup_box = ipw.VBox()
+        self._summary = ipw.HTML()
+        self._table = ipw.HTML()
         self._links = {k: ipw.HTML() for k in ("mask", "csv", "recipe", "pair")}
         buttons = []
         for text, tip, action in (
@@ -334,40 +334,27 @@ class SegmentationDashboard(Dashboard):
                 self.export_pair,
             ),
         ):
-            button = ipw.Button(
-                description=text, tooltip=tip, layout={"width": "200px"}
-            )
+            button = ipw.Button(description=text, tooltip=tip, layout={"width": "auto"})
             button.on_click(lambda _, a=action, t=text: self._export(a, t))
             buttons.append(button)
         self._viewer_slot = ipw.Box()
-        column = ipw.VBox(
-            [
-                heading("Open"),
-                self._source,
-                self._opened,
-                heading("Segment"),
-                self._mode,
-                self._hint,
-                self._method_box,
-                heading("Clean up"),
-                self._cleanup_box,
-                heading("Result"),
-                self._summary,
-                self._table,
-                heading("Export"),
-                ipw.HBox(buttons[:2]),
-                ipw.HBox(buttons[2:]),
-                *self._links.values(),
-                self._message,
-            ],
-            layout={"width": _COLUMN, "margin": "0 0 0 12px", "flex": "0 0 auto"},
-        )
-        self.children = [
-            ipw.HBox(
-                [self._viewer_slot, column],
-                layout={"flex_flow": "row wrap", "align_items": "flex-start"},
-            )
+        sections = [
+            section([heading("Open"), self._source, self._opened]),
+            section([heading("Segment"), self._mode, self._hint, self._method_box]),
+            section(
+                [
+                    heading("Result"),
+                    self._summary,
+                    self._table,
+                    heading("Export"),
+                    ipw.HBox(buttons, layout={"flex_flow": "row wrap"}),
+                    *self._links.values(),
+                    self._message,
+                ]
+            ),
+            section([heading("Clean up"), self._cleanup_box]),
         ]
+        self.children = page(self._viewer_slot, sections, width=self._box_size + 12)
 
     # ------------------------------------------------------------- updating
     def _show_image(self, image: MedImage, name: str) -> None:
@@ -431,6 +418,8 @@ class SegmentationDashboard(Dashboard):
                 ipw.HBox([self._brush_tool, parts["brush"]]),
                 parts["message"],
             ]
+        for slider in parts["parameters"].children:  # inside the section
+            slider.layout.width, slider.layout.max_width = "100%", "380px"
         self._method_box.children = rows
         self._update()
 

@@ -75,6 +75,12 @@ def test_register_recovers_the_known_motion_in_mm_and_degrees(ct):
     )
     assert dash.quality["ncc"] > 0.99 > before
     assert dash.message.startswith(f"Registered with {DEFAULT}: NCC ")
+    ncc, mi = found.ncc, found.mi
+    top = dash.quality["mi_top"]
+    assert 0 < mi <= top + 1e-9
+    assert f"NCC {ncc:.3f} (1 is a perfect match, 0 none)" in dash.message
+    share = f"{100 * mi / top:.0f} % of its top {top:.3f} nats; higher is better"
+    assert f"MI {mi:.3f} nats ({share})" in dash.message
     assert "+4.00 mm</b> down" in dash._transform.value
     assert "rotation 5.00°" in dash.explorer.parts["found"].value
 
@@ -398,9 +404,16 @@ def test_volume_demo_pair_registers_on_the_slice_chosen():
 
 
 def test_layout_fits_a_laptop_screen(dash):
-    viewer, column = dash.children[0].children
-    assert viewer.box_size <= 512
-    assert int(column.layout.width.removesuffix("px")) <= 420
+    style, body = dash.children
+    image, controls = body.children
+    (viewer,) = image.children
+    assert viewer.box_size <= 512 and "position: sticky" in style.value
+    assert int(image.layout.width.removesuffix("px")) <= 512 + 12
+    # Register, View and Export: sections of their own, side by side if room
+    assert len(controls.children) == 4
+    assert dash._view.style.button_width == "auto"
+    for name in ("weight", "squares", "position"):
+        assert dash.explorer.parts[name].style.description_width == "130px"
     assert dash._register.tooltip and dash._view.tooltips
     for name in NUDGE:
         assert all(b.tooltip for b in dash._nudge_buttons[name])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 
@@ -69,3 +70,44 @@ def test_a_name_is_shown_escaped(dash):
         dash.load_bytes(b"\x00" * 400, name)
     html = dash._message.value
     assert "<img" not in html and "&lt;img" in html
+
+
+def _sources(dash):
+    return list(getattr(dash, "_sources", {"": dash._source}).values())
+
+
+def test_the_upload_button_shows_no_count_and_the_file_its_name(dash):
+    """FileUpload's own text is "Upload file (0)": hidden, the name shown beside."""
+    from test_viewer_dashboard import choose
+
+    for source in _sources(dash):
+        source.load_sample("head_ct")  # a sample: no file name shown
+        assert "medimg-upload" in source._upload._dom_classes
+        (own,) = [c for c in source._upload._dom_classes if c != "medimg-upload"]
+        want = source._upload.description
+        assert f'.{own}::after {{ content: "{want}"; }}' in source._upload_style.value
+        assert source._file_name.value == ""
+    source = _sources(dash)[-1]
+    name = 'CT "small" <b>&amp;.dcm'
+    choose(source, name, dicom_file("CT_small.dcm").read_bytes())
+    try:
+        assert source.file_name == name
+        shown = source._file_name.value
+        assert html.escape(name) in shown and "<b>" not in shown
+        assert source._upload.value == ()  # the same file can be chosen again
+    finally:
+        source.load_sample("head_ct")
+    assert source._file_name.value == ""
+
+
+def test_the_file_name_stays_when_the_next_upload_fails(dash):
+    from test_viewer_dashboard import choose
+
+    source = _sources(dash)[0]
+    choose(source, "first.dcm", dicom_file("CT_small.dcm").read_bytes())
+    try:
+        choose(source, "noise.dcm", np.random.default_rng(3).bytes(5000))
+        assert source.file_name == "first.dcm"  # the image shown is still that one
+        assert "noise.dcm" in dash.message
+    finally:
+        source.load_sample("head_ct")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import html
 import io
 import math
 import zipfile
@@ -228,6 +229,48 @@ def test_new_image_clears_measurements():
     assert dash.measurements.empty and dash.viewer.overlay is None
 
 
+@pytest.mark.parametrize(
+    "name", ["brain_mri", "chest_xray", "spine_ct", "perfusion_ct"]
+)  # a volume, a film of unknown spacing, a small CT, a non-HU CT map
+def test_a_new_sample_clears_roi_and_ruler_and_says_so(name):
+    dash = ViewerDashboard()
+    dash.measure_roi((100, 100), (200, 300))
+    dash.measure_distance((10, 10), (400, 20))
+    dash.tool = "ruler"
+    dash.viewer.click(50, 60)  # the first click of another ruler
+    assert dash.viewer.overlay is not None and dash._first is not None
+    dash._source._sample.value = name  # as the dropdown does
+    image = data.sample(name)
+    assert dash.measurements.empty and dash._first is None
+    assert dash.viewer.overlay is None and dash._overlay is None
+    assert "No measurements yet" in dash._table.value
+    shape = " × ".join(str(n) for n in image.array.shape)
+    want = (
+        f"Open: {name} ({image.modality}, {shape}, values in {image.unit_note}); "
+        "measurements cleared."
+    )
+    if image.meta.get("spacing_known") is False:
+        want += " Pixel spacing unknown: lengths and areas in mm assume 1 mm per pixel."
+    assert html.unescape(dash._opened.value) == want
+    dash.load_sample("spine_ct")  # nothing drawn: nothing said cleared
+    assert html.unescape(dash._opened.value).endswith("(Hounsfield units)).")
+
+
+def test_an_upload_clears_the_measurements_and_shows_its_name():
+    dash = ViewerDashboard()
+    dash.measure_roi((100, 100), (200, 300))
+    name = "<img src=x onerror=alert(1)>.dcm"
+    upload(dash, name, dicom_file("CT_small.dcm").read_bytes())
+    assert dash.measurements.empty and dash.viewer.overlay is None
+    assert dash._source.file_name == name
+    shown = dash._source._file_name.value
+    assert "<img" not in shown and html.escape(name) in shown
+    assert html.unescape(dash._opened.value).startswith(f"Open: {name} (CT, 128 ")
+    assert "measurements cleared" in dash._opened.value
+    dash.load_sample("head_ct")  # a sample: no file name beside the button
+    assert dash._source.file_name == "" and dash._source._file_name.value == ""
+
+
 # ----------------------------------------------------------------- export
 def test_png_export_is_the_view(tmp_path):
     dash = ViewerDashboard()
@@ -327,8 +370,12 @@ def test_failing_callback_shows_a_sentence_and_the_page_keeps_working(monkeypatc
 
 def test_layout_fits_a_laptop_screen(dash):
     assert dash.viewer.box_size <= 512
-    column = dash.children[0].children[1]
-    assert int(column.layout.width.removesuffix("px")) <= 420
+    style, body = dash.children
+    assert "position: sticky" in style.value and "medimg-page" in body._dom_classes
+    image, controls = body.children
+    assert image.children == (dash.viewer,) and "medimg-image" in image._dom_classes
+    assert int(image.layout.width.removesuffix("px")) <= 512 + 12
+    assert all("medimg-section" in s._dom_classes for s in controls.children)
     assert (
         dash._source._upload.tooltip
         and dash._tool.tooltips
