@@ -212,3 +212,78 @@ def test_voila_composition_stitching_seams_and_upload(
     _new_png(page, viewer, shown)
     _shoot(page, artifacts, "stitching_upload")
     _assert_clean(page, page_errors)
+
+
+# The probe's moving image: the CT moved 4 mm down, 6 mm left and turned 8°
+# (CompositionPanel's default, with noise); typing it into the sliders is a
+# perfect registration, one more mm down is 1 mm off.
+TRUTH = {"shift down (mm)": 4.0, "shift right (mm)": -6.0, "rotation (°)": 8.0}
+CAPTION = re.compile(
+    r"difference A − B \(fixed − moving, motion undone\), window ±(\d+) HU "
+    r"\(mid-grey = equal; white: A brighter, black: B brighter\)"
+)
+
+
+def _type_into(page, explorer: str, label: str, value: float) -> None:
+    """Type ``value`` into the readout of the slider ``label``, as a user does."""
+    readout = _control(page, explorer, "slider", label).locator(".widget-readout")
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(f"{value:g}")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "([el, v]) => Math.abs(parseFloat(el.textContent.replace('\u2212', '-')) - v)"
+        " < 1e-6",  # the readout writes a minus sign, U+2212
+        arg=[readout.element_handle(), value],
+    )
+
+
+def _saturated(png: bytes) -> float:
+    """The share of the shown difference's pixels drawn black or white."""
+    shown = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    rows, cols = shown.shape
+    inner = shown[rows // 8 : -rows // 8, cols // 8 : -cols // 8]  # the overlap
+    return float(np.mean((inner == 0) | (inner == 255)))
+
+
+@pytest.mark.parametrize(
+    "viewport", [(1366, 768), (1920, 1080)], ids=["1366x768", "1920x1080"]
+)
+def test_voila_registration_difference_perfect_and_1_mm_off(
+    page, page_errors, voila, artifacts, viewport
+):
+    viewer = _open_tab(page, voila, page_errors, "Registration", REGISTRATION)
+    width, height = viewport
+    page.set_viewport_size({"width": width, "height": height})
+    view = _control(page, REGISTRATION, "dropdown", "view").locator("select")
+    assert view.input_value() == "difference"
+    quality = page.locator(f"{REGISTRATION} .widget-html", has_text="On the overlap")
+    for label, value in TRUTH.items():
+        shown = _png(viewer)
+        _type_into(page, REGISTRATION, label, value)
+        _new_png(page, viewer, shown)
+    page.wait_for_function(
+        "(el) => /NCC <b>0\\.9[5-9]\\d|NCC <b>1\\.000/.test(el.innerHTML)",
+        arg=quality.element_handle(),
+    )
+    caption = quality.locator("i")
+    match = CAPTION.fullmatch(caption.text_content().strip())
+    assert match, caption.text_content()
+    assert 100 <= int(match.group(1)) <= 2000, match.group(0)  # bone-edge scale
+    assert caption.is_visible()
+    perfect = _png(viewer)
+    _shoot(page, artifacts, f"registration_difference_perfect_{width}x{height}")
+    page.screenshot(
+        path=str(artifacts / f"voila_registration_perfect_page_{width}x{height}.png")
+    )
+
+    _type_into(page, REGISTRATION, "shift down (mm)", 5.0)  # 1 mm off
+    off = _new_png(page, viewer, perfect)
+    _shoot(page, artifacts, f"registration_difference_1mm_off_{width}x{height}")
+    page.screenshot(
+        path=str(artifacts / f"voila_registration_1mm_off_page_{width}x{height}.png")
+    )
+    at_perfect, at_1mm = _saturated(perfect[1]), _saturated(off)
+    assert at_perfect < 0.001, at_perfect  # faint: no rim a clinician would read
+    assert at_1mm > 0.003 and at_1mm > 10 * at_perfect, (at_perfect, at_1mm)
+    _assert_clean(page, page_errors)
