@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import os
 import shutil
+from collections import OrderedDict
 
 import numpy as np
 import pydicom
@@ -19,6 +20,7 @@ from medimg_lab.errors import (
     NotFoundError,
     OutputExistsError,
 )
+from medimg_lab.io import deid
 from medimg_lab.io.deid import (
     _ACTIONS,
     DeidReport,
@@ -43,6 +45,13 @@ DATED = [
 ]
 SALT = "test-salt"
 SHIFT = -37
+
+
+@pytest.fixture(autouse=True)
+def _fresh_salt_registry(monkeypatch):
+    """Each test starts with no study seen (see UnsharedSaltWarning)."""
+    monkeypatch.setattr(deid, "_SEEN", OrderedDict())
+    monkeypatch.delenv(deid.SALT_ENV, raising=False)
 
 
 def _src(name: str) -> str:
@@ -181,7 +190,8 @@ def test_different_salt_gives_different_uids():
 
 def test_no_salt_draws_a_random_one():
     ds = pydicom.dcmread(_src("CT_small.dcm"))
-    assert deidentify(ds)[0].SOPInstanceUID != deidentify(ds)[0].SOPInstanceUID
+    with pytest.warns(deid.UnsharedSaltWarning):  # the second call: its study
+        assert deidentify(ds)[0].SOPInstanceUID != deidentify(ds)[0].SOPInstanceUID
 
 
 def test_empty_uid_stays_empty():
@@ -257,6 +267,7 @@ def test_export_refuses_to_write_over_its_input(tmp_path):
     assert _sha256(src) == before
 
 
+@pytest.mark.filterwarnings("ignore::medimg_lab.io.deid.UnsharedSaltWarning")
 def test_export_refuses_existing_output_without_overwrite(tmp_path):
     out = tmp_path / "out.dcm"
     out.write_bytes(b"keep me")
