@@ -30,6 +30,7 @@ from test_recognition_in_voila import (
 )
 from test_viewer_dashboard_in_voila import (
     GREEN,
+    HEAD_CT,
     RED,
     VIEWPORT,
     _button,
@@ -45,8 +46,8 @@ pytestmark = pytest.mark.browser
 
 NOTEBOOK = "compare.ipynb"
 NCC = r"NCC <b>(-?\d\.\d{3})</b>"
-OPEN_A = "Open: head_ct (CT, 512 × 512, values in HU)."
-OPEN_B = "Open: head_ct moved (demo) (CT, 512 × 512, values in HU)."
+OPEN_A = HEAD_CT
+OPEN_B = HEAD_CT.replace("head_ct", "head_ct moved (demo)")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,9 @@ import pytest
 from test_recognition_in_voila import _new_png, _png, _wait_for_text_change
 from test_viewer_dashboard_in_voila import (
     BOX,
+    HEAD_CT,
     RED,
+    SMALL_CT,
     VIEWPORT,
     _button,
     _choose_file,
@@ -49,12 +51,12 @@ import medimg_lab
 from medimg_lab import segmentation
 from medimg_lab.data import sample
 from medimg_lab.segmentation import HU_RANGES
+from widgets._dashboard import describe
 
 pytestmark = pytest.mark.browser
 
 NOTEBOOK = "segmentation.ipynb"
 SUMMARY = re.compile(r"^(Label 1: |No region yet\.)")
-HEAD_CT = "Open: head_ct (CT, 512 × 512, values in HU)."
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +155,7 @@ def test_volume_ml_equals_the_package(page, page_errors, url):
     _open(page, url)
     text = _wait_summary(page)
     _select(page, "or sample", "brain_mri (MR)")
-    _opened(page, "Open: brain_mri (MR, 189 × 233 × 197, values in a.u.).")
+    _opened(page, describe(sample("brain_mri"), "brain_mri"))
     text = _wait_summary(page, text, r"^Label 1: volume ")
     _type_into(page, "high (a.u.)", 200)
     text = _wait_summary(page, text, r"max 200 a\.u\.")
@@ -224,7 +226,7 @@ def test_upload_garbage_then_dicom_and_export(page, page_errors, url, tmp_path):
     small = medimg_lab.load(study)
     text = _summary(page).inner_text().strip()
     _choose_file(page, study)
-    _opened(page, "Open: study.dcm (CT, 128 × 128, values in HU).")
+    _opened(page, SMALL_CT.replace("CT_small.dcm", "study.dcm"))
     _wait_for_image(page, image, 128)
     message.wait_for(state="detached")
     _wait_summary(page, text, r"\(\d+ pixels\)\.$")

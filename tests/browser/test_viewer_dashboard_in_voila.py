@@ -45,7 +45,9 @@ from test_viewer_pointer import (
 )
 
 import medimg_lab
+from medimg_lab.data import sample
 from medimg_lab.display import apply_window, auto_window, preset
+from widgets._dashboard import describe
 
 pytestmark = pytest.mark.browser
 
@@ -58,6 +60,8 @@ GREEN = "span[style*='color:#060']"  # its success sentence
 READOUT = re.compile(r"\(row \d+, col \d+(, slice \d+)?\): ")
 PHI = ("Doe^Jane", "ID-12345")
 VIEW = "canvas.medimg-canvas"  # the viewer's image: render="browser" (canvas.js)
+HEAD_CT = describe(sample("head_ct"), "head_ct")  # "Open: head_ct (CT, ...)."
+SMALL_CT = describe(medimg_lab.load(dicom_file("CT_small.dcm")), "CT_small.dcm")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +78,7 @@ def _open(page, url: str, viewport: dict = VIEWPORT):
     page.goto(url)
     image = page.locator(VIEW)
     _wait_for_decoded(page, image, 1)
-    _opened(page, "Open: head_ct (CT, 512 × 512, values in HU).")
+    _opened(page, HEAD_CT)
     return image
 
 
@@ -220,7 +224,7 @@ def test_viewer_dashboard_preset_and_slice_change_the_image(
     # A slice, on the brain MRI volume.
     shown = (image.evaluate(SHOWN_JS), bone)
     _select(page, "or sample", "brain_mri (MR)")
-    _opened(page, "Open: brain_mri (MR, 189 × 233 × 197, values in a.u.).")
+    _opened(page, describe(sample("brain_mri"), "brain_mri"))
     brain = _new_png(page, image, shown)
     middle = "z 94.0 mm (95 of 189)"
     slice_label = page.get_by_text(re.compile(r"^z [\d.]+ mm \(\d+ of 189\)$"))
@@ -295,7 +299,7 @@ def test_viewer_dashboard_upload_dicom_and_garbage(
     assert small.array.shape == (128, 128)
 
     _choose_file(page, path)
-    _opened(page, "Open: CT_small.dcm (CT, 128 × 128, values in HU).")
+    _opened(page, SMALL_CT)
     origin = _wait_for_image(page, image, 128)  # shown 4× in the 512 px box
     page.get_by_text("Header (no patient identifiers)").click()
     header = page.locator(".widget-html table", has_text="unit of values")
@@ -316,12 +320,12 @@ def test_viewer_dashboard_upload_dicom_and_garbage(
     assert sentence.startswith("noise.dcm: ") and sentence.endswith("."), sentence
     assert "not a DICOM" in sentence, sentence
     assert "Traceback" not in page.locator("body").inner_text()
-    _opened(page, "Open: CT_small.dcm (CT, 128 × 128, values in HU).")  # kept
+    _opened(page, SMALL_CT)  # kept
 
     # The page still works: a sample opens and the sentence goes.
     shown = _png(image)
     _select(page, "or sample", "head_ct (CT)")
-    _opened(page, "Open: head_ct (CT, 512 × 512, values in HU).")
+    _opened(page, HEAD_CT)
     _new_png(page, image, shown)
     message.wait_for(state="detached")
     _clean(page, page_errors)
@@ -335,7 +339,7 @@ def test_viewer_dashboard_exports_load_back_without_identifiers(
     assert str(pydicom.dcmread(study).PatientName) == PHI[0]
     loaded = medimg_lab.load(study)
     _choose_file(page, study)
-    _opened(page, "Open: study.dcm (CT, 128 × 128, values in HU).")
+    _opened(page, SMALL_CT.replace("CT_small.dcm", "study.dcm"))
     origin = _wait_for_image(page, image, 128)
     page.get_by_text("Header (no patient identifiers)").click()
     page.locator(".widget-html table", has_text="unit of values").wait_for()
@@ -406,4 +410,83 @@ def test_viewer_dashboard_screenshots(
     assert _pixels(path.read_bytes()).shape[1] == width
     scroll = page.evaluate("() => document.documentElement.scrollWidth")
     assert scroll <= width, f"horizontal scrollbar at {width} px: {scroll} px wide"
+    _clean(page, page_errors)
+
+
+def _coloured(png: bytes) -> int:
+    """How many pixels of a canvas's PNG are not grey (an overlay's drawing)."""
+    bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    return int(np.count_nonzero(np.ptp(bgr, axis=2) > 8))
+
+
+def test_a_new_image_clears_roi_and_ruler_in_kernel_and_page(
+    page, page_errors, dashboard_url, tmp_path
+):
+    image = _open(page, dashboard_url)
+    _wait_for_image(page, image, 512)
+    table = page.locator(".widget-html table", has_text="area (mm²)")
+    for tool, first, second, (p, q) in (
+        (
+            "ROI",
+            "ROI: click one corner",
+            "ROI: click the opposite",
+            ((150, 150), (260, 330)),
+        ),
+        (
+            "ruler (mm)",
+            "Ruler: click the first",
+            "Ruler: click the second",
+            ((100, 60), (400, 300)),
+        ),
+    ):
+        page.locator(".widget-toggle-button", has_text=tool).click()
+        page.get_by_text(first).wait_for()
+        origin = _painted(page, image)  # where it is now, the tool chosen
+        _click_pixel(page, origin, *p, 1)
+        page.get_by_text(second).wait_for()
+        _click_pixel(page, origin, *q, 1)
+        page.get_by_text(first).wait_for()
+    table.locator("tr").nth(2).wait_for()  # two measurements listed
+    page.wait_for_function(
+        "(el) => Number(el.dataset.frame) > 0", arg=image.element_handle()
+    )
+    drawn = _png(image)
+    while _coloured(drawn[1]) < 500:  # both drawings painted
+        drawn = (image.evaluate(SHOWN_JS), _new_png(page, image, drawn))
+
+    # Another sample: the "Open:" line says so, the table and the drawings go.
+    spine = medimg_lab.data.sample("spine_ct")
+    _select(page, "or sample", "spine_ct (CT)")
+    _opened(page, describe(spine, "spine_ct", "measurements cleared"))
+    _wait_for_image(page, image, 128)
+    page.get_by_text("No measurements yet.").wait_for()
+    assert _coloured(_png(image)[1]) == 0  # no ROI, no ruler on the new image
+    _button(page, "CSV of measurements").click()  # the kernel's table
+    link = page.locator("a[download='measurements.csv']")
+    link.wait_for()
+    assert pd.read_csv(_download(page, link, tmp_path)).empty
+
+    # An upload whose name is HTML: shown as text beside the button, never run.
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    name = "<img src=x onerror=alert(1)>.dcm"
+    with page.expect_file_chooser() as chooser:
+        page.locator("button.widget-upload").click()
+    chooser.value.set_files(
+        {
+            "name": name,
+            "mimeType": "application/dicom",
+            "buffer": dicom_file("CT_small.dcm").read_bytes(),
+        }
+    )
+    _opened(page, SMALL_CT.replace("CT_small.dcm", name))
+    beside = page.locator(".widget-html span", has_text=name)
+    assert beside.inner_text() == name and beside.get_attribute("title") == name
+    assert page.locator("img[src='x']").count() == 0 and not dialogs
+    assert (
+        page.locator("button.widget-upload").evaluate(
+            "(el) => getComputedStyle(el, '::after').content"
+        )
+        == '"Upload file"'
+    )
     _clean(page, page_errors)
