@@ -29,6 +29,7 @@ it (403: the page carries no ``_xsrf`` cookie), so the kernels go by culling:
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 import tempfile
@@ -90,21 +91,78 @@ class Dashboards:
         return f"{self.base}voila/render/{notebook}"
 
 
+#: An IPython startup file for the kernels of a timed server: each kernel
+#: appends JSON lines to ``$MEDIMG_KERNEL_TIMING/<kernel id>.jsonl``, with
+#: ``t`` in seconds since the epoch: "spawn" (its process created), "ready"
+#: (this file runs: ipykernel imported, the shell built, just before the
+#: kernel answers), then "cell_start" and "cell_end" around each execution.
+KERNEL_TIMING_STARTUP = """\
+import json as _json
+import os as _os
+import time as _time
+
+
+def _medimg_timing():
+    folder = _os.environ.get("MEDIMG_KERNEL_TIMING")
+    if not folder:
+        return
+    import psutil
+
+    me = psutil.Process()
+    files = [_os.path.basename(a) for a in me.cmdline() if a.endswith(".json")]
+    ids = [f[len("kernel-") : -len(".json")] for f in files if f.startswith("kernel-")]
+    path = _os.path.join(folder, (ids or [str(_os.getpid())])[0] + ".jsonl")
+    cells = [0]
+
+    def log(event, t=None, **more):
+        line = {"event": event, "t": _time.time() if t is None else t, **more}
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(_json.dumps(line) + "\\n")
+
+    def start(info):
+        cells[0] += 1
+        log("cell_start", cell=cells[0], source=info.raw_cell[:500])
+
+    def end(result):
+        log("cell_end", cell=cells[0], error=result.error_in_exec is not None)
+
+    log("spawn", t=me.create_time())
+    log("ready")
+    shell = get_ipython()  # noqa: F821 an IPython startup file
+    shell.events.register("pre_run_cell", start)
+    shell.events.register("post_run_cell", end)
+
+
+_medimg_timing()
+del _medimg_timing
+"""
+
+
 @contextlib.contextmanager
-def dashboard_server(root: Path, *, name: str, extra=SHORT_CULLING) -> Iterator:
+def dashboard_server(
+    root: Path, *, name: str, extra=SHORT_CULLING, kernel_timing: Path | None = None
+) -> Iterator:
     """Voila as ``make dashboard`` serves ``root``, plus ``extra`` options.
 
-    Its log goes to ``artifacts/<name>.log``; it is stopped at the end.
+    Its log goes to ``artifacts/<name>.log``; it is stopped at the end. With
+    ``kernel_timing`` (a folder), every kernel writes its timeline there
+    (:data:`KERNEL_TIMING_STARTUP`); the notebooks stay as they are.
     """
     home = Path(tempfile.mkdtemp(prefix=f"{name}-home-"))
     port = _free_port()
     base = f"http://127.0.0.1:{port}/"
+    env = _isolated_env(home)
+    if kernel_timing is not None:
+        startup = Path(env["IPYTHONDIR"]) / "profile_default" / "startup"
+        startup.mkdir(parents=True)
+        (startup / "00-medimg-timing.py").write_text(KERNEL_TIMING_STARTUP)
+        env["MEDIMG_KERNEL_TIMING"] = str(kernel_timing)
     server = _start(
         name,
         [*_dashboard_argv(root, port), *extra],
         base + "voila/static/voila.js",
         cwd=REPO,  # where `make dashboard` runs
-        env=_isolated_env(home),
+        env=env,
     )
     try:
         yield Dashboards(base, server)
@@ -153,6 +211,7 @@ class Session:
 
     index: int
     times: dict[str, float] = field(default_factory=dict)
+    kernel: str | None = None  # the page's kernel id (its websocket's URL)
     readout: str = ""
     error: str | None = None
     blocked: list[str] = field(default_factory=list)
@@ -189,6 +248,7 @@ def _session(session: Session, url, go: threading.Event, done, release) -> None:
                 page = context.new_page()
                 page.set_default_timeout(TIMEOUT_MS)
                 errors = _watch_errors(page)
+                page.on("websocket", lambda ws: _note_kernel(session, ws.url))
                 done.ready()
                 if not go.wait(TIMEOUT_MS / 1000):
                     raise TimeoutError("the other sessions did not get ready")
@@ -206,6 +266,15 @@ def _session(session: Session, url, go: threading.Event, done, release) -> None:
     finally:
         done.ready()
         done.finished()
+
+
+KERNEL_URL = re.compile(r"/api/kernels/([0-9a-f-]+)/channels")
+
+
+def _note_kernel(session: Session, url: str) -> None:
+    found = KERNEL_URL.search(url)
+    if found and session.kernel is None:
+        session.kernel = found.group(1)
 
 
 def _summary(exc: BaseException) -> str:
@@ -338,6 +407,65 @@ def kernel_memory(server: Server) -> Memory:
             rows.append((kernel.pid, info.rss, info.uss))
     server_rss = psutil.Process(server.process.pid).memory_info().rss
     return Memory(server_rss, sorted(rows))
+
+
+def kernel_ids(server: Server) -> dict[str, int]:
+    """The server's live kernels: kernel id (from its connection file) → pid."""
+    ids = {}
+    for kernel in kernel_processes(server):
+        with contextlib.suppress(psutil.Error):
+            for arg in kernel.cmdline():
+                name = Path(arg).name
+                if name.startswith("kernel-") and name.endswith(".json"):
+                    ids[name[len("kernel-") : -len(".json")]] = kernel.pid
+    return ids
+
+
+def pool_size(root: Path, config: Path = REPO / "jupyter" / "voila.json") -> int:
+    """How many preheated kernels Voila keeps for ``root`` with ``config``.
+
+    0 without ``preheat_kernel``; else, for each notebook under ``root`` (as
+    Voila finds them: ``**/*.ipynb`` outside checkpoints), its entry in
+    ``VoilaKernelManager.kernel_pools_config``, else the ``"default"`` entry,
+    else ``VoilaConfiguration.default_pool_size`` (Voila's default 1).
+    """
+    settings = json.loads(config.read_text())
+    voila = settings.get("VoilaConfiguration", {})
+    if not voila.get("preheat_kernel", False):
+        return 0
+    pools = settings.get("VoilaKernelManager", {}).get("kernel_pools_config", {})
+    default = pools.get("default", {}).get(
+        "pool_size", voila.get("default_pool_size", 1)
+    )
+    notebooks = [
+        str(nb.relative_to(root))
+        for nb in root.rglob("*.ipynb")
+        if ".ipynb_checkpoints" not in str(nb)
+    ]
+    return sum(max(pools.get(nb, {}).get("pool_size", default), 0) for nb in notebooks)
+
+
+def wait_for_kernels(server: Server, n: int, timeout: float) -> float:
+    """Seconds until the server holds ``n`` kernels (a pool filled)."""
+    start = time.monotonic()
+    while len(kernel_processes(server)) != n:
+        if time.monotonic() - start > timeout:
+            held = len(kernel_processes(server))
+            raise TimeoutError(f"{held} kernels, not {n}, after {timeout:.0f} s")
+        time.sleep(0.25)
+    return time.monotonic() - start
+
+
+def wait_for_kernels_gone(server: Server, ids, timeout: float) -> float:
+    """Seconds until no kernel of ``ids`` is left; TimeoutError after ``timeout``."""
+    start = time.monotonic()
+    while left := set(ids) & set(kernel_ids(server)):
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(
+                f"{len(left)} of the pages' kernels still running after {timeout:.0f} s"
+            )
+        time.sleep(0.25)
+    return time.monotonic() - start
 
 
 def wait_for_no_kernels(server: Server, timeout: float) -> float:

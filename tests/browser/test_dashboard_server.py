@@ -32,6 +32,8 @@ from conftest import (
     _start,
     _stop,
 )
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from traitlets.config.loader import PyFileConfigLoader
 
 pytestmark = pytest.mark.browser
 
@@ -101,12 +103,37 @@ def test_make_dashboard_uses_the_repo_config():
     config = json.loads(CONFIG.read_text())
     assert config["Voila"]["ip"] == "127.0.0.1"
     assert config["VoilaConfiguration"]["template"] == "offline"
-    assert config["VoilaConfiguration"]["preheat_kernel"] is False
-    manager = config["VoilaConfiguration"]["multi_kernel_manager_class"]
-    assert manager.endswith(".AsyncMappingKernelManager")  # not the sync one
+    # One preheated kernel per dashboard: the notebook has run before the
+    # request (the first view's kernel start, imports and first image).
+    assert config["VoilaConfiguration"]["preheat_kernel"] is True
+    assert config["VoilaConfiguration"]["default_pool_size"] == 1
+    assert "VoilaKernelManager" not in config  # no per-notebook pools: 1 each
+    assert not config["VoilaConfiguration"].get("progressive_rendering")  # no pool
+    # The manager is voila.py's (voila.json cannot hold a class): Voila's
+    # async default, whose idle clock restarts when a kernel leaves the pool.
+    assert "multi_kernel_manager_class" not in config["VoilaConfiguration"]
+    manager = _voila_py().VoilaConfiguration.multi_kernel_manager_class
+    assert issubclass(manager, AsyncMappingKernelManager)  # not the sync one
     assert config["MappingKernelManager"]["cull_idle_timeout"] > 0
     assert config["VoilaExecutor"]["timeout"] > 0
     assert config["VoilaExecutor"]["iopub_timeout"] >= 30  # 4 s lost pages under load
+
+
+#: What Voila tells a kernel of the request (its environment): a preheated
+#: kernel runs the notebook before any request, so it never sees them.
+REQUEST_VARIABLES = ("QUERY_STRING", "VOILA_REQUEST_URL", "SCRIPT_NAME", "PATH_INFO")
+
+
+def test_the_dashboards_read_nothing_of_the_request():
+    """Preheated kernels (voila.json) run each dashboard before its request:
+    no dashboard may depend on the request's URL, query string or headers."""
+    sources = {p: p.read_text() for p in (REPO / "widgets").glob("*.py")}
+    for nb in DASHBOARDS.glob("*.ipynb"):
+        cells = nbformat.read(nb, as_version=4).cells
+        sources[nb] = "\n".join(c.source for c in cells if c.cell_type == "code")
+    for path, source in sources.items():
+        for name in REQUEST_VARIABLES:
+            assert name not in source, f"{path.name} reads {name}"
 
 
 def test_network_mode_needs_the_token(tmp_path_factory):
@@ -144,6 +171,11 @@ def test_network_mode_needs_the_token(tmp_path_factory):
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None  # a redirect (to the login page) is an answer, not followed
+
+
+def _voila_py():
+    """The config that ``jupyter/voila.py`` sets (Voila reads it with voila.json)."""
+    return PyFileConfigLoader("voila.py", path=str(REPO_JUPYTER)).load_config()
 
 
 def _makefile() -> str:
