@@ -457,7 +457,8 @@ def test_a_new_image_clears_roi_and_ruler_in_kernel_and_page(
     # Another sample: the "Open:" line says so, the table and the drawings go.
     spine = medimg_lab.data.sample("spine_ct")
     _select(page, "or sample", "spine_ct (CT)")
-    _opened(page, describe(spine, "spine_ct", "measurements cleared"))
+    cleared = f"values in {spine.unit_note}); measurements cleared."
+    _opened(page, f"Open: spine_ct (CT, 128 × 128, {cleared}")
     _wait_for_image(page, image, 128)
     page.get_by_text("No measurements yet.").wait_for()
     assert _coloured(_png(image)[1]) == 0  # no ROI, no ruler on the new image
