@@ -10,9 +10,10 @@ import ipywidgets as ipw
 import numpy as np
 
 from .controls import values_of
-from .viewer import batched
 
-__all__ = ["StagePanel"]
+__all__ = ["NOTEBOOK_NOTE", "NotebookNote", "StagePanel"]
+
+NOTEBOOK_NOTE = "▶ Run this cell (or Run All) to show the interactive panel."
 
 
 def brush_pixels(
@@ -47,7 +48,34 @@ def _bounds(control: ipw.Widget) -> tuple[float, float] | None:
     return None
 
 
-class StagePanel(ipw.VBox):
+class NotebookNote:
+    """Mixin: a widget's output says to run its cell while it cannot be drawn.
+
+    A notebook saved without widget state holds, for a widget's output, only
+    its view (a model id) until a kernel runs the cell again. Front ends that
+    cannot draw the view fall back on the output's other MIME types: an
+    untrusted notebook in JupyterLab (a fresh clone's) shows only safe types,
+    and nbconvert, nbviewer and GitHub skip a view whose state is missing. So
+    the bundle's ``text/plain`` and ``text/html`` are :data:`NOTEBOOK_NOTE`
+    rather than the widget's ``repr``. Once the cell has run, the front end
+    draws the widget from its view, as before.
+
+    Put it before the ipywidgets base: ``class Panel(NotebookNote, ipw.VBox)``.
+    """
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
+        if bundle is None:  # a widget without a view: nothing to stand in for
+            return bundle
+        note = html.escape(NOTEBOOK_NOTE)
+        return {
+            **bundle,
+            "text/plain": NOTEBOOK_NOTE,
+            "text/html": f'<p class="medimg-notebook-note">{note}</p>',
+        }
+
+
+class StagePanel(NotebookNote, ipw.VBox):
     """A stage panel: generated controls, a message line, batched redraws.
 
     Subclasses build ``self._controls`` and ``self._message`` and implement
@@ -107,6 +135,8 @@ class StagePanel(ipw.VBox):
                 self._controls[name].value = value
 
     def _batch(self):
+        from .viewer import batched  # not at the top: viewer.py may import this module
+
         return batched(self, self._refresh)
 
     def _say(self, text: str, ok: bool = False) -> None:
