@@ -159,6 +159,12 @@ def test_voila_segmentation_panel_overlay_and_brush(
     page.locator(
         f"{PANEL} .widget-toggle-button.mod-active", has_text="brush"
     ).wait_for()
+    # The brush starts on a foreground class, not "1: background", and no
+    # red message stands on the page.
+    chosen = page.locator(PANEL).get_by_label("class", exact=True)
+    shown = chosen.evaluate("(s) => s.selectedOptions[0].textContent")
+    assert shown.replace("\xa0", " ") == "2: foreground", shown  # spaces as nbsp
+    assert page.locator(f"{PANEL} span[style*='color:#b00']").count() == 0
 
     # Drag with the left button through air, ~40 px along row STROKE_ROW.
     image.evaluate("(img) => img.scrollIntoView({block: 'center'})")
