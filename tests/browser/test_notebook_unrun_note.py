@@ -15,7 +15,8 @@ six teaching notebooks, copied to JupyterLab's temporary root so that no file
 of the repository changes, WITHOUT running it, and assert that every widget
 output shows that note and no error. Then one notebook (``01_processing``, the
 quickest) is run: each note must give way to its widget, drawn by the widget
-manager.
+manager. Voila, which runs the notebook before it shows it, must show the
+widget and no note.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from pathlib import Path
 import pytest
 from test_viewer_pointer import TIMEOUT_MS, _assert_no_failure
 
+from medimg_lab.data import sample
 from widgets._panel import NOTEBOOK_NOTE
+from widgets.processing import ProcessingPanel
 
 pytestmark = pytest.mark.browser
 
@@ -129,6 +132,20 @@ def _output(page, index: int):
     return area
 
 
+def test_the_note_stands_in_for_the_repr_and_keeps_the_view():
+    """The bundle: the view as ipywidgets gives it, the note as text and HTML."""
+    panel = ProcessingPanel(sample("spine_ct"), operation="gaussian", view_size=64)
+    bundle = panel._repr_mimebundle_()
+    assert bundle[WIDGET_VIEW] == {
+        "version_major": 2,
+        "version_minor": 0,
+        "model_id": panel.model_id,
+    }
+    assert bundle["text/plain"] == NOTEBOOK_NOTE
+    assert NOTEBOOK_NOTE in bundle["text/html"]
+    assert "ProcessingPanel(" in repr(panel)  # repr() itself is ipywidgets'
+
+
 def test_every_teaching_notebook_has_widget_cells_to_check():
     """The notebooks below are the six of the course, and five show widgets."""
     assert [p.name[:2] for p in TEACHING] == ["00", "01", "02", "03", "04", "05"]
@@ -184,7 +201,11 @@ def test_widget_cells_opened_before_run_show_the_note(
         for mimes, text in zip(cell["mimes"], outputs, strict=True):
             if WIDGET_VIEW in mimes and (text != NOTEBOOK_NOTE or ERROR in text):
                 widget = _widget_class(path, index)
-                problems.append(f"cell {index} ({widget}) shows {text!r}")
+                problems.append(
+                    f"cell {index} ({widget}) shows {text!r}; is "
+                    "widgets._panel.NotebookNote a base of its class, and was "
+                    "the notebook executed since?"
+                )
     assert not problems, f"{path.name}, opened before run:\n" + "\n".join(problems)
     for index in expected:  # what a person sees: the note on screen, in view
         note = _output(page, index).get_by_text(NOTEBOOK_NOTE, exact=True)
@@ -217,4 +238,18 @@ def test_running_the_notebook_replaces_each_note_by_its_widget(
         assert ERROR not in text, f"cell {index}: {text!r}"
     _output(page, expected[0])
     page.screenshot(path=str(artifacts / "unrun_note_after_run_1366x768.png"))
+    _assert_no_failure(page, page_errors)
+
+
+def test_voila_shows_the_panel_not_the_note(page, page_errors, voila):
+    """Voila runs the notebook first: the panel's output is drawn as the widget."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(voila.render("processing_probe.ipynb"))
+    panel = page.locator(".probe-panel")
+    panel.wait_for(state="visible")
+    panel.locator("img.widget-image").first.wait_for(state="visible")
+    text = page.locator("body").inner_text()
+    assert NOTEBOOK_NOTE not in text
+    assert ERROR not in text
     _assert_no_failure(page, page_errors)
