@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary  # re-exported from pydicom._uid_dict
@@ -88,8 +88,28 @@ _ACTIONS = {
 # UI attributes naming a type, not an instance: kept when not in the table.
 _TYPE_UIDS = ("ClassUID", "TransferSyntaxUID")
 _DATE_VRS = ("DA", "DT", "TM")
-# Patient's Birth Date and Time are not kept by the Modified Dates option.
-_NEVER_SHIFTED = frozenset({0x00100030, 0x00100032})
+# The Modified Dates option cleans (shifts) every date and time of the table
+# but these: Patient's Birth Date and Time, GPS Time Stamp (PS3.15 Table
+# E.1-1, column "Rtn. Long. Modif. Dates Opt.", cross-checked for 2024b).
+_NEVER_SHIFTED = frozenset({0x00100030, 0x00100032, 0x00160077})
+#: Removed although Table E.1-1 does not list them (medimg-lab's choice):
+#: free text of structured-report content items, the AE titles and private
+#: information of the file meta, a file-set ID, encrypted attributes and MAC
+#: parameters.
+_BEYOND_TABLE = frozenset(
+    tag_for_keyword(keyword)
+    for keyword in (
+        "TextValue",
+        "SourceApplicationEntityTitle",
+        "SendingApplicationEntityTitle",
+        "ReceivingApplicationEntityTitle",
+        "PrivateInformationCreatorUID",
+        "PrivateInformation",
+        "StorageMediaFileSetID",
+        "EncryptedAttributesSequence",
+        "MACParametersSequence",
+    )
+)
 _DUMMY_TEXT = "ANONYMOUS"
 _DUMMY = {
     "AE": _DUMMY_TEXT,
@@ -436,6 +456,8 @@ class _Cleaner:
         vr = elem.VR
         rule = basic_profile_action(tag)
         if rule is None:
+            if int(tag) in _BEYOND_TABLE:
+                return "X"
             if not elem.keyword or tag.group >> 8 in (0x50, 0x60):
                 # Tags unknown to the dictionary, curves (50xx) and overlays
                 # (60xx: data and comments are X, the rest of the group is
@@ -450,12 +472,8 @@ class _Cleaner:
             if vr in _DATE_VRS:
                 return "C" if self.shift is not None else "Z"
             return "K"
-        if (
-            vr in _DATE_VRS
-            and self.shift is not None
-            and int(tag) not in _NEVER_SHIFTED
-            and ("Z" in rule or "D" in rule)
-        ):
+        shifting = self.shift is not None and int(tag) not in _NEVER_SHIFTED
+        if vr in _DATE_VRS and shifting:
             return "C"  # the Modified Dates option: shifted, not removed
         if rule == "X/Z/U*":
             return "S" if vr == "SQ" else "X"
@@ -647,7 +665,8 @@ def deidentify(
         DA, DT and TM value moves by that many days plus a part of a day
         derived from the salt, a date and its time together (StudyDate with
         StudyTime, ...). The same salt and days give the same shift in every
-        file. Invalid dates are emptied; Patient's Birth Date is emptied too.
+        file. Invalid dates are emptied; Patient's Birth Date and Time and
+        GPS Time Stamp get their basic action, as the option says.
     date_shift : datetime.timedelta, optional
         The exact shift instead of ``date_shift_days``.
 

@@ -317,3 +317,17 @@ def test_one_file_without_a_salt_does_not_warn():
 def test_the_warning_class_is_a_user_warning_exported_by_medimg_lab():
     assert issubclass(UnsharedSaltWarning, UserWarning)
     assert "UnsharedSaltWarning" in deid.__all__
+
+
+def test_the_option_shifts_every_table_date_but_birth_and_gps():
+    """Column "Rtn. Long. Modif. Dates Opt." of Table E.1-1: C, except three."""
+    ds = pydicom.dcmread(dicom_file("CT_small.dcm"))
+    ds.AdmittingDate, ds.AdmittingTime = "20040118", "2330"  # X in the basic profile
+    ds.GPSTimeStamp = "20040118101500"
+    out, report = deidentify(ds, salt=SALT, date_shift_days=SHIFT)
+    moved = instant(out.AdmittingDate, out.AdmittingTime)
+    truth = instant("20040118", "2330") + report.date_shift
+    assert moved == truth.replace(second=0, microsecond=0)  # minutes kept
+    assert "GPSTimeStamp" not in out
+    plain, _ = deidentify(ds, salt=SALT)
+    assert "AdmittingDate" not in plain and "AdmittingTime" not in plain

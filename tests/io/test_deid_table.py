@@ -17,6 +17,7 @@ from collections import OrderedDict
 
 import pydicom
 import pytest
+from pydicom.data import get_testdata_file
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -266,3 +267,20 @@ def test_private_curve_and_overlay_rows_are_removed_at_every_depth():
 def test_the_keyword_table_covers_every_known_attribute():
     known = [t for t in _deid_table.ATTRIBUTES if keyword_for_tag(t)]
     assert len(deid._ACTIONS) == len(known)
+
+
+def test_what_medimg_lab_removes_beyond_the_table():
+    """Free text of SR content items and the file meta's AE titles go too."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    item = Dataset()
+    item.ValueType = "TEXT"
+    item.TextValue = "Seen by Dr Planted on the ward"
+    ds.ContentSequence = [item]
+    ds.file_meta.SourceApplicationEntityTitle = "PLANTEDAE"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    raw, _ = deidentified_bytes(buf.getvalue(), salt=SALT)
+    out = pydicom.dcmread(io.BytesIO(raw))
+    assert "TextValue" not in out.ContentSequence[0]
+    assert "SourceApplicationEntityTitle" not in out.file_meta
+    assert b"PLANTEDAE" not in raw and b"Dr Planted" not in raw
