@@ -530,7 +530,12 @@ class _Cleaner:
             partner = None
             if elem.VR == "DA" and elem.VM == 1:
                 partner = by_keyword.get(elem.keyword.replace("Date", "Time"))
-                if partner is None or partner.VR != "TM" or partner.VM != 1:
+                if (
+                    partner is None
+                    or partner.VR != "TM"
+                    or partner.VM != 1
+                    or int(partner.tag) in done  # shifted already, alone
+                ):
                     partner = None
                 else:
                     done.add(int(partner.tag))
