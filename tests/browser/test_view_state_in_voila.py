@@ -19,11 +19,10 @@ from test_viewer_dashboard_in_voila import (
     _clean,
     _click_pixel,
     _control,
-    _open,
-    _opened,
     _readout,
     _select,
 )
+from test_viewer_drags import STATUS, _open, _opened
 from test_viewer_pointer import POINTS, _painted
 
 import medimg_lab
@@ -68,19 +67,19 @@ def _no_readout(page) -> None:
     )
 
 
-_NO_SPACING = " The pixel spacing is unknown: mm assume 1 mm per pixel."
+_NO_SPACING = "; pixel spacing unknown: lengths in mm assume 1 mm per pixel."
+
+
+def _status(page) -> str:
+    return page.locator(STATUS).inner_text().strip()
 
 
 @pytest.mark.parametrize(
-    ("sample", "modality", "shape", "unit", "note"),
-    [
-        ("chest_xray", "CR", "1955 × 1841", "a.u.", _NO_SPACING),
-        ("brain_mri", "MR", "189 × 233 × 197", "a.u.", ""),
-        ("spine_ct", "CT", "128 × 128", "HU", ""),
-    ],
+    ("sample", "modality"),
+    [("chest_xray", "CR"), ("brain_mri", "MR"), ("spine_ct", "CT")],
 )
 def test_a_new_sample_shows_at_its_own_window_with_no_readout(
-    page, page_errors, dashboard_url, artifacts, sample, modality, shape, unit, note
+    page, page_errors, dashboard_url, artifacts, sample, modality
 ):
     image = _open(page, dashboard_url)
     _select(page, "preset", "bone")  # the old image's window, set by the user
@@ -88,12 +87,22 @@ def test_a_new_sample_shows_at_its_own_window_with_no_readout(
     _click_pixel(page, _painted(page, image), *POINTS["brain"], 1)
     _readout(page, r"\(row 294, col 194\): ")
 
+    truth = data.sample(sample)
     _select(page, "or sample", f"{sample} ({modality})")
-    _opened(page, f"Open: {sample} ({modality}, {shape}, values in {unit}).{note}")
-    want = data.sample(sample).window
+    _opened(page, truth)
+    want, unit = truth.window, truth.unit
     _wait_for_window(page, unit, want)
     assert _preset(page) == "default"
     _no_readout(page)
+    # The status line says what was reset, with the unit and what it means.
+    status = _status(page)
+    assert f"values in {truth.unit_note};" in status
+    assert f"window {want[0]:.6g}/{want[1]:.6g} {unit} (" in status
+    unknown = truth.meta["spacing_source"].startswith("unknown")
+    assert status.endswith(_NO_SPACING) == unknown
+    if truth.is_volume:
+        n = truth.shape[0]
+        assert f"axial slice {n // 2 + 1} of {n}" in status
     _, png = _png(image)
     assert png  # something is painted
     for width, height in ((1366, 768), (1920, 1080)):
@@ -112,9 +121,10 @@ def test_an_uploaded_file_shows_at_its_header_window(page, page_errors, dashboar
     path = dicom_file("CT_small.dcm")
     small = medimg_lab.load(path)
     _choose_file(page, path)
-    _opened(page, "Open: CT_small.dcm (CT, 128 × 128, values in HU).")
+    _opened(page, small)
     _wait_for_window(page, "HU", small.window)
-    assert small.window == (-38.0, 1646.0)  # as its header stores it
+    assert small.window == (-38.0, 1646.0)  # its robust auto window (no header's)
+    assert "window -38/1646 HU (auto, from the value percentiles)" in _status(page)
     assert _preset(page) == "default"
     _no_readout(page)
     _clean(page, page_errors)

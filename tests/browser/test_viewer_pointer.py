@@ -23,6 +23,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from medimg_lab.display import apply_window, preset
 
@@ -278,3 +279,84 @@ async (ms) => {
   return await Promise.race([run(), late]);
 }
 """
+
+
+STEP_WAIT_MS = 15_000  # for one step's answer; a step without one is counted
+
+
+def _slow_drag(page, slider, image, label: str, pattern: str, steps: int, px: int):
+    """Drag ``slider``'s handle ``steps`` times ``px`` px, waiting at each step.
+
+    After each move that changed the page's slider value, wait for the
+    kernel's ``.probe-<label>`` text to match ``pattern`` (formatted with the
+    value) and then for the image to repaint. Returns (values the page sent,
+    of them those the kernel held, of them those that repainted).
+    """
+    handle = slider.locator(".noUi-handle").bounding_box()
+    x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    get = "(el) => Number(el.querySelector('.noUi-target').noUiSlider.get())"
+    value = float(slider.evaluate(get))
+    sent, held, painted = [], [], []
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, steps + 1):
+        shown = image.evaluate(SHOWN_JS)
+        page.mouse.move(x + i * px, y)
+        new = slider.evaluate(get)
+        if new == value:
+            continue
+        value = float(new)  # JSON sends 135.0 as 135
+        sent.append(value)
+        try:
+            _wait_for_label_ms(page, label, pattern.format(value), STEP_WAIT_MS)
+            held.append(value)
+            page.wait_for_function(
+                f"([el, old]) => ({SHOWN_JS})(el) !== old && ({READY_JS})(el)",
+                arg=[image.element_handle(), shown],
+                timeout=STEP_WAIT_MS,
+            )
+            painted.append(value)
+        except PlaywrightTimeout:
+            pass
+    page.mouse.up()
+    return sent, held, painted
+
+
+def _wait_for_label_ms(page, name: str, pattern: str, ms: int) -> None:
+    page.wait_for_function(
+        """([sel, pattern]) => {
+            const el = document.querySelector(sel);
+            return el && new RegExp(pattern).test(el.textContent);
+        }""",
+        arg=[f".probe-{name}", pattern],
+        timeout=ms,
+    )
+
+
+@pytest.mark.parametrize("where", ["jupyterlab", "voila"])
+def test_a_slow_slider_drag_repaints_at_every_step(
+    request, page, page_errors, where, artifacts
+):
+    _prepare(page)
+    if where == "jupyterlab":
+        lab = request.getfixturevalue("jupyterlab")
+        page.goto(lab.url("lab/tree/viewer_probe.ipynb"))
+        assert page.evaluate(RUN_ALL_CELLS, TIMEOUT_MS) == "python3"
+    else:
+        page.goto(request.getfixturevalue("voila_url"))
+    image = _wait_for_viewer(page)
+    _assert_no_failure(page, page_errors)
+    center = page.locator(".widget-slider", has_text="center")
+    center.scroll_into_view_if_needed()
+    sent, held, painted = _slow_drag(
+        page, center, image, "window", r"^window {!r} 80\.0$", 15, 3
+    )
+    print(
+        f"\n{where}: a slow drag of the center slider sent {len(sent)} values; "
+        f"the kernel held {len(held)}, the image repainted {len(painted)}"
+    )
+    assert len(sent) >= 10  # 45 px of a 1 HU/step slider: many steps
+    assert held == sent and painted == sent
+    assert _label(page, "window") == f"window {sent[-1]!r} 80.0"  # the last, exact
+    page.screenshot(path=str(artifacts / f"{where}_slow_drag.png"))
+    _assert_no_failure(page, page_errors)
