@@ -146,6 +146,19 @@ def test_voila_composition_fusion_views(page, page_errors, voila, artifacts):
     low, high, drawn = (float(v) for v in match.groups())
     assert low < high and drawn == low, text
     _shoot(page, artifacts, "fusion_colour")
+
+    shown = _png(viewer)
+    view.select_option("difference")  # the CT less its blurred copy: edges
+    _new_png(page, viewer, shown)
+    caption = page.locator(f"{FUSION} .widget-html", has_text="difference I1 − I2")
+    caption.wait_for(state="visible")
+    assert re.fullmatch(
+        r"difference I1 − I2, window ±\d+ HU \(mid-grey = equal; white: I1 "
+        r"brighter, black: I2 brighter\)",
+        caption.text_content(),
+    ), caption.text_content()
+    assert not legend.is_visible(), "a colour scale in the difference view"
+    _shoot_sizes(page, artifacts, "fusion_difference")
     _assert_clean(page, page_errors)
 
 
@@ -187,7 +200,8 @@ def test_voila_composition_stitching_seams_and_upload(
     rows = _table_rows(table)
     assert [row[0] for row in rows] == ["0", "1", "2", "3"], rows
     assert all(0.9 < float(row[-1]) <= 1 for row in rows), rows
-    _shoot(page, artifacts, "stitching")
+    assert "1 is a perfect match, 0 none" in table.text_content()
+    _shoot_sizes(page, artifacts, "stitching")
     before = _png(viewer)
     seams = _control(page, STITCHING, "checkbox", "show seams").locator("input")
     assert seams.is_checked()
