@@ -193,4 +193,8 @@ def test_voila_segmentation_panel_overlay_and_brush(
     assert cols.max() - cols.min() >= 0.8 * (c1 - c0), (cols.min(), cols.max())
     assert "area (mm²)" in table.inner_text()
     _shoot_panel(page, artifacts / "voila_segmentation_brush.png")
+    page.set_viewport_size({"width": 1920, "height": 1080})  # and a large screen
+    page.screenshot(path=str(artifacts / "voila_segmentation_brush_1920x1080.png"))
+    page.set_viewport_size(VIEWPORT)
+    page.screenshot(path=str(artifacts / "voila_segmentation_brush_1366x768.png"))
     _assert_no_failure(page, page_errors)
