@@ -206,7 +206,14 @@ def test_widget_cells_opened_before_run_show_the_note(
                     "widgets._panel.NotebookNote a base of its class, and was "
                     "the notebook executed since?"
                 )
+    if path.name == RUN:  # screenshots, before any verdict
+        _output(page, expected[0])
+        page.screenshot(path=str(artifacts / "unrun_note_1366x768.png"))
+        page.set_viewport_size({"width": 1920, "height": 1080})
+        _output(page, expected[0])
+        page.screenshot(path=str(artifacts / "unrun_note_1920x1080.png"))
     assert not problems, f"{path.name}, opened before run:\n" + "\n".join(problems)
+    page.set_viewport_size({"width": 1366, "height": 768})
     for index in expected:  # what a person sees: the note on screen, in view
         note = _output(page, index).get_by_text(NOTEBOOK_NOTE, exact=True)
         for k in range(note.count()):
@@ -214,12 +221,6 @@ def test_widget_cells_opened_before_run_show_the_note(
             box = note.nth(k).bounding_box()
             assert box and box["width"] > 100 and box["height"] > 5, f"{index}: {box}"
     _assert_no_failure(page, page_errors)
-    if path.name == RUN:  # the screenshots of one notebook opened before run
-        _output(page, expected[0])
-        page.screenshot(path=str(artifacts / "unrun_note_1366x768.png"))
-        page.set_viewport_size({"width": 1920, "height": 1080})
-        _output(page, expected[0])
-        page.screenshot(path=str(artifacts / "unrun_note_1920x1080.png"))
 
 
 def test_running_the_notebook_replaces_each_note_by_its_widget(
