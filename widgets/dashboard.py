@@ -288,7 +288,9 @@ class ViewerDashboard(Dashboard):
             style={"button_width": "100px"},
         )
         traitlets.link((self._tool, "value"), (self, "tool"))
-        self._hint_label = ipw.HTML(layout={"flex": "1 1 auto", "width": "auto"})
+        self._hint_label = ipw.HTML(
+            layout={"flex": "0 1 auto", "width": "auto", "margin": "0 12px 0 0"}
+        )
         self._clear = ipw.Button(
             description="clear",
             tooltip="remove all measurements and their drawings",
