@@ -360,3 +360,58 @@ def test_a_slow_slider_drag_repaints_at_every_step(
     assert _label(page, "window") == f"window {sent[-1]!r} 80.0"  # the last, exact
     page.screenshot(path=str(artifacts / f"{where}_slow_drag.png"))
     _assert_no_failure(page, page_errors)
+
+
+# Adds a cell at the end of the notebook in view, runs it, and waits for it.
+ADD_AND_RUN_CELL = """
+async (code) => {
+  const app = window.jupyterapp;
+  const panel = app.shell.currentWidget;
+  const notebook = panel.content;
+  notebook.activeCellIndex = notebook.widgets.length - 1;
+  await app.commands.execute("notebook:insert-cell-below");
+  notebook.activeCell.model.sharedModel.setSource(code);
+  await app.commands.execute("notebook:run-cell");
+  const kernel = panel.sessionContext.session.kernel;
+  while (notebook.activeCell.model.executionCount === null
+         || kernel.status !== "idle") {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return notebook.widgets.length;
+}
+"""
+
+VOLUME_VIEWER = """\
+brain = ImageViewer(ml.data.sample("brain_mri"), box_size=400)
+slice_label = ipw.Label()
+slice_label.add_class("probe-slice")
+ipw.dlink((brain, "slice_index"), (slice_label, "value"), lambda k: f"slice {k}")
+ipw.VBox([brain, slice_label])
+"""
+
+
+def test_jupyterlab_slow_slice_drag_repaints_at_every_step(
+    page, page_errors, jupyterlab, artifacts
+):
+    _prepare(page)
+    page.goto(jupyterlab.url("lab/tree/viewer_probe.ipynb"))
+    assert page.evaluate(RUN_ALL_CELLS, TIMEOUT_MS) == "python3"
+    _wait_for_viewer(page)
+    page.evaluate(ADD_AND_RUN_CELL, VOLUME_VIEWER)
+    _wait_for_label(page, "slice", r"^slice 94$")
+    cell = page.locator(".jp-CodeCell", has_text="brain = ImageViewer(").last
+    slider = cell.locator(".widget-slider", has_text="slice (index)")
+    slider.scroll_into_view_if_needed()
+    image = cell.locator(IMAGE)
+    sent, held, painted = _slow_drag(
+        page, slider, image, "slice", r"^slice {:.0f}$", 20, 2
+    )
+    print(
+        f"\njupyterlab: a slow drag of a volume's slice slider sent {len(sent)} "
+        f"values; the kernel held {len(held)}, the image repainted {len(painted)}"
+    )
+    assert len(sent) >= 10
+    assert held == sent and painted == sent
+    assert _label(page, "slice") == f"slice {sent[-1]:.0f}"
+    page.screenshot(path=str(artifacts / "jupyterlab_slow_slice_drag.png"))
+    _assert_no_failure(page, page_errors)
