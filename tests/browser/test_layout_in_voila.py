@@ -244,6 +244,19 @@ def test_viewer_dashboard_fits(page, page_errors, site, artifacts):
         "header": page.get_by_text("Header (no patient identifiers)"),
     }
     _assert_fits(page, image, controls, artifacts, "viewer")
+
+    # The header opened: the page grows far below the image; at its end the
+    # image is still in view beside it (it sticks to the top).
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.get_by_text("Header (no patient identifiers)").click()
+    last = page.locator(".widget-html table", has_text="unit of values")
+    last.locator("tr").last.wait_for()
+    last.locator("tr").last.evaluate("(el) => el.scrollIntoView({block: 'end'})")
+    place = last.locator("tr").last.evaluate(INSIDE_JS)
+    seen = image.evaluate(INSIDE_JS)
+    page.screenshot(path=str(artifacts / "layout_viewer_1366_header.png"))
+    assert place["vertical"] and place["rect"][1] > 768 - 100, place
+    assert seen["share"] > 0.99, f"the image is {seen['share']:.0%} on screen"
     _clean(page, page_errors)
 
 
