@@ -313,7 +313,9 @@ class ImageSource(ipw.VBox):
     -----
     :meth:`load_bytes` checks the size (at most :data:`MAX_UPLOAD_BYTES`, not
     empty) and the type (by content, never by name) before parsing. The
-    upload's name is shown in messages, never used as a path.
+    upload's name is shown in messages and beside the button
+    (:attr:`file_name`, HTML-escaped), never used as a path; the button says
+    its description alone, without FileUpload's count of files.
     :meth:`dicom_files` gives the DICOM files behind the image (an upload, a
     zip's members or a sample file), for a de-identified export.
     """

@@ -13,6 +13,11 @@ The page of ``notebooks/dashboards/viewer.ipynb``, for clinicians in Voila:
 - a header panel without patient identifiers;
 - downloads of a PNG of the view and a CSV of the measurements.
 
+Opening another image (a sample or an upload) removes the ROIs and rulers
+and says so in the "Open:" line, with the image's unit and what it means:
+"Open: brain_mri (MR, 189 × 233 × 197, values in a.u. (MR signal intensity:
+relative, no absolute scale)); measurements cleared."
+
 Points are array indices: ``(row, col)`` for a 2D image, ``(slice, row, col)``
 for a volume, as in the viewer's ``clicked``. Every callback shows its problem
 as one plain sentence in the page and the page keeps working.
