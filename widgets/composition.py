@@ -705,7 +705,7 @@ class RegistrationExplorer(_Explorer):
     @property
     def composite(self) -> np.ndarray:
         """The view of the current ``view``, uint8."""
-        aligned, fixed, p = self._undone()[0], self._fixed.array, self.params
+        aligned, fixed, p = self._undone("cubic"), self._fixed.array, self.params
         (fixed_window, moving_window), view = self._windows, p["view"]
         if view == "difference":
             diff = C.difference(fixed, aligned)
@@ -756,30 +756,43 @@ class RegistrationExplorer(_Explorer):
 
     @property
     def aligned(self) -> np.ndarray:
-        """The moving image with the sliders' motion undone, float32.
+        """The moving image with the sliders' motion undone, float32: what
+        the views show.
 
-        Resampled with cubic interpolation: a view, where the smoothing of a
-        linear one would leave rims along every sharp edge (bone) at a
-        perfect registration.
+        Resampled with cubic interpolation: the smoothing of a linear one
+        leaves rims along every sharp edge (bone) in the difference view of
+        a perfect registration. The figures (:attr:`ncc`, :attr:`mi`) are
+        those of a linear resampling, as :func:`~medimg_lab.composition.register`
+        scores the motion it finds.
         """
-        return self._undone()[0].copy()
+        return self._undone("cubic").copy()
 
-    def _undone(self) -> tuple[np.ndarray, np.ndarray]:
-        """The aligned moving image and the overlap, for the sliders' motion
-        (kept until the motion or the images change: one resampling a view)."""
+    def _undone(self, interpolation: str) -> np.ndarray:
+        """The moving image undone by the sliders' motion, resampled
+        ``"linear"`` (the figures) or ``"cubic"`` (the views), or the
+        ``"overlap"``; kept until the motion or the images change."""
         p = self.params
         key = (id(self._moving), p["shift_y_mm"], p["shift_x_mm"], p["rotation_deg"])
         if getattr(self, "_undone_key", None) != key:
-            aligned = C.rigid_transform(
-                self._moving,
-                shift_mm=(p["shift_y_mm"], p["shift_x_mm"]),
-                rotation_deg=p["rotation_deg"],
-                inverse=True,
-                interpolation="cubic",
-            )
-            self._undone_value = (aligned, self._overlap())
+            self._undone_cache: dict[str, np.ndarray] = {}
             self._undone_key = key
-        return self._undone_value
+        cache = self._undone_cache
+        if interpolation not in cache:
+            if interpolation == "overlap":
+                cache[interpolation] = self._overlap()
+            else:
+                cache[interpolation] = C.rigid_transform(
+                    self._moving,
+                    shift_mm=(p["shift_y_mm"], p["shift_x_mm"]),
+                    rotation_deg=p["rotation_deg"],
+                    inverse=True,
+                    interpolation=interpolation,
+                )
+        return cache[interpolation]
+
+    def _scored(self) -> tuple[np.ndarray, np.ndarray]:
+        """The linear resampling and the overlap, which the figures score."""
+        return self._undone("linear"), self._undone("overlap")
 
     def _difference_window(self) -> tuple[float, float]:
         fixed = self._fixed
@@ -800,21 +813,23 @@ class RegistrationExplorer(_Explorer):
 
     @property
     def ncc(self) -> float:
-        """NCC of the fixed and aligned images on their overlap."""
-        aligned, overlap = self._undone()
+        """NCC of the fixed and the moving image undone (resampled linearly,
+        as :func:`~medimg_lab.composition.register` scores), on the overlap."""
+        aligned, overlap = self._scored()
         return C.ncc(self._fixed.array, aligned, mask=overlap)
 
     @property
     def mi(self) -> float:
-        """Mutual information (nats) of the fixed and aligned images."""
-        aligned, overlap = self._undone()
+        """Mutual information (nats) of the fixed and the moving image undone
+        (resampled linearly), on the overlap."""
+        aligned, overlap = self._scored()
         return C.mutual_information(self._fixed.array, aligned, mask=overlap)
 
     @property
     def mi_top(self) -> float:
         """The largest MI this pair can reach on the overlap (nats): the
         smaller of the two images' entropies, on the same pixels and bins."""
-        return self._mi_top(*self._undone())
+        return self._mi_top(*self._scored())
 
     def _mi_top(self, aligned: np.ndarray, overlap: np.ndarray) -> float:
         fixed = self._fixed.array
@@ -894,7 +909,7 @@ class RegistrationExplorer(_Explorer):
 
     def _quality_html(self) -> str:
         """The figures of merit on the overlap, and the difference's caption."""
-        (aligned, overlap), fixed = self._undone(), self._fixed.array
+        (aligned, overlap), fixed = self._scored(), self._fixed.array
         ncc = C.ncc(fixed, aligned, mask=overlap)
         mi = C.mutual_information(fixed, aligned, mask=overlap)
         ncc_text = html.escape(describe("ncc", ncc))
