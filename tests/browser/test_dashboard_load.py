@@ -41,7 +41,7 @@ from test_compare_dashboard_in_voila import _open as _open_compare
 from test_dashboard_server import DASHBOARDS
 from test_recognition_in_voila import _wait_for_decoded
 from test_segmentation_dashboard_in_voila import _open as _open_segmentation
-from test_viewer_dashboard_in_voila import VIEW, _opened
+from test_viewer_dashboard_in_voila import VIEW
 from test_viewer_dashboard_in_voila import _open as _open_viewer
 
 pytestmark = pytest.mark.browser
@@ -99,6 +99,8 @@ def _open_index(page, url):
     page.locator("a[href$='viewer.ipynb']").wait_for()
 
 
+OPEN_HEAD_CT = re.compile(r"^\s*Open: head_ct \(CT, 512 × 512")  # the status line
+
 #: Each dashboard and how a test sees it open (its first image, its lines).
 OPEN = {
     "index.ipynb": _open_index,
@@ -152,7 +154,7 @@ def test_each_dashboard_opens_on_its_preheated_kernel(page, browser):
                 p.goto(dashboards.url("viewer.ipynb"), wait_until="commit")
             for p in (page, other):
                 _wait_for_decoded(p, p.locator(VIEW), 1)
-                _opened(p, "Open: head_ct (CT, 512 × 512, values in HU).")
+                p.locator(".widget-html", has_text=OPEN_HEAD_CT).wait_for()
         finally:
             other.close()
         assert len(ids) == len(other_ids) == 1, (ids, other_ids)
