@@ -127,7 +127,7 @@ _WINDOW_SOURCES = {
 
 
 def _opened_sentence(viewer: ImageViewer) -> str:
-    """ "Opened: CT 512 × 512, values in HU (...); window 40/100 HU (...)."."""
+    """ "Opened: CT 512 × 512, values in HU (...); reset to window 40/100 HU (...)."."""
     image = viewer.image
     shape = " × ".join(str(n) for n in image.array.shape[: len(image.spacing)])
     kind = f"{image.modality} {shape}{' RGB' if image.is_color else ''}"
@@ -142,13 +142,14 @@ def _opened_sentence(viewer: ImageViewer) -> str:
     else:
         source = f"{viewer.preset} preset"
     if image.is_color and viewer.preset == "default":
-        parts.append("shown as stored")
+        view = ["colours as stored"]
     else:
-        parts.append(f"window {_number(c)}/{_number(w)} {viewer.unit} ({source})")
+        view = [f"window {_number(c)}/{_number(w)} {viewer.unit} ({source})"]
     if image.is_volume:
-        parts.append(
+        view.append(
             f"{viewer.plane} slice {viewer.slice_index + 1} of {viewer.n_slices}"
         )
+    parts.append("reset to " + ", ".join(view))
     if str(image.meta.get("spacing_source", "")).startswith("unknown"):
         parts.append("pixel spacing unknown: lengths in mm assume 1 mm per pixel")
     return "; ".join(parts) + "."
@@ -317,10 +318,11 @@ class ImageViewer(ipw.VBox):
 
         Opening an image of another kind (shape, spacing or modality) says
         what the view was reset to, in one sentence with units, as in
-        "Opened: CT 128 × 128, values in HU (Hounsfield units); window
-        -38/1646 HU (auto, from the value percentiles)." (for a volume also
-        the slice, and where the file gives no pixel spacing, that lengths
-        assume 1 mm per pixel). An error replaces it while it holds.
+        "Opened: CT 128 × 128, values in HU (Hounsfield units); reset to
+        window -38/1646 HU (auto, from the value percentiles)." (for a volume
+        also the slice, and where the file gives no pixel spacing, that
+        lengths assume 1 mm per pixel). It tells of the opening: the controls
+        show the view in force. An error replaces it while it holds.
         """
         return self._message_text or self._status_text
 

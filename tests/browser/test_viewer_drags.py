@@ -125,7 +125,7 @@ def _slice_in_force(page, image, toggle: list[int]) -> int:
     return k
 
 
-def test_n_wheel_notches_move_n_slices(page, page_errors, dashboard_url):
+def test_n_wheel_notches_move_n_slices(page, page_errors, dashboard_url, artifacts):
     image = _open_brain(page, dashboard_url)
     toggle = [0]
     k = _slice_in_force(page, image, toggle)
@@ -145,6 +145,10 @@ def test_n_wheel_notches_move_n_slices(page, page_errors, dashboard_url):
     now = _slice_in_force(page, image, toggle)
     print(f"wheel: 25 x 10 px moved {now - k} slices")
     assert now - k == 2
+    for width, height in ((1366, 768), (1920, 1080)):
+        page.set_viewport_size({"width": width, "height": height})
+        image.scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / f"viewer_slices_brain_{width}.png"))
     _clean(page, page_errors)
 
 

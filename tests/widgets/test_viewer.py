@@ -579,7 +579,7 @@ def test_opening_another_image_says_what_the_view_was_reset_to(head_ct, name):
     shape = " × ".join(str(n) for n in image.shape)
     assert status.startswith(f"Opened: {image.modality} {shape}, values in ")
     assert image.unit_note in status  # what the unit is, HU or not
-    assert _window_words(image) in status  # the image's own window, with its unit
+    assert f"reset to {_window_words(image)} (" in status  # its own, with the unit
     assert status.endswith(".") and not re.search(r"\w\w\. [A-Z]", status)  # one
     if image.is_volume:
         n = image.shape[0]
@@ -628,7 +628,7 @@ def test_a_processed_version_keeps_the_status(head_ct):
 
 def test_a_colour_image_says_it_is_shown_as_stored():
     viewer = ImageViewer(data.sample("ultrasound"))
-    assert "RGB" in viewer.status and "shown as stored" in viewer.status
+    assert "RGB" in viewer.status and "reset to colours as stored" in viewer.status
     assert "window" not in viewer.status
 
 
