@@ -362,6 +362,29 @@ def test_small_wheel_deltas_add_up_to_one_slice_per_100_px(volume):
     assert viewer.slice_index == 0 and viewer.message == ""
 
 
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"deltaY": float("nan")},
+        {"deltaY": float("inf")},
+        {"deltaY": None},
+        {"deltaY": 0},
+        {"deltaY": 1e300},
+        {"deltaY": -1e300, "deltaMode": 2},
+        {"deltaX": 100},  # sideways: no slice
+    ],
+)
+def test_hostile_wheel_events_change_nothing_or_stop_at_an_end(volume, event):
+    viewer = ImageViewer(volume)
+    viewer._on_pointer_event({"type": "wheel", **event})
+    assert viewer.message == ""
+    dy = event.get("deltaY") or 0
+    if math.isfinite(dy) and abs(dy) > 1:
+        assert viewer.slice_index == (11 if dy > 0 else 0)
+    else:
+        assert viewer.slice_index == 6
+
+
 def test_slice_step_buttons_move_one_slice(brain_mri):
     viewer = ImageViewer(brain_mri, plane="coronal")
     back, forward = viewer._slice_steps
