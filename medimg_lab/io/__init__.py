@@ -21,22 +21,34 @@ from ..errors import (
 )
 from ..image import MedImage
 from ._atomic import atomic_write
-from ._source import DEFAULT_MAX_BYTES, display_name, refuse_special_file, sniff
+from ._source import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MAX_ITEMS,
+    check_limit,
+    display_name,
+    refuse_special_file,
+    size_text,
+    sniff,
+)
 from .deid import DeidReport, deidentify, export_deidentified
 from .dicom import (
     SliceGapWarning,
     folder_members,
     load_dicom,
     load_series,
-    zip_members,
+    zip_sources,
 )
 from .nifti import load_nifti, save_nifti
-from .raster import load_raster, save_png
+from .raster import TiffPageWarning, load_raster, save_png
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_FRAMES",
+    "DEFAULT_MAX_ITEMS",
     "DeidReport",
     "SliceGapWarning",
+    "TiffPageWarning",
     "deidentify",
     "export_deidentified",
     "load",
@@ -54,6 +66,8 @@ def _dispatch(
     series: int | str | None,
     volume: int | None,
     max_bytes: int,
+    max_frames: int,
+    max_items: int,
     replace_nonfinite: float | None,
 ) -> MedImage:
     if kind in ("nifti", "nifti-gz"):
@@ -62,11 +76,19 @@ def _dispatch(
         )
     if kind in ("png", "jpeg", "tiff"):
         raw = data.read_bytes() if isinstance(data, Path) else data
-        return load_raster(raw, name, max_bytes)
+        return load_raster(raw, name, max_bytes, max_pages=max_frames)
     if kind == "zip":
         raw = data.read_bytes() if isinstance(data, Path) else data
+        skipped: list[dict[str, str]] = []
+        members = zip_sources(raw, name, max_bytes, skipped=skipped)
         return load_series(
-            zip_members(raw, name, max_bytes), name, max_bytes, series=series
+            members,
+            name,
+            max_bytes,
+            series=series,
+            skipped=skipped,
+            max_frames=max_frames,
+            max_items=max_items,
         )
     if kind == "gzip":
         raise NotAnImageError(
@@ -74,7 +96,14 @@ def _dispatch(
             "is gzip-compressed, but not a NIfTI volume.",
             "Decompress it first, or open a .nii.gz file.",
         )
-    return load_dicom(data, name, max_bytes, marked=kind == "dicom")
+    return load_dicom(
+        data,
+        name,
+        max_bytes,
+        marked=kind == "dicom",
+        max_frames=max_frames,
+        max_items=max_items,
+    )
 
 
 def load(
@@ -83,6 +112,8 @@ def load(
     series: int | str | None = None,
     volume: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    max_items: int = DEFAULT_MAX_ITEMS,
     replace_nonfinite: float | None = None,
 ) -> MedImage:
     """Load a medical image with its physical meaning.
@@ -101,8 +132,19 @@ def load(
     volume : int, optional
         Index of the volume to take from a 4D NIfTI series.
     max_bytes : int
-        Memory budget: a header that announces a larger image is refused
-        before anything is decoded. Default 2 GiB.
+        Memory budget (bytes), of the working set, not only of the header's
+        arithmetic: a header that announces a larger image is refused before
+        anything is decoded, values are decoded in their output type, and no
+        load uses more than 1.5 x ``max_bytes`` beside the imported
+        libraries. Default 2 GiB.
+    max_frames : int
+        Most frames of one DICOM object, pages of a TIFF, or files of a
+        series; more are refused before decoding. Default 10,000; raise it
+        for a real large study (a whole-slide image).
+    max_items : int
+        Most sequence items of one DICOM file, at any depth (beside one
+        pixel-data fragment per frame), counted on its bytes before it is
+        parsed. Default 100,000.
     replace_nonfinite : float, optional
         Replace NaN and infinite NIfTI voxels by this value instead of
         refusing the file.
@@ -129,6 +171,13 @@ def load(
         the volume keeps the regular spacing, so distances across the gap
         come out short; ``meta["slice_gaps"]`` and ``meta["warnings"]`` say
         where.
+    TiffPageWarning
+        When a TIFF's chain of pages breaks after intact pages (a link past
+        the end of the file, or back to an earlier page): the intact pages
+        load, and ``meta["warnings"]`` says where the chain broke.
+    UserWarning
+        When a DICOM object's pixel data holds another number of frames
+        than its NumberOfFrames, and pydicom decodes the frames it holds.
     """
     name = None
     if isinstance(source, _io.IOBase) or hasattr(source, "read"):
@@ -137,7 +186,9 @@ def load(
     opts = {
         "series": series,
         "volume": volume,
-        "max_bytes": int(max_bytes),
+        "max_bytes": check_limit(max_bytes, "max_bytes"),
+        "max_frames": check_limit(max_frames, "max_frames"),
+        "max_items": check_limit(max_items, "max_items"),
         "replace_nonfinite": replace_nonfinite,
     }
     if isinstance(source, bytes | bytearray | memoryview):
@@ -168,8 +219,8 @@ def load(
         if path.stat().st_size > max_bytes:
             raise ImageTooLargeError(
                 name,
-                f"is {path.stat().st_size / 1024**3:.1f} GiB on disk, more than the "
-                f"{max_bytes / 1024**3:.1f} GiB budget.",
+                f"is {size_text(path.stat().st_size)} on disk, more than the "
+                f"{size_text(max_bytes)} budget.",
                 "Pass a larger max_bytes= to load() if the file is genuine.",
             )
         with open(path, "rb") as fh:
@@ -187,7 +238,8 @@ def load(
 
 
 def _series_opts(opts: dict) -> dict:
-    return {"max_bytes": opts["max_bytes"], "series": opts["series"]}
+    keys = ("max_bytes", "series", "max_frames", "max_items")
+    return {key: opts[key] for key in keys}
 
 
 def _guard(fn, name: str) -> MedImage:

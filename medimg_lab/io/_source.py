@@ -17,7 +17,11 @@ from ..errors import ImageTooLargeError, NotAnImageError, TruncatedFileError
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_FRAMES",
+    "DEFAULT_MAX_ITEMS",
     "check_budget",
+    "check_count",
+    "count_items",
     "damaged_header",
     "display_name",
     "gunzip_limited",
@@ -29,6 +33,17 @@ __all__ = [
 
 #: Default memory budget for one decoded image: 2 GiB.
 DEFAULT_MAX_BYTES = 2 * 1024**3
+#: Default limit on the frames of one DICOM object and the pages of a TIFF.
+#: A cine or enhanced multi-frame study rarely holds more than a few
+#: thousand; a whole-slide image may, and passes ``max_frames=``.
+DEFAULT_MAX_FRAMES = 10_000
+#: Default limit on the sequence items of one DICOM file, at any depth. An
+#: enhanced object holds about ten per frame (its functional groups).
+DEFAULT_MAX_ITEMS = 100_000
+
+#: The Item tag (FFFE,E000), little and big endian: every sequence item and
+#: every fragment of encapsulated pixel data starts with one.
+_ITEM_TAGS = (b"\xfe\xff\x00\xe0", b"\xff\xfe\xe0\x00")
 
 _NIFTI_MAGICS = (b"n+1\0", b"ni1\0")
 
@@ -76,8 +91,23 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+def size_text(n: float) -> str:
+    """A byte count as people read it: ``"2.0 GiB"``, ``"64 MiB"``, ``"512 bytes"``."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{int(n)} bytes"
+
+
 def check_budget(
-    source: str, shape: tuple[int, ...], itemsize: int, max_bytes: int
+    source: str,
+    shape: tuple[int, ...],
+    itemsize: int,
+    max_bytes: int,
+    *,
+    extra: int = 0,
+    why: str = "",
 ) -> None:
     """Refuse an image whose header asks for more memory than allowed.
 
@@ -91,6 +121,12 @@ def check_budget(
         Bytes per value after decoding.
     max_bytes : int
         The budget.
+    extra : int
+        Bytes the decoder needs beside the output (its own copy of the
+        image, a batch of pages): the output must fit ``max_bytes`` and the
+        two together 1.5 x ``max_bytes``, the stated peak of one load.
+    why : str
+        What ``extra`` is, for the message.
 
     Raises
     ------
@@ -107,15 +143,74 @@ def check_budget(
             "The file is damaged or is not an image; open another file.",
         )
     need = math.prod(int(d) for d in shape) * int(itemsize)
-    if need > max_bytes:
+    if need > max_bytes or need + extra > 1.5 * max_bytes:
+        working = ""
+        if extra:
+            working = (
+                f", and decoding it takes {size_text(need + extra)} {why}, more "
+                f"than 1.5 x the budget"
+            )
         raise ImageTooLargeError(
             source,
             f"its header announces {dims} values of {itemsize} bytes "
-            f"({need / 1024**3:.1f} GiB), more than the {max_bytes / 1024**3:.1f} "
-            "GiB budget, so it was not decoded.",
+            f"({size_text(need)}{working}); the budget is {size_text(max_bytes)}, "
+            "so it was not decoded.",
             "If the file is genuine, pass a larger max_bytes= to load(), or crop "
             "or downsample it first.",
         )
+
+
+def count_items(chunks) -> int:
+    """How many Item tags the byte ``chunks`` of a DICOM file hold, at most.
+
+    Counted on the bytes, before any parsing: each sequence item and each
+    pixel-data fragment starts with an Item tag, so the count bounds the
+    items a reader would build (a value that happens to hold the same four
+    bytes only makes it larger). Chunks are joined across their boundaries.
+    """
+    count, tail = 0, b""
+    for chunk in chunks:
+        window = tail + bytes(chunk[:3]) if tail else b""
+        for tag in _ITEM_TAGS:
+            count += window.count(tag) + bytes(chunk).count(tag)
+        tail = bytes(chunk[-3:])
+    return count
+
+
+def check_count(
+    source: str,
+    what: str,
+    count: int,
+    limit: int,
+    option: str,
+    unit: str = "",
+    *,
+    complete: bool = True,
+) -> None:
+    """Refuse an input that holds more ``what`` than ``limit``, before the work.
+
+    Raises
+    ------
+    ImageTooLargeError
+        Naming the count, the limit and the ``option`` of :func:`load` that
+        raises it for a real large study.
+    """
+    if count > limit:
+        raise ImageTooLargeError(
+            source,
+            f"holds {'' if complete else 'at least '}{count:,} {what}, more than "
+            f"the limit of {limit:,}{unit}, so it was not read further.",
+            f"If it is a real large study, pass a larger {option}= to load().",
+        )
+
+
+def check_limit(value: object, option: str) -> int:
+    """``value`` as a positive whole number, or a ValueError naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{option} must be a positive whole number; got {value!r}")
+    if int(value) < 1:
+        raise ValueError(f"{option} must be at least 1; got {value!r}")
+    return int(value)
 
 
 def damaged_header(
@@ -137,10 +232,18 @@ def damaged_header(
 
 
 def gunzip_limited(data: bytes, source: str, max_bytes: int) -> bytes:
-    """Decompress gzip data, refusing more than ``max_bytes`` of output."""
+    """Decompress gzip data, refusing more than ``max_bytes`` of output.
+
+    The inflated bytes are counted first, a megabyte at a time and thrown
+    away, so that a bomb is refused with a megabyte of memory; then the
+    stream is inflated once into a buffer of its known size.
+    """
     dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    size, pending = 0, data
     try:
-        out = dec.decompress(data, max_bytes + 1)
+        while pending and not dec.eof and size <= max_bytes:
+            size += len(dec.decompress(pending, 1024**2))
+            pending = dec.unconsumed_tail
     except zlib.error as exc:
         raise TruncatedFileError(
             source,
@@ -148,10 +251,10 @@ def gunzip_limited(data: bytes, source: str, max_bytes: int) -> bytes:
             "deflate format.",
             "Compress the file again, or save it uncompressed.",
         ) from exc
-    if len(out) > max_bytes:
+    if size > max_bytes:
         raise ImageTooLargeError(
             source,
-            f"it decompresses to more than {max_bytes / 1024**3:.1f} GiB.",
+            f"it decompresses to more than the {size_text(max_bytes)} budget.",
             "If the file is genuine, pass a larger max_bytes= to load().",
         )
     if not dec.eof:
@@ -160,7 +263,8 @@ def gunzip_limited(data: bytes, source: str, max_bytes: int) -> bytes:
             "its gzip stream ends early; the file was cut short.",
             "Copy or download the file again.",
         )
-    return out
+    whole = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    return whole.decompress(data, max(size, 1))
 
 
 def native(arr: np.ndarray) -> np.ndarray:

@@ -66,9 +66,14 @@ from ..errors import (
 from ..image import MedImage
 from ._source import (
     DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MAX_ITEMS,
     check_budget,
+    check_count,
+    count_items,
     damaged_header,
     native,
+    size_text,
     sniff,
     special_file,
     special_reason,
@@ -247,36 +252,50 @@ def _codestream_size(frame: bytes, j2k: bool) -> tuple[int, int] | None:
     return None
 
 
-def _check_codestreams(ds: Dataset, name: str, frames: int) -> None:
-    """Refuse compressed frames whose codestream size is not the header's.
+def _check_codestreams(ds: Dataset, name: str, frames: int) -> int:
+    """Count the encoded frames; refuse JPEG frames of another size.
 
     A JPEG decoder allocates what its codestream announces, not what
     Rows and Columns say; a height of 0 (defined later by a DNL marker) makes
     pylibjpeg-libjpeg grow its buffers without end.
+
+    Returns
+    -------
+    int
+        The frames the encapsulated data holds. pydicom decodes them all
+        when there are more than NumberOfFrames says, so they are what the
+        budget and the frame limit must be checked against.
     """
     syntax = ds.file_meta.TransferSyntaxUID
-    if syntax not in (
+    jpeg = syntax in (
         *JPEGTransferSyntaxes,
         *JPEGLSTransferSyntaxes,
         *JPEG2000TransferSyntaxes,
-    ):
-        return
+    )
     j2k = syntax in JPEG2000TransferSyntaxes
     rows, cols = int(ds.Rows), int(ds.Columns)
+    count = 0
     try:
-        encoded = list(generate_frames(ds.PixelData, number_of_frames=frames))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for index, frame in enumerate(
+                generate_frames(ds.PixelData, number_of_frames=frames)
+            ):
+                count = index + 1
+                size = _codestream_size(frame, j2k) if jpeg else None
+                if size is not None and tuple(size) != (rows, cols):
+                    raise DecodeError(
+                        name,
+                        f"its {syntax.name} data of frame {index + 1} is "
+                        f"{size[0]} x {size[1]} pixels, but its header says "
+                        f"{rows} x {cols}, so it was not decoded.",
+                        "The file is damaged; export it again from its source.",
+                    )
+    except MedImgError:
+        raise
     except Exception:  # damaged encapsulation: the decoder names it
-        return
-    for index, frame in enumerate(encoded):
-        size = _codestream_size(frame, j2k)
-        if size is not None and tuple(size) != (rows, cols):
-            raise DecodeError(
-                name,
-                f"its {syntax.name} data of frame {index + 1} is "
-                f"{size[0]} x {size[1]} pixels, but its header says "
-                f"{rows} x {cols}, so it was not decoded.",
-                "The file is damaged; export it again from its source.",
-            )
+        return frames
+    return max(count, frames)
 
 
 def expected_length(
@@ -315,7 +334,9 @@ def expected_length(
     return int(get_expected_length(header, "bytes"))
 
 
-def _check_pixel_module(ds: Dataset, name: str, max_bytes: int) -> int:
+def _check_pixel_module(
+    ds: Dataset, name: str, max_bytes: int, max_frames: int = DEFAULT_MAX_FRAMES
+) -> int:
     if not any(k in ds for k in _PIXEL_KEYWORDS):
         sop = ds.get("SOPClassUID")
         kind = getattr(sop, "name", None) or "this object"
@@ -338,10 +359,16 @@ def _check_pixel_module(ds: Dataset, name: str, max_bytes: int) -> int:
             "numbers.",
             "The header is damaged; export the image again from its source.",
         ) from exc
+    check_count(name, "frames", frames, max_frames, "max_frames")
     check_budget(name, (frames, rows, cols, samples), max(4, bits // 8), max_bytes)
     syntax = _transfer_syntax(ds, name)
     if "PixelData" in ds and syntax.is_compressed:
-        _check_codestreams(ds, name, frames)
+        found = _check_codestreams(ds, name, frames)
+        if found > frames:  # pydicom decodes every frame it finds
+            check_count(name, "frames", found, max_frames, "max_frames")
+            check_budget(
+                name, (found, rows, cols, samples), max(4, bits // 8), max_bytes
+            )
     else:
         keyword = next(k for k in _PIXEL_KEYWORDS if k in ds)
         expected = expected_length(ds, frames=frames, samples=samples)
@@ -358,6 +385,7 @@ def _check_pixel_module(ds: Dataset, name: str, max_bytes: int) -> int:
 
 
 def _decode(ds: Dataset, name: str) -> np.ndarray:
+    """The pixel data of ``ds`` as an array; the encoded data leaves ``ds``."""
     syntax = ds.file_meta.TransferSyntaxUID
     try:
         with warnings.catch_warnings():
@@ -375,15 +403,19 @@ def _decode(ds: Dataset, name: str) -> np.ndarray:
             "uncompressed DICOM (for example `dcmdjpeg` or `gdcmconv --raw`) and "
             "try again.",
         ) from exc
+    # The encoded bytes and pydicom's cached array are no longer needed:
+    # dropping them keeps the working set to the decoded array (and the
+    # output the rescale writes), not the file's bytes beside it.
+    for keyword in _PIXEL_KEYWORDS:
+        if keyword in ds:
+            del ds[keyword]
+    ds._pixel_array = None
+    ds._pixel_id = {}
     return native(arr)
 
 
-def _rescale_frames(
-    ds: Dataset, raw: np.ndarray, nframes: int
-) -> tuple[np.ndarray, tuple[float, float]]:
-    """Apply the modality LUT or rescale, per frame where the header says so."""
-    if ds.get("ModalityLUTSequence"):
-        return np.asarray(apply_modality_lut(raw, ds)), (1.0, 0.0)
+def _rescale_pairs(ds: Dataset, nframes: int) -> list[tuple[float, float]]:
+    """(RescaleSlope, RescaleIntercept) of each frame; (1, 0) where absent."""
     pairs = []
     for f in range(nframes):
         slope = _first_number(
@@ -393,29 +425,224 @@ def _rescale_frames(
             _lookup(ds, "RescaleIntercept", "PixelValueTransformationSequence", f)
         )
         pairs.append((1.0 if not slope else slope, intercept or 0.0))
-    if all(p == (1.0, 0.0) for p in pairs):
-        return raw, (1.0, 0.0)
-    integral = all(s.is_integer() and b.is_integer() for s, b in pairs)
-    work = np.int64 if integral else np.float32
-    out = np.empty(raw.shape, dtype=work)
-    for f, (slope, intercept) in enumerate(pairs):
-        out[f] = raw[f].astype(work) * work(slope) + work(intercept)
+    return pairs
+
+
+#: Values handled at once when rescaling: the temporaries of one block are
+#: all the working memory the rescale needs beside the output.
+_BLOCK_VALUES = 1 << 18
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INT64_SAFE = 2.0**62
+
+
+def _blocks(shape: tuple[int, ...]):
+    """(frame, row slice) blocks of about ``_BLOCK_VALUES`` values each."""
+    per_row = max(1, math.prod(shape[2:]))
+    step = max(1, _BLOCK_VALUES // per_row)
+    for f in range(shape[0]):
+        for r in range(0, shape[1], step):
+            yield f, slice(r, min(r + step, shape[1]))
+
+
+def _work_type(integral: bool, lo: float, hi: float) -> type:
+    """The type a block is rescaled in: exact integers, else float32 (float64
+    where float32 would overflow)."""
+    big = max(abs(lo), abs(hi))
     if integral:
-        out = _fit_int(out, float(out.min()), float(out.max()))
-    return out, pairs[0]
+        return np.int64 if big < _INT64_SAFE else np.float64
+    return np.float32 if big < _FLOAT32_MAX else np.float64
 
 
-def _decode_object(ds: Dataset, name: str, max_bytes: int) -> _Decoded:
-    nframes = _check_pixel_module(ds, name, max_bytes)
+def _output_type(integral: bool, lo: float, hi: float) -> np.dtype:
+    """The smallest type that holds values in ``[lo, hi]``, as ``_fit_int``."""
+    if integral:
+        for dtype in (np.uint8, np.uint16, np.int16, np.int32):
+            info = np.iinfo(dtype)
+            if info.min <= lo and hi <= info.max:
+                return np.dtype(dtype)
+    big = max(abs(lo), abs(hi))
+    return np.dtype(np.float32 if big < _FLOAT32_MAX else np.float64)
+
+
+def _grey_values(
+    ds: Dataset,
+    frames: np.ndarray,
+    nframes: int,
+    name: str,
+    modality: str,
+    photometric: str,
+    meta: dict[str, Any],
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> tuple[np.ndarray, float, float]:
+    """Rescale, padding, lossy air and MONOCHROME1, in the output type.
+
+    ``HU = raw * RescaleSlope + RescaleIntercept`` per frame; padding
+    (PixelPaddingValue to PixelPaddingRangeLimit, on the raw values) becomes
+    air on CT and the image's background elsewhere; on lossy CT values below
+    air become air; MONOCHROME1 is turned around (``lo + hi - value`` over
+    the stored range). The output type is chosen first, from the values'
+    range, and the work is done a block at a time into it (into the decoded
+    array itself when the types have one size), so the working set is the
+    output plus a block, not an int64 copy beside the raw array.
+
+    Returns
+    -------
+    frames, slope, intercept
+        The values, and the first frame's rescale.
+    """
+    pairs = _rescale_pairs(ds, nframes)
+    slope, intercept = pairs[0]
+    pad = _padding_value(ds, name)
+    padding = None
+    if pad is not None:
+        limit = ds.get("PixelPaddingRangeLimit")
+        padding = sorted((pad, int(limit) if limit is not None else pad))
+    lossy = modality == "CT" and str(ds.get("LossyImageCompression", "")) == "01"
+    mono1 = photometric == "MONOCHROME1"
+    identity = all(p == (1.0, 0.0) for p in pairs)
+    exact = frames.dtype.kind in "iu"
+    integral = exact and all(a.is_integer() and b.is_integer() for a, b in pairs)
+    raw_lo = float(frames.min(initial=0)) if frames.size else 0.0
+    raw_hi = float(frames.max(initial=0)) if frames.size else 0.0
+    span = [
+        v * a + b for a, b in set(pairs) for v in (raw_lo, raw_hi)
+    ]  # bounds of every rescaled value, for the work type
+    work = _work_type(integral, min(span), max(span))
+
+    def rescaled(f: int, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        block = frames[f, rows]
+        a, b = pairs[f]
+        if identity:
+            return block, block
+        return block, block.astype(work) * work(a) + work(b)
+
+    def masks(block: np.ndarray, values: np.ndarray):
+        mask = below = None
+        if padding is not None:
+            mask = (block >= padding[0]) & (block <= padding[1])
+        if lossy:
+            below = values < _AIR_HU
+            mask = below if mask is None else mask | below
+        return mask, below
+
+    # Pass 1: the range of the values, the padded pixels and the background.
+    data_lo, data_hi = math.inf, -math.inf
+    padded = below_air = 0
+    background = math.inf
+    for f, rows in _blocks(frames.shape):
+        block, values = rescaled(f, rows)
+        if values.size == 0:
+            continue
+        data_lo = min(data_lo, float(values.min()))
+        data_hi = max(data_hi, float(values.max()))
+        mask, below = masks(block, values)
+        if below is not None:
+            below_air += int(np.count_nonzero(below))
+        if mask is not None:
+            padded += int(np.count_nonzero(mask))
+            rest = values[~mask] if modality != "CT" else values[:0]
+            if rest.size:
+                background = min(background, float(rest.min()))
+    if not math.isfinite(data_lo):
+        data_lo = data_hi = 0.0
+    if identity and not padded and not mono1:
+        return frames, slope, intercept
+    fill = float(_AIR_HU) if modality == "CT" else min(0.0, background)
+    if identity:
+        dtype = frames.dtype
+    else:
+        dtype = _output_type(integral, data_lo, data_hi)
+    if padded and dtype.kind in "iu" and fill < np.iinfo(dtype).min:
+        dtype = _output_type(True, min(fill, data_lo), data_hi)
+    lo, hi = sorted(v * slope + intercept for v in _stored_range(ds))
+    if mono1:
+        if dtype.kind in "iu" and float(lo + hi).is_integer():
+            dtype = _output_type(True, lo, hi)
+        else:
+            dtype = np.dtype(np.float32)
+    if below_air:
+        meta["lossy_below_air_pixels"] = below_air
+    if padded:
+        meta["padding"] = {
+            "raw_value": pad,
+            "pixels": padded,
+            "replaced_by": fill,
+        }
+
+    if dtype.itemsize > 4:  # float64 for values beyond float32's range
+        check_budget(name, frames.shape, dtype.itemsize, max_bytes)
+    # Pass 2: the values, block by block, into the output.
+    same_size = dtype.itemsize == frames.dtype.itemsize
+    if same_size and frames.flags.c_contiguous and frames.flags.writeable:
+        out = frames.view(dtype)  # each block is read before it is written
+    else:
+        out = np.empty(frames.shape, dtype)
+    for f, rows in _blocks(frames.shape):
+        block, values = rescaled(f, rows)
+        mask, _ = masks(block, values)
+        if mask is not None and mask.any():
+            values = values.copy() if values is block else values
+            values[mask] = fill
+        if mono1:
+            values = (lo + hi) - values.astype(np.float64)
+        out[f, rows] = values.astype(dtype, copy=False)
+    return out, slope, intercept
+
+
+def _modality_lut(
+    ds: Dataset, frames: np.ndarray, name: str, modality: str, meta: dict[str, Any]
+) -> tuple[np.ndarray, float, float]:
+    """A Modality LUT (instead of a rescale), with padding, on the whole array."""
+    pad = _padding_value(ds, name)
+    padded = None
+    if pad is not None:
+        limit = ds.get("PixelPaddingRangeLimit")
+        lo, hi = sorted((pad, int(limit) if limit is not None else pad))
+        padded = (frames >= lo) & (frames <= hi)
+    frames = np.asarray(apply_modality_lut(frames, ds))
+    if padded is not None and padded.any():
+        fill = _AIR_HU if modality == "CT" else frames[~padded].min(initial=0)
+        if frames.dtype.kind in "iu" and fill < np.iinfo(frames.dtype).min:
+            lo, hi = min(fill, frames.min()), frames.max()
+            frames = _fit_int(frames.astype(np.int64), lo, hi)
+        frames = np.array(frames, copy=not frames.flags.writeable)
+        frames[padded] = fill
+        meta["padding"] = {
+            "raw_value": pad,
+            "pixels": int(padded.sum()),
+            "replaced_by": float(fill),
+        }
+    return frames, 1.0, 0.0
+
+
+def _decode_object(
+    ds: Dataset, name: str, max_bytes: int, max_frames: int = DEFAULT_MAX_FRAMES
+) -> _Decoded:
+    nframes = _check_pixel_module(ds, name, max_bytes, max_frames)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     modality = str(ds.get("Modality") or "OT").upper()
     raw = _decode(ds, name)
+    single = 2 if int(ds.get("SamplesPerPixel") or 1) == 1 else 3
+    held = raw.shape[0] if raw.ndim == single + 1 else 1
+    if held != nframes:  # pydicom found another number of frames in the data
+        note = (
+            f"{name}: its header announces {nframes} frame(s) (NumberOfFrames), "
+            f"but its pixel data holds {held}; the {held} frame(s) it holds were "
+            "loaded."
+        )
+        meta_notes = [note]
+        _warn_caller(UserWarning(note))
+        nframes = held
+    else:
+        meta_notes = []
     meta: dict[str, Any] = {
         k: _plain(ds.get(k))
         for k in SAFE_HEADER_KEYWORDS
         if ds.get(k) not in (None, "")
     }
     meta["TransferSyntax"] = ds.file_meta.TransferSyntaxUID.name
+    if meta_notes:
+        meta["warnings"] = meta_notes
     sop = ds.get("SOPClassUID")
     if sop is not None:
         meta["SOPClass"] = sop.name
@@ -455,31 +682,14 @@ def _decode_object(ds: Dataset, name: str, max_bytes: int) -> _Decoded:
     window = None
     window_source = "auto"
     if not color:
-        pad = _padding_value(ds, name)
-        padded = limit = None
-        if pad is not None:
-            limit = ds.get("PixelPaddingRangeLimit")
-            lo, hi = sorted((pad, int(limit) if limit is not None else pad))
-            padded = (frames >= lo) & (frames <= hi)
-        frames, (slope, intercept) = _rescale_frames(ds, frames, nframes)
-        if modality == "CT" and str(ds.get("LossyImageCompression", "")) == "01":
-            # Lossy compression smears padding and edges into values below air,
-            # which no tissue has: they become air like the padding itself.
-            below_air = frames < _AIR_HU
-            if below_air.any():
-                meta["lossy_below_air_pixels"] = int(below_air.sum())
-                padded = below_air if padded is None else padded | below_air
-        if padded is not None and padded.any():
-            fill = _AIR_HU if modality == "CT" else frames[~padded].min(initial=0)
-            if frames.dtype.kind in "iu" and fill < np.iinfo(frames.dtype).min:
-                lo, hi = min(fill, frames.min()), frames.max()
-                frames = _fit_int(frames.astype(np.int64), lo, hi)
-            frames[padded] = fill  # frames is this reader's own array
-            meta["padding"] = {
-                "raw_value": pad,
-                "pixels": int(padded.sum()),
-                "replaced_by": float(fill),
-            }
+        if ds.get("ModalityLUTSequence"):
+            frames, slope, intercept = _modality_lut(ds, frames, name, modality, meta)
+        else:
+            # Lossy compression smears padding and edges into values below
+            # air, which no tissue has: they become air like the padding.
+            frames, slope, intercept = _grey_values(
+                ds, frames, nframes, name, modality, photometric, meta, max_bytes
+            )
         if slope != 1.0 or intercept != 0.0:
             meta["RescaleSlope"], meta["RescaleIntercept"] = slope, intercept
             meta["RescaleType"] = str(
@@ -497,11 +707,12 @@ def _decode_object(ds: Dataset, name: str, max_bytes: int) -> _Decoded:
         lo, hi = (v * slope + intercept for v in _stored_range(ds))
         lo, hi = min(lo, hi), max(lo, hi)
         if photometric == "MONOCHROME1":
-            inverted = (lo + hi) - frames.astype(np.float64)
-            if frames.dtype.kind in "iu" and float(lo + hi).is_integer():
-                frames = _fit_int(inverted, lo, hi)
-            else:
-                frames = inverted.astype(np.float32)
+            if ds.get("ModalityLUTSequence"):
+                inverted = (lo + hi) - frames.astype(np.float64)
+                if frames.dtype.kind in "iu" and float(lo + hi).is_integer():
+                    frames = _fit_int(inverted, lo, hi)
+                else:
+                    frames = inverted.astype(np.float32)
             if window is not None:
                 window = ((lo + hi) - window[0], window[1])
             meta["monochrome1_inverted"] = True
@@ -641,6 +852,55 @@ def _slice_grid(along: np.ndarray, name: str, meta: dict[str, Any]) -> float:
     return spacing
 
 
+def _permute(frames: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``frames[order]``, in place where it can be: one frame of extra memory.
+
+    Follows each cycle of the permutation, moving frames along it with one
+    frame held aside, instead of making a second copy of the volume.
+    """
+    if not frames.flags.writeable:
+        return frames[order]
+    done = np.zeros(len(order), bool)
+    for start in range(len(order)):
+        if done[start] or order[start] == start:
+            continue
+        held = frames[start].copy()
+        i = start
+        while True:
+            done[i] = True
+            j = int(order[i])
+            if j == start:
+                frames[i] = held
+                break
+            frames[i] = frames[j]
+            i = j
+    return frames
+
+
+def _stack(parts: Sequence[_Decoded], order: np.ndarray | None) -> np.ndarray:
+    """The frames of ``parts`` as one array, sorted by ``order``, copied once.
+
+    Each part's frames are released as they are copied into the volume, so
+    the working set is the volume plus one part, not two volumes (a
+    concatenation, then a sorted copy).
+    """
+    identity = order is None or np.array_equal(order, np.arange(len(order)))
+    if len(parts) == 1:
+        frames = parts[0].frames
+        return frames if identity else _permute(frames, order)
+    n = sum(p.frames.shape[0] for p in parts)
+    dtype = np.result_type(*(p.frames.dtype for p in parts))
+    out = np.empty((n, *parts[0].frames.shape[1:]), dtype)
+    rank = np.arange(n) if identity else np.argsort(order, kind="stable")
+    start = 0
+    for part in parts:
+        count = part.frames.shape[0]
+        out[rank[start : start + count]] = part.frames
+        part.frames = part.frames[:0]  # release the part's own array
+        start += count
+    return out
+
+
 def _assemble(parts: Sequence[_Decoded], name: str, modality: str) -> MedImage:
     """Stack decoded objects into one image, sorted along the slice normal."""
     first = parts[0]
@@ -652,13 +912,11 @@ def _assemble(parts: Sequence[_Decoded], name: str, modality: str) -> MedImage:
             "one volume.",
             "Put each series in a folder of its own, or pick one with series=.",
         )
-    frames = (
-        np.concatenate([p.frames for p in parts]) if len(parts) > 1 else first.frames
-    )
     positions = [pos for p in parts for pos in p.positions]
     meta = dict(first.meta)
-    color = frames.ndim == 4
-    n = frames.shape[0]
+    color = first.frames.ndim == 4
+    n = sum(p.frames.shape[0] for p in parts)
+    order = None
     spacing_z = first.slice_gap
     if (
         n > 1
@@ -670,11 +928,11 @@ def _assemble(parts: Sequence[_Decoded], name: str, modality: str) -> MedImage:
         order = np.argsort(along, kind="stable")
         steps = np.diff(along[order])
         if np.all(steps > 1e-3):
-            if not np.array_equal(order, np.arange(n)):
-                frames = frames[order]
             meta["sorted_by"] = "position along the slice normal"
             spacing_z = _slice_grid(along[order], name, meta)
-        elif len(parts) > 1 and np.any(steps <= 1e-3):
+        else:
+            order = None
+        if order is None and len(parts) > 1 and np.any(steps <= 1e-3):
             raise SeriesError(
                 name,
                 f"{int(np.sum(steps <= 1e-3)) + 1} of its {n} slices share a "
@@ -684,6 +942,7 @@ def _assemble(parts: Sequence[_Decoded], name: str, modality: str) -> MedImage:
             )
     elif len(parts) > 1:
         meta["sorted_by"] = "InstanceNumber (no slice positions in the headers)"
+    frames = _stack(parts, order)
     in_plane = first.pixel_spacing
     meta["spacing_source"] = first.spacing_source or "unknown (1 mm assumed)"
     meta["spacing_known"] = in_plane is not None
@@ -723,28 +982,69 @@ def _fix_transfer_syntax(ds: Dataset) -> None:
         )
 
 
-def _check_inflated_size(fp: Any, name: str, max_bytes: int, force: bool) -> None:
-    """Refuse a deflated dataset that inflates to more than ``max_bytes``.
+_SCAN_CHUNK = 4 * 1024**2
+
+
+def _check_inflated_size(
+    fp: Any,
+    name: str,
+    max_bytes: int,
+    force: bool,
+    *,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+) -> None:
+    """Refuse a dataset that inflates past the budget or holds too many items.
 
     pydicom inflates a Deflated Explicit VR Little Endian dataset whole and
-    without a limit, so a few kilobytes could claim gigabytes (a deflate bomb).
+    without a limit, so a few kilobytes could claim gigabytes (a deflate
+    bomb); and it builds a Python object for every sequence item, so a
+    million empty items cost seconds and gigabytes. Both are counted on the
+    bytes, chunk by chunk, before pydicom parses anything: inflated size
+    against ``max_bytes``, Item tags against ``max_items`` (plus one
+    fragment per frame and the offset table of encapsulated pixel data).
     """
     start = fp.tell()
     read_preamble(fp, force)
     meta = _read_file_meta_info(fp)
-    if meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+    limit = max_items + max_frames + 1
+
+    def chunks():
+        if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+            while block := fp.read(_SCAN_CHUNK):
+                yield block
+            return
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         pending, size = fp.read(), 0
         while pending and not inflater.eof and size <= max_bytes:
-            size += len(inflater.decompress(pending, 1024**2))
+            block = inflater.decompress(pending, _SCAN_CHUNK)
+            size += len(block)
             pending = inflater.unconsumed_tail
+            yield block
         if size > max_bytes:
             raise ImageTooLargeError(
                 name,
                 "its deflated dataset inflates to more than the "
-                f"{max_bytes / 1024**3:.1f} GiB budget, so it was not read.",
+                f"{size_text(max_bytes)} budget, so it was not read.",
                 "If the file is genuine, pass a larger max_bytes= to load().",
             )
+
+    items, tail = 0, b""
+    for block in chunks():
+        items += count_items([tail + block[:3]]) if tail else 0
+        items += count_items([block])
+        tail = block[-3:]
+        if items > limit:
+            break
+    check_count(
+        name,
+        "sequence items and pixel-data fragments",
+        items,
+        limit,
+        "max_items",
+        f" (max_items={max_items:,} plus one per frame)",
+        complete=False,
+    )
     fp.seek(start)
 
 
@@ -782,6 +1082,8 @@ def read_dataset(
     force: bool = False,
     stop_before_pixels: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    max_frames: int = DEFAULT_MAX_FRAMES,
 ) -> Dataset:
     """Read a DICOM dataset, turning every reader failure into a MedImgError.
 
@@ -797,16 +1099,28 @@ def read_dataset(
         Read the header only.
     max_bytes : int
         Memory budget: a deflated dataset that inflates to more is refused.
+    max_items, max_frames : int
+        A file with more sequence items (at any depth) than ``max_items``,
+        beside one pixel-data fragment per frame, is refused before it is
+        parsed.
     """
-    fp = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     opened = None
     try:
+        if isinstance(source, _ZipMember):  # inflated here, within bounds
+            source = source.read()
+        fp = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
         if isinstance(fp, str | os.PathLike):
             fp = opened = open(fp, "rb")
-        _check_inflated_size(fp, name, max_bytes, force)
+        _check_inflated_size(
+            fp, name, max_bytes, force, max_items=max_items, max_frames=max_frames
+        )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ds = pydicom.dcmread(fp, force=force, stop_before_pixels=stop_before_pixels)
+            # A deflated dataset's inflated bytes would stay with it (the
+            # "buffer" pydicom keeps for deferred reads, which are not used).
+            if hasattr(ds, "buffer"):
+                ds.buffer = None
             _fix_transfer_syntax(ds)
             if getattr(ds, "preamble", None) is not None:  # a DICM file
                 _check_last_element(ds)
@@ -844,14 +1158,27 @@ def read_dataset(
 
 
 def load_dicom(
-    data: str | os.PathLike | bytes, name: str, max_bytes: int, *, marked: bool
+    data: str | os.PathLike | bytes,
+    name: str,
+    max_bytes: int,
+    *,
+    marked: bool,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    max_items: int = DEFAULT_MAX_ITEMS,
 ) -> MedImage:
     """Load one DICOM file (single- or multi-frame) into a MedImage.
 
     ``marked`` tells whether the file has the ``DICM`` preamble; without it
     the file is read as a raw dataset and must look like an image.
     """
-    ds = read_dataset(data, name, force=not marked, max_bytes=max_bytes)
+    ds = read_dataset(
+        data,
+        name,
+        force=not marked,
+        max_bytes=max_bytes,
+        max_items=max_items,
+        max_frames=max_frames,
+    )
     if not marked and not ("Rows" in ds or any(k in ds for k in _PIXEL_KEYWORDS)):
         raise NotAnImageError(
             name,
@@ -859,11 +1186,13 @@ def load_dicom(
             "Open a DICOM (.dcm), NIfTI (.nii, .nii.gz), PNG, JPEG or TIFF file.",
         )
     modality = str(ds.get("Modality") or "OT").upper()
-    return _assemble([_decode_object(ds, name, max_bytes)], name, modality)
+    return _assemble([_decode_object(ds, name, max_bytes, max_frames)], name, modality)
 
 
 def _head(src: Any) -> bytes:
-    """The first bytes of a member (a path or bytes), for sniffing."""
+    """The first bytes of a member (a path, bytes or zip member), for sniffing."""
+    if isinstance(src, _ZipMember):
+        return src.head()
     if isinstance(src, bytes | bytearray):
         return bytes(src[:1024])
     try:
@@ -882,6 +1211,8 @@ def _series_members(
     max_bytes: int = DEFAULT_MAX_BYTES,
     *,
     skipped: list[dict[str, str]] | None = None,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    max_frames: int = DEFAULT_MAX_FRAMES,
 ) -> dict[str, list[tuple[str, Any, Dataset]]]:
     """The DICOM image headers of ``members``, grouped by SeriesInstanceUID.
 
@@ -894,8 +1225,16 @@ def _series_members(
         reason = None
         try:
             ds = read_dataset(
-                src, label, force=True, stop_before_pixels=True, max_bytes=max_bytes
+                src,
+                label,
+                force=True,
+                stop_before_pixels=True,
+                max_bytes=max_bytes,
+                max_items=max_items,
+                max_frames=max_frames,
             )
+        except ImageTooLargeError:
+            raise  # a bomb or a count past its limit stops the series
         except MedImgError as err:
             ds, reason = None, err.problem if marked else _NOT_DICOM
         if ds is not None and "Rows" not in ds:
@@ -1072,6 +1411,8 @@ def load_series(
     *,
     series: int | str | None = None,
     skipped: list[dict[str, str]] | None = None,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    max_items: int = DEFAULT_MAX_ITEMS,
 ) -> MedImage:
     """Load one DICOM series from files (paths or bytes) into a volume.
 
@@ -1096,9 +1437,20 @@ def load_series(
     skipped : list of dict, optional
         Files already left out (special files of the folder), reported with
         the others in ``meta["skipped"]``.
+    max_frames, max_items : int
+        Limits on the frames of each object, the files of the series and the
+        sequence items of each file.
     """
     skipped = list(skipped or [])
-    groups = _series_members(members, name, max_bytes, skipped=skipped)
+    check_count(name, "files", len(members), max(max_frames, 1), "max_frames")
+    groups = _series_members(
+        members,
+        name,
+        max_bytes,
+        skipped=skipped,
+        max_items=max_items,
+        max_frames=max_frames,
+    )
     if not groups:
         raise NotAnImageError(
             name,
@@ -1154,8 +1506,17 @@ def load_series(
     failures: list[MedImgError] = []
     for label, src, header in items:
         try:
-            ds = read_dataset(src, label, force=True, max_bytes=max_bytes)
-            decoded.append((label, header, _decode_object(ds, label, max_bytes)))
+            ds = read_dataset(
+                src,
+                label,
+                force=True,
+                max_bytes=max_bytes,
+                max_items=max_items,
+                max_frames=max_frames,
+            )
+            decoded.append(
+                (label, header, _decode_object(ds, label, max_bytes, max_frames))
+            )
         except ImageTooLargeError:
             raise  # the budget holds for the series, not one file
         except MedImgError as err:
@@ -1201,24 +1562,128 @@ def folder_members(
     return members
 
 
-def zip_members(data: bytes, name: str, max_bytes: int) -> list[tuple[str, bytes]]:
-    """The files of a zip archive, refusing archives that expand past the budget."""
+#: A zip member may inflate to at most this many times its compressed
+#: size, once past ``_ZIP_RATIO_FLOOR`` (or a quarter of the budget, if
+#: smaller): real DICOM deflates 2 to 10 times, a bomb of zeros 1000 times.
+_ZIP_RATIO = 200
+_ZIP_RATIO_FLOOR = 16 * 1024**2
+_ZIP_CHUNK = 1024**2
+
+
+def _zip_read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, budget: int):
+    """The bytes of one member, refused as they are read past the bounds.
+
+    The declared sizes of a zip are only claims: the inflated bytes are
+    counted as they come, against the budget and against ``_ZIP_RATIO``
+    times the member's compressed size, so a bomb stops after a few
+    megabytes, not after gigabytes and minutes.
+    """
+    label = f"{name}: {info.filename}"
+    floor = min(_ZIP_RATIO_FLOOR, max(budget // 4, _ZIP_CHUNK))
+    ratio_limit = _ZIP_RATIO * max(info.compress_size, 1)
+    out = io.BytesIO()
+    total = 0
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            infos = [i for i in zf.infolist() if not i.is_dir()]
-            total = sum(i.file_size for i in infos)
-            if total > max_bytes:
-                raise NotAnImageError(
-                    name,
-                    f"expands to {total / 1024**3:.1f} GiB, more than the "
-                    f"{max_bytes / 1024**3:.1f} GiB budget.",
-                    "Upload one series at a time, or pass a larger max_bytes=.",
-                )
-            return [
-                (i.filename, zf.read(i))
-                for i in infos
-                if not Path(i.filename).name.startswith(".")
-            ]
+        with zf.open(info) as member:
+            while block := member.read(_ZIP_CHUNK):
+                total += len(block)
+                if total > budget:
+                    raise ImageTooLargeError(
+                        label,
+                        f"inflates to more than the {size_text(budget)} budget "
+                        f"(its header claims {size_text(info.file_size)}), so it "
+                        "was not read further.",
+                        "Upload one series at a time, or pass a larger max_bytes=.",
+                    )
+                if total > floor and total > ratio_limit:
+                    raise ImageTooLargeError(
+                        label,
+                        f"inflates more than {_ZIP_RATIO} times its compressed "
+                        f"size of {size_text(info.compress_size)}, which no "
+                        "image does: it is a decompression bomb, so it was not "
+                        "read further.",
+                        "Zip the DICOM files themselves, or open the folder.",
+                    )
+                out.write(block)
+    except MedImgError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+        raise TruncatedFileError(
+            label,
+            "its data in the zip archive is damaged: the compressed stream or "
+            "its checksum breaks the zip format.",
+            "Create the archive again and upload it once more.",
+        ) from exc
+    return out.getvalue()
+
+
+def _is_archive(head: bytes) -> bool:
+    return head[:4] == b"PK\x03\x04"
+
+
+class _ZipMember:
+    """One file of a zip archive, inflated (within bounds) only when read.
+
+    A series from a zip is read one member at a time: the archive's
+    members are never all inflated at once beside the volume.
+    """
+
+    def __init__(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, budget):
+        self.zf, self.info, self.name, self.budget = zf, info, name, budget
+
+    def head(self) -> bytes:
+        try:
+            with self.zf.open(self.info) as member:
+                return member.read(1024)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError):
+            return b""
+
+    def read(self) -> bytes:
+        return _zip_read(self.zf, self.info, self.name, self.budget)
+
+
+def _zip_infos(zf: zipfile.ZipFile, name: str, max_bytes: int) -> list:
+    infos = [i for i in zf.infolist() if not i.is_dir()]
+    total = sum(i.file_size for i in infos)
+    if total > max_bytes:
+        raise NotAnImageError(
+            name,
+            f"expands to {size_text(total)}, more than the "
+            f"{size_text(max_bytes)} budget.",
+            "Upload one series at a time, or pass a larger max_bytes=.",
+        )
+    return [i for i in infos if not Path(i.filename).name.startswith(".")]
+
+
+def zip_sources(
+    data: bytes,
+    name: str,
+    max_bytes: int,
+    *,
+    skipped: list[dict[str, str]] | None = None,
+) -> list[tuple[str, _ZipMember]]:
+    """The members of a zip archive, to be inflated one at a time when read.
+
+    An archive inside the archive is not opened (each level would multiply
+    what a few bytes can claim); with ``skipped`` given, it is listed there
+    with its reason.
+    """
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        members = []
+        for info in _zip_infos(zf, name, max_bytes):
+            member = _ZipMember(zf, info, name, max_bytes)
+            if _is_archive(member.head()):
+                if skipped is not None:
+                    _skip(
+                        skipped,
+                        info.filename,
+                        "is a zip archive inside the archive, which is not "
+                        "opened: unpack it and open its series",
+                    )
+                continue
+            members.append((info.filename, member))
+        return members
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, MedImgError):
             raise
@@ -1228,3 +1693,15 @@ def zip_members(data: bytes, name: str, max_bytes: int) -> list[tuple[str, bytes
             "the zip format.",
             "Create the archive again and upload it once more.",
         ) from exc
+
+
+def zip_members(data: bytes, name: str, max_bytes: int) -> list[tuple[str, bytes]]:
+    """The files of a zip archive, refusing archives that expand past the budget.
+
+    Each member is inflated with its bytes counted as they are read (against
+    the budget and a decompression ratio); archives inside the archive are
+    left out.
+    """
+    return [
+        (label, member.read()) for label, member in zip_sources(data, name, max_bytes)
+    ]
