@@ -12,6 +12,10 @@ Usage (from the repository root, with ``pip install -e '.[fuzz]'``)::
     python -m tests.fuzz.fuzz_load --seconds 60            # each format
     python -m tests.fuzz.fuzz_load --format png --runs 5000
 
+After the fuzzers, the hand-made hostile inputs of ``tests/io/hostile.py``
+(bombs, huge frame, item and page counts, broken page chains) are probed
+once and reported the same way (``--no-hostile`` skips them).
+
 It prints one line per format: inputs tried, unhandled exceptions, inputs
 caught only by ``load``'s last-resort handler, hangs (more than
 ``HANG_SECONDS`` of CPU time), messages carrying a library's text, and the
@@ -175,6 +179,52 @@ def _report(stats: dict | None, fmt: str, returncode: int) -> tuple[str, bool]:
     return line, ok and returncode == 0
 
 
+def _hostile(findings: str) -> tuple[list[str], bool]:
+    """Probe the hand-made hostile inputs of ``tests/io/hostile.py`` once.
+
+    Bombs, huge counts and broken page chains: each must be refused (or
+    load) within the budget, without a crash, a hang or library text.
+    Runs in a child process, so that the fuzzers' instrumentation and
+    memory do not mix with it.
+    """
+    code = "\n".join(
+        [
+            "import json, warnings",
+            "warnings.simplefilter('ignore')",
+            "from tests.fuzz.loadcheck import (",
+            "    PEAK_BUDGET, Tally, probe, sniff_format, warm_up)",
+            "from tests.io.hostile import HOSTILE",
+            "warm_up()",
+            "tally, bad = Tally(), []",
+            "for name, make in sorted(HOSTILE.items()):",
+            "    data = make()",
+            "    outcome = probe(data)",
+            "    tally.add(sniff_format(data), outcome)",
+            "    if (outcome.crashed or outcome.hung or outcome.library",
+            "            or outcome.peak > PEAK_BUDGET):",
+            "        bad.append(name + ': ' + outcome.describe(data))",
+            "print(json.dumps({'lines': tally.lines(), 'bad': bad}))",
+        ]
+    )
+    done = subprocess.run(  # noqa: S603 this interpreter, code built here
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return [f"hostile inputs: no figures (exit {done.returncode})"], False
+    lines = [f"hostile inputs, {line}" for line in result["lines"]]
+    for finding in result["bad"]:
+        print(f"FINDING (hostile) {finding}", flush=True)
+    if result["bad"]:
+        Path(findings).mkdir(parents=True, exist_ok=True)
+        (Path(findings) / "hostile.txt").write_text("\n".join(result["bad"]) + "\n")
+    return lines, not result["bad"] and done.returncode == 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--format", choices=FORMATS, action="append")
@@ -186,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1, help="libFuzzer seed")
     parser.add_argument("--findings", default="fuzz-findings")
+    parser.add_argument(
+        "--no-hostile",
+        action="store_true",
+        help="skip the hand-made hostile inputs (tests/io/hostile.py)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--stats", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -225,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
             stats["budget"] = PEAK_BUDGET
         line, ok = _report(stats, fmt, done.returncode)
         lines.append(line)
+        all_ok &= ok
+    if not args.no_hostile:
+        print("== probing the hand-made hostile inputs", flush=True)
+        found, ok = _hostile(args.findings)
+        lines.extend(found)
         all_ok &= ok
     print("\nmedimg_lab.load() fuzzing (atheris):")
     for line in lines:

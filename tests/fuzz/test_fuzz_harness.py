@@ -28,4 +28,7 @@ def test_harness_reports_inputs_crashes_and_peak_memory(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "png: 200 inputs" in done.stdout
     assert "0 unhandled exceptions" in done.stdout
-    assert "peak memory" in done.stdout
+    assert "0 caught only by load()'s last-resort handler" in done.stdout
+    assert "0 hangs" in done.stdout
+    assert "0 messages carrying library text" in done.stdout
+    assert "peak memory" in done.stdout and "holds)" in done.stdout

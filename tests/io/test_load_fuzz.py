@@ -15,7 +15,9 @@ with ``max_bytes=FUZZ_MAX_BYTES`` and requires that:
   under ``PEAK_BUDGET``.
 
 The counts per format show in the test summary (``tests/io/conftest.py``).
-Examples are derandomized so that CI always runs the same inputs. Inputs that
+Examples are derandomized so that CI always runs the same inputs. The
+hostile inputs of issue 17 (``tests/io/hostile.py``: bombs, huge counts,
+broken page chains) go through the same probe. Inputs that
 once crashed ``load`` live in ``tests/data/crashers/`` and are loaded on every
 run; ``tests/fuzz/fuzz_load.py`` (``make fuzz``) fuzzes for longer.
 """
@@ -57,6 +59,7 @@ from tests.fuzz.loadcheck import (
     seed_format,
     sniff_format,
 )
+from tests.io.hostile import HOSTILE
 
 # Damaged files make pydicom, nibabel and Pillow warn; only exceptions matter.
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -581,4 +584,22 @@ def test_known_crashers_raise_only_medimg_errors(path, fuzz_tally):
     # machine ran out of memory (23 GB). The codestream size is now checked
     # against Rows and Columns before decoding.
     data = path.read_bytes()
+    check(fuzz_tally, sniff_format(data), data)
+
+
+# --------------------------------------------------------------------------
+# The hostile inputs of issue 17, through the same probe
+
+
+@pytest.fixture(scope="module")
+def hostile_inputs():
+    return {name: make() for name, make in HOSTILE.items()}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_input_within_budget_in_a_sentence(name, hostile_inputs, fuzz_tally):
+    # Each is refused (or loads) under the 8 MiB fuzz budget without a
+    # crash, a hang, library text, or a peak over 1.5 x the budget.
+    data = hostile_inputs[name]
+    assert len(data) < 3 * 1024**2, len(data)
     check(fuzz_tally, sniff_format(data), data)
