@@ -142,7 +142,9 @@ def test_run_all_shows_the_window_the_kernel_set(
 ):
     page.set_viewport_size({"width": 1366, "height": 768})
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(jupyterlab.url(f"lab/tree/{lab_copy}"))
+    # A workspace of its own: the session's other JupyterLab tests do not
+    # find this notebook's tabs restored in theirs.
+    page.goto(jupyterlab.url(f"lab/workspaces/{FOLDER}/tree/{lab_copy}"))
     assert page.evaluate(RUN_ALL_CELLS, TIMEOUT_MS) == "python3"
     page.evaluate(WAIT_IDLE, TIMEOUT_MS)
     center, width, preset, fmt = _probe(page)
@@ -187,3 +189,15 @@ def test_run_all_shows_the_window_the_kernel_set(
         page.screenshot(path=str(artifacts / f"run_all_window_{size[0]}.png"))
     errors = [e for e in page_errors if "favicon" not in e]
     assert not errors, "console errors:\n" + "\n".join(errors)
+    page.evaluate(SHUT_DOWN)  # the kernel and its tab, for the next tests
+
+
+SHUT_DOWN = """
+async () => {
+  const app = window.jupyterapp;
+  const panel = app.shell.currentWidget;
+  await panel.sessionContext.shutdown();
+  panel.context.model.dirty = false;
+  panel.dispose();
+}
+"""

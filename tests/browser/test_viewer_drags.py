@@ -262,6 +262,11 @@ async ([handle, canvas, n, timeout]) => {
 @pytest.mark.parametrize("name", ["center (a.u.)", "slice (index)"])
 def test_each_slider_step_repaints_the_image(page, page_errors, dashboard_url, name):
     image = _open_brain(page, dashboard_url)
+    # Point at the image first and wait for the readout, as a person looks
+    # before moving: a move the page merges into one message with its answer
+    # to the barrier of the opening (widgets._sync) is taken as an echo and
+    # set back (seen once in three runs; see the closing note).
+    _slice_in_force(page, image, [0])
     slider = _control(page, "slider", name)
     readout = slider.locator(".widget-readout")
     before = float(readout.inner_text())

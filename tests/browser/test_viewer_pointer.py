@@ -394,7 +394,9 @@ def test_jupyterlab_slow_slice_drag_repaints_at_every_step(
     page, page_errors, jupyterlab, artifacts
 ):
     _prepare(page)
-    page.goto(jupyterlab.url("lab/tree/viewer_probe.ipynb"))
+    # A workspace of its own, and the notebook closed unsaved at the end: the
+    # added cell stays in this test.
+    page.goto(jupyterlab.url("lab/workspaces/slow-slice/tree/viewer_probe.ipynb"))
     assert page.evaluate(RUN_ALL_CELLS, TIMEOUT_MS) == "python3"
     _wait_for_viewer(page)
     page.evaluate(ADD_AND_RUN_CELL, VOLUME_VIEWER)
@@ -415,3 +417,14 @@ def test_jupyterlab_slow_slice_drag_repaints_at_every_step(
     assert _label(page, "slice") == f"slice {sent[-1]:.0f}"
     page.screenshot(path=str(artifacts / "jupyterlab_slow_slice_drag.png"))
     _assert_no_failure(page, page_errors)
+    page.evaluate(CLOSE_UNSAVED)
+
+
+CLOSE_UNSAVED = """
+async () => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  await panel.sessionContext.shutdown();
+  panel.context.model.dirty = false;
+  panel.dispose();
+}
+"""

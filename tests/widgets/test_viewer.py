@@ -704,3 +704,22 @@ def test_window_slider_steps_suit_the_value_range(dtype, lo, hi, modality):
     assert viewer.window[1] - image.window[1] == pytest.approx(
         max(span, viewer._center.step) / 1024
     )
+
+
+# ------------------------------------------------- the barrier, merged messages
+def test_an_echo_merged_with_the_barriers_answer_changes_nothing(brain_mri):
+    viewer = ImageViewer(data.sample("head_ct"))
+    viewer.image = brain_mri
+    ping = viewer._center._ping
+    echo = brain_mri.window[0] + 1e-13  # the page's float error
+    viewer._center.set_state({"value": echo, "_pong": ping})
+    assert viewer.window == brain_mri.window and viewer.preset == "default"
+
+
+def test_an_answer_to_an_older_barrier_keeps_the_value_an_echo(head_ct):
+    viewer = ImageViewer(head_ct)
+    viewer.window = (208.5, 300)
+    old = viewer._center._ping
+    viewer.window = (250, 300)  # a second change, its barrier still out
+    viewer._center.set_state({"_pong": old, "value": 209.0})  # the first's echo
+    assert viewer.window == (250, 300) and viewer._center.value == 250
