@@ -126,8 +126,11 @@ _WINDOW_SOURCES = {
 }
 
 
-def _opened_sentence(viewer: ImageViewer) -> str:
-    """ "Opened: CT 512 × 512, values in HU (...); reset to window 40/100 HU (...)."."""
+def _opened_sentence(viewer: ImageViewer, *, reset: bool = True) -> str:
+    """ "Opened: CT 512 × 512, values in HU (...); reset to window 40/100 HU (...).".
+
+    Without ``reset``, the sentence leaves out the view it was reset to.
+    """
     image = viewer.image
     shape = " × ".join(str(n) for n in image.array.shape[: len(image.spacing)])
     kind = f"{image.modality} {shape}{' RGB' if image.is_color else ''}"
@@ -149,7 +152,8 @@ def _opened_sentence(viewer: ImageViewer) -> str:
         view.append(
             f"{viewer.plane} slice {viewer.slice_index + 1} of {viewer.n_slices}"
         )
-    parts.append("reset to " + ", ".join(view))
+    if reset:
+        parts.append("reset to " + ", ".join(view))
     if str(image.meta.get("spacing_source", "")).startswith("unknown"):
         parts.append("pixel spacing unknown: lengths in mm assume 1 mm per pixel")
     return "; ".join(parts) + "."
@@ -278,6 +282,7 @@ class ImageViewer(ipw.VBox):
         self._pointer = None  # the shown plane's (row, col) last read
         self._stroke: list | None = None  # array indices of the stroke in progress
         self._range, self._message_text, self._status_text = (0.0, 1.0), "", ""
+        self._opened_view = None  # the view the status line says was opened
         self._wheel_px = 0.0  # small wheel deltas (trackpads) not yet a slice
         super().__init__(children=self._build_controls(), **kwargs)
         self.image, self.box_size, self.plane = image, box_size, plane
@@ -321,7 +326,9 @@ class ImageViewer(ipw.VBox):
         "Opened: CT 128 × 128, values in HU (Hounsfield units); reset to
         window -38/1646 HU (auto, from the value percentiles)." (for a volume
         also the slice, and where the file gives no pixel spacing, that
-        lengths assume 1 mm per pixel). It tells of the opening: the controls
+        lengths assume 1 mm per pixel). Once the window, preset, plane or
+        slice changes, it keeps only what was opened and its unit ("Opened:
+        CT 128 × 128, values in HU (Hounsfield units).") and the controls
         show the view in force. An error replaces it while it holds.
         """
         return self._message_text or self._status_text
@@ -559,6 +566,11 @@ class ImageViewer(ipw.VBox):
             style = "color:#b00020"
             self._message.value = f'<span style="{style}">{html.escape(text)}</span>'
         elif self._status_text:
+            if self._opened_view not in (None, self._view_state()):
+                # The view moved on: the controls show it; the line keeps
+                # what was opened and its unit only.
+                self._status_text = _opened_sentence(self, reset=False)
+                self._opened_view = None
             line = html.escape(self._status_text)
             self._message.value = f'<span class="medimg-status">{line}</span>'
         else:
@@ -567,7 +579,11 @@ class ImageViewer(ipw.VBox):
     def _say_opened(self) -> None:
         """Say in the status line what the view was reset to (see :attr:`status`)."""
         self._status_text = _opened_sentence(self)
+        self._opened_view = self._view_state()
         self._say("")
+
+    def _view_state(self) -> tuple:
+        return self.window, self.preset, self.plane, self.slice_index
 
     def _require(self, ok: bool, text: str) -> None:
         """Raise ``ValueError(text)``, shown in the message area too, unless ``ok``."""

@@ -639,7 +639,28 @@ def test_an_error_replaces_the_status_line_until_it_is_cleared(brain_mri):
     assert viewer.status == viewer.message.rstrip() != opened
     assert "b00020" in viewer._message.value and "Opened" not in viewer._message.value
     viewer.slice_index = 10  # a good change clears the error
-    assert viewer.message == "" and viewer.status == opened
+    assert viewer.message == ""
+    # and the line no longer says the slice it was reset to, only what opened
+    assert viewer.status == opened.split("; reset to ")[0] + "."
+    assert "slice 95" not in viewer._message.value
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda v: setattr(v, "preset", "bone"),
+        lambda v: setattr(v, "window", (10, 20)),
+        lambda v: user_moves(v._center, 123.0),
+    ],
+)
+def test_the_status_drops_the_reset_view_once_it_changes(head_ct, change):
+    viewer = ImageViewer(head_ct, preset="brain")
+    assert "reset to window 40/80 HU (brain preset)" in viewer.status
+    change(viewer)
+    assert viewer.status == (
+        "Opened: CT 512 × 512, values in HU (Hounsfield units)."
+    ).replace("HU (Hounsfield units)", head_ct.unit_note)
+    assert "40/80" not in viewer._message.value
 
 
 def test_a_processed_version_keeps_the_status(head_ct):
