@@ -22,6 +22,7 @@ import json
 import re
 import time
 import urllib.request
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -99,6 +100,7 @@ def _open_index(page, url):
     page.locator("a[href$='viewer.ipynb']").wait_for()
 
 
+SCREENS = ({"width": 1366, "height": 768}, {"width": 1920, "height": 1080})
 OPEN_HEAD_CT = re.compile(r"^\s*Open: head_ct \(CT, 512 × 512")  # the status line
 
 #: Each dashboard and how a test sees it open (its first image, its lines).
@@ -120,7 +122,7 @@ def _kernel_of(page) -> list[str]:
     return ids
 
 
-def test_each_dashboard_opens_on_its_preheated_kernel(page, browser):
+def test_each_dashboard_opens_on_its_preheated_kernel(page, browser, artifacts):
     """The first page of each dashboard gets the kernel that has run it already.
 
     The kernel was started, and the notebook run in it, before the request
@@ -140,6 +142,12 @@ def test_each_dashboard_opens_on_its_preheated_kernel(page, browser):
             assert len(ids) == 1 and ids[0] in pooled, (notebook, ids, pooled)
             used = f"Using pre-heated kernel: {ids[0]} for {notebook}"
             assert used in server.log_tail(10**6), (notebook, server.log_tail())
+            for size in SCREENS:  # the first view, as a person sees it
+                page.set_viewport_size(size)
+                name = (
+                    f"first_view_{Path(notebook).stem}_{size['width']}x{size['height']}"
+                )
+                page.screenshot(path=str(artifacts / f"{name}.png"))
             page.goto("about:blank")
         # Two people at once, once the viewer's pool has been refilled: both
         # see the head CT, each on a kernel of its own (the second waits for
