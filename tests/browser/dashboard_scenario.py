@@ -9,8 +9,14 @@ Shared by ``test_dashboard_load.py`` (asserts) and
 - :func:`run_sessions` runs :func:`scenario` in ``n`` browser sessions at once:
   one thread each, each with its own Playwright and its own headless Debian
   Chromium (fresh profile, 1366 x 768, every request off loopback aborted);
-- :func:`kernel_memory` reads each kernel's memory while the pages are open,
-  and :func:`wait_for_no_kernels` times how long the kernels outlive them.
+- :func:`kernel_memory` reads each kernel's memory while the pages are open;
+  each session notes its page's kernel id (its websocket's URL), and
+  :func:`wait_for_kernels_gone` times how long those kernels outlive the
+  pages. The server also holds its pool of preheated kernels (voila.json's
+  ``preheat_kernel``), :func:`pool_size` of them once filled
+  (:func:`wait_for_kernels`), before the pages and after;
+- with ``kernel_timing``, every kernel of the server writes its timeline
+  (:data:`KERNEL_TIMING_STARTUP`), for the benchmark's breakdown.
 
 The scenario is what a clinician does first: open ``viewer.ipynb`` (the head
 CT), choose the window preset "bone" (new PNG bytes shown), click a pixel and
@@ -464,17 +470,6 @@ def wait_for_kernels_gone(server: Server, ids, timeout: float) -> float:
             raise TimeoutError(
                 f"{len(left)} of the pages' kernels still running after {timeout:.0f} s"
             )
-        time.sleep(0.25)
-    return time.monotonic() - start
-
-
-def wait_for_no_kernels(server: Server, timeout: float) -> float:
-    """Seconds until the server has no kernel left; TimeoutError after ``timeout``."""
-    start = time.monotonic()
-    while kernel_processes(server):
-        if time.monotonic() - start > timeout:
-            n = len(kernel_processes(server))
-            raise TimeoutError(f"{n} kernels still running after {timeout:.0f} s")
         time.sleep(0.25)
     return time.monotonic() - start
 
