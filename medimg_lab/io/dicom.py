@@ -1567,7 +1567,7 @@ def folder_members(
 #: smaller): real DICOM deflates 2 to 10 times, a bomb of zeros 1000 times.
 _ZIP_RATIO = 200
 _ZIP_RATIO_FLOOR = 16 * 1024**2
-_ZIP_CHUNK = 1024**2
+_ZIP_CHUNK = 64 * 1024
 
 
 def _zip_read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, budget: int):
@@ -1579,14 +1579,19 @@ def _zip_read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, budget: int
     megabytes, not after gigabytes and minutes.
     """
     label = f"{name}: {info.filename}"
-    floor = min(_ZIP_RATIO_FLOOR, max(budget // 4, _ZIP_CHUNK))
-    ratio_limit = _ZIP_RATIO * max(info.compress_size, 1)
+    floor = min(_ZIP_RATIO_FLOOR, max(budget // 4, 1024**2))
     out = io.BytesIO()
     total = 0
     try:
         with zf.open(info) as member:
             while block := member.read(_ZIP_CHUNK):
                 total += len(block)
+                # Compressed bytes inflated so far: read from the archive
+                # less what waits in the inflater (where zipfile tells).
+                left = getattr(member, "_compress_left", 0) or 0
+                inflater = getattr(member, "_decompressor", None)
+                waiting = len(getattr(inflater, "unconsumed_tail", b"") or b"")
+                consumed = max(info.compress_size - left - waiting, 1)
                 if total > budget:
                     raise ImageTooLargeError(
                         label,
@@ -1595,11 +1600,12 @@ def _zip_read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, budget: int
                         "was not read further.",
                         "Upload one series at a time, or pass a larger max_bytes=.",
                     )
-                if total > floor and total > ratio_limit:
+                if total > floor and total > _ZIP_RATIO * consumed:
                     raise ImageTooLargeError(
                         label,
                         f"inflates more than {_ZIP_RATIO} times its compressed "
-                        f"size of {size_text(info.compress_size)}, which no "
+                        f"size ({size_text(total)} from {size_text(consumed)}, "
+                        f"of {size_text(info.compress_size)} in all), which no "
                         "image does: it is a decompression bomb, so it was not "
                         "read further.",
                         "Zip the DICOM files themselves, or open the folder.",
