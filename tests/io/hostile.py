@@ -94,7 +94,7 @@ def many_items(items: int = 1_000_000) -> bytes:
     return _deflated(raw, chunks())
 
 
-def zip_bomb(size: int = 256 * 1024**2) -> bytes:
+def zip_bomb(size: int = 64 * 1024**2) -> bytes:
     """A zip of one member of ``size`` zeros (declared honestly)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -110,7 +110,7 @@ def zip_bomb(size: int = 256 * 1024**2) -> bytes:
 def nested_zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("inner.zip", zip_bomb(64 * 1024**2))
+        zf.writestr("inner.zip", zip_bomb(32 * 1024**2))
     return buf.getvalue()
 
 
