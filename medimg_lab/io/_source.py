@@ -263,8 +263,8 @@ def gunzip_limited(data: bytes, source: str, max_bytes: int) -> bytes:
             "its gzip stream ends early; the file was cut short.",
             "Copy or download the file again.",
         )
-    whole = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    return whole.decompress(data, max(size, 1))
+    # One buffer of the known size: no growing and joining of blocks.
+    return zlib.decompress(data, 16 + zlib.MAX_WBITS, bufsize=max(size, 1))
 
 
 def native(arr: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ radiological convention.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,17 @@ def load_nifti(
         1
     ] not in (None, 0.0)
     itemsize = max(dtype.itemsize, 4 if scaled else 1)
-    check_budget(name, shape or (0,), itemsize, max_bytes)
+    # Reorienting to the axial layout copies the volume once: the voxels
+    # and their copy must fit 1.5 x the budget, the stated peak of a load.
+    volume_shape = shape[:3] if len(shape) > 3 else shape
+    check_budget(
+        name,
+        shape or (0,),
+        itemsize,
+        max_bytes,
+        extra=math.prod(volume_shape or (0,)) * itemsize,
+        why="with the copy that reorients it",
+    )
     extra = [d for d in shape[3:]]
     if len(shape) > 5 or (len(shape) == 5 and shape[4] > 1):
         raise UnsupportedDimensionError(
@@ -135,6 +146,11 @@ def load_nifti(
             )
         canon = nib.as_closest_canonical(img)
         arr = native(np.asanyarray(canon.dataobj))
+        zooms = tuple(float(z) for z in canon.header.get_zooms()[:3])
+        intent = header.get_intent()[0]
+        # The file's bytes (an upload, or its inflated .nii.gz) stay with
+        # the image objects: let them go before the volume is copied.
+        del img, canon
     except MedImgError:
         raise
     except (EOFError, OSError, gzip.BadGzipFile) as exc:
@@ -168,7 +184,6 @@ def load_nifti(
             arr = np.where(bad, np.float32(replace_nonfinite), arr)
             meta["nonfinite_replaced"] = int(bad.sum())
     color = arr.ndim == 4 and arr.shape[-1] == 3
-    zooms = tuple(float(z) for z in canon.header.get_zooms()[:3])
     # (x: L→R, y: P→A, z: I→S)  →  (slice: I→S, row: A→P, column: R→L)
     arr = np.ascontiguousarray(np.swapaxes(arr, 0, 2)[:, ::-1, ::-1])
     spacing = (zooms[2], zooms[1], zooms[0])
@@ -179,8 +194,8 @@ def load_nifti(
         meta["spacing_source"] = "unknown (1 mm assumed)"
     if arr.shape[0] == 1:
         arr, spacing = arr[0], spacing[1:]
-    if header.get_intent()[0] not in ("none", None):
-        meta["intent"] = header.get_intent()[0]
+    if intent not in ("none", None):
+        meta["intent"] = intent
     window = (127.5, 256.0) if color else display.auto_window(arr)
     return MedImage(
         array=arr,

@@ -121,6 +121,17 @@ def ct_dicom(
     return buf.getvalue()
 
 
+def nifti_gz(shape: tuple[int, int, int]) -> bytes:
+    """A .nii.gz of int16 sevens, reoriented on load (a flipped x axis)."""
+    import gzip
+
+    import nibabel as nib
+
+    affine = np.diag([-1.0, 1.0, 1.0, 1.0])
+    raw = nib.Nifti1Image(np.full(shape, 7, np.int16), affine).to_bytes()
+    return gzip.compress(raw, compresslevel=1, mtime=0)
+
+
 #: name -> (maker, what the load must do); sizes fit the 64 MiB budget.
 CASES = {
     # 60 pages of 1024² sharing one strip: 60 MiB decoded (was decoded page
@@ -137,6 +148,9 @@ CASES = {
     "ct-rle.dcm": lambda: ct_dicom(1024, 1024, frames=15, syntax="rle"),
     # 7 frames of 1448² with a non-integral slope: float32 output, 56 MiB.
     "ct-float.dcm": lambda: ct_dicom(1448, 1448, frames=7, slope="0.5"),
+    # 260 x 400 x 200 int16, 40 MiB, and its reoriented copy (was three
+    # copies from an upload: the inflated bytes, the voxels, the copy).
+    "volume.nii.gz": lambda: nifti_gz((260, 400, 200)),
 }
 
 
@@ -182,6 +196,7 @@ def measure(folder: Path, names: list[str], max_bytes: int = MAX_BYTES) -> None:
         "w1.dcm": ct_dicom(8, 8),
         "w2.dcm": ct_dicom(8, 8, frames=2, syntax="rle"),
         "w3.dcm": ct_dicom(8, 8, frames=2, slope="0.5"),
+        "w4.nii.gz": nifti_gz((4, 4, 4)),
     }
     for name, data in small.items():
         (warm / name).write_bytes(data)
