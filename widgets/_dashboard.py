@@ -35,7 +35,7 @@ from medimg_lab.io import load
 from medimg_lab.io._source import sniff
 from medimg_lab.io.dicom import zip_members
 
-from .viewer import _sentence
+from .viewer import NO_SPACING, _sentence
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
@@ -190,10 +190,6 @@ def html_table(table: pd.DataFrame, empty: str = "No measurements yet.") -> str:
         f"<tr>{head}</tr>"
         f"{body}</table>"
     )
-
-
-#: Said after the "Open:" line when the file gives no pixel spacing.
-NO_SPACING = "Pixel spacing unknown: lengths and areas in mm assume 1 mm per pixel."
 
 
 def describe(image: MedImage, name: str, reset: str = "") -> str:

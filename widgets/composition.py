@@ -357,7 +357,9 @@ class BlendExplorer(_Explorer):
         self._source = _dropdown(sources, "threshold", "mask from")
         traitlets.link((self._source, "value"), (self, "source"))
         blank = np.zeros(image.array.shape, np.uint8)
-        self._viewer = ImageViewer(_shown(blank, image), box_size=480)
+        self._viewer = ImageViewer(
+            _shown(blank, image), box_size=480, status_line=False
+        )
         self._viewer.observe(self._on_click, "clicked")
         self._viewer.observe(self._on_stroke, "stroke")
         self._unit_note = ipw.HTML(_unit_sentence(image, "low and high"))
@@ -514,7 +516,9 @@ class FusionExplorer(_Explorer):
         self._legend = ipw.Image(format="png", layout={"width": "256px"})
         self._legend_text = ipw.HTML()
         self._viewer = ImageViewer(
-            _shown(np.zeros(self._base.array.shape, np.uint8), self._base), box_size=480
+            _shown(np.zeros(self._base.array.shape, np.uint8), self._base),
+            box_size=480,
+            status_line=False,
         )
         self._layout([self._mode, *controls.values(), self._legend, self._legend_text])
 
@@ -895,7 +899,9 @@ class RegistrationExplorer(_Explorer):
         self._found = ipw.HTML()
         self._quality = ipw.HTML()
         blank = np.zeros(self._fixed.array.shape, np.uint8)
-        self._viewer = ImageViewer(_shown(blank, self._fixed), box_size=480)
+        self._viewer = ImageViewer(
+            _shown(blank, self._fixed), box_size=480, status_line=False
+        )
         self._windows = (display.auto_window(self._fixed.array),) * 2
         self._diff_window = self._difference_window()
         self._layout([*controls.values(), self._button, self._found, self._quality])
@@ -1025,7 +1031,7 @@ class StitchExplorer(_Explorer):
         self._count = ipw.HTML()
         self._table = ipw.HTML()
         self._viewer = ImageViewer(
-            _shown(np.zeros((8, 8), np.uint8), _BLANK), box_size=480
+            _shown(np.zeros((8, 8), np.uint8), _BLANK), box_size=480, status_line=False
         )
         self._layout(
             [

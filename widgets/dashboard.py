@@ -114,7 +114,11 @@ class ViewerDashboard(Dashboard):
         # Blank until the first image opens (read once, by the ImageSource).
         blank = MedImage(np.zeros((8, 8), np.float32), (1.0, 1.0))
         self._viewer = ImageViewer(
-            blank, box_size=box_size, overlay_opacity=0.9, render="browser"
+            blank,
+            box_size=box_size,
+            overlay_opacity=0.9,
+            render="browser",
+            status_line="view",  # the "Open:" line names the file and its unit
         )
         super().__init__(**kwargs)
         self.children = self._build()

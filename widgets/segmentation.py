@@ -333,6 +333,7 @@ class SegmentationPanel(StagePanel):
             ),
             window=(0.5, 1.0),
             box_size=256,
+            status_line=False,  # a map made here, not an image opened
         )
         self._map.layout.display = "none"
         self._table = ipw.HTML()

@@ -360,6 +360,7 @@ class SegmentationDashboard(Dashboard):
     def _show_image(self, image: MedImage, name: str) -> None:
         panel = SegmentationPanel(image)
         panel.parts["viewer"].box_size = self._box_size
+        panel.parts["viewer"].status_line = "view"  # the "Open:" line says the rest
         self._panel, self._image = panel, image
         parts = panel.parts
         panel.observe(self._on_revision, "revision")

@@ -126,15 +126,36 @@ _WINDOW_SOURCES = {
 }
 
 
+NO_SPACING = "Pixel spacing unknown: lengths and areas in mm assume 1 mm per pixel."
+
+
 def _opened_sentence(viewer: ImageViewer, *, reset: bool = True) -> str:
     """ "Opened: CT 512 × 512, values in HU (...); reset to window 40/100 HU (...).".
 
     Without ``reset``, the sentence leaves out the view it was reset to.
     """
     image = viewer.image
+    if viewer.status_line == "view":  # a dashboard's own line says the rest
+        return f"Shown at {viewer.view_summary}." if reset else ""
     shape = " × ".join(str(n) for n in image.array.shape[: len(image.spacing)])
     kind = f"{image.modality} {shape}{' RGB' if image.is_color else ''}"
     parts = [f"Opened: {kind}, values in {image.unit_note}"]
+    if reset:
+        parts.append("reset to " + viewer.view_summary)
+    if str(image.meta.get("spacing_source", "")).startswith("unknown"):
+        parts.append(NO_SPACING[0].lower() + NO_SPACING[1:-1])
+    return "; ".join(parts) + "."
+
+
+def _status_mode(value) -> bool | str:
+    if value not in (True, False, "view"):
+        raise ValueError(f'status_line must be True, False or "view"; got {value!r}')
+    return value if value == "view" else bool(value)
+
+
+def _view_summary(viewer: ImageViewer) -> str:
+    """ "window 40/100 HU (from the header), axial slice 65 of 130"."""
+    image = viewer.image
     c, w = viewer.window
     if viewer.preset == "default":
         source = _WINDOW_SOURCES.get(
@@ -152,11 +173,7 @@ def _opened_sentence(viewer: ImageViewer, *, reset: bool = True) -> str:
         view.append(
             f"{viewer.plane} slice {viewer.slice_index + 1} of {viewer.n_slices}"
         )
-    if reset:
-        parts.append("reset to " + ", ".join(view))
-    if str(image.meta.get("spacing_source", "")).startswith("unknown"):
-        parts.append("pixel spacing unknown: lengths in mm assume 1 mm per pixel")
-    return "; ".join(parts) + "."
+    return ", ".join(view)
 
 
 def _screen_xy(event: dict) -> tuple[float, float] | None:
@@ -200,6 +217,12 @@ class ImageViewer(ipw.VBox):
         (:class:`~widgets.canvas.WindowCanvas`, bit for bit the same grey
         levels): a window slider repaints without waiting for the kernel.
         Colour images are composed in Python either way.
+    status_line : bool or "view"
+        What the message area says when an image is opened: True what was
+        opened and what the view was reset to (:attr:`status`); "view" the
+        view only (:attr:`view_summary`), where a dashboard names the file
+        and its unit in its own line; False nothing, where the image is a
+        composite made by a panel. Errors are shown in every case.
 
     Notes
     -----
@@ -269,6 +292,7 @@ class ImageViewer(ipw.VBox):
         zoom="fit",
         box_size=512,
         render="kernel",
+        status_line=True,
         **kwargs,
     ):
         if render not in RENDERS:
@@ -276,6 +300,7 @@ class ImageViewer(ipw.VBox):
                 f"render must be one of {', '.join(RENDERS)}; got {render!r}"
             )
         self._render = render
+        self._status_line = _status_mode(status_line)  # read by _say from the start
         self._ready = self._quiet = self._dragged = self._linked = False
         self._painted: dict[str, object] = {}  # what the browser canvas holds
         self._values = self._labels = self._displayed = self._auto = self._drag = None
@@ -332,6 +357,25 @@ class ImageViewer(ipw.VBox):
         show the view in force. An error replaces it while it holds.
         """
         return self._message_text or self._status_text
+
+    @property
+    def view_summary(self) -> str:
+        """The view in force, for a status line: its window with the unit and
+        where it comes from, and the slice of a volume ("window 40/100 HU
+        (from the header), axial slice 65 of 130")."""
+        return _view_summary(self)
+
+    @property
+    def status_line(self) -> bool | str:
+        """What the message area says on opening: True all of :attr:`status`,
+        "view" the view it was reset to only, False nothing (errors always)."""
+        return self._status_line
+
+    @status_line.setter
+    def status_line(self, value: bool | str) -> None:
+        self._status_line = _status_mode(value)
+        if self._status_text:
+            self._say_opened()
 
     @property
     def unit(self) -> str:
@@ -565,14 +609,16 @@ class ImageViewer(ipw.VBox):
         if text:
             style = "color:#b00020"
             self._message.value = f'<span style="{style}">{html.escape(text)}</span>'
-        elif self._status_text:
+        elif self._status_text and self._status_line:  # (False: errors only)
             if self._opened_view not in (None, self._view_state()):
                 # The view moved on: the controls show it; the line keeps
                 # what was opened and its unit only.
                 self._status_text = _opened_sentence(self, reset=False)
                 self._opened_view = None
             line = html.escape(self._status_text)
-            self._message.value = f'<span class="medimg-status">{line}</span>'
+            self._message.value = (
+                f'<span class="medimg-status">{line}</span>' if line else ""
+            )
         else:
             self._message.value = ""
 

@@ -22,11 +22,12 @@ from test_viewer_dashboard_in_voila import (
     _readout,
     _select,
 )
-from test_viewer_drags import STATUS, _open, _opened
+from test_viewer_drags import OPEN_LINE, STATUS, _open, _opened
 from test_viewer_pointer import POINTS, _painted
 
 import medimg_lab
 from medimg_lab import data
+from widgets.viewer import NO_SPACING
 
 pytestmark = pytest.mark.browser
 
@@ -67,7 +68,7 @@ def _no_readout(page) -> None:
     )
 
 
-_NO_SPACING = "; pixel spacing unknown: lengths in mm assume 1 mm per pixel."
+_NO_SPACING = f". {NO_SPACING}"
 
 
 def _status(page) -> str:
@@ -94,12 +95,14 @@ def test_a_new_sample_shows_at_its_own_window_with_no_readout(
     _wait_for_window(page, unit, want)
     assert _preset(page) == "default"
     _no_readout(page)
-    # The status line says what was reset, with the unit and what it means.
-    status = _status(page)
-    assert f"values in {truth.unit_note};" in status
-    assert f"window {want[0]:.6g}/{want[1]:.6g} {unit} (" in status
+    # The dashboard's line names the file and its unit with what it means;
+    # the viewer's status line what the view was reset to.
+    opened = page.locator(".widget-html", has_text=OPEN_LINE).inner_text().strip()
+    assert f"values in {truth.unit_note})" in opened
     unknown = truth.meta["spacing_source"].startswith("unknown")
-    assert status.endswith(_NO_SPACING) == unknown
+    assert opened.endswith(_NO_SPACING) == unknown
+    status = _status(page)
+    assert status.startswith(f"Shown at window {want[0]:.6g}/{want[1]:.6g} {unit} (")
     if truth.is_volume:
         n = truth.shape[0]
         assert f"axial slice {n // 2 + 1} of {n}" in status

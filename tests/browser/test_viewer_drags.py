@@ -40,10 +40,12 @@ from test_viewer_dashboard_in_voila import (
 from test_viewer_pointer import TIMEOUT_MS
 
 from medimg_lab import data
+from widgets.viewer import NO_SPACING
 
 pytestmark = pytest.mark.browser
 
-STATUS = ".medimg-status"  # the viewer's status line
+STATUS = ".medimg-status"  # the viewer's status line: "Shown at window ..."
+OPEN_LINE = re.compile(r"^\s*Open: ")  # the dashboard's: the file and its unit
 SLICE_LABEL = re.compile(r"^z [\d.]+ mm \((\d+) of (\d+)\)$")
 
 
@@ -53,11 +55,17 @@ def dashboard_url(dashboard_site) -> str:
 
 
 def _opened(page, image) -> None:
-    """Wait until the viewer's status line says it opened ``image``."""
-    shape = " × ".join(str(n) for n in image.shape[: len(image.spacing)])
+    """Wait until the dashboard's line says it opened ``image`` and the
+    viewer's status line gives the view it was reset to."""
+    shape = " × ".join(str(n) for n in image.shape)
+    page.locator(
+        ".widget-html",
+        has_text=f" ({image.modality}, {shape}, values in {image.unit_note})",
+    ).wait_for()
+    c, w = image.window
     page.wait_for_function(
         "([sel, text]) => document.querySelector(sel)?.textContent.startsWith(text)",
-        arg=[STATUS, f"Opened: {image.modality} {shape}, "],
+        arg=[STATUS, f"Shown at window {c:.6g}/{w:.6g} {image.unit} ("],
     )
 
 
@@ -300,13 +308,13 @@ def test_the_opened_status_line_shows_with_units(
 ):
     image = _open(page, dashboard_url)
     status = page.locator(STATUS)
+    opened = page.locator(".widget-html", has_text=OPEN_LINE)
     perfusion = _open_sample(page, "perfusion_ct")
-    text = status.inner_text()
-    assert f"values in {perfusion.unit_note};" in text
-    assert "not HU" in text and "axial slice 2 of 2" in text
+    assert f"values in {perfusion.unit_note})" in opened.inner_text()
+    assert "not HU" in opened.inner_text()
+    assert "(from the header), axial slice 2 of 2." in status.inner_text()
     _open_sample(page, "chest_xray")
-    plain = "pixel spacing unknown: lengths in mm assume 1 mm per pixel."
-    assert status.inner_text().endswith(plain)
+    assert opened.inner_text().strip().endswith(f". {NO_SPACING}")
     image.scroll_into_view_if_needed()
     for width, height in ((1366, 768), (1920, 1080)):
         page.set_viewport_size({"width": width, "height": height})

@@ -609,7 +609,7 @@ def test_opening_another_image_says_what_the_view_was_reset_to(head_ct, name):
         assert f"axial slice {n // 2 + 1} of {n}" in status
         assert viewer.slice_index == n // 2
     spacing_unknown = image.meta["spacing_source"].startswith("unknown")
-    plain = "pixel spacing unknown: lengths in mm assume 1 mm per pixel"
+    plain = "pixel spacing unknown: lengths and areas in mm assume 1 mm per pixel"
     assert (plain in status) == spacing_unknown
     assert viewer.message == ""  # nothing wrong
     assert html.unescape(viewer._message.value).count(status) == 1  # on the page
@@ -744,3 +744,26 @@ def test_an_answer_to_an_older_barrier_keeps_the_value_an_echo(head_ct):
     viewer.window = (250, 300)  # a second change, its barrier still out
     viewer._center.set_state({"_pong": old, "value": 209.0})  # the first's echo
     assert viewer.window == (250, 300) and viewer._center.value == 250
+
+
+def test_status_line_modes_view_only_and_none(head_ct, brain_mri):
+    """A dashboard names the file in its own line: its viewer says the view
+    only; a panel's composite says nothing; errors show in every mode."""
+    viewer = ImageViewer(head_ct, preset="brain", status_line="view")
+    assert viewer.status == "Shown at window 40/80 HU (brain preset)."
+    assert "Opened" not in viewer._message.value
+    viewer.image = brain_mri
+    assert viewer.status == (
+        "Shown at window 149/170 a.u. (the image's own default), axial slice 95 of 189."
+    )
+    assert viewer.status.endswith(", axial slice 95 of 189.")
+    viewer.slice_index = 3  # the view moved on: the controls show it
+    assert viewer.status == "" and viewer._message.value == ""
+    quiet = ImageViewer(head_ct, status_line=False)
+    assert quiet._message.value == ""
+    with pytest.raises(ValueError, match="slice_index"):
+        ImageViewer(brain_mri, status_line=False).slice_index = 500
+    with pytest.raises(ValueError, match='status_line must be True, False or "view"'):
+        ImageViewer(head_ct, status_line="yes")
+    quiet.status_line = True  # switched on later: says it now
+    assert quiet._message.value and "Opened: CT 512 × 512" in quiet.status
