@@ -36,7 +36,16 @@ from .errors import (
     UntrustedModelError,
 )
 from .image import MedImage
-from .io import deidentify, export_deidentified, load, save
+from .io import (
+    SliceGapWarning,
+    TiffPageWarning,
+    UnsharedSaltWarning,
+    deidentify,
+    export_deidentified,
+    load,
+    read_salt,
+    save,
+)
 
 __version__ = "0.1.0"
 
@@ -51,7 +60,10 @@ __all__ = [
     "NotFoundError",
     "OutputExistsError",
     "SeriesError",
+    "SliceGapWarning",
+    "TiffPageWarning",
     "TruncatedFileError",
+    "UnsharedSaltWarning",
     "UnsupportedDimensionError",
     "UntrustedModelError",
     "__version__",
@@ -65,6 +77,7 @@ __all__ = [
     "metrics",
     "params",
     "processing",
+    "read_salt",
     "recipe",
     "recognition",
     "save",

@@ -31,7 +31,13 @@ from ._source import (
     size_text,
     sniff,
 )
-from .deid import DeidReport, deidentify, export_deidentified
+from .deid import (
+    DeidReport,
+    UnsharedSaltWarning,
+    deidentify,
+    export_deidentified,
+    read_salt,
+)
 from .dicom import (
     SliceGapWarning,
     folder_members,
@@ -49,9 +55,11 @@ __all__ = [
     "DeidReport",
     "SliceGapWarning",
     "TiffPageWarning",
+    "UnsharedSaltWarning",
     "deidentify",
     "export_deidentified",
     "load",
+    "read_salt",
     "save",
 ]
 
