@@ -308,7 +308,10 @@ class ImageSource(ipw.VBox):
     Notes
     -----
     :meth:`load_bytes` checks the size (at most :data:`MAX_UPLOAD_BYTES`, not
-    empty) and the type (by content, never by name) before parsing. The
+    empty) and the type (by content, never by name) before parsing; in a
+    dashboard served by ``make dashboard`` the page refuses a larger file
+    before sending it (the button's class ``medimg-max-bytes-<n>``, read by
+    the offline Voila template). The
     upload's name is shown in messages and beside the button
     (:attr:`file_name`, HTML-escaped), never used as a path; the button says
     its description alone, without FileUpload's count of files.
@@ -352,6 +355,9 @@ class ImageSource(ipw.VBox):
         )
         self._upload.add_class("medimg-upload")
         self._upload.add_class(f"medimg-upload-{slug}")
+        # The page refuses a larger file before sending a byte of it (the
+        # offline Voila template reads the limit from this class).
+        self._upload.add_class(f"medimg-max-bytes-{MAX_UPLOAD_BYTES}")
         self._upload_style = ipw.HTML(
             f'<style>.medimg-upload-{slug}::after {{ content: "{text}"; }}</style>',
             layout={"display": "none"},
