@@ -202,7 +202,7 @@ def test_a_kernel_taken_from_the_pool_waits_for_its_page(tmp_path):
     ) as dashboards:
         server = dashboards.server
         wait_for_kernels(server, pool_size(DASHBOARDS), POOL_FILLED_S)
-        ran = _wait_for_notebook_run(timing, "index.ipynb")
+        ran = _wait_for_notebook_run(timing, "viewer.ipynb")
         while time.time() - ran < 2 * IDLE_S:  # idle past the timeout, in the pool
             assert set(kernel_ids(server)) >= set(kernels_ran(timing)), "pool culled"
             time.sleep(0.25)
@@ -210,7 +210,7 @@ def test_a_kernel_taken_from_the_pool_waits_for_its_page(tmp_path):
         taken = time.monotonic()
         # The page's HTML (its kernel's id in it), as a browser gets it; no
         # script of it runs, so nothing connects to the kernel.
-        html = urllib.request.urlopen(dashboards.url("index.ipynb"), timeout=120)  # noqa: S310 the loopback server started above
+        html = urllib.request.urlopen(dashboards.url("viewer.ipynb"), timeout=120)  # noqa: S310 the loopback server started above
         kernel = set(UUID.findall(html.read().decode())) & pooled
         assert len(kernel) == 1, kernel
         gone = wait_for_kernels_gone(server, kernel, 6 * IDLE_S + 30)
