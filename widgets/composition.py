@@ -30,7 +30,7 @@ from medimg_lab.metrics import MERITS, describe
 from medimg_lab.params import parameters, validate
 from medimg_lab.segmentation import threshold_range
 
-from ._panel import StagePanel, brush_pixels
+from ._panel import NotebookNote, StagePanel, brush_pixels
 from .controls import controls_for
 from .viewer import ImageViewer
 
@@ -1099,7 +1099,7 @@ class StitchExplorer(_Explorer):
         self._guarded(draw)
 
 
-class CompositionPanel(ipw.VBox):
+class CompositionPanel(NotebookNote, ipw.VBox):
     """Stage 4 in one panel: blend, fusion, registration and stitching tabs.
 
     Parameters

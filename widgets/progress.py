@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipywidgets as ipw
 
+from ._panel import NotebookNote
+
 __all__ = ["BatchProgress"]
 
 
-class BatchProgress(ipw.HBox):
+class BatchProgress(NotebookNote, ipw.HBox):
     """A bar and a count, updated as studies finish.
 
     Pass it as ``progress=`` to :func:`medimg_lab.batch.run`; it is called

@@ -31,7 +31,7 @@ from medimg_lab.display import (
 from medimg_lab.image import MedImage
 from medimg_lab.params import parameters, validate
 
-from ._panel import StagePanel
+from ._panel import NotebookNote, StagePanel
 from .controls import control_for, controls_for
 
 __all__ = ["BayesExplorer", "ClassifierExplorer", "LesionExplorer", "RecognitionPanel"]
@@ -765,7 +765,7 @@ class LesionExplorer(StagePanel):
         self._example.value = _grey_png(lesion, (127.5, 255.0), 160)
 
 
-class RecognitionPanel(ipw.VBox):
+class RecognitionPanel(NotebookNote, ipw.VBox):
     """Stage 3 in one panel: the Bayes, classifier and lesion explorers in tabs.
 
     The explorers are public: :attr:`bayes`, :attr:`classifier`,

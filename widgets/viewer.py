@@ -39,6 +39,7 @@ from medimg_lab import display
 from medimg_lab.display import PLANES
 from medimg_lab.image import MedImage
 
+from ._panel import NotebookNote
 from ._sync import SyncedFloatSlider, SyncedIntSlider, SyncedMixin
 from .canvas import WindowCanvas
 
@@ -184,7 +185,7 @@ def _screen_xy(event: dict) -> tuple[float, float] | None:
     return None
 
 
-class ImageViewer(ipw.VBox):
+class ImageViewer(NotebookNote, ipw.VBox):
     """Interactive viewer of a 2D image or a volume: window/level, readout, overlay.
 
     Parameters
