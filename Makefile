@@ -40,14 +40,23 @@ dashboard: install
 		$(BIN)/voila notebooks/dashboards --Voila.config_file_paths="$(CURDIR)/jupyter" --port=$(PORT)
 
 # The dashboards for other machines (a hospital network): every interface, and a
-# token on every page (random, printed once; TOKEN=... to choose it). Put it behind
-# the hospital's TLS reverse proxy, or use JupyterHub: notebooks/dashboards/README.md.
+# token on every page (random, printed once; TOKEN=... in the environment, or
+# MEDIMG_DASHBOARD_TOKEN_FILE=<file>, to choose it). The token reaches Voila through
+# its environment (jupyter/voila.py), never its command line, which `ps` shows to
+# every user. The server answers only to this machine's names and the names in
+# MEDIMG_ALLOWED_HOSTS (e.g. the reverse proxy's). Put it behind the hospital's TLS
+# reverse proxy, or use JupyterHub: notebooks/dashboards/README.md.
 dashboard-network: install
-	@TOKEN="$${TOKEN:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))')}"; \
-	echo "Dashboards: http://$$(hostname -f):$(PORT)/voila/render/index.ipynb?token=$$TOKEN"; \
+	@if [ -n "$${MEDIMG_DASHBOARD_TOKEN_FILE:-}" ]; then \
+		echo "Dashboards: http://$$(hostname -f):$(PORT)/voila/render/index.ipynb?token=<the token in $$MEDIMG_DASHBOARD_TOKEN_FILE>"; \
+	else \
+		MEDIMG_DASHBOARD_TOKEN="$${TOKEN:-$${MEDIMG_DASHBOARD_TOKEN:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))')}}"; \
+		export MEDIMG_DASHBOARD_TOKEN; \
+		echo "Dashboards: http://$$(hostname -f):$(PORT)/voila/render/index.ipynb?token=$$MEDIMG_DASHBOARD_TOKEN"; \
+	fi; \
 	JUPYTER_PATH="$(CURDIR)/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}" \
-		$(BIN)/voila notebooks/dashboards --Voila.config_file_paths="$(CURDIR)/jupyter" \
-		--port=$(PORT) --Voila.ip=0.0.0.0 --token="$$TOKEN"
+		exec $(BIN)/voila notebooks/dashboards --Voila.config_file_paths="$(CURDIR)/jupyter" \
+		--port=$(PORT) --Voila.ip=0.0.0.0
 
 # Debian's Chromium for the browser tests; never a browser download of Playwright's own.
 chromium:

@@ -37,6 +37,7 @@ import os
 import re
 import socket
 from pathlib import Path
+from urllib.parse import quote
 
 import tornado.web
 from jupyter_server._tz import utcnow
@@ -148,15 +149,39 @@ class NotFoundOnBadPath:
             return await super().get(path, include_body)
         except tornado.web.HTTPError:
             raise
-        except (ValueError, OSError, TypeError) as exc:
+        except (ValueError, OSError, TypeError, AssertionError) as exc:
+            # AssertionError: Voila's template handler asserts the parts.
             raise tornado.web.HTTPError(404) from exc
 
 
+#: Characters no notebook or file name of the dashboards holds: a control
+#: character (NUL included) or a backslash.
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+class NotFoundOnBadName:
+    """Voila's render handler, answering 404 to a name with a control
+    character or a backslash (it answered 500: a redirect to such a file
+    cannot be written as a header)."""
+
+    async def get(self, path=None):
+        if path is not None and _BAD_NAME.search(path):
+            raise tornado.web.HTTPError(404)
+        return await super().get(path)
+
+    def redirect_to_file(self, path):
+        super().redirect_to_file(quote(path))
+
+
 def _guarded(handler: type) -> type:
-    if issubclass(handler, tornado.web.StaticFileHandler) and not issubclass(
-        handler, NotFoundOnBadPath
-    ):
+    from voila.handler import VoilaHandler
+
+    if issubclass(handler, NotFoundOnBadPath | NotFoundOnBadName):
+        return handler
+    if issubclass(handler, tornado.web.StaticFileHandler):
         return type(handler.__name__, (NotFoundOnBadPath, handler), {})
+    if issubclass(handler, VoilaHandler):
+        return type(handler.__name__, (NotFoundOnBadName, handler), {})
     return handler
 
 
