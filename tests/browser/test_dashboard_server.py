@@ -141,16 +141,20 @@ def test_network_mode_needs_the_token(tmp_path_factory):
     recipe = re.search(
         r"^dashboard-network:.*?\n((?:\t.*\n)+)", _makefile(), re.M
     ).group(1)
-    assert '--token="$$TOKEN"' in recipe and "secrets.token_urlsafe" in recipe
+    # The token goes through the environment (jupyter/voila.py), never argv.
+    assert "--token" not in recipe and "secrets.token_urlsafe" in recipe
+    assert "export MEDIMG_DASHBOARD_TOKEN" in recipe
     assert '--Voila.config_file_paths="$(CURDIR)/jupyter"' in recipe
     token, port = secrets.token_urlsafe(16), _free_port()
     base = f"http://127.0.0.1:{port}/"
+    env = _isolated_env(tmp_path_factory.mktemp("token-home"))
+    env["MEDIMG_DASHBOARD_TOKEN"] = token
     server = _start(
         "dashboards_token",
-        [*_dashboard_argv(DASHBOARDS, port), f"--token={token}"],
+        _dashboard_argv(DASHBOARDS, port),
         base + "voila/static/voila.js",
         cwd=REPO,
-        env=_isolated_env(tmp_path_factory.mktemp("token-home")),
+        env=env,
     )
     opener = urllib.request.build_opener(_NoRedirect)
     try:
@@ -216,20 +220,26 @@ def _assert_local(requests: list[str]) -> None:
     assert not remote, f"requests to other hosts: {remote}"
 
 
-@pytest.mark.parametrize(
-    "path", ["", "voila/tree", "voila/tree/data", "voila/tree?classic-tree=true"]
-)
-def test_the_root_and_the_tree_land_on_the_dashboards_list(page, dashboards, path):
+def test_the_root_lands_on_the_dashboards_list(page, dashboards):
     """``make dashboard`` prints ``/``: it shows the landing page, never the files."""
     base, _ = dashboards
-    url = base + path  # http://127.0.0.1:<port>/...: this test's own server
-    listing = urllib.request.urlopen(url, timeout=60).read().decode()  # noqa: S310 loopback http URL built above
-    for name in ("README.md", "outside.txt", "probe.txt", "viewer.ipynb"):
-        assert name not in listing, name
-    assert "cdn." not in listing and "https://" not in listing
-    page.goto(base + path, timeout=LOAD_TIMEOUT_MS)
+    page.goto(base, timeout=LOAD_TIMEOUT_MS)
     page.wait_for_url(base + "voila/render/index.ipynb", timeout=LOAD_TIMEOUT_MS)
     page.get_by_text("Open and measure").first.wait_for(timeout=LOAD_TIMEOUT_MS)
+
+
+@pytest.mark.parametrize(
+    "path", ["voila/tree", "voila/tree/data", "voila/tree?classic-tree=true"]
+)
+def test_the_tree_is_not_served(dashboards, path):
+    """No folder listing (issue 17): the tree answers 404 and names no file."""
+    base, _ = dashboards
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(base + path, timeout=60)  # noqa: S310 loopback http URL
+    assert refused.value.code == 404
+    listing = refused.value.read().decode()
+    for name in ("README.md", "outside.txt", "probe.txt", "viewer.ipynb"):
+        assert name not in listing, name
 
 
 def test_make_dashboard_prints_the_landing_page():
