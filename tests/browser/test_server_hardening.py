@@ -397,6 +397,10 @@ def test_an_over_limit_upload_is_refused_before_any_byte_is_sent(
     text = note.inner_text()
     assert "big.dcm" in text and "65.0 MiB" in text and "64.0 MiB" in text
     assert "nothing was sent" in text
+    for width, height in ((1366, 768), (1920, 1080)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(artifacts / f"upload_refused_{width}x{height}.png"))
+    page.set_viewport_size({"width": 1366, "height": 768})
     # A small file after it goes through (the socket is alive, the kernel
     # answers), and no frame since the refusal carried the big one.
     after = tmp_path / "after.bin"
@@ -405,9 +409,6 @@ def test_an_over_limit_upload_is_refused_before_any_byte_is_sent(
     page.get_by_text("after.bin").first.wait_for(timeout=LOAD_TIMEOUT_MS)
     later = sizes[before:]
     assert 200_000 <= max(later) < 200_000 + OVERHEAD_BOUND, later
-    for width, height in ((1366, 768), (1920, 1080)):
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(artifacts / f"upload_refused_{width}x{height}.png"))
 
 
 def test_the_server_caps_messages_near_the_upload_limit():
