@@ -432,25 +432,45 @@ def test_the_server_refuses_an_over_cap_message(site):
     kernel = re.search(rb'"kernelId": "([0-9a-f-]{36})"', html)
     assert kernel, "no kernel id in the page"
     url = f"ws://127.0.0.1:{port}/api/kernels/{kernel.group(1).decode()}/channels"
-    config = json.loads((REPO_JUPYTER / "voila.json").read_text())
-    cap = config["Voila"]["tornado_settings"]["websocket_max_message_size"]
 
-    async def send(size: int) -> int | None:
+    async def ask(pad: int) -> str:
+        """Send a kernel_info_request padded to ``pad`` bytes: "reply" or "closed"."""
         request = tornado.httpclient.HTTPRequest(url, request_timeout=60)
-        ws = await tornado.websocket.websocket_connect(
-            request, max_message_size=cap * 2
-        )
+        ws = await tornado.websocket.websocket_connect(request)
+        msg_id = secrets.token_hex(8)
+        message = {
+            "header": {
+                "msg_id": msg_id,
+                "msg_type": "kernel_info_request",
+                "username": "test",
+                "session": secrets.token_hex(8),
+                "date": "2026-01-01T00:00:00Z",
+                "version": "5.3",
+            },
+            "parent_header": {},
+            "metadata": {"pad": "x" * pad},
+            "content": {},
+            "channel": "shell",
+            "buffers": [],
+        }
         try:
-            await ws.write_message(b"\0" * size, binary=True)
+            await ws.write_message(json.dumps(message))
         except tornado.websocket.WebSocketClosedError:
-            pass  # closed while the message was still going out
-        while (await asyncio.wait_for(ws.read_message(), 60)) is not None:
-            pass  # the kernel's status and replies, until the server closes
-        return ws.close_code
+            return "closed"  # while the message was still going out
+        while (answer := await asyncio.wait_for(ws.read_message(), 60)) is not None:
+            if isinstance(answer, str):
+                parent = json.loads(answer).get("parent_header", {})
+                if parent.get("msg_id") == msg_id:
+                    ws.close()
+                    return "reply"
+        return "closed"
 
     # In a thread: pytest-playwright's event loop runs in this one.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        code = pool.submit(asyncio.run, send(cap + 1)).result(timeout=120)
-    # Closed ("message too big", 1009, unless the close frame was lost with
-    # the unsent rest of the message), not passed to the kernel.
-    assert code in (1009, None)
+        small = pool.submit(asyncio.run, ask(1000)).result(timeout=120)
+        # An upload's worth and more (64 MiB + 1 MiB): the old 256 MiB cap
+        # passed it to the kernel.
+        big = pool.submit(asyncio.run, ask(MAX_UPLOAD_BYTES + OVERHEAD_BOUND))
+        big = big.result(timeout=120)
+    assert small == "reply"  # a well-formed request is answered...
+    assert big == "closed"  # ...but not once it is over the cap
