@@ -200,16 +200,18 @@ def harden(app) -> None:
         # Before Voila's own rules (it adds them for every host after this).
         app.app.add_handlers(foreign_host_pattern(names), [(r".*", ForeignHostHandler)])
         landing = app.server_url.rstrip("/") + "/" + LANDING
-        handlers = [
-            (
-                app.server_url,
-                tornado.web.RedirectHandler,
-                {"url": landing, "permanent": False},
+        handlers = []
+        if not app.notebook_path:  # a folder: "/" was its listing
+            handlers.append(
+                (
+                    app.server_url,
+                    tornado.web.RedirectHandler,
+                    {"url": landing, "permanent": False},
+                )
             )
-        ]
         for rule in init_handlers():
             pattern, handler = rule[0], rule[1]
-            if pattern == app.server_url:
+            if pattern == app.server_url and not app.notebook_path:
                 continue  # the folder listing at "/": the redirect above
             path = pattern[len(app.server_url.rstrip("/")) :]
             if path.startswith(_UNSERVED):
