@@ -7,6 +7,10 @@ that a notebook or dashboard can show it to a person as it is.
 
 from __future__ import annotations
 
+import sys
+import warnings
+from pathlib import Path
+
 __all__ = [
     "DecodeError",
     "ImageTooLargeError",
@@ -85,3 +89,12 @@ class OutputExistsError(MedImgError, FileExistsError):
 
 class UntrustedModelError(MedImgError, ValueError):
     """A saved model is a pickle, or holds types that are not trusted."""
+
+
+def warn_caller(warning: Warning) -> None:
+    """Warn, pointing at the first frame outside medimg_lab (the caller)."""
+    package = str(Path(__file__).resolve().parent)
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(warning, stacklevel=level)

@@ -34,10 +34,8 @@ import os
 import re
 import secrets
 import stat
-import sys
 import threading
 import uuid
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +46,13 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary  # re-exported from pydicom._uid_dict
 
-from ..errors import ImageTooLargeError, MedImgError, NotAnImageError, NotFoundError
+from ..errors import (
+    ImageTooLargeError,
+    MedImgError,
+    NotAnImageError,
+    NotFoundError,
+    warn_caller,
+)
 from . import _deid_table
 from ._atomic import atomic_write
 from ._source import DEFAULT_MAX_BYTES, sniff
@@ -601,15 +605,6 @@ _SEEN_LOCK = threading.Lock()
 _SEEN_MAX = 4096
 
 
-def _warn_caller(warning: Warning) -> None:
-    """Warn, pointing at the first frame outside medimg_lab (the caller)."""
-    package = str(Path(__file__).resolve().parents[1])
-    frame, level = sys._getframe(1), 2
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(warning, stacklevel=level)
-
-
 def _check_shared_salt(ds: Dataset, key: bytes, shared: bool, name: str) -> None:
     """Warn when files of this study are exported without a shared salt.
 
@@ -631,7 +626,7 @@ def _check_shared_salt(ds: Dataset, key: bytes, shared: bool, name: str) -> None
             _SEEN.popitem(last=False)
     if before is None or before[0] == salt or (shared and before[1]):
         return
-    _warn_caller(
+    warn_caller(
         UnsharedSaltWarning(
             f"{name}: another file of this study was de-identified with a "
             "different salt, and one of the two had no salt given, so the "

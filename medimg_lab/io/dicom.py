@@ -23,7 +23,6 @@ import io
 import math
 import os
 import struct
-import sys
 import warnings
 import zipfile
 import zlib
@@ -62,6 +61,7 @@ from ..errors import (
     NotAnImageError,
     SeriesError,
     TruncatedFileError,
+    warn_caller,
 )
 from ..image import MedImage
 from ._source import (
@@ -631,7 +631,7 @@ def _decode_object(
             "loaded."
         )
         meta_notes = [note]
-        _warn_caller(UserWarning(note))
+        warn_caller(UserWarning(note))
         nframes = held
     else:
         meta_notes = []
@@ -785,15 +785,6 @@ class SliceGapWarning(UserWarning):
 _GRID_TOLERANCE = 0.1
 
 
-def _warn_caller(warning: Warning) -> None:
-    """Warn, pointing at the first frame outside medimg_lab (the caller)."""
-    package = str(Path(__file__).resolve().parents[1])
-    frame, level = sys._getframe(1), 2
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(warning, stacklevel=level)
-
-
 def _slice_grid(along: np.ndarray, name: str, meta: dict[str, Any]) -> float:
     """The slice spacing of sorted positions; gaps warned, off-grid refused.
 
@@ -848,7 +839,7 @@ def _slice_grid(along: np.ndarray, name: str, meta: dict[str, Any]) -> float:
         )
         meta["slice_gaps"] = gaps
         meta.setdefault("warnings", []).append(message)
-        _warn_caller(SliceGapWarning(message))
+        warn_caller(SliceGapWarning(message))
     return spacing
 
 
