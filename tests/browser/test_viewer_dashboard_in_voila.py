@@ -71,10 +71,10 @@ def dashboard_url(dashboard_site) -> str:
 
 
 # ------------------------------------------------------------------ helpers
-def _open(page, url: str, viewport: dict = VIEWPORT):
+def _open(page, url: str, viewport: dict = VIEWPORT, timeout_ms: int = TIMEOUT_MS):
     """The dashboard, its head CT shown; the viewer's <canvas>."""
     page.set_viewport_size(viewport)
-    page.set_default_timeout(TIMEOUT_MS)
+    page.set_default_timeout(timeout_ms)
     page.goto(url)
     image = page.locator(VIEW)
     _wait_for_decoded(page, image, 1)
