@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -37,11 +38,11 @@ PROBE_SOURCE = (
 @pytest.fixture(scope="module")
 def lab_copy(jupyterlab):
     """A copy of notebook 01 with a last cell that prints the viewer's window."""
-    from conftest import REPO
+    repo = Path(__file__).resolve().parents[2]  # (tests/widgets has a conftest too)
 
     folder = jupyterlab.root / FOLDER
     folder.mkdir(exist_ok=True)
-    notebook = json.loads((REPO / "notebooks" / NOTEBOOK).read_text())
+    notebook = json.loads((repo / "notebooks" / NOTEBOOK).read_text())
     notebook["cells"].append(
         {
             "cell_type": "code",

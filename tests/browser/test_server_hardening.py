@@ -428,7 +428,7 @@ def test_the_server_refuses_an_over_cap_message(site):
     import tornado.websocket
 
     base, port = site
-    html = urllib.request.urlopen(base + "voila/render/viewer.ipynb", timeout=60).read()  # noqa: S310 loopback
+    html = urllib.request.urlopen(base + "voila/render/viewer.ipynb", timeout=60).read()  # noqa: S310 the loopback server started above
     kernel = re.search(rb'"kernelId": "([0-9a-f-]{36})"', html)
     assert kernel, "no kernel id in the page"
     url = f"ws://127.0.0.1:{port}/api/kernels/{kernel.group(1).decode()}/channels"
