@@ -240,7 +240,7 @@ def test_jupyterlab_viewer_click_reads_the_pixel(
     page, page_errors, jupyterlab, ct, artifacts
 ):
     _prepare(page)
-    page.goto(jupyterlab.url("lab/tree/viewer_probe.ipynb"))
+    page.goto(jupyterlab.url("lab/workspaces/click/tree/viewer_probe.ipynb"))
     assert page.evaluate(RUN_ALL_CELLS, TIMEOUT_MS) == "python3"
     image = _wait_for_viewer(page)
     _assert_this_python(page)
@@ -340,7 +340,7 @@ def test_a_slow_slider_drag_repaints_at_every_step(
     _prepare(page)
     if where == "jupyterlab":
         lab = request.getfixturevalue("jupyterlab")
-        page.goto(lab.url("lab/tree/viewer_probe.ipynb"))
+        page.goto(lab.url("lab/workspaces/slow-drag/tree/viewer_probe.ipynb"))
         assert page.evaluate(RUN_ALL_CELLS, TIMEOUT_MS) == "python3"
     else:
         page.goto(request.getfixturevalue("voila_url"))
