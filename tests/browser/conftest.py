@@ -274,6 +274,18 @@ def _dashboard_argv(root: Path, port: int) -> list[str]:
     ]
 
 
+def start_dashboards(name: str, port: int, env: dict) -> Server:
+    """Voila serving ``notebooks/dashboards/`` on ``port``, as ``make dashboard``
+    starts it (from the repository, the port alone on the command line)."""
+    return _start(
+        name,
+        _dashboard_argv(DASHBOARDS, port),
+        f"http://127.0.0.1:{port}/voila/static/voila.js",
+        cwd=REPO,
+        env=env,
+    )
+
+
 @pytest.fixture(scope="session")
 def dashboard_site(tmp_path_factory) -> str:
     """Base URL of a ``make dashboard`` Voila serving ``notebooks/dashboards/``.
@@ -284,16 +296,10 @@ def dashboard_site(tmp_path_factory) -> str:
     dashboard's URL.
     """
     port = _free_port()
-    base = f"http://127.0.0.1:{port}/"
-    server = _start(
-        "dashboards_site",
-        _dashboard_argv(DASHBOARDS, port),
-        base + "voila/static/voila.js",
-        cwd=REPO,  # where `make dashboard` runs
-        env=_isolated_env(tmp_path_factory.mktemp("dashboard-site-home")),
-    )
+    home = tmp_path_factory.mktemp("dashboard-site-home")
+    server = start_dashboards("dashboards_site", port, _isolated_env(home))
     try:
-        yield base
+        yield f"http://127.0.0.1:{port}/"
     finally:
         _stop(server)
 

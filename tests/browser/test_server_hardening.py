@@ -22,14 +22,13 @@ import numpy as np
 import pytest
 from conftest import (
     BIN,
-    DASHBOARDS,
     REPO,
     REPO_JUPYTER,
-    _dashboard_argv,
     _free_port,
     _isolated_env,
     _start,
     _stop,
+    start_dashboards,
 )
 
 from widgets.dashboard import MAX_UPLOAD_BYTES
@@ -44,16 +43,10 @@ TOKEN_ENV = "MEDIMG_DASHBOARD_TOKEN"  # noqa: S105 a variable name
 def site(tmp_path_factory):
     """A ``make dashboard`` server of its own: (base URL, port)."""
     port = _free_port()
-    base = f"http://127.0.0.1:{port}/"
-    server = _start(
-        "hardening",
-        _dashboard_argv(DASHBOARDS, port),
-        base + "voila/static/voila.js",
-        cwd=REPO,
-        env=_isolated_env(tmp_path_factory.mktemp("hardening-home")),
-    )
+    home = tmp_path_factory.mktemp("hardening-home")
+    server = start_dashboards("hardening", port, _isolated_env(home))
     try:
-        yield base, port
+        yield f"http://127.0.0.1:{port}/", port
     finally:
         _stop(server)
 
@@ -303,13 +296,7 @@ def test_the_token_can_come_from_a_file(tmp_path):
     env = _isolated_env(tmp_path / "home")
     env["MEDIMG_DASHBOARD_TOKEN_FILE"] = str(secret)
     base = f"http://127.0.0.1:{port}/"
-    server = _start(
-        "dashboard_token_file",
-        _dashboard_argv(DASHBOARDS, port),
-        base + "voila/static/voila.js",
-        cwd=REPO,
-        env=env,
-    )
+    server = start_dashboards("dashboard_token_file", port, env)
     try:
         assert token not in _cmdlines(server.process.pid).get(server.process.pid, "")
         _assert_token_guards(base, token)
