@@ -23,11 +23,13 @@ import io
 import math
 import os
 import struct
+import threading
 import warnings
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1040,6 +1042,36 @@ def _check_inflated_size(
 
 
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+
+_VALIDATION_LOCK = threading.Lock()
+_validation_off = [0, None]  # readers inside, the mode to restore after them
+
+
+@contextmanager
+def _no_value_validation() -> Iterator[None]:
+    """Read without pydicom's value validation, then restore the caller's mode.
+
+    pydicom's warning for an invalid value holds the value's repr, twice: a
+    damaged header that runs a 0.5 MB image into one UI element made
+    18 MB of message text for a file it then refused. The reader judges
+    values itself and keeps no such warning. Counted, so that concurrent
+    reads restore the mode only when the last one ends.
+    """
+    settings = pydicom.config.settings
+    with _VALIDATION_LOCK:
+        if not _validation_off[0]:
+            _validation_off[1] = settings.reading_validation_mode
+            settings.reading_validation_mode = pydicom.config.IGNORE
+        _validation_off[0] += 1
+    try:
+        yield
+    finally:
+        with _VALIDATION_LOCK:
+            _validation_off[0] -= 1
+            if not _validation_off[0]:
+                settings.reading_validation_mode = _validation_off[1]
+
+
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 
 
@@ -1105,7 +1137,7 @@ def read_dataset(
         _check_inflated_size(
             fp, name, max_bytes, force, max_items=max_items, max_frames=max_frames
         )
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, _no_value_validation():
             warnings.simplefilter("always")
             ds = pydicom.dcmread(fp, force=force, stop_before_pixels=stop_before_pixels)
             # A deflated dataset's inflated bytes would stay with it (the

@@ -135,6 +135,9 @@ def test_each_dashboard_opens_on_its_preheated_kernel(page, browser, artifacts):
         server = dashboards.server
         wait_for_kernels(server, pool_size(DASHBOARDS), POOL_FILLED_S)
         for notebook, open_page in OPEN.items():
+            # Its kernel has run the notebook (before that, Voila starts a
+            # new kernel for the page: the CI run saw it for the landing page).
+            _wait_for_log(server, f"Kernel pool of {notebook} is filled", 1)
             pooled = set(kernel_ids(server))
             ids = _kernel_of(page)
             page.set_default_timeout(60_000)

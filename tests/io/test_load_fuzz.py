@@ -418,6 +418,33 @@ def test_relabelling_keeps_the_dataset():
     np.testing.assert_array_equal(image.array, medimg_lab.load(raw).array)
 
 
+def _transfer_syntax_vr_damaged(raw: bytes) -> bytes:
+    """``raw`` with the VR of its TransferSyntaxUID made unknown ("uI"): its
+    VR and length are then read as a 4-byte length of about 1.3 MB, and the
+    rest of the file, image included, runs into the UID's text."""
+    at = raw.index(b"\x02\x00\x10\x00UI")
+    return raw[: at + 4] + b"uI" + raw[at + 6 :]
+
+
+@pytest.mark.parametrize("name", DICOM_SEEDS)
+@pytest.mark.parametrize("mode", ["warn", "raise"])
+def test_image_read_as_one_text_element_is_refused_within_budget(
+    name, mode, fuzz_tally
+):
+    """Found by the fuzz test: OBXXXX1A.dcm (0.5 MB) so damaged allocated
+    16.7 MiB alone and 24.2 MiB in the whole suite, over the 16 MiB budget:
+    pydicom's warnings for the invalid UID each held its value's repr. The
+    caller's own validation mode comes back after the load."""
+    settings = pydicom.config.settings
+    before = settings.reading_validation_mode
+    settings.reading_validation_mode = getattr(pydicom.config, mode.upper())
+    try:
+        check(fuzz_tally, "dicom", _transfer_syntax_vr_damaged(seed(name)))
+        assert settings.reading_validation_mode == getattr(pydicom.config, mode.upper())
+    finally:
+        settings.reading_validation_mode = before
+
+
 @pytest.mark.parametrize("syntax", TRANSFER_SYNTAXES, ids=str)
 def test_wrong_transfer_syntax(syntax, fuzz_tally):
     for name in DICOM_SEEDS:
