@@ -8,7 +8,7 @@ Chromium (headless, 1366 x 768, every request off loopback aborted) is driven
 through Playwright's sync API. Everything is stopped at the end.
 
 First, in fresh Pythons, the **imports**: ``python -X importtime`` for
-``import medimg_lab``, ``import widgets`` and each dashboard's module (with
+``import medimg_lab``, ``import medimg_lab.widgets`` and each dashboard's module (with
 the share of the heavy packages), and the first sample's load
 (``sample('head_ct')``). Then, in the same run, same server, same browser:
 
@@ -648,10 +648,10 @@ def print_imports(repeats: int = 3) -> None:
     rows = {}
     for module in (
         "medimg_lab",
-        "widgets",
-        "widgets.dashboard",
-        "widgets.compare_dashboard",
-        "widgets.segmentation_dashboard",
+        "medimg_lab.widgets",
+        "medimg_lab.widgets.dashboards.viewer",
+        "medimg_lab.widgets.dashboards.compare",
+        "medimg_lab.widgets.dashboards.segmentation",
     ):
         runs = [importtime(module) for _ in range(repeats)]
         rows[module] = {

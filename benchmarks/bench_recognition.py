@@ -1,6 +1,6 @@
 """Recognition panel updates, kernel side, against the naive way, same run.
 
-- ``prior slider``: what :class:`widgets.recognition.BayesExplorer` does when
+- ``prior slider``: what :class:`medimg_lab.widgets.recognition.BayesExplorer` does when
   a prior moves: new priors on the fitted model (no refit), exact decision
   boundaries, the density chart's curves moved in place and rendered, and
   the three posterior maps of a slice, computed once per distinct
@@ -32,9 +32,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from _timing import median_ms
+from medimg_lab.widgets.recognition import BayesExplorer, LesionExplorer
 
 from medimg_lab import recognition as rec
-from widgets.recognition import BayesExplorer, LesionExplorer
 
 TARGET_MS = 50  # a prior move must feel instant
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers import dicom_file
+
+from tests.helpers import dicom_file
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def disc_png(path: Path, radius: int, seed: int, size: int = 64) -> None:
 def page_answers(*controls) -> None:
     """Deliver what the page sends once it has applied a control's last change.
 
-    ``widgets._sync`` sliders wait for it to tell the page's echoes from a
+    ``medimg_lab.widgets._sync`` sliders wait for it to tell the page's echoes from a
     user's moves; without a page, a test delivers it.
     """
     for control in controls:

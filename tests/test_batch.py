@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-from helpers import dicom_file, disc_png
 
 from medimg_lab import batch
 from medimg_lab.cli import main
 from medimg_lab.io import SliceGapWarning, load
 from medimg_lab.recipe import Recipe
+from tests.helpers import dicom_file, disc_png
 
 STEPS = [
     {"op": "gaussian", "params": {"sigma_mm": 1.0}},

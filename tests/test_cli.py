@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from helpers import dicom_file
 
 from medimg_lab.cli import main
+from tests.helpers import dicom_file
 
 
 def test_info_prints_units_and_no_identifiers(capsys):

@@ -28,12 +28,12 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from helpers import dicom_file, disc_png
 
 import medimg_lab.io as mio
 from medimg_lab import batch, data
 from medimg_lab.io import _atomic, load
 from medimg_lab.recipe import Recipe
+from tests.helpers import dicom_file, disc_png
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = [

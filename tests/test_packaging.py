@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # PyPI name -> conda-forge name, where they differ.
@@ -34,10 +40,95 @@ def test_environment_yml_mirrors_pyproject():
 def test_console_script_and_packages():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["scripts"]["medimg-lab"] == "medimg_lab.cli:main"
-    assert project["tool"]["setuptools"]["packages"]["find"]["include"] == [
-        "medimg_lab*",
-        "widgets*",
-    ]
+    setuptools = project["tool"]["setuptools"]
+    # The widgets/ folder installs as medimg_lab.widgets.
+    assert setuptools["package-dir"] == {"medimg_lab.widgets": "widgets"}
     # The viewer's canvas code ships with the package (a wheel too).
-    assert project["tool"]["setuptools"]["package-data"]["widgets"] == ["*.js"]
+    assert setuptools["package-data"]["medimg_lab.widgets"] == ["*.js"]
     assert (ROOT / "widgets" / "canvas.js").is_file()
+
+
+def _packages_on_disk() -> set[str]:
+    """Every package folder of the project, by the name it installs under."""
+    names = set()
+    for root, prefix in (
+        (ROOT / "medimg_lab", "medimg_lab"),
+        (ROOT / "widgets", "medimg_lab.widgets"),
+    ):
+        for init in root.rglob("__init__.py"):
+            parts = init.parent.relative_to(root).parts
+            names.add(".".join((prefix, *parts)))
+    return names
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built here from the working tree (offline)."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(  # noqa: S603 this interpreter's pip on the working tree, no shell
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        cwd=out,
+    )
+    (built,) = out.glob("medimg_lab-*.whl")
+    return built
+
+
+def test_wheel_has_no_top_level_widgets_module(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {
+        n.split("/", 1)[0]
+        for n in names
+        if not n.split("/", 1)[0].endswith(".dist-info")
+    }
+    assert top == {"medimg_lab"}, top
+    # Every package folder is in it (the list in pyproject.toml is explicit).
+    packaged = {
+        n[: -len("/__init__.py")].replace("/", ".")
+        for n in names
+        if n.endswith("/__init__.py")
+    }
+    assert packaged == _packages_on_disk()
+    assert "medimg_lab/widgets/canvas.js" in names
+    assert "medimg_lab/widgets/dashboards/viewer.py" in names
+
+
+def test_a_students_widgets_py_does_not_shadow_the_panels(wheel, tmp_path):
+    """A notebook folder with its own widgets.py (and ``import ipywidgets as
+    widgets`` in it) still opens the panels, from the installed wheel."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    work = tmp_path / "lesson"
+    work.mkdir()
+    (work / "widgets.py").write_text("import ipywidgets as widgets\nSHADOW = True\n")
+    code = (
+        "import widgets, medimg_lab.widgets as w, medimg_lab.widgets.dashboards as d\n"
+        "assert widgets.SHADOW\n"
+        "print(w.__file__, d.ViewerDashboard.__module__, w.ImageViewer.__name__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    done = subprocess.run(  # noqa: S603 this interpreter on a fixed snippet, no shell
+        [sys.executable, "-c", code],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    where, module, viewer = done.stdout.split()
+    assert Path(where) == site / "medimg_lab" / "widgets" / "__init__.py"
+    assert (module, viewer) == ("medimg_lab.widgets.dashboards.viewer", "ImageViewer")

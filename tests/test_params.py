@@ -417,8 +417,9 @@ def test_inconsistent_declarations_are_refused(bad):
 
 
 def test_slider_range_and_valid_range_are_declared_apart():
+    from medimg_lab.widgets.controls import controls_for
+
     from medimg_lab.segmentation import remove_small
-    from widgets.controls import controls_for
 
     spec = parameters(remove_small)["min_size"]
     assert spec.param.slider is not None
@@ -435,7 +436,7 @@ def test_slider_range_and_valid_range_are_declared_apart():
 
 
 def test_sliders_never_offer_an_excluded_minimum():
-    from widgets.controls import control_for
+    from medimg_lab.widgets.controls import control_for
 
     spec = ParamSpec("sd", float, 1.0, Param(0, 10, 0.5, exclusive_min=True))
     slider = control_for(spec)

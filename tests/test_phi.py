@@ -713,7 +713,7 @@ def _widget_text(widget) -> str:
 
 @pytest.fixture(scope="module")
 def dashboard():
-    from widgets.dashboard import ViewerDashboard
+    from medimg_lab.widgets.dashboards.viewer import ViewerDashboard
 
     return ViewerDashboard(ml.MedImage(np.zeros((8, 8), np.uint8), (1.0, 1.0)))
 
@@ -748,7 +748,7 @@ def _zip_text(payload: bytes) -> str:
 
 @pytest.mark.parametrize("name", GREY_DICOM_SAMPLES)
 def test_segmentation_dashboard_downloads_hold_no_identifier(name):
-    from widgets.segmentation_dashboard import SegmentationDashboard
+    from medimg_lab.widgets.dashboards.segmentation import SegmentationDashboard
 
     path = data.path(name)
     needles = needles_of([path], uids=True, dates=True)
@@ -763,7 +763,7 @@ def test_segmentation_dashboard_downloads_hold_no_identifier(name):
 
 @pytest.mark.parametrize("name", GREY_DICOM_SAMPLES)
 def test_compare_dashboard_downloads_hold_no_identifier(name):
-    from widgets.compare_dashboard import CompareDashboard
+    from medimg_lab.widgets.dashboards.compare import CompareDashboard
 
     path = data.path(name)
     needles = needles_of([path], uids=True, dates=True)

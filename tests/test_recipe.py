@@ -125,7 +125,7 @@ def test_clean_up_keeps_the_label_values_of_a_clustering(ct):
 
 
 def test_a_processing_panel_recipe_replays_its_result(ct):
-    from widgets.processing import ProcessingPanel
+    from medimg_lab.widgets.processing import ProcessingPanel
 
     panel = ProcessingPanel(ct, operation="clahe", params={"clip_limit": 3.0})
     panel.add_step()
@@ -137,7 +137,7 @@ def test_a_processing_panel_recipe_replays_its_result(ct):
 
 
 def test_a_segmentation_panel_recipe_replays_its_labels(ct):
-    from widgets.segmentation import SegmentationPanel
+    from medimg_lab.widgets.segmentation import SegmentationPanel
 
     panel = SegmentationPanel(
         ct, method="threshold_range", params={"low": 20.0, "high": 80.0}
@@ -151,7 +151,7 @@ def test_a_segmentation_panel_recipe_replays_its_labels(ct):
 
 
 def test_a_region_grow_recipe_carries_its_seeds(ct):
-    from widgets.segmentation import SegmentationPanel
+    from medimg_lab.widgets.segmentation import SegmentationPanel
 
     panel = SegmentationPanel(ct, method="region_grow", params={"tolerance": 30.0})
     panel.add_seed((250, 250))

@@ -5,10 +5,11 @@ This layer binds sliders, clicks and scribbles to the algorithms in
 
 - :class:`ImageViewer`: the shared viewer every panel and dashboard reuses.
 - :class:`ProcessingPanel`: stage 1, before/after with generated controls.
-- :mod:`widgets.controls`: one control per declared parameter.
-- :mod:`widgets.segmentation` and :mod:`widgets.recognition`: the stage 2
-  and 3 panels, imported from their modules (recognition loads
-  scikit-learn, so ``import widgets`` stays light).
+- :mod:`.controls`: one control per declared parameter.
+- :mod:`.segmentation` and :mod:`.recognition`: the stage 2 and 3 panels,
+  imported from their modules (recognition loads scikit-learn, so
+  ``import medimg_lab.widgets`` stays light).
+- :mod:`.dashboards`: the Voila dashboards, built from the panels.
 """
 
 from .processing import KernelEditor, ProcessingPanel

@@ -2,7 +2,7 @@
 
 :class:`WindowCanvas` is an anywidget ``<canvas>`` (``canvas.js``) that holds
 one plane's values, already resampled to the shown size, and windows them in
-the page. :class:`~widgets.viewer.ImageViewer` built with ``render="browser"``
+the page. :class:`~.viewer.ImageViewer` built with ``render="browser"``
 links its center and width sliders to it in the page (``jsdlink``): moving a
 slider repaints at once, while the kernel follows (readout, state, exports).
 

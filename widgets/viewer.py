@@ -46,7 +46,7 @@ from .canvas import WindowCanvas
 __all__ = ["PLANES", "RENDERS", "TOOLS", "ImageViewer"]
 
 #: Where the image is drawn: "kernel" (a PNG in an ``ipywidgets.Image``) or
-#: "browser" (grey values windowed in the page: :mod:`widgets.canvas`).
+#: "browser" (grey values windowed in the page: :mod:`medimg_lab.widgets.canvas`).
 RENDERS = ("kernel", "browser")
 
 #: Pointer tools: "read" reads values and clicks; "brush" reports strokes.
@@ -215,7 +215,7 @@ class ImageViewer(NotebookNote, ipw.VBox):
     render : {"kernel", "browser"}
         "kernel" windows and overlays in Python and sends a PNG. "browser"
         sends a grey plane's values once and windows them in the page
-        (:class:`~widgets.canvas.WindowCanvas`, bit for bit the same grey
+        (:class:`~medimg_lab.widgets.canvas.WindowCanvas`, bit for bit the same grey
         levels): a window slider repaints without waiting for the kernel.
         Colour images are composed in Python either way.
     status_line : bool or "view"
@@ -589,7 +589,7 @@ class ImageViewer(NotebookNote, ipw.VBox):
     def _absorb_echo(self, control: ipw.Widget, value, current) -> bool:
         """Whether a slider's new value is the page's echo of one the kernel set.
 
-        While the slider's barrier is out (:mod:`widgets._sync`), every value
+        While the slider's barrier is out (:mod:`medimg_lab.widgets._sync`), every value
         from the page answers a change the kernel made: snapped, with float
         error, or clamped to an old range. It is ignored, and the slider is
         set back to ``current`` if it differs. A value within half a step of

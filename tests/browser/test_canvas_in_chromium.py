@@ -1,7 +1,7 @@
 """The viewer's browser canvas (widgets/canvas.js) in a real Chromium, no server.
 
 An :class:`ImageViewer` with ``render="browser"`` fills its
-:class:`~widgets.canvas.WindowCanvas` with the shown plane's values, the
+:class:`~medimg_lab.widgets.canvas.WindowCanvas` with the shown plane's values, the
 window and the overlay table. Here ``canvas.js`` is imported into a blank page
 and rendered with a stand-in for the anywidget model holding exactly that
 state; the canvas's pixels are read back with ``getImageData``. They must
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from medimg_lab.widgets.viewer import ImageViewer
 
 from medimg_lab.data import sample
 from medimg_lab.display import apply_window, preset
 from medimg_lab.image import MedImage
-from widgets.viewer import ImageViewer
 
 pytestmark = pytest.mark.browser
 

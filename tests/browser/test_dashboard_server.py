@@ -127,7 +127,7 @@ REQUEST_VARIABLES = ("QUERY_STRING", "VOILA_REQUEST_URL", "SCRIPT_NAME", "PATH_I
 def test_the_dashboards_read_nothing_of_the_request():
     """Preheated kernels (voila.json) run each dashboard before its request:
     no dashboard may depend on the request's URL, query string or headers."""
-    sources = {p: p.read_text() for p in (REPO / "widgets").glob("*.py")}
+    sources = {p: p.read_text() for p in (REPO / "widgets").rglob("*.py")}
     for nb in DASHBOARDS.glob("*.ipynb"):
         cells = nbformat.read(nb, as_version=4).cells
         sources[nb] = "\n".join(c.source for c in cells if c.cell_type == "code")

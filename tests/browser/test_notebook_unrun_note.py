@@ -10,7 +10,7 @@ would be drawn by the widget manager as "Error displaying widget: model not
 found".
 
 Each widget says, in its output's ``text/plain`` and ``text/html``, that the
-cell must run (``widgets._panel.NotebookNote``). These tests open each of the
+cell must run (``medimg_lab.widgets._panel.NotebookNote``). These tests open each of the
 six teaching notebooks, copied to JupyterLab's temporary root so that no file
 of the repository changes, WITHOUT running it, and assert that every widget
 output shows that note and no error. Then one notebook (``01_processing``, the
@@ -27,11 +27,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from medimg_lab.widgets._panel import NOTEBOOK_NOTE
+from medimg_lab.widgets.processing import ProcessingPanel
 from test_viewer_pointer import TIMEOUT_MS, _assert_no_failure
 
 from medimg_lab.data import sample
-from widgets._panel import NOTEBOOK_NOTE
-from widgets.processing import ProcessingPanel
 
 pytestmark = pytest.mark.browser
 
@@ -203,7 +203,7 @@ def test_widget_cells_opened_before_run_show_the_note(
             if WIDGET_VIEW in mimes and (text != NOTEBOOK_NOTE or ERROR in text):
                 widget = _widget_class(path, index)
                 problems.append(
-                    f"cell {index} ({widget}) shows {text!r}; is "
+                    f"cell {index} ({widget}) shows {text!r}; is medimg_lab."
                     "widgets._panel.NotebookNote a base of its class, and was "
                     "the notebook executed since?"
                 )

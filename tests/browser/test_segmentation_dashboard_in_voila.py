@@ -19,6 +19,7 @@ import zipfile
 import numpy as np
 import pydicom
 import pytest
+from medimg_lab.widgets.dashboards._base import describe
 from test_recognition_in_voila import _new_png, _png, _wait_for_text_change
 from test_viewer_dashboard_in_voila import (
     BOX,
@@ -51,7 +52,6 @@ import medimg_lab
 from medimg_lab import segmentation
 from medimg_lab.data import sample
 from medimg_lab.segmentation import HU_RANGES
-from widgets._dashboard import describe
 
 pytestmark = pytest.mark.browser
 

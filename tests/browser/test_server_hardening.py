@@ -3,8 +3,9 @@
 A foreign ``Host`` header (DNS rebinding) is refused before any handler runs;
 the folder is never listed; malformed paths answer 404, not 500; the token of
 ``make dashboard-network`` never reaches a command line; an upload over
-:data:`widgets.dashboard.MAX_UPLOAD_BYTES` is refused in the page before a
-byte of it is sent, and the server's message size is capped near the limit.
+:data:`medimg_lab.widgets.dashboards.viewer.MAX_UPLOAD_BYTES` is refused in
+the page before a byte of it is sent, and the server's message size is
+capped near the limit.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from conftest import (
     _stop,
     start_dashboards,
 )
-
-from widgets.dashboard import MAX_UPLOAD_BYTES
+from medimg_lab.widgets.dashboards.viewer import MAX_UPLOAD_BYTES
 
 pytestmark = pytest.mark.browser
 

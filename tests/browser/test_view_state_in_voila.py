@@ -10,7 +10,7 @@ answer of the kernel is waited for, never slept for.
 from __future__ import annotations
 
 import pytest
-from helpers import dicom_file
+from medimg_lab.widgets.viewer import NO_SPACING
 from test_recognition_in_voila import _png
 from test_viewer_dashboard_in_voila import (
     NOTEBOOK,
@@ -27,7 +27,7 @@ from test_viewer_pointer import POINTS, _painted
 
 import medimg_lab
 from medimg_lab import data
-from widgets.viewer import NO_SPACING
+from tests.helpers import dicom_file
 
 pytestmark = pytest.mark.browser
 

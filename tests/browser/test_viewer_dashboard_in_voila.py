@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-from helpers import dicom_file
+from medimg_lab.widgets.dashboards._base import describe
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from test_recognition_in_voila import (
     _assert_clean,
@@ -47,7 +47,7 @@ from test_viewer_pointer import (
 import medimg_lab
 from medimg_lab.data import sample
 from medimg_lab.display import apply_window, auto_window, preset
-from widgets._dashboard import describe
+from tests.helpers import dicom_file
 
 pytestmark = pytest.mark.browser
 

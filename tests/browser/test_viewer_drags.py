@@ -27,6 +27,7 @@ import re
 import statistics
 
 import pytest
+from medimg_lab.widgets.viewer import NO_SPACING
 from test_recognition_in_voila import _wait_for_decoded
 from test_viewer_dashboard_in_voila import (
     NOTEBOOK,
@@ -40,7 +41,6 @@ from test_viewer_dashboard_in_voila import (
 from test_viewer_pointer import TIMEOUT_MS
 
 from medimg_lab import data
-from widgets.viewer import NO_SPACING
 
 pytestmark = pytest.mark.browser
 
@@ -272,7 +272,7 @@ def test_each_slider_step_repaints_the_image(page, page_errors, dashboard_url, n
     image = _open_brain(page, dashboard_url)
     # Point at the image first and wait for the readout, as a person looks
     # before moving: a move the page merges into one message with its answer
-    # to the barrier of the opening (widgets._sync) is taken as an echo and
+    # to the barrier of the opening (medimg_lab.widgets._sync) is taken as an echo and
     # set back (seen once in three runs; see the closing note).
     _slice_in_force(page, image, [0])
     slider = _control(page, "slider", name)

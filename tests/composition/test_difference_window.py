@@ -17,7 +17,7 @@ from medimg_lab.composition import difference, rigid_transform
 from medimg_lab.composition.fusion import difference_caption, difference_window
 from medimg_lab.display import apply_window
 
-MOTION = ((4.0, 3.0), 5.0)  # widgets.compare_dashboard.DEMO_MOTION
+MOTION = ((4.0, 3.0), 5.0)  # medimg_lab.widgets.dashboards.compare.DEMO_MOTION
 
 
 def _head():

@@ -11,9 +11,9 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from helpers import dicom_file
 
 import medimg_lab as ml
+from tests.helpers import dicom_file
 
 
 def dicom_bytes(ds):

@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-from helpers import dicom_file
 
 import medimg_lab as ml
+from tests.helpers import dicom_file
 from tests.io import budget_cases
 from tests.io.budget_cases import ALLOWED, CASES, MAX_BYTES, ct_dicom, png16_rgba
 

@@ -16,7 +16,6 @@ from collections import OrderedDict
 import numpy as np
 import pydicom
 import pytest
-from helpers import dicom_file
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from test_corpus import corpus
@@ -25,6 +24,7 @@ import medimg_lab as ml
 from medimg_lab.errors import MedImgError, NotAnImageError
 from medimg_lab.io import deid
 from medimg_lab.io.deid import deidentified_bytes, export_deidentified
+from tests.helpers import dicom_file
 
 SALT = "corpus-test-salt"
 

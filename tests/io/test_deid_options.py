@@ -16,7 +16,6 @@ from collections import OrderedDict
 
 import pydicom
 import pytest
-from helpers import dicom_file
 from pydicom.dataset import Dataset
 
 from medimg_lab.cli import main
@@ -30,6 +29,7 @@ from medimg_lab.io.deid import (
     export_deidentified,
     read_salt,
 )
+from tests.helpers import dicom_file
 
 SALT = "options-test-salt"
 SHIFT = -37

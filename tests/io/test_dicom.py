@@ -9,10 +9,10 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
-from helpers import dicom_file
 
 import medimg_lab as ml
 from medimg_lab.display import apply_window
+from tests.helpers import dicom_file
 
 
 def raw_pixels(name):

@@ -19,13 +19,13 @@ import zlib
 import numpy as np
 import pydicom
 import pytest
-from helpers import dicom_file
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 import medimg_lab as ml
 import medimg_lab.io.dicom as dicom_io
 import medimg_lab.io.raster as raster_io
 from tests.fuzz.loadcheck import library_text
+from tests.helpers import dicom_file
 from tests.io.budget_cases import tiff_bytes
 
 

@@ -16,12 +16,12 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from helpers import dicom_file
 from nibabel import cifti2
 
 import medimg_lab as ml
 from medimg_lab.io.models import load_trusted
 from tests.fuzz.loadcheck import library_text
+from tests.helpers import dicom_file
 
 
 def dicom_bytes(ds) -> bytes:

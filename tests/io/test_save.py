@@ -7,9 +7,9 @@ import hashlib
 import cv2
 import numpy as np
 import pytest
-from helpers import dicom_file
 
 import medimg_lab as ml
+from tests.helpers import dicom_file
 
 
 def test_nifti_round_trip_keeps_values_spacing_and_layout(tmp_path):

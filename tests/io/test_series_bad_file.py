@@ -17,11 +17,11 @@ from types import SimpleNamespace
 import numpy as np
 import pydicom
 import pytest
-from helpers import dicom_file
 from PIL import Image
 
 import medimg_lab as ml
 from medimg_lab.io import SliceGapWarning
+from tests.helpers import dicom_file
 
 TILT = np.deg2rad(12.0)
 

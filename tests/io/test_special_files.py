@@ -18,10 +18,10 @@ import threading
 import warnings
 
 import pytest
-from helpers import dicom_file
 
 import medimg_lab as ml
 from medimg_lab import batch
+from tests.helpers import dicom_file
 
 #: How long a call that must not touch the file may take before it counts
 #: as blocked (a hang detector, not a timing assertion: the refusal is a stat).

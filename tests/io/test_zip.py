@@ -15,11 +15,11 @@ import zipfile
 
 import pydicom
 import pytest
-from helpers import dicom_file
 
 import medimg_lab as ml
 from medimg_lab.io.dicom import zip_members
 from tests.fuzz.loadcheck import library_text
+from tests.helpers import dicom_file
 
 MAX_BYTES = 64 * 1024**2
 

@@ -7,6 +7,13 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from medimg_lab.widgets.composition import RegistrationExplorer
+from medimg_lab.widgets.dashboards.compare import (
+    DEMO_MOTION,
+    NUDGE,
+    VIEWS,
+    CompareDashboard,
+)
 from test_viewer_dashboard import choose
 
 import medimg_lab as ml
@@ -14,8 +21,6 @@ from medimg_lab import composition as C
 from medimg_lab import data, display
 from medimg_lab.image import MedImage
 from medimg_lab.params import parameters
-from widgets.compare_dashboard import DEMO_MOTION, NUDGE, VIEWS, CompareDashboard
-from widgets.composition import RegistrationExplorer
 
 
 @pytest.fixture(scope="module")
@@ -321,7 +326,7 @@ def test_empty_upload_is_a_sentence():
 
 
 def test_over_limit_upload_is_a_sentence(monkeypatch):
-    monkeypatch.setattr("widgets._dashboard.MAX_UPLOAD_BYTES", 1000)
+    monkeypatch.setattr("medimg_lab.widgets.dashboards._base.MAX_UPLOAD_BYTES", 1000)
     dash = CompareDashboard()
     upload(dash, "B", "big.png", display.encode_png(np.zeros((64, 64), np.uint8)) * 20)
     assert dash.message.startswith("big.png is 0.0 MiB; the limit is 0 MiB.")

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from medimg_lab.widgets.composition import (
+    BlendExplorer,
+    CompositionPanel,
+    FusionExplorer,
+    RegistrationExplorer,
+    StitchExplorer,
+)
 
 import medimg_lab as ml
 from medimg_lab import composition as C
@@ -12,13 +19,6 @@ from medimg_lab.composition.fusion import difference_window
 from medimg_lab.image import MedImage
 from medimg_lab.params import parameters
 from medimg_lab.segmentation import threshold_range
-from widgets.composition import (
-    BlendExplorer,
-    CompositionPanel,
-    FusionExplorer,
-    RegistrationExplorer,
-    StitchExplorer,
-)
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +287,7 @@ def test_a_brush_stroke_paints_the_roi_in_mm(ct):
 # ------------------------------------------ difference views and figures
 
 
-DEMO = ((4.0, 3.0), 5.0)  # widgets.compare_dashboard.DEMO_MOTION
+DEMO = ((4.0, 3.0), 5.0)  # medimg_lab.widgets.dashboards.compare.DEMO_MOTION
 
 
 def _demo_pair(image: MedImage) -> MedImage:
@@ -417,7 +417,7 @@ def test_stitch_confidence_says_what_is_good(ct):
 def test_the_compare_dashboards_demo_pair_registered_shows_no_rims():
     """The case that was seen: the compare dashboard's demo pair (head CT moved
     4 mm, 3 mm, 5°), registered, in the difference view (NCC 1.000)."""
-    from widgets.compare_dashboard import CompareDashboard
+    from medimg_lab.widgets.dashboards.compare import CompareDashboard
 
     dash = CompareDashboard()
     dash.view = "difference"

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import dicom_file
+from medimg_lab.widgets.dashboards import _base as _dashboard
+from medimg_lab.widgets.dashboards.compare import CompareDashboard
+from medimg_lab.widgets.dashboards.segmentation import SegmentationDashboard
+from medimg_lab.widgets.dashboards.viewer import ViewerDashboard
 
 from medimg_lab.errors import NotAnImageError
-from widgets import _dashboard
-from widgets.compare_dashboard import CompareDashboard
-from widgets.dashboard import ViewerDashboard
-from widgets.segmentation_dashboard import SegmentationDashboard
+from tests.helpers import dicom_file
 
 DASHBOARDS = {
     "viewer": ViewerDashboard,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from medimg_lab.widgets import ProcessingPanel
 
 import medimg_lab as ml
 from medimg_lab import processing as P
-from widgets import ProcessingPanel
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,15 @@ import ipywidgets as ipw
 import numpy as np
 import pytest
 import traitlets
-
-from medimg_lab import recognition as rec
-from widgets.controls import control_for
-from widgets.recognition import (
+from medimg_lab.widgets.controls import control_for
+from medimg_lab.widgets.recognition import (
     BayesExplorer,
     ClassifierExplorer,
     LesionExplorer,
     RecognitionPanel,
 )
+
+from medimg_lab import recognition as rec
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-from helpers import dicom_file
+from medimg_lab.widgets.dashboards import _base as _dashboard
+from medimg_lab.widgets.dashboards.segmentation import SegmentationDashboard
 from test_viewer_dashboard import series_zip, upload
 
 import medimg_lab as ml
@@ -18,8 +19,7 @@ from medimg_lab import data, display, segmentation
 from medimg_lab.image import MedImage
 from medimg_lab.recipe import Recipe
 from medimg_lab.segmentation import HU_RANGES
-from widgets import _dashboard
-from widgets.segmentation_dashboard import SegmentationDashboard
+from tests.helpers import dicom_file
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from medimg_lab.widgets.segmentation import CLASSIFIER as CLASSIFIER_NAME
+from medimg_lab.widgets.segmentation import SegmentationPanel
 
 import medimg_lab as ml
 from medimg_lab import segmentation as S
 from medimg_lab.image import MedImage
-from widgets.segmentation import CLASSIFIER as CLASSIFIER_NAME
-from widgets.segmentation import SegmentationPanel
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,7 @@ def test_a_real_problem_is_still_red(ct):
 
 
 def test_the_dashboards_brush_starts_on_a_foreground_class_without_red(ct):
-    from widgets.segmentation_dashboard import SegmentationDashboard
+    from medimg_lab.widgets.dashboards.segmentation import SegmentationDashboard
 
     small = ml.data.sample("spine_ct")
     for image in (ct, small, ml.data.sample("brain_mri")):

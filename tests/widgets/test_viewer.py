@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 import traitlets
-from helpers import page_answers, page_echoes, user_moves
+from medimg_lab.widgets.viewer import ImageViewer
 
 from medimg_lab import data, display
 from medimg_lab.image import MedImage
-from widgets.viewer import ImageViewer
+from tests.helpers import page_answers, page_echoes, user_moves
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ from __future__ import annotations
 import ipywidgets as ipw
 import numpy as np
 import pytest
-from helpers import user_moves
+from medimg_lab.widgets.canvas import WindowCanvas
+from medimg_lab.widgets.viewer import ImageViewer
 from test_viewer import decode, ipyevents_event
 
 from medimg_lab import display
 from medimg_lab.image import MedImage
-from widgets.canvas import WindowCanvas
-from widgets.viewer import ImageViewer
+from tests.helpers import user_moves
 
 
 def _values(canvas: WindowCanvas) -> np.ndarray:

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-from helpers import dicom_file
+from medimg_lab.widgets.dashboards.viewer import MAX_UPLOAD_BYTES, ViewerDashboard
 
 import medimg_lab as ml
 from medimg_lab import data, display
 from medimg_lab.image import MedImage
-from widgets.dashboard import MAX_UPLOAD_BYTES, ViewerDashboard
+from tests.helpers import dicom_file
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ The page of ``notebooks/dashboards/segmentation.ipynb`` in Voila:
   and a de-identified pair: the image as de-identified DICOM (PS3.15 basic
   profile, dates removed, UIDs remapped) and as NIfTI, with the mask.
 
-The work is done by :class:`~widgets.segmentation.SegmentationPanel`; this
+The work is done by :class:`~medimg_lab.widgets.segmentation.SegmentationPanel`; this
 page lays out its widgets for a clinician and adds opening and exports.
 Every callback shows its problem as one plain sentence in the page.
 """
@@ -37,7 +37,8 @@ from medimg_lab.io.deid import deidentified_bytes
 from medimg_lab.io.nifti import nifti_bytes
 from medimg_lab.segmentation import HU_RANGES, otsu_value
 
-from ._dashboard import (
+from ..segmentation import CLASSIFIER, SegmentationPanel
+from ._base import (
     Dashboard,
     ImageSource,
     describe,
@@ -47,7 +48,6 @@ from ._dashboard import (
     page,
     section,
 )
-from .segmentation import CLASSIFIER, SegmentationPanel
 
 __all__ = ["MODES", "SegmentationDashboard"]
 

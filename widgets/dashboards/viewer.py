@@ -4,7 +4,7 @@ The page of ``notebooks/dashboards/viewer.ipynb``, for clinicians in Voila:
 
 - open an upload (DICOM, NIfTI, PNG, JPEG, TIFF or a ``.zip`` of one DICOM
   series, up to :data:`MAX_UPLOAD_BYTES`) or a bundled sample;
-- the shared :class:`~widgets.viewer.ImageViewer`: plane, slices, window by
+- the shared :class:`~medimg_lab.widgets.viewer.ImageViewer`: plane, slices, window by
   preset, slider or drag, and the pixel readout in the image's unit and mm;
 - a ruler (two clicks, distance in mm through the voxel spacing) and a
   rectangular ROI (two opposite corners: mean ± SD, min and max in the
@@ -38,7 +38,8 @@ from medimg_lab import display
 from medimg_lab.display import PLANES
 from medimg_lab.image import MedImage
 
-from ._dashboard import (
+from ..viewer import ImageViewer
+from ._base import (
     IDENTIFYING,
     MAX_UPLOAD_BYTES,
     Dashboard,
@@ -50,7 +51,6 @@ from ._dashboard import (
     page,
     section,
 )
-from .viewer import ImageViewer
 
 __all__ = ["DASHBOARD_TOOLS", "MAX_UPLOAD_BYTES", "ViewerDashboard"]
 

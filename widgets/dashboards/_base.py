@@ -35,7 +35,7 @@ from medimg_lab.io import load
 from medimg_lab.io._source import sniff
 from medimg_lab.io.dicom import zip_members
 
-from .viewer import NO_SPACING, _sentence
+from ..viewer import NO_SPACING, _sentence
 
 __all__ = [
     "MAX_UPLOAD_BYTES",

@@ -19,7 +19,7 @@ The page of ``notebooks/dashboards/compare.ipynb`` in Voila:
 - download a PNG of the view, B registered onto A's grid as NIfTI, and the
   transform with its quality as CSV (units in the header).
 
-The work is done by :class:`~widgets.composition.RegistrationExplorer`;
+The work is done by :class:`~medimg_lab.widgets.composition.RegistrationExplorer`;
 this page lays out its widgets, brings B onto A's grid, and adds opening and
 exports. Every callback shows its problem as one plain sentence in the page.
 """
@@ -42,7 +42,8 @@ from medimg_lab.io.nifti import nifti_bytes
 from medimg_lab.metrics import describe as merit
 from medimg_lab.params import parameters
 
-from ._dashboard import (
+from ..composition import RegistrationExplorer
+from ._base import (
     Dashboard,
     ImageSource,
     describe,
@@ -51,7 +52,6 @@ from ._dashboard import (
     page,
     section,
 )
-from .composition import RegistrationExplorer
 
 __all__ = ["DEMO_MOTION", "NUDGE", "VIEWS", "CompareDashboard"]
 
