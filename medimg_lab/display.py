@@ -107,7 +107,7 @@ def apply_window(array: np.ndarray, center: float, width: float) -> np.ndarray:
 
     Parameters
     ----------
-    array : (M, N[, P][, 3]) ndarray
+    array : ([S,] M, N[, 3]) ndarray
         Values in their physical units (HU for CT).
     center, width : float
         The window, in the array's units; ``width > 0``. Values below
@@ -115,7 +115,7 @@ def apply_window(array: np.ndarray, center: float, width: float) -> np.ndarray:
 
     Returns
     -------
-    (M, N[, P][, 3]) uint8 ndarray
+    ([S,] M, N[, 3]) uint8 ndarray
 
     Examples
     --------

@@ -176,13 +176,13 @@ def window_level(
 
     Parameters
     ----------
-    image : (M, N[, P]) ndarray
+    image : ([S,] M, N) ndarray
     center, width : float
         The window, in the image's units (HU for CT).
 
     Returns
     -------
-    (M, N[, P]) uint8 ndarray
+    ([S,] M, N) uint8 ndarray
     """
     from .display import apply_window
 
@@ -200,7 +200,7 @@ def equalize_hist(
 
     Parameters
     ----------
-    image : (M, N[, P]) ndarray
+    image : ([S,] M, N) ndarray
     window : (center, width), optional
         The value range equalized; default the robust percentile range (all of
         0–255 for uint8). Values outside are clipped to it.
@@ -240,7 +240,7 @@ def clahe(
 
     Parameters
     ----------
-    image : (M, N[, P]) ndarray
+    image : ([S,] M, N) ndarray
     clip_limit : float
         Histogram clip limit; higher gives more contrast and more noise.
     tiles : int
@@ -320,7 +320,7 @@ def convolve(
 
     Parameters
     ----------
-    image : (M, N[, P]) ndarray
+    image : ([S,] M, N) ndarray
         The image ``f``.
     h : (K, L) ndarray or str
         The kernel, with odd sides, or a name from :data:`KERNELS`.
@@ -374,7 +374,7 @@ def gaussian(
 
     Parameters
     ----------
-    image : (M, N[, P]) ndarray
+    image : ([S,] M, N) ndarray
     sigma_mm : float
         Standard deviation in mm (FWHM = 2.355 sigma).
     spacing : tuple of float, optional
@@ -475,7 +475,7 @@ def canny(
 
     Returns
     -------
-    (M, N[, P]) bool ndarray
+    ([S,] M, N) bool ndarray
 
     References
     ----------

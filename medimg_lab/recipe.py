@@ -207,7 +207,7 @@ class RecipeResult:
         none), on the input's grid. Steps that leave the input's units
         (window/level gives grey levels 0–255) set ``meta["unit"]`` and a
         window fitted to the new values.
-    labels : (M, N[, P]) ndarray or None
+    labels : ([S,] M, N) ndarray or None
         After the segmentation method and clean-up steps: a bool mask, or
         integer labels 0 (background), 1..K; None without a segmentation.
     measurements : dict of str to float

@@ -193,7 +193,7 @@ class ImageViewer(NotebookNote, ipw.VBox):
     image : MedImage
         A 2D image (grey or RGB) or a volume ``(S, M, N)`` in axial layout:
         slices inferior→superior, rows anterior→posterior, cols right→left.
-    overlay : (M, N[, P]) bool or integer ndarray, optional
+    overlay : ([S,] M, N) bool or integer ndarray, optional
         A mask or labels (0 = background) with the image's spatial shape.
     overlay_opacity : float
         Overlay opacity in ``[0, 1]``.

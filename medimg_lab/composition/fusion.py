@@ -62,10 +62,10 @@ def blend(i1: np.ndarray, i2: np.ndarray, mask: np.ndarray | float) -> np.ndarra
 
     Parameters
     ----------
-    i1, i2 : (M, N[, P][, 3]) ndarray
+    i1, i2 : ([S,] M, N[, 3]) ndarray
         The images; ``i1`` shows where the mask is 1, ``i2`` where it is 0.
         Their shapes must match.
-    mask : (M, N[, P]) ndarray or float
+    mask : ([S,] M, N) ndarray or float
         Weights in ``[0, 1]``: boolean, or float for soft (feathered) edges.
         A grey-level mask is applied to every colour channel of RGB images.
 
@@ -136,7 +136,7 @@ def feather(
 
     Parameters
     ----------
-    mask : (M, N[, P]) array_like of bool
+    mask : ([S,] M, N) array_like of bool
         The binary mask.
     width_mm : float
         Width of the ramp in mm; 0 gives the mask back as 0/1 floats.
@@ -145,7 +145,7 @@ def feather(
 
     Returns
     -------
-    (M, N[, P]) float32 ndarray
+    ([S,] M, N) float32 ndarray
         Values in [0, 1].
 
     Examples

@@ -892,9 +892,9 @@ def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
 
     Parameters
     ----------
-    a, b : (M, N[, P]) ndarray
+    a, b : ([S,] M, N) ndarray
         Images of the same shape, in any units.
-    mask : (M, N[, P]) bool ndarray, optional
+    mask : ([S,] M, N) bool ndarray, optional
         Pixels to compare (for example the overlap of a registration).
 
     Returns
@@ -953,11 +953,11 @@ def mutual_information(
 
     Parameters
     ----------
-    a, b : (M, N[, P]) ndarray
+    a, b : ([S,] M, N) ndarray
         Images of the same shape.
     bins : int
         Histogram bins per image, 2 to 512.
-    mask : (M, N[, P]) bool ndarray, optional
+    mask : ([S,] M, N) bool ndarray, optional
         Pixels to use.
     normalized : bool
         Return :math:`2 I / (H(A) + H(B))` in ``[0, 1]`` instead (1 when one

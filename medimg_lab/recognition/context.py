@@ -130,7 +130,7 @@ def context_features(
 
     Parameters
     ----------
-    image : (M, N[, P]) ndarray
+    image : ([S,] M, N) ndarray
         Intensities in their units.
     sigma_mm : float
         SD of the Gaussian neighbourhood in mm, in [0.5, 8].
@@ -139,7 +139,7 @@ def context_features(
 
     Returns
     -------
-    (2, M, N[, P]) float32 ndarray
+    (2, [S,] M, N) float32 ndarray
         Feature 0 the intensity, feature 1 the local mean, both in the
         image's units.
     """
@@ -221,12 +221,12 @@ class ContextBayes:
 
         Parameters
         ----------
-        features : (2, M, N[, P]) ndarray
+        features : (2, [S,] M, N) ndarray
             From :func:`context_features` with this model's ``sigma_mm``.
 
         Returns
         -------
-        (K, M, N[, P]) float32 ndarray
+        (K, [S,] M, N) float32 ndarray
             Unnormalised log posteriors; :func:`mrf_posterior` takes them.
         """
         features = np.asarray(features)
@@ -260,7 +260,7 @@ def context_bayes(
 
     Parameters
     ----------
-    features : (2, M, N[, P]) ndarray
+    features : (2, [S,] M, N) ndarray
         :func:`context_features` of the image.
     labels : ndarray of int, shape ``features.shape[1:]``
         0 left out, ``k`` the class ``names[k - 1]``.
@@ -386,7 +386,7 @@ def mrf_posterior(
 
     Parameters
     ----------
-    log_evidence : (K, M, N[, P]) ndarray
+    log_evidence : (K, [S,] M, N) ndarray
         ``U_i(k)``, e.g. :meth:`ContextBayes.log_evidence` or the log of
         :func:`.posterior_maps`.
     beta : float
@@ -402,7 +402,7 @@ def mrf_posterior(
 
     Returns
     -------
-    (K, M, N[, P]) float32 ndarray
+    (K, [S,] M, N) float32 ndarray
         ``q_i(k)``, summing to 1 over ``k`` inside the mask.
     """
     U = np.asarray(log_evidence)
@@ -471,7 +471,7 @@ def classify_tissues(
 
     Parameters
     ----------
-    features : (2, M, N[, P]) ndarray
+    features : (2, [S,] M, N) ndarray
         :func:`context_features` of the image.
     model : ContextBayes
         Likelihoods and priors (:func:`context_bayes`).

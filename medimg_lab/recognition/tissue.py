@@ -97,7 +97,7 @@ def intensity_bayes(
 
     Parameters
     ----------
-    image : (M, N[, P]) ndarray
+    image : ([S,] M, N) ndarray
         Intensities in their units.
     labels : ndarray of int, shape of ``image``
         0 for voxels left out, ``k`` for the class ``names[k - 1]``.
@@ -237,12 +237,12 @@ def posterior_maps(model: GaussianBayes, image: np.ndarray) -> np.ndarray:
     ----------
     model : GaussianBayes
         Fitted on one feature, the intensity.
-    image : (M, N[, P]) ndarray
+    image : ([S,] M, N) ndarray
         Intensities in the units the model was fitted in.
 
     Returns
     -------
-    (K, M, N[, P]) float32 ndarray
+    (K, [S,] M, N) float32 ndarray
         Map ``k`` is the posterior of ``model.classes_[k]``; they sum to 1.
 
     Notes

@@ -50,7 +50,7 @@ def kmeans(
 
     Returns
     -------
-    (M, N[, P]) uint8 ndarray
+    ([S,] M, N) uint8 ndarray
         Labels ``1..k`` in order of increasing mean intensity, 0 outside
         ``mask``.
     """
@@ -77,7 +77,7 @@ def gmm_memberships(
 
     Parameters
     ----------
-    image : (M, N[, P]) ndarray
+    image : ([S,] M, N) ndarray
     k : int
         Number of classes.
     seed : int
@@ -87,7 +87,7 @@ def gmm_memberships(
 
     Returns
     -------
-    memberships : (k, M, N[, P]) float32 ndarray
+    memberships : (k, [S,] M, N) float32 ndarray
         ``a_i(x)``, summing to 1 over ``i`` inside the mask.
     means, sds : (k,) float ndarrays
         Class means ``f_i`` and standard deviations, in the image's units,

@@ -22,7 +22,7 @@ def measure(
 
     Parameters
     ----------
-    labels : (M, N[, P]) bool or int ndarray
+    labels : ([S,] M, N) bool or int ndarray
         A mask (label 1) or labels; 0 is background.
     image : ndarray, optional
         Values for the intensity statistics (HU for CT).

@@ -59,13 +59,13 @@ def region_grow(
 
     Parameters
     ----------
-    image : (M, N[, P]) ndarray
+    image : ([S,] M, N) ndarray
     seeds : sequence of (row, col) or (slice, row, col)
         One or more seed points.
 
     Returns
     -------
-    (M, N[, P]) bool ndarray
+    ([S,] M, N) bool ndarray
     """
     image = check_image(image)
     seeds = check_seeds(seeds, image.shape)
@@ -110,13 +110,13 @@ def watershed(
 
     Parameters
     ----------
-    image : (M, N[, P]) ndarray
-    markers : (M, N[, P]) int ndarray
+    image : ([S,] M, N) ndarray
+    markers : ([S,] M, N) int ndarray
         Labels 1..K where a region surely lies, 0 elsewhere.
 
     Returns
     -------
-    (M, N[, P]) int32 ndarray
+    ([S,] M, N) int32 ndarray
         Labels 1..K covering the image.
 
     References
@@ -162,7 +162,7 @@ def chan_vese(
 
     Returns
     -------
-    (M, N[, P]) bool ndarray
+    ([S,] M, N) bool ndarray
         The region whose mean is brighter.
 
     References

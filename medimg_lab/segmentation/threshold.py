@@ -46,14 +46,14 @@ def threshold_range(
 
     Parameters
     ----------
-    image : (M, N[, P]) ndarray
+    image : ([S,] M, N) ndarray
         Values in their units (HU for CT).
     low, high : float
         The range, inclusive; the defaults are bone, 300–3000 HU.
 
     Returns
     -------
-    (M, N[, P]) bool ndarray
+    ([S,] M, N) bool ndarray
     """
     image = check_image(image)
     if not low <= high:
@@ -120,7 +120,7 @@ def threshold_otsu(
 
     Returns
     -------
-    (M, N[, P]) bool ndarray
+    ([S,] M, N) bool ndarray
         ``False`` outside ``mask`` when one is given.
     """
     image = check_image(image)
@@ -140,7 +140,7 @@ def threshold_multiotsu(
 
     Returns
     -------
-    (M, N[, P]) uint8 ndarray
+    ([S,] M, N) uint8 ndarray
         Labels in order of intensity, 0 outside ``mask``.
 
     References
