@@ -110,7 +110,10 @@ def _seam_lines(seams: np.ndarray) -> np.ndarray:
 
 
 def _unit_sentence(image: MedImage, what: str) -> str:
-    """ "<i>what in a.u.: MR signal ...</i>" for a unit other than HU, else ""."""
+    """The note ``<i>what in a.u.: MR signal ...</i>``, for a unit other than HU.
+
+    ``""`` for HU.
+    """
     if image.unit == "HU" or image.unit_note == image.unit:
         return ""
     return f"<i>{html.escape(what)} in {html.escape(image.unit_note)}</i>"
@@ -254,8 +257,10 @@ class BlendExplorer(_Explorer):
         self._refresh()
 
     def paint(self, points, *, erase: bool = False) -> None:
-        """Paint (or erase) the ROI along ``(row, col)`` points with a brush
-        of ``radius_mm``, as a drag with the brush would."""
+        """Paint (or erase) the ROI along ``(row, col)`` points.
+
+        With a brush of ``radius_mm``, as a drag with the brush would.
+        """
         rows, cols, _ = brush_pixels(
             np.asarray(points).reshape(-1, 2),
             self.params["radius_mm"],
@@ -399,8 +404,9 @@ class BlendExplorer(_Explorer):
 
 
 class FusionExplorer(_Explorer):
-    """Two aligned images in one view: weighted, colour, checkerboard,
-    difference or swipe.
+    """Two aligned images in one view.
+
+    Weighted, colour, checkerboard, difference or swipe.
 
     Parameters
     ----------
@@ -676,9 +682,11 @@ class RegistrationExplorer(_Explorer):
         fixed: tuple[float, float] | None = None,
         moving: tuple[float, float] | None = None,
     ) -> None:
-        """Windows ``(center, width)`` of the fixed and moving images, in their
-        units; None keeps the window. The difference view keeps its own
-        window, chosen from the pair (:attr:`difference_window`)."""
+        """Windows ``(center, width)`` of the fixed and moving images.
+
+        In their units; None keeps the window. The difference view keeps its
+        own window, chosen from the pair (:attr:`difference_window`).
+        """
         windows = list(self._windows)
         for k, (name, window) in enumerate((("fixed", fixed), ("moving", moving))):
             if window is None:
@@ -724,8 +732,11 @@ class RegistrationExplorer(_Explorer):
 
     @property
     def parts(self) -> dict[str, ipw.Widget]:
-        """The widgets by role: ``viewer``, ``register`` (the button),
-        ``found``, ``quality``, ``message`` and each control by its name."""
+        """The widgets by role.
+
+        ``viewer``, ``register`` (the button), ``found``, ``quality``,
+        ``message`` and each control by its name.
+        """
         return {
             "viewer": self._viewer,
             "register": self._button,
@@ -737,10 +748,12 @@ class RegistrationExplorer(_Explorer):
 
     @property
     def difference_window(self) -> tuple[float, float]:
-        """``(0, width)``: the difference view's window, in the fixed image's
-        unit, chosen from the pair by
+        """``(0, width)``: the difference view's window, in the fixed image's unit.
+
+        Chosen from the pair by
         :func:`~medimg_lab.composition.fusion.difference_window` (a 1 mm
-        misregistration saturates the strong edges)."""
+        misregistration saturates the strong edges).
+        """
         return self._diff_window
 
     @property
@@ -760,8 +773,9 @@ class RegistrationExplorer(_Explorer):
 
     @property
     def aligned(self) -> np.ndarray:
-        """The moving image with the sliders' motion undone, float32: what
-        the views show.
+        """The moving image with the sliders' motion undone, float32.
+
+        What the views show.
 
         Resampled with cubic interpolation: the smoothing of a linear one
         leaves rims along every sharp edge (bone) in the difference view of
@@ -772,9 +786,11 @@ class RegistrationExplorer(_Explorer):
         return self._undone("cubic").copy()
 
     def _undone(self, interpolation: str) -> np.ndarray:
-        """The moving image undone by the sliders' motion, resampled
-        ``"linear"`` (the figures) or ``"cubic"`` (the views), or the
-        ``"overlap"``; kept until the motion or the images change."""
+        """The moving image undone by the sliders' motion, or the overlap.
+
+        Resampled ``"linear"`` (the figures) or ``"cubic"`` (the views), or
+        the ``"overlap"``; kept until the motion or the images change.
+        """
         p = self.params
         key = (id(self._moving), p["shift_y_mm"], p["shift_x_mm"], p["rotation_deg"])
         if getattr(self, "_undone_key", None) != key:
@@ -817,22 +833,29 @@ class RegistrationExplorer(_Explorer):
 
     @property
     def ncc(self) -> float:
-        """NCC of the fixed and the moving image undone (resampled linearly,
-        as :func:`~medimg_lab.composition.register` scores), on the overlap."""
+        """NCC of the fixed and the moving image undone, on the overlap.
+
+        Resampled linearly, as :func:`~medimg_lab.composition.register`
+        scores.
+        """
         aligned, overlap = self._scored()
         return C.ncc(self._fixed.array, aligned, mask=overlap)
 
     @property
     def mi(self) -> float:
-        """Mutual information (nats) of the fixed and the moving image undone
-        (resampled linearly), on the overlap."""
+        """Mutual information (nats) of fixed and moving undone, on the overlap.
+
+        The moving image is resampled linearly.
+        """
         aligned, overlap = self._scored()
         return C.mutual_information(self._fixed.array, aligned, mask=overlap)
 
     @property
     def mi_top(self) -> float:
-        """The largest MI this pair can reach on the overlap (nats): the
-        smaller of the two images' entropies, on the same pixels and bins."""
+        """The largest MI this pair can reach on the overlap (nats).
+
+        The smaller of the two images' entropies, on the same pixels and bins.
+        """
         return self._mi_top(*self._scored())
 
     def _mi_top(self, aligned: np.ndarray, overlap: np.ndarray) -> float:

@@ -131,7 +131,10 @@ NO_SPACING = "Pixel spacing unknown: lengths and areas in mm assume 1 mm per pix
 
 
 def _opened_sentence(viewer: ImageViewer, *, reset: bool = True) -> str:
-    """ "Opened: CT 512 × 512, values in HU (...); reset to window 40/100 HU (...).".
+    """The sentence on opening an image, and the view it was reset to.
+
+    ``"Opened: CT 512 × 512, values in HU (...); reset to window 40/100 HU
+    (...)."``
 
     Without ``reset``, the sentence leaves out the view it was reset to.
     """
@@ -155,7 +158,10 @@ def _status_mode(value) -> bool | str:
 
 
 def _view_summary(viewer: ImageViewer) -> str:
-    """ "window 40/100 HU (from the header), axial slice 65 of 130"."""
+    """The view as a sentence.
+
+    ``"window 40/100 HU (from the header), axial slice 65 of 130"``.
+    """
     image = viewer.image
     c, w = viewer.window
     if viewer.preset == "default":
@@ -361,15 +367,20 @@ class ImageViewer(NotebookNote, ipw.VBox):
 
     @property
     def view_summary(self) -> str:
-        """The view in force, for a status line: its window with the unit and
-        where it comes from, and the slice of a volume ("window 40/100 HU
-        (from the header), axial slice 65 of 130")."""
+        """The view in force, for a status line.
+
+        Its window with the unit and where it comes from, and the slice of a
+        volume ("window 40/100 HU (from the header), axial slice 65 of 130").
+        """
         return _view_summary(self)
 
     @property
     def status_line(self) -> bool | str:
-        """What the message area says on opening: True all of :attr:`status`,
-        "view" the view it was reset to only, False nothing (errors always)."""
+        """What the message area says on opening.
+
+        True all of :attr:`status`, "view" the view it was reset to only,
+        False nothing (errors always).
+        """
         return self._status_line
 
     @status_line.setter

@@ -355,8 +355,9 @@ def checkerboard(
     *,
     squares: Annotated[int, Param(2, 64, 1, "", "squares along the longer side")] = 8,
 ) -> np.ndarray:
-    """Alternate squares of ``i1`` and ``i2``: edges that do not continue
-    across a square's side show a misalignment.
+    """Alternate squares of ``i1`` and ``i2``, to show a misalignment.
+
+    Edges that do not continue across a square's side show a misalignment.
 
     Parameters
     ----------

@@ -289,8 +289,9 @@ def _highpass(shape: tuple[int, int]) -> np.ndarray:
 
 
 def _square_spectrum(image: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """Magnitude spectrum of the windowed image on a square grid, zero
-    frequency at the centre.
+    """Magnitude spectrum of the windowed image on a square grid.
+
+    Zero frequency is at the centre.
 
     On an M × N grid with M ≠ N the frequency steps differ along the two
     axes (1/M and 1/N), so a rotation of the image is not a rotation of the
@@ -336,8 +337,10 @@ def _log_polar_spectrum(image: np.ndarray, window: np.ndarray, band: float):
 def _rotation_candidates(
     fixed: np.ndarray, moving: np.ndarray, window: np.ndarray, band: float, n: int
 ) -> list[tuple[float, float]]:
-    """The ``n`` strongest (rotation in degrees modulo 180, scale) peaks of
-    the phase correlation of the log-polar spectra (Reddy & Chatterji [1]_).
+    """The ``n`` strongest (rotation, scale) peaks of log-polar correlation.
+
+    Rotation in degrees modulo 180, from the phase correlation of the
+    log-polar spectra (Reddy & Chatterji [1]_).
 
     The strongest peak is not always the motion: structure that does not
     turn with the content (the pixel grid, a window cut across a long
@@ -686,10 +689,12 @@ def akaze_available() -> bool:
 
 
 def _register_features(fixed, moving, transform, levels, method, ratio, ransac_px):
-    """Keypoints and RANSAC, then (not for affine) the tile polish of
-    ``"phase"``: keypoints sit on a detector's scale grid (ORB's is 1.2
-    apart), a few tenths of a pixel off, which the images' own shifts
-    correct. The polish is kept where it raises the overlap's NCC."""
+    """Keypoints and RANSAC, then (not for affine) the tile polish of ``"phase"``.
+
+    Keypoints sit on a detector's scale grid (ORB's is 1.2 apart), a few
+    tenths of a pixel off, which the images' own shifts correct. The polish
+    is kept where it raises the overlap's NCC.
+    """
     warp = _match_features(fixed, moving, transform, levels, method, ratio, ransac_px)
     if transform == "affine":
         return warp
@@ -776,8 +781,10 @@ _MIN_DISTINCT = 0.3
 
 
 def _overlap_ncc(fixed, moving, warp) -> tuple[float, float]:
-    """NCC of fixed and warped moving where the moving image reaches, and
-    that overlap's fraction of the fixed image."""
+    """NCC of fixed and warped moving, and the overlap's fraction of fixed.
+
+    The NCC is taken where the moving image reaches.
+    """
     h, w = fixed.shape
     warped = cv2.warpAffine(
         moving, warp[:2], (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP

@@ -447,8 +447,10 @@ def _blocks(shape: tuple[int, ...]):
 
 
 def _work_type(integral: bool, lo: float, hi: float) -> type:
-    """The type a block is rescaled in: exact integers, else float32 (float64
-    where float32 would overflow)."""
+    """The type a block is rescaled in: exact integers, else float32.
+
+    float64 where float32 would overflow.
+    """
     big = max(abs(lo), abs(hi))
     if integral:
         return np.int64 if big < _INT64_SAFE else np.float64

@@ -32,8 +32,10 @@ __all__ = ["TiffPageWarning", "load_raster", "save_png"]
 
 
 class TiffPageWarning(UserWarning):
-    """A TIFF's chain of pages is broken after an intact page: the pages
-    before the break were loaded."""
+    """A TIFF's chain of pages is broken after an intact page.
+
+    The pages before the break were loaded.
+    """
 
 
 @dataclass(frozen=True)
@@ -314,8 +316,10 @@ def _flags(layout: _Layout) -> int:
 
 
 def _batch(page: int, max_bytes: int) -> int:
-    """Pages of ``page`` bytes decoded per call when a TIFF is streamed: at
-    most 16 MiB and an eighth of the budget, or one page."""
+    """Pages of ``page`` bytes decoded per call when a TIFF is streamed.
+
+    At most 16 MiB and an eighth of the budget, or one page.
+    """
     return max(1, min(_PAGE_BATCH_BYTES, max_bytes // 8) // max(page, 1))
 
 

@@ -1,4 +1,4 @@
-"""Stage 3, recognition: which class does a patch belong to?
+"""Stage 3, recognition: the class a patch belongs to.
 
 A patch is described by a feature vector ``x``, and a classifier gives the
 probability of each class ``C_k`` by Bayes' rule:

@@ -277,10 +277,12 @@ def sample_patches(
 
 @functools.lru_cache(maxsize=1)
 def _brain_geometry() -> tuple[np.ndarray, tuple[float, float], np.ndarray, np.ndarray]:
-    """The brain MRI (float32), its in-plane spacing, its white matter
-    (probability >= 0.5, in slices with at least 50 such voxels) and each
-    voxel's in-plane distance in mm to the outside of the brain (gray plus
-    white >= 0.5). Computed once; the arrays are read-only.
+    """The brain MRI, its spacing, white matter and distance to the outside.
+
+    The MRI is float32, with its in-plane spacing; the white matter is
+    probability >= 0.5, in slices with at least 50 such voxels; the distance
+    is each voxel's in-plane distance in mm to the outside of the brain (gray
+    plus white >= 0.5). Computed once; the arrays are read-only.
     """
     from scipy.ndimage import distance_transform_edt
 

@@ -362,16 +362,21 @@ class CompareDashboard(Dashboard):
 
     @property
     def transform(self) -> dict[str, float]:
-        """The motion of B relative to A now: ``shift_y_mm``, ``shift_x_mm``,
-        ``rotation_deg`` (after the nudges)."""
+        """The motion of B relative to A now.
+
+        ``shift_y_mm``, ``shift_x_mm``, ``rotation_deg`` (after the nudges).
+        """
         p = self._explorer.params
         return {name: float(p[name]) for name in NUDGE}
 
     @property
     def quality(self) -> dict[str, float]:
-        """``ncc`` and ``mi`` (nats) of A and the registered B on their overlap,
-        and ``mi_top``, the MI they would reach if aligned perfectly (the
-        smaller of their entropies there, nats)."""
+        """``ncc``, ``mi`` and ``mi_top`` of A and the registered B.
+
+        ``ncc`` and ``mi`` (nats) on their overlap, and ``mi_top``, the MI
+        they would reach if aligned perfectly (the smaller of their entropies
+        there, nats).
+        """
         explorer = self._explorer
         return {"ncc": explorer.ncc, "mi": explorer.mi, "mi_top": explorer.mi_top}
 
