@@ -1,4 +1,4 @@
-"""Volumes larger than memory: filters and thresholds applied chunk by chunk.
+r"""Volumes larger than memory: filters and thresholds applied chunk by chunk.
 
 A volume is opened lazily as a :class:`dask.array.Array` from an uncompressed
 NIfTI file, a Zarr store or a folder holding one DICOM series. A registered
@@ -7,8 +7,8 @@ with :func:`dask.array.map_overlap`, every chunk extended by a halo of its
 neighbours' voxels as wide as the operation's footprint reaches
 (:func:`halo`), so that the result equals the in-memory computation
 
-.. math:: G = f * h \\quad\\text{computed on}\\quad f|_{C \\oplus H}
-   \\text{ and kept on } C
+.. math:: G = f * h \quad\text{computed on}\quad f|_{C \oplus H}
+   \text{ and kept on } C
 
 for each chunk ``C`` and halo ``H``: exactly for the median and the
 thresholds, within float rounding for the Gaussian. At the volume's own

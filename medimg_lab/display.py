@@ -1,10 +1,10 @@
-"""Turning physical values into pixels on a screen, fast.
+r"""Turning physical values into pixels on a screen, fast.
 
 Window/level maps a range of physical values (HU for CT) onto the 256 grey
 levels of a display, with DICOM's LINEAR_EXACT function (PS3.3 C.11.2.1.3.2):
 
-.. math:: y = \\mathrm{clip}\\left(\\left(\\frac{x - c}{w} + \\frac{1}{2}\\right)
-   \\cdot 255,\\ 0,\\ 255\\right)
+.. math:: y = \mathrm{clip}\left(\left(\frac{x - c}{w} + \frac{1}{2}\right)
+   \cdot 255,\ 0,\ 255\right)
 """
 
 from __future__ import annotations

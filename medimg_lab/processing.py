@@ -1,8 +1,8 @@
-"""Stage 1, processing: enhancement, filtering and smoothing.
+r"""Stage 1, processing: enhancement, filtering and smoothing.
 
 Filtering is the convolution of an image with a kernel,
 
-.. math:: G(x, y) = f(x, y) * h(x, y) = \\sum_{i, j} f(x - i, y - j)\\, h(i, j)
+.. math:: G(x, y) = f(x, y) * h(x, y) = \sum_{i, j} f(x - i, y - j)\, h(i, j)
 
 Conventions, shared by every function here:
 

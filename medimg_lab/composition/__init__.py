@@ -1,8 +1,8 @@
-"""Stage 4, composition: combining images, once they are aligned.
+r"""Stage 4, composition: combining images, once they are aligned.
 
 The stage's formula is the mask composite
 
-.. math:: I(x, y) = I_1(x, y) \\cdot M(x, y) + I_2(x, y) \\cdot (1 - M(x, y))
+.. math:: I(x, y) = I_1(x, y) \cdot M(x, y) + I_2(x, y) \cdot (1 - M(x, y))
 
 where :math:`M` is a binary or soft mask in ``[0, 1]``.
 

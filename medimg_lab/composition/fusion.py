@@ -1,8 +1,8 @@
-"""Composition: combining two aligned images into one picture.
+r"""Composition: combining two aligned images into one picture.
 
 Everything here is the stage's formula, the mask composite
 
-.. math:: I(x, y) = I_1(x, y) \\cdot M(x, y) + I_2(x, y) \\cdot (1 - M(x, y))
+.. math:: I(x, y) = I_1(x, y) \cdot M(x, y) + I_2(x, y) \cdot (1 - M(x, y))
 
 with a mask :math:`M` in ``[0, 1]`` that differs from function to function:
 

@@ -1,10 +1,10 @@
-"""Registration: aligning a moving image onto a fixed one, rigid or affine.
+r"""Registration: aligning a moving image onto a fixed one, rigid or affine.
 
 A registration finds the transform :math:`T` that maps a point :math:`p` of
 the fixed image to the matching point of the moving image, so that
 
-.. math:: I_{moving}(T(p)) \\approx I_{fixed}(p), \\qquad
-          T(p) = A\\,(p - c) + c + t
+.. math:: I_{moving}(T(p)) \approx I_{fixed}(p), \qquad
+          T(p) = A\,(p - c) + c + t
 
 with :math:`A` a rotation (``"rigid"``), a rotation times a scale
 (``"similarity"``) or any 2×2 matrix (``"affine"``), :math:`c` the centre of
@@ -892,10 +892,10 @@ def _verify(fixed, moving, warp, method: str, transform: str) -> None:
 
 
 def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Normalised cross-correlation (Pearson's r) of two images.
+    r"""Normalised cross-correlation (Pearson's r) of two images.
 
-    .. math:: r = \\frac{\\sum (a - \\bar a)(b - \\bar b)}
-                       {\\sqrt{\\sum (a - \\bar a)^2 \\sum (b - \\bar b)^2}}
+    .. math:: r = \frac{\sum (a - \bar a)(b - \bar b)}
+                       {\sqrt{\sum (a - \bar a)^2 \sum (b - \bar b)^2}}
 
     Parameters
     ----------
@@ -947,9 +947,9 @@ def mutual_information(
     mask: np.ndarray | None = None,
     normalized: bool = False,
 ) -> float:
-    """Mutual information of two images, from their joint histogram, in nats.
+    r"""Mutual information of two images, from their joint histogram, in nats.
 
-    .. math:: I(A; B) = \\sum_{a, b} p(a, b) \\ln \\frac{p(a, b)}{p(a)\\,p(b)}
+    .. math:: I(A; B) = \sum_{a, b} p(a, b) \ln \frac{p(a, b)}{p(a)\,p(b)}
                       = H(A) + H(B) - H(A, B)
 
     Each image is binned into ``bins`` equal bins over its own range inside
@@ -1305,10 +1305,10 @@ def register(
         float, Param(0.5, 20, 0.5, "px", "RANSAC inlier distance")
     ] = 3.0,
 ) -> Registration:
-    """Align a moving image onto a fixed one; rigid, similarity or affine.
+    r"""Align a moving image onto a fixed one; rigid, similarity or affine.
 
     Finds :math:`T(p) = A (p - c) + c + t` with
-    :math:`I_{moving}(T(p)) \\approx I_{fixed}(p)` (module docstring for the
+    :math:`I_{moving}(T(p)) \approx I_{fixed}(p)` (module docstring for the
     conventions) and resamples the moving image onto the fixed grid.
 
     Parameters

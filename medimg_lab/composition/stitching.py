@@ -1,4 +1,4 @@
-"""Stitching: one mosaic from overlapping tiles, placed from the images alone.
+r"""Stitching: one mosaic from overlapping tiles, placed from the images alone.
 
 :func:`stitch` takes tiles in any order and finds where each one lies:
 
@@ -16,12 +16,12 @@
    from the tiles' size). The candidate whose overlap agrees best (mean NCC of
    the intensities and of a band-pass copy) wins. The sub-pixel shift comes
    from Gauss-Newton steps on the overlap (Lucas & Kanade 1981):
-   :math:`A \\approx g B_t - g\\, \\delta \\cdot \\nabla B_t + o`, with
+   :math:`A \approx g B_t - g\, \delta \cdot \nabla B_t + o`, with
    :math:`B_t` the overlap of the second tile resampled (bicubic) at the
    current residual :math:`t`, gain :math:`g` and offset :math:`o`;
-   :math:`t \\leftarrow t + \\delta` until :math:`|\\delta| < 0.001` px. Where
+   :math:`t \leftarrow t + \delta` until :math:`|\delta| < 0.001` px. Where
    that does not settle, a parabola through the NCC at the match and its
-   neighbours, :math:`\\delta = (s_{-1} - s_{+1}) / (2 (s_{-1} - 2 s_0 +
+   neighbours, :math:`\delta = (s_{-1} - s_{+1}) / (2 (s_{-1} - 2 s_0 +
    s_{+1}))` per axis, is used instead.
    A pair is rejected if its overlap is smaller than ``min_overlap``, if its
    NCC is below ``min_ncc``, if the overlap holds no shared detail (flat
@@ -29,15 +29,15 @@
    distinct (an overlap 8 px away in any direction, or another candidate,
    agrees nearly as well: a straight edge the tiles could slide along).
 2. **Global placement.** The tile offsets :math:`p_k` minimise
-   :math:`\\sum_{(i, j)} w_{ij} \\lVert p_j - p_i - d_{ij} \\rVert^2` over the
+   :math:`\sum_{(i, j)} w_{ij} \lVert p_j - p_i - d_{ij} \rVert^2` over the
    accepted pairs, with weights :math:`w_{ij}` = NCC (Szeliski 2006, §6),
    anchored at tile 0 and then shifted so that the smallest offset is
    ``(0, 0)``. A pair that disagrees with the solution by more than 1 px is
    dropped and the solve repeated, as long as the tiles stay connected.
-3. **Blending.** ``"feather"``: :math:`I = \\sum_k w_k I_k / \\sum_k w_k`
+3. **Blending.** ``"feather"``: :math:`I = \sum_k w_k I_k / \sum_k w_k`
    with :math:`w_k` the distance to tile :math:`k`'s border;
    ``"multiband"``: the Laplacian-pyramid spline of Burt & Adelson (1983),
-   :math:`L(I) = \\sum_k G(M_k) \\, L(I_k)`, with :math:`M_k` the pixels tile
+   :math:`L(I) = \sum_k G(M_k) \, L(I_k)`, with :math:`M_k` the pixels tile
    :math:`k` owns; ``"none"``: later tiles overwrite earlier ones.
 
 :func:`cut_tiles` makes test input with a known truth; :func:`hconcat` and

@@ -1,9 +1,9 @@
-"""Stage 3, recognition: the class a patch belongs to.
+r"""Stage 3, recognition: the class a patch belongs to.
 
 A patch is described by a feature vector ``x``, and a classifier gives the
 probability of each class ``C_k`` by Bayes' rule:
 
-.. math:: P(C_k \\mid x) = \\frac{P(x \\mid C_k)\\, P(C_k)}{P(x)}.
+.. math:: P(C_k \mid x) = \frac{P(x \mid C_k)\, P(C_k)}{P(x)}.
 
 - :mod:`.features`: intensity statistics, histogram, GLCM (Haralick), LBP,
   HOG and mask shape (mm², mm) of a stack of patches, with column names.

@@ -1,10 +1,10 @@
-"""Stage 3, recognition: classifiers of feature vectors.
+r"""Stage 3, recognition: classifiers of feature vectors.
 
 Bayes' rule gives the probability of class ``C_k`` for a feature vector
 ``x``:
 
-.. math:: P(C_k \\mid x) = \\frac{P(x \\mid C_k)\\, P(C_k)}{P(x)},
-   \\qquad P(x) = \\sum_j P(x \\mid C_j)\\, P(C_j).
+.. math:: P(C_k \mid x) = \frac{P(x \mid C_k)\, P(C_k)}{P(x)},
+   \qquad P(x) = \sum_j P(x \mid C_j)\, P(C_j).
 
 :class:`GaussianBayes` computes each factor explicitly, with a likelihood
 that is a product of one Gaussian per feature (naive Bayes).

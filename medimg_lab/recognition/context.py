@@ -1,4 +1,4 @@
-"""Tissue classes beyond intensity: a neighbourhood feature and a Markov field.
+r"""Tissue classes beyond intensity: a neighbourhood feature and a Markov field.
 
 Intensity alone (:mod:`.tissue`) gives every voxel the class of largest
 ``P(C_k|x)``, each voxel on its own. Two kinds of spatial context help:
@@ -8,7 +8,7 @@ Intensity alone (:mod:`.tissue`) gives every voxel the class of largest
   of ``sigma_mm``). Its likelihood ``P(x, m | C_k)`` is a smoothed 2D
   histogram of the labelled voxels, and Bayes' rule is unchanged:
 
-  .. math:: P(C_k \\mid x, m) \\propto P(x, m \\mid C_k)\\, P(C_k)
+  .. math:: P(C_k \mid x, m) \propto P(x, m \mid C_k)\, P(C_k)
 
   (:func:`context_bayes`, :class:`ContextBayes`). A partial-volume class,
   the brain's voxels that neither tissue map claims, keeps mixed voxels out
@@ -17,8 +17,8 @@ Intensity alone (:mod:`.tissue`) gives every voxel the class of largest
   ``P(L) ∝ exp(β Σ_{i~j} w_ij [l_i = l_j])``. Its mean-field approximation
   replaces each neighbour's label by its current posterior ``q_j``,
 
-  .. math:: q_i(k) \\propto P(f_i \\mid C_k)\\, P(C_k)\\,
-     \\exp\\Big(\\beta \\sum_{j \\sim i} w_{ij}\\, q_j(k)\\Big),
+  .. math:: q_i(k) \propto P(f_i \mid C_k)\, P(C_k)\,
+     \exp\Big(\beta \sum_{j \sim i} w_{ij}\, q_j(k)\Big),
 
   iterated a few times over the six face neighbours, ``w_ij = 1 mm / d_ij``
   from the voxel spacing (:func:`mrf_posterior`).
@@ -374,10 +374,10 @@ def mrf_posterior(
     spacing=None,
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Mean-field posterior of a Potts Markov random field.
+    r"""Mean-field posterior of a Potts Markov random field.
 
-    .. math:: q_i(k) \\propto \\exp\\big(U_i(k) + \\beta \\textstyle\\sum_{j \\sim i}
-       w_{ij}\\, q_j(k)\\big)
+    .. math:: q_i(k) \propto \exp\big(U_i(k) + \beta \textstyle\sum_{j \sim i}
+       w_{ij}\, q_j(k)\big)
 
     where ``U_i(k) = log P(f_i|C_k) + log P(C_k)`` and ``j`` runs over the
     face neighbours (4 in 2D, 6 in 3D) with ``w_ij = 1 mm / d_ij``. All voxels

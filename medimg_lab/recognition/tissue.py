@@ -1,9 +1,9 @@
-"""Stage 3, recognition: Bayes' rule on one intensity, the brain's tissues.
+r"""Stage 3, recognition: Bayes' rule on one intensity, the brain's tissues.
 
 Each voxel of a T1 brain MRI is classified by its intensity ``x`` alone:
 
-.. math:: P(C_k \\mid x)
-   = \\frac{P(x \\mid C_k)\\, P(C_k)}{\\sum_j P(x \\mid C_j)\\, P(C_j)}
+.. math:: P(C_k \mid x)
+   = \frac{P(x \mid C_k)\, P(C_k)}{\sum_j P(x \mid C_j)\, P(C_j)}
 
 with one Gaussian likelihood per tissue, fitted to the voxels the template's
 tissue maps assign to it (:func:`brain_tissues`, :func:`intensity_bayes`).

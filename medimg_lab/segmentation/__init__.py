@@ -1,9 +1,9 @@
-"""Stage 2, segmentation: dividing an image into regions.
+r"""Stage 2, segmentation: dividing an image into regions.
 
 A segmentation assigns each pixel a membership of each class; soft methods
 give memberships ``a_i(x, y)`` in ``[0, 1]``, and an image is described as
 
-.. math:: u(x, y) = \\sum_i a_i(x, y)\\, f_i(x, y)
+.. math:: u(x, y) = \sum_i a_i(x, y)\, f_i(x, y)
 
 with ``f_i`` the description of class ``i`` (its mean intensity for a
 Gaussian mixture, a feature vector for a pixel classifier).

@@ -1,12 +1,12 @@
-"""Stage 2, segmentation: a pixel classifier in the style of ilastik.
+r"""Stage 2, segmentation: a pixel classifier in the style of ilastik.
 
 Each pixel (or voxel) ``x`` is described by a vector of features ``f_i(x)``,
 filters of the image at several scales; a classifier learns from a few
 labelled scribbles which feature vectors belong to which class and labels
 every other pixel. For the linear model the decision is literally
 
-.. math:: u_k(x, y) = \\sum_i a_{k,i}\\, f_i(x, y) + b_k,
-   \\qquad P(C_k \\mid x) = \\operatorname{softmax}_k u(x, y),
+.. math:: u_k(x, y) = \sum_i a_{k,i}\, f_i(x, y) + b_k,
+   \qquad P(C_k \mid x) = \operatorname{softmax}_k u(x, y),
 
 a weighted sum of feature images (see :attr:`PixelClassifier.weights`).
 
