@@ -672,7 +672,6 @@ def run(
     NotFoundError
         For inputs that do not exist.
     """
-
     from .io._atomic import atomic_write
     from .recipe import Recipe
 

@@ -343,9 +343,11 @@ class Operation:
 
     @property
     def params(self) -> dict[str, ParamSpec]:
+        """The declared parameters of the operation, by name (:func:`parameters`)."""
         return parameters(self.fn)
 
     def __call__(self, image, **kwargs):
+        """Apply to ``image`` with ``kwargs``, checked once by :func:`validate`."""
         unchecked = getattr(self.fn, "__wrapped__", self.fn)  # checked just here
         return unchecked(image, **validate(self.fn, kwargs))
 

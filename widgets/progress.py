@@ -29,6 +29,7 @@ class BatchProgress(NotebookNote, ipw.HBox):
         super().__init__([self._bar, self._label], **kwargs)
 
     def __call__(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` studies (a ``progress`` callback)."""
         self._bar.max = max(total, 1)
         self._bar.value = done
         self._bar.bar_style = "success" if done >= total else "info"

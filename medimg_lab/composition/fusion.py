@@ -452,7 +452,6 @@ def multiband_blend(
     Burt P. J., Adelson E. H. A multiresolution spline with application to
     image mosaics. ACM Trans Graph 1983. doi:10.1145/245.247
     """
-
     i1, i2 = _same_shape(i1, i2)
     rows, cols = _plane_shape(i1)
     m = np.asarray(mask, dtype=np.float32)

@@ -185,6 +185,7 @@ class ContextBayes:
 
     @property
     def bins(self) -> int:
+        """Histogram bins per feature axis of the likelihoods."""
         return self.log_likelihood_.shape[1]
 
     def with_priors(self, priors) -> ContextBayes:

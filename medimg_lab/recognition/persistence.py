@@ -161,7 +161,6 @@ def load_model(path: str | os.PathLike) -> tuple[object, dict]:
         :data:`TRUSTED_TYPES` (the message lists them), or was not written
         by :func:`save_model`.
     """
-
     path = Path(path)
     if not path.is_file():
         raise NotFoundError(

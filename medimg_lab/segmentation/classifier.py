@@ -780,6 +780,7 @@ class PixelClassifier:
 
     @property
     def n_features(self) -> int:
+        """Number of features per pixel: :func:`feature_names` of the settings."""
         return len(_layout(self.scales_mm, self.features))
 
     def _key(self, image: np.ndarray, spacing: tuple) -> tuple:
@@ -1047,7 +1048,7 @@ class PixelClassifier:
         return out
 
     def _proba_function(self):
-        """features (n, n_features) -> probabilities (n, K)."""
+        """Map features ``(n, n_features)`` to probabilities ``(n, K)``."""
         if self.model != "forest":
             return self._estimator.predict_proba
         # The forest's mean of per-tree class frequencies, as scikit-learn's
