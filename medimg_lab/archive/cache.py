@@ -1,0 +1,278 @@
+"""A local cache of DICOM instances, keyed by SOP Instance UID.
+
+Reopening a series whose instances are cached costs no transfer. Each
+instance is one file, written through a temporary sibling and an atomic
+rename (:func:`medimg_lab.io._atomic.atomic_write`), so a reader, another
+process or a crash never sees half an instance. The cache keeps to a size
+cap by evicting the least recently used instances (a cache hit refreshes an
+instance's time), never those of the retrieval under way.
+
+Layout under the cache folder: ``instances/<2 hex>/<SOP Instance UID>.dcm``
+(the two hex digits spread the files over 256 folders), and ``.incoming/``
+for parts being received (removed when their retrieval ends, whatever way;
+left-overs of a killed process are removed when a cache is next opened).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from ..io._atomic import atomic_write
+from ..io._source import size_text
+from .errors import ArchiveError, ArchiveResponseError
+
+__all__ = ["DEFAULT_CACHE_BYTES", "InstanceCache", "default_cache_folder"]
+
+#: Default size cap of a cache (bytes): 20 GiB.
+DEFAULT_CACHE_BYTES = 20 * 1024**3
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_STALE_S = 24 * 3600
+
+
+def default_cache_folder() -> Path:
+    """``$MEDIMG_ARCHIVE_CACHE``, else ``$XDG_CACHE_HOME/medimg-lab/instances``."""
+    env = os.environ.get("MEDIMG_ARCHIVE_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "medimg-lab" / "instances"
+
+
+def check_uid(uid: object, what: str, source: str = "archive") -> str:
+    """``uid`` as a str if it is a DICOM UID (digits and dots, at most 64)."""
+    text = str(uid).strip().rstrip("\0") if isinstance(uid, str) else None
+    if text is None or len(text) > 64 or not _UID.match(text):
+        shown = repr(uid)[:80]
+        raise ArchiveResponseError(
+            source,
+            f"gave {what} {shown}, which is not a DICOM UID (digits and dots, at "
+            "most 64 characters).",
+            "Use the UIDs a search returns; a server that sends such UIDs is "
+            "misconfigured.",
+        )
+    return text
+
+
+class InstanceCache:
+    """DICOM instances on disk, keyed by SOP Instance UID, with a size cap.
+
+    Parameters
+    ----------
+    folder : path-like, optional
+        Where the instances live; default :func:`default_cache_folder`.
+    max_bytes : int
+        Size cap (bytes) of the cached instances; the least recently used go
+        first when a new one would pass it. Default 20 GiB.
+
+    Examples
+    --------
+    >>> cache = InstanceCache(tmp_path, max_bytes=2 * 1024**3)  # doctest: +SKIP
+    >>> cache.get("1.2.3")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike | None = None,
+        *,
+        max_bytes: int = DEFAULT_CACHE_BYTES,
+    ):
+        if (
+            isinstance(max_bytes, bool)
+            or not isinstance(max_bytes, int)
+            or max_bytes < 1
+        ):
+            raise ValueError(
+                f"max_bytes must be a positive number of bytes; got {max_bytes!r}"
+            )
+        self.folder = Path(folder) if folder is not None else default_cache_folder()
+        self.max_bytes = max_bytes
+        self._instances = self.folder / "instances"
+        self._incoming = self.folder / ".incoming"
+        self._instances.mkdir(parents=True, exist_ok=True)
+        self._incoming.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._sizes: dict[str, int] = {}
+        self._scan()
+
+    def __repr__(self) -> str:
+        return (
+            f"InstanceCache({str(self.folder)!r}, {len(self._sizes)} instance(s), "
+            f"{size_text(self.size_bytes)} of {size_text(self.max_bytes)})"
+        )
+
+    def _scan(self) -> None:
+        now = time.time()
+        for part in self._incoming.iterdir():
+            with contextlib.suppress(OSError):
+                if now - part.stat().st_mtime > _STALE_S:
+                    part.unlink()
+        sizes = {}
+        for path in self._instances.glob("*/*.dcm"):
+            with contextlib.suppress(OSError):
+                sizes[path.stem] = path.stat().st_size
+        self._sizes = sizes
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes held by the cached instances."""
+        return sum(self._sizes.values())
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def __contains__(self, uid: object) -> bool:
+        return isinstance(uid, str) and self.path_for(uid).is_file()
+
+    def path_for(self, uid: str) -> Path:
+        """Where the instance ``uid`` lives (whether or not it is cached)."""
+        uid = check_uid(uid, "a SOP Instance UID", str(self.folder))
+        fan = hashlib.sha1(uid.encode(), usedforsecurity=False).hexdigest()[:2]
+        return self._instances / fan / f"{uid}.dcm"
+
+    def get(self, uid: str) -> Path | None:
+        """The cached file of ``uid`` (its use time refreshed), or None."""
+        path = self.path_for(uid)
+        try:
+            os.utime(path)
+        except OSError:
+            with self._lock:
+                self._sizes.pop(uid, None)
+            return None
+        with self._lock:
+            if uid not in self._sizes:
+                with contextlib.suppress(OSError):
+                    self._sizes[uid] = path.stat().st_size
+        return path
+
+    def digest(self, uid: str) -> str:
+        """SHA-256 (hex) of the cached instance ``uid``, for provenance."""
+        path = self.get(uid)
+        if path is None:
+            raise ArchiveError(
+                str(self.folder),
+                f"holds no instance {uid}.",
+                "Retrieve its series first.",
+            )
+        sha = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                sha.update(block)
+        return sha.hexdigest()
+
+    @contextlib.contextmanager
+    def incoming(self) -> Iterator[tuple[Path, object]]:
+        """A temporary file for one instance being received, removed at exit.
+
+        Yields ``(path, binary file)``. :meth:`adopt` moves a complete one
+        into the cache; whatever is left at exit (a cancelled, failed or
+        refused part) is deleted.
+        """
+        fd, name = tempfile.mkstemp(prefix="part-", suffix=".dcm", dir=self._incoming)
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield path, fh
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def adopt(
+        self, part: Path, *, source: str, keep: Iterable[str] = (), what: str = "a part"
+    ) -> str:
+        """Move a complete received instance into the cache; its SOP Instance UID.
+
+        Parameters
+        ----------
+        part : Path
+            A file from :meth:`incoming`, closed.
+        source : str
+            The archive's name, for messages.
+        keep : iterable of str
+            UIDs that eviction must spare (the series being retrieved).
+        what : str
+            What the part is, for messages (``"part 3 of the response"``).
+
+        Raises
+        ------
+        ArchiveResponseError
+            If the part is not a DICOM instance with a SOP Instance UID.
+        """
+        try:
+            ds = pydicom.dcmread(
+                part, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]
+            )
+            uid = ds.get("SOPInstanceUID")
+        except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
+            uid = None
+        if not uid:
+            raise ArchiveResponseError(
+                source,
+                f"sent {what} that is not a DICOM instance with a SOP Instance UID.",
+                "The archive's WADO-RS answer is broken; ask its administrator, "
+                "or use DIMSE.",
+            )
+        uid = check_uid(str(uid), "a SOP Instance UID", source)
+        size = part.stat().st_size
+        self._make_room(size, keep={uid, *keep}, source=source)
+        target = self.path_for(uid)
+        atomic_write(target, lambda tmp: os.replace(part, tmp), overwrite=True)
+        with self._lock:
+            self._sizes[uid] = size
+        return uid
+
+    def put_bytes(self, data: bytes, *, source: str, keep: Iterable[str] = ()) -> str:
+        """Store one instance given as Part 10 bytes; its SOP Instance UID."""
+        with self.incoming() as (path, fh):
+            fh.write(data)
+            fh.close()
+            return self.adopt(path, source=source, keep=keep, what="an instance")
+
+    def _make_room(self, size: int, *, keep: set[str], source: str) -> None:
+        with self._lock:
+            if self.size_bytes + size <= self.max_bytes:
+                return
+            self._scan()  # another process may have added or removed files
+            excess = self.size_bytes + size - self.max_bytes
+            if excess <= 0:
+                return
+            aged = []
+            for uid in self._sizes:
+                if uid in keep:
+                    continue
+                with contextlib.suppress(OSError):
+                    aged.append((self.path_for(uid).stat().st_mtime, uid))
+            aged.sort()
+            for _, uid in aged:
+                if excess <= 0:
+                    break
+                with contextlib.suppress(OSError):
+                    self.path_for(uid).unlink()
+                excess -= self._sizes.pop(uid, 0)
+            if excess > 0:
+                raise ArchiveError(
+                    source,
+                    f"needs {size_text(self.size_bytes + size)} of cache for the "
+                    f"series being retrieved, more than the cache's cap of "
+                    f"{size_text(self.max_bytes)}.",
+                    "Open the cache with a larger max_bytes= (InstanceCache), or "
+                    "retrieve a smaller series.",
+                )
+
+    def clear(self) -> None:
+        """Remove every cached instance."""
+        with self._lock:
+            for uid in list(self._sizes):
+                with contextlib.suppress(OSError):
+                    self.path_for(uid).unlink()
+            self._sizes.clear()
