@@ -22,7 +22,23 @@ __all__ = ["Sample", "path", "sample", "samples"]
 
 @dataclass(frozen=True)
 class Sample:
-    """A sample study: what it is, where it comes from and under which terms."""
+    """A sample study: what it is, where it comes from and under which terms.
+
+    Attributes
+    ----------
+    name : str
+        What :func:`sample` takes (``"head_ct"``).
+    description : str
+        The study in a sentence.
+    modality : str
+        DICOM modality code (``CT``, ``MR`` ...).
+    package : str
+        The installed package that holds the file.
+    file : str
+        The file's name in that package.
+    provenance, license : str
+        Where the data come from, and under which terms.
+    """
 
     name: str
     description: str
@@ -178,7 +194,22 @@ def _find(name: str) -> Sample:
 
 
 def path(name: str) -> Path:
-    """The installed file of a sample, found without importing its package."""
+    """The installed file of a sample, found without importing its package.
+
+    Parameters
+    ----------
+    name : str
+        A sample's name (:func:`samples`).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    NotFoundError
+        If the package holding it is not installed.
+    """
     info = _find(name)
     if info.package == "pydicom-data" or info.package == "pydicom":
         from pydicom.data import get_testdata_file

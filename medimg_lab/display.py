@@ -328,7 +328,17 @@ def encode_png(
 
 
 def label_colors(n: int) -> np.ndarray:
-    """``(n + 1, 3)`` uint8 RGB colours for labels 0..n (label 0 is black)."""
+    """``(n + 1, 3)`` uint8 RGB colours for labels 0..n (label 0 is black).
+
+    Parameters
+    ----------
+    n : int
+        The largest label; the palette repeats beyond its length.
+
+    Returns
+    -------
+    (n + 1, 3) uint8 ndarray
+    """
     reps = -(-max(n, 1) // len(_LABEL_COLORS))
     return np.vstack([[0, 0, 0], np.tile(_LABEL_COLORS, (reps, 1))[:n]]).astype(
         np.uint8

@@ -33,7 +33,19 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Merit:
-    """A figure of merit: its label, unit, digits shown and what is good."""
+    """A figure of merit: its label, unit, digits shown and what is good.
+
+    Attributes
+    ----------
+    label : str
+        Its short name on screen (``"Dice"``).
+    unit : str
+        ``""`` for a ratio, else ``"mm"``, ``"dB"``, ``"nats"``.
+    digits : int
+        Decimals shown.
+    good : str
+        What a good value is, in words.
+    """
 
     label: str
     unit: str
@@ -143,6 +155,19 @@ def ssim(
 ) -> float:
     """Mean structural similarity (Wang et al. 2004), 2D or slice-wise 3D.
 
+    Parameters
+    ----------
+    reference, image : ([S,] M, N) ndarray
+        Same shape, same units.
+    data_range : float, optional
+        The value range ``L`` of the SSIM constants; default the reference's
+        max - min.
+
+    Returns
+    -------
+    float
+        In [-1, 1]; 1 for identical images.
+
     References
     ----------
     doi:10.1109/TIP.2003.819861
@@ -165,6 +190,11 @@ def cnr(image: np.ndarray, roi_a: np.ndarray, roi_b: np.ndarray) -> float:
     image : ndarray
     roi_a, roi_b : bool ndarray
         Masks of the image's shape, each with at least two pixels.
+
+    Returns
+    -------
+    float
+        Without unit; ``inf`` for distinct constant regions.
     """
     image = np.asarray(image, dtype=np.float64)
     values = []
@@ -201,6 +231,16 @@ def _counts(mask, reference) -> tuple[int, int, int, int]:
 def dice(mask: np.ndarray, reference: np.ndarray) -> float:
     """Dice coefficient ``2|A∩B| / (|A| + |B|)``; 1.0 when both are empty.
 
+    Parameters
+    ----------
+    mask, reference : ([S,] M, N) bool ndarray
+        The segmentation and the truth, of one shape (nonzero is inside).
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
     Examples
     --------
     >>> dice(np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0]))
@@ -212,14 +252,36 @@ def dice(mask: np.ndarray, reference: np.ndarray) -> float:
 
 
 def iou(mask: np.ndarray, reference: np.ndarray) -> float:
-    """Intersection over union (Jaccard) ``|A∩B| / |A∪B|``; 1.0 when both are empty."""
+    """Intersection over union (Jaccard) ``|A∩B| / |A∪B|``; 1.0 when both are empty.
+
+    Parameters
+    ----------
+    mask, reference : ([S,] M, N) bool ndarray
+        The segmentation and the truth, of one shape (nonzero is inside).
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
     tp, fp, fn, _ = _counts(mask, reference)
     union = tp + fp + fn
     return 1.0 if union == 0 else tp / union
 
 
 def sensitivity(mask: np.ndarray, reference: np.ndarray) -> float:
-    """True-positive rate ``TP / (TP + FN)``: the share of the reference found."""
+    """True-positive rate ``TP / (TP + FN)``: the share of the reference found.
+
+    Parameters
+    ----------
+    mask, reference : ([S,] M, N) bool ndarray
+        The segmentation and the truth, of one shape (nonzero is inside).
+
+    Returns
+    -------
+    float
+        In [0, 1]; a ValueError for an empty reference.
+    """
     tp, _, fn, _ = _counts(mask, reference)
     if tp + fn == 0:
         raise ValueError("sensitivity is undefined: the reference mask is empty")
@@ -227,7 +289,18 @@ def sensitivity(mask: np.ndarray, reference: np.ndarray) -> float:
 
 
 def specificity(mask: np.ndarray, reference: np.ndarray) -> float:
-    """True-negative rate ``TN / (TN + FP)``: the share of the background kept."""
+    """True-negative rate ``TN / (TN + FP)``: the share of the background kept.
+
+    Parameters
+    ----------
+    mask, reference : ([S,] M, N) bool ndarray
+        The segmentation and the truth, of one shape (nonzero is inside).
+
+    Returns
+    -------
+    float
+        In [0, 1]; a ValueError for a reference that covers everything.
+    """
     _, fp, _, tn = _counts(mask, reference)
     if tn + fp == 0:
         raise ValueError("specificity is undefined: the reference covers everything")
@@ -268,7 +341,19 @@ def hausdorff(mask: np.ndarray, reference: np.ndarray, *, spacing=None) -> float
     """Hausdorff distance between the two surfaces, in mm.
 
     The largest distance from a surface point of either mask to the nearest
-    surface point of the other. ``spacing`` is mm per axis (default 1).
+    surface point of the other.
+
+    Parameters
+    ----------
+    mask, reference : ([S,] M, N) bool ndarray
+        The segmentation and the truth, of one shape, neither empty.
+    spacing : tuple of float, optional
+        mm per axis; default 1 mm.
+
+    Returns
+    -------
+    float
+        mm.
     """
     a, b = _surface_distances(mask, reference, spacing)
     return float(max(a.max(), b.max()))
@@ -279,6 +364,18 @@ def hausdorff95(mask: np.ndarray, reference: np.ndarray, *, spacing=None) -> flo
 
     The larger of the two directed 95th percentiles (as in MONAI and the
     Medical Segmentation Decathlon).
+
+    Parameters
+    ----------
+    mask, reference : ([S,] M, N) bool ndarray
+        The segmentation and the truth, of one shape, neither empty.
+    spacing : tuple of float, optional
+        mm per axis; default 1 mm.
+
+    Returns
+    -------
+    float
+        mm.
     """
     a, b = _surface_distances(mask, reference, spacing)
     return float(max(np.percentile(a, 95), np.percentile(b, 95)))
@@ -287,6 +384,19 @@ def hausdorff95(mask: np.ndarray, reference: np.ndarray, *, spacing=None) -> flo
 def average_surface_distance(
     mask: np.ndarray, reference: np.ndarray, *, spacing=None
 ) -> float:
-    """Average symmetric surface distance in mm: the mean over both surfaces."""
+    """Average symmetric surface distance in mm: the mean over both surfaces.
+
+    Parameters
+    ----------
+    mask, reference : ([S,] M, N) bool ndarray
+        The segmentation and the truth, of one shape, neither empty.
+    spacing : tuple of float, optional
+        mm per axis; default 1 mm.
+
+    Returns
+    -------
+    float
+        mm.
+    """
     a, b = _surface_distances(mask, reference, spacing)
     return float(np.concatenate([a, b]).mean())

@@ -281,6 +281,15 @@ def gamma(
     The window (default the robust 0.5–99.5 % percentile range) is mapped to
     ``[0, 1]``; values outside it are clipped to it.
 
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    gamma : float
+        The exponent, in [0.1, 5]; below 1 brightens, above 1 darkens.
+    window : (center, width), optional
+        Value range mapped, in the image's units; default the robust
+        percentile range.
+
     Returns
     -------
     ndarray
@@ -297,7 +306,17 @@ def gamma(
 
 
 def kernel(name: str) -> np.ndarray:
-    """A copy of a named kernel from :data:`KERNELS`."""
+    """A copy of a named kernel from :data:`KERNELS`.
+
+    Parameters
+    ----------
+    name : str
+        One of the names of :data:`KERNELS` (``"box"``, ``"sobel_x"`` ...).
+
+    Returns
+    -------
+    (3, 3) float32 ndarray
+    """
     if name not in KERNELS:
         raise ValueError(f"unknown kernel {name!r}; choose one of {', '.join(KERNELS)}")
     return KERNELS[name].copy()
@@ -418,6 +437,17 @@ def unsharp_mask(
 ) -> np.ndarray:
     """Sharpen: ``image + amount * (image - gaussian(image))``.
 
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    sigma_mm : float
+        Standard deviation of the Gaussian in mm, in [0.1, 50]: the size of
+        the detail enhanced.
+    amount : float
+        Strength, in [0, 5]; 0 gives the image back.
+    spacing : tuple of float, optional
+        mm per axis; default 1 mm.
+
     Returns
     -------
     ndarray
@@ -431,6 +461,12 @@ def unsharp_mask(
 @operation("processing", "Sobel edges", keeps_units=False)
 def sobel(image: np.ndarray, *, spacing: Spacing = None) -> np.ndarray:
     """In-plane gradient magnitude, in image units per mm.
+
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    spacing : tuple of float, optional
+        mm per axis; default 1 mm. The derivatives are divided by it.
 
     Returns
     -------
@@ -472,6 +508,21 @@ def canny(
     3×3 Sobel gradients (mirrored borders, as every filter here) go to
     OpenCV's Canny, which would otherwise replicate the edge, with hysteresis
     thresholds given as fractions of the slice's strongest gradient.
+
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    sigma_mm : float
+        Standard deviation in mm of the smoothing before the gradient, in
+        [0.1, 20].
+    low, high : float
+        Hysteresis thresholds as fractions of the slice's strongest
+        gradient, each in [0, 1], with ``low <= high``.
+    window : (center, width), optional
+        Value range mapped to 8 bits, in the image's units; default the
+        robust percentile range.
+    spacing : tuple of float, optional
+        mm per axis; default 1 mm.
 
     Returns
     -------
@@ -515,6 +566,12 @@ def median(
     size and dtype: OpenCV's ``medianBlur`` (uint8; uint16, int16 and
     float32 up to 5 px) gets an explicitly padded slice, and other sizes and
     dtypes go to :func:`scipy.ndimage.median_filter` with ``mode="mirror"``.
+
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    size : int
+        Side of the square neighbourhood in pixels, odd, in [3, 15].
 
     Returns
     -------
@@ -565,6 +622,17 @@ def bilateral(
 ) -> np.ndarray:
     """Edge-preserving bilateral filter (Tomasi & Manduchi 1998), per slice.
 
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    sigma_mm : float
+        Spatial standard deviation in mm, in [0.1, 20].
+    sigma_range : float, optional
+        Intensity standard deviation in the image's units (> 0); default
+        10 % of the robust value range.
+    spacing : tuple of float, optional
+        mm per axis; default 1 mm.
+
     Returns
     -------
     ndarray
@@ -613,6 +681,20 @@ def non_local_means(
     OpenCV's implementation on 16-bit levels (L1 patch distance) of the
     window, by default the image's full value range so that nothing is
     clipped, mapped back into the image's units.
+
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    h : float, optional
+        Filter strength in the image's units (> 0), about the noise SD;
+        default 5 % of the robust value range.
+    patch : int
+        Side of the compared patches in pixels, odd, in [3, 11].
+    search : int
+        Side of the search window in pixels, odd, in [5, 31].
+    window : (center, width), optional
+        Value range denoised, in the image's units; default the image's full
+        range.
 
     Returns
     -------
@@ -663,6 +745,17 @@ def anisotropic_diffusion(
     Each pixel exchanges with its four in-plane neighbours; beyond the edge
     the neighbours are mirrored (``mode="mirror"``, see the module notes).
 
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    iterations : int
+        Diffusion steps, in [1, 200].
+    kappa : float, optional
+        Edge threshold in the image's units (> 0); default 10 % of the
+        robust value range.
+    step : float
+        Time step, in [0.01, 0.25] (stable up to 0.25).
+
     Returns
     -------
     ndarray
@@ -712,6 +805,14 @@ def add_gaussian_noise(
 ) -> np.ndarray:
     """Additive white Gaussian noise of standard deviation ``sigma``, seeded.
 
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    sigma : float
+        Noise SD in the image's units, >= 0.
+    seed : int
+        Random seed.
+
     Returns
     -------
     ndarray
@@ -738,6 +839,14 @@ def add_poisson_noise(
     ``[0, counts]`` photons, drawn from a Poisson distribution, and mapped
     back.
 
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    counts : float
+        Photon counts at the brightest value, in [10, 100000].
+    seed : int
+        Random seed.
+
     Returns
     -------
     ndarray
@@ -763,6 +872,14 @@ def add_speckle_noise(
     """Multiplicative speckle noise ``image * (1 + n)``, ``n ~ N(0, sigma)``, seeded.
 
     The noise of ultrasound images.
+
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    sigma : float
+        SD of ``n``, relative to the value, in [0, 2].
+    seed : int
+        Random seed.
 
     Returns
     -------

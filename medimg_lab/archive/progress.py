@@ -121,6 +121,7 @@ class TqdmProgress:
         self._bar = tqdm(desc=desc, unit="instance", total=0, **tqdm_options)
 
     def __call__(self, p: Progress) -> None:
+        """Show the instances received so far, and their size."""
         bar = self._bar
         if bar.total != p.instances_total:
             bar.total = p.instances_total
@@ -129,6 +130,7 @@ class TqdmProgress:
         bar.refresh()
 
     def close(self) -> None:
+        """Close the bar (leaving it on screen at its last state)."""
         self._bar.close()
 
     def __enter__(self) -> TqdmProgress:

@@ -200,6 +200,18 @@ def difference(i1: np.ndarray, i2: np.ndarray, *, absolute: bool = False) -> np.
 
     Aligned, identical structures cancel; what remains is misalignment or
     change.
+
+    Parameters
+    ----------
+    i1, i2 : ([S,] M, N) ndarray
+        The two images of one shape, in one unit (HU for CT).
+    absolute : bool
+        Give ``|I1 − I2|`` instead.
+
+    Returns
+    -------
+    ([S,] M, N) float32 ndarray
+        In the images' unit.
     """
     i1, i2 = _same_shape(i1, i2)
     out = i1.astype(np.float32) - i2.astype(np.float32)
@@ -583,6 +595,13 @@ def color_fuse(
 @declared
 def legend(cmap: Colormap = "hot", *, size: tuple[int, int] = (256, 12)) -> np.ndarray:
     """The colour scale of :func:`color_fuse`, low on the left.
+
+    Parameters
+    ----------
+    cmap : str
+        One of :data:`COLORMAPS`.
+    size : (int, int)
+        ``(width, height)`` of the scale in pixels.
 
     Returns
     -------

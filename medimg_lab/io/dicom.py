@@ -1195,6 +1195,24 @@ def load_dicom(
 
     ``marked`` tells whether the file has the ``DICM`` preamble; without it
     the file is read as a raw dataset and must look like an image.
+
+    Parameters
+    ----------
+    data : str, os.PathLike or bytes
+        The file, or its bytes.
+    name : str
+        How messages name the file.
+    max_bytes : int
+        Memory budget in bytes, of the working set (as :func:`medimg_lab.load`).
+    marked : bool
+        The file starts with the 128-byte preamble and ``DICM``.
+    max_frames, max_items : int
+        Most frames, and most sequence items at any depth; more are refused
+        before decoding.
+
+    Returns
+    -------
+    MedImage
     """
     ds = read_dataset(
         data,

@@ -231,11 +231,28 @@ def nifti_bytes(image: MedImage, *, compress: bool = True) -> bytes:
     """The ``.nii.gz`` (or, uncompressed, ``.nii``) file of a MedImage, in memory.
 
     The header holds geometry only: no description, no patient data.
+
+    Parameters
+    ----------
+    image : MedImage
+    compress : bool
+        gzip the file (``.nii.gz``); ``False`` gives ``.nii``.
+
+    Returns
+    -------
+    bytes
     """
     raw = nifti_image(image).to_bytes()
     return gzip.compress(raw, compresslevel=1, mtime=0) if compress else raw
 
 
 def save_nifti(image: MedImage, path: Path) -> None:
-    """Write a MedImage as NIfTI-1 (``.nii`` or ``.nii.gz``) at ``path``."""
+    """Write a MedImage as NIfTI-1 (``.nii`` or ``.nii.gz``) at ``path``.
+
+    Parameters
+    ----------
+    image : MedImage
+    path : pathlib.Path
+        Ending ``.nii`` or ``.nii.gz``, which chooses the compression.
+    """
     nib.save(nifti_image(image), os.fspath(path))

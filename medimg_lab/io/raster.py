@@ -353,6 +353,21 @@ def load_raster(
     The decoded size is charged by its real sample size (a 16-bit RGBA PNG
     as 3 bands of 2 bytes), decoded straight to RGB without its alpha, and
     a multi-page TIFF is streamed into one preallocated volume.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's bytes.
+    name : str
+        How messages name the file.
+    max_bytes : int
+        Memory budget in bytes (as :func:`medimg_lab.load`).
+    max_pages : int
+        Most pages of a TIFF; more are refused before decoding.
+
+    Returns
+    -------
+    MedImage
     """
     if data.startswith(b"\x89PNG"):
         _check_png_chunks(data, name)
@@ -424,7 +439,17 @@ def load_raster(
 
 
 def save_png(image: MedImage, path: Path, window: tuple[float, float] | None) -> None:
-    """Write a 2D MedImage as PNG, 8- or 16-bit grey or 8-bit RGB."""
+    """Write a 2D MedImage as PNG, 8- or 16-bit grey or 8-bit RGB.
+
+    Parameters
+    ----------
+    image : MedImage
+        2D; a volume is refused.
+    path : pathlib.Path
+    window : (center, width), optional
+        Write the 8-bit display rendering of this window (in the image's
+        units); None writes the values, which must be unsigned 8 or 16 bits.
+    """
     arr = image.array
     if image.is_volume:
         raise ValueError(

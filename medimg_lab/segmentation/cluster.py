@@ -48,6 +48,16 @@ def kmeans(
 ) -> np.ndarray:
     """Cluster the intensities into ``k`` classes (Lloyd's k-means).
 
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    k : int
+        Number of classes, in [2, 8].
+    seed : int
+        Seeds the initialisation and the fitting sample.
+    mask : ([S,] M, N) bool ndarray, optional
+        Pixels to cluster; labelled 0 outside.
+
     Returns
     -------
     ([S,] M, N) uint8 ndarray
@@ -79,10 +89,10 @@ def gmm_memberships(
     ----------
     image : ([S,] M, N) ndarray
     k : int
-        Number of classes.
+        Number of classes, in [2, 8].
     seed : int
         Seeds the initialisation and the fitting sample.
-    mask : bool ndarray, optional
+    mask : ([S,] M, N) bool ndarray, optional
         Pixels to model; memberships are 0 outside.
 
     Returns
@@ -129,6 +139,21 @@ def gmm(
     """Labels ``1..k`` of the most probable mixture class (0 outside ``mask``).
 
     See :func:`gmm_memberships` for the soft memberships.
+
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    k : int
+        Number of classes, in [2, 8].
+    seed : int
+        Seeds the initialisation and the fitting sample.
+    mask : ([S,] M, N) bool ndarray, optional
+        Pixels to model; labelled 0 outside.
+
+    Returns
+    -------
+    ([S,] M, N) uint8 ndarray
+        Labels in order of increasing class mean.
     """
     memberships, _, _ = gmm_memberships(image, k=k, seed=seed, mask=mask)
     labels = (np.argmax(memberships, axis=0) + 1).astype(np.uint8)

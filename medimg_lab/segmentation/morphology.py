@@ -24,9 +24,16 @@ def fill_holes(
 ) -> np.ndarray:
     """Fill the background regions that the mask encloses.
 
+    Parameters
+    ----------
+    mask : ([S,] M, N) bool ndarray
+    per_slice : bool
+        Fill the holes of each slice (2D) rather than in 3D; a volume's
+        hole open at its first or last slice is filled only so.
+
     Returns
     -------
-    bool ndarray
+    ([S,] M, N) bool ndarray
     """
     mask = check_mask(mask)
     if per_slice and mask.ndim == 3:
@@ -48,7 +55,19 @@ def keep_largest(
     *,
     connectivity: Connectivity = 1,
 ) -> np.ndarray:
-    """The largest connected component of the mask (empty stays empty)."""
+    """The largest connected component of the mask (empty stays empty).
+
+    Parameters
+    ----------
+    mask : ([S,] M, N) bool ndarray
+    connectivity : int
+        Neighbours joined, in [1, 3]: 1 faces, 2 edges, 3 corners (at most
+        the mask's dimension).
+
+    Returns
+    -------
+    ([S,] M, N) bool ndarray
+    """
     mask = check_mask(mask)
     labels, sizes = _components(mask, min(connectivity, mask.ndim))
     if sizes.max(initial=0) == 0:
@@ -78,6 +97,21 @@ def remove_small(
 
     ``min_size`` is an area in mm² for 2D masks and a volume in mL (1 mL =
     1000 mm³) for volumes, measured with ``spacing`` (mm per axis).
+
+    Parameters
+    ----------
+    mask : ([S,] M, N) bool ndarray
+    min_size : float
+        Smallest island kept, in mm² (2D) or mL (3D), in [0, 1000000] (a
+        slider offers 0 to 1000).
+    connectivity : int
+        Neighbours joined, in [1, 3]: 1 faces, 2 edges, 3 corners.
+    spacing : tuple of float, optional
+        mm per axis; default 1 mm.
+
+    Returns
+    -------
+    ([S,] M, N) bool ndarray
     """
     mask = check_mask(mask)
     sp = check_spacing(mask.shape, spacing)
@@ -125,7 +159,21 @@ def binary_open(
     ] = 1.0,
     spacing: Spacing = None,
 ) -> np.ndarray:
-    """Morphological opening with a ball of ``radius_mm``: removes thin spurs."""
+    """Morphological opening with a ball of ``radius_mm``: removes thin spurs.
+
+    Parameters
+    ----------
+    mask : ([S,] M, N) bool ndarray
+    radius_mm : float
+        Radius of the ball in mm, in [0, 20]; a ball smaller than a pixel
+        gives the mask back.
+    spacing : tuple of float, optional
+        mm per axis; default 1 mm. The ball is an ellipsoid in pixels.
+
+    Returns
+    -------
+    ([S,] M, N) bool ndarray
+    """
     return _morph(mask, radius_mm, spacing, "open")
 
 
@@ -138,5 +186,19 @@ def binary_close(
     ] = 1.0,
     spacing: Spacing = None,
 ) -> np.ndarray:
-    """Morphological closing with a ball of ``radius_mm``: bridges small gaps."""
+    """Morphological closing with a ball of ``radius_mm``: bridges small gaps.
+
+    Parameters
+    ----------
+    mask : ([S,] M, N) bool ndarray
+    radius_mm : float
+        Radius of the ball in mm, in [0, 20]; a ball smaller than a pixel
+        gives the mask back.
+    spacing : tuple of float, optional
+        mm per axis; default 1 mm. The ball is an ellipsoid in pixels.
+
+    Returns
+    -------
+    ([S,] M, N) bool ndarray
+    """
     return _morph(mask, radius_mm, spacing, "close")

@@ -62,6 +62,20 @@ def region_grow(
     image : ([S,] M, N) ndarray
     seeds : sequence of (row, col) or (slice, row, col)
         One or more seed points.
+    method : {"tolerance", "confidence"}
+        A fixed tolerance around the seeds' mean, or the adaptive confidence
+        interval.
+    tolerance : float, optional
+        Largest difference from the seeds' mean, in the image's units, >= 0;
+        default 10 % of the robust value range. For ``"tolerance"``.
+    multiplier : float
+        Half-width of the confidence interval in SDs, in [0.5, 6]. For
+        ``"confidence"``.
+    iterations : int
+        Re-estimations of the mean and SD, in [1, 20]. For ``"confidence"``.
+    connectivity : int
+        Neighbours joined, in [1, 3]: 1 faces, 2 edges, 3 corners (at most
+        the image's dimension).
 
     Returns
     -------
@@ -159,6 +173,21 @@ def chan_vese(
 
     The window (default the robust percentile range) is mapped to [0, 1];
     the contour separates two regions of near-constant intensity.
+
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    iterations : int
+        Evolution steps, in [1, 500].
+    smoothing : int
+        Curvature smoothing passes per step, in [0, 4].
+    lambda1, lambda2 : float
+        Weights of the inside and the outside region, each in [0.1, 10].
+    window : (center, width), optional
+        Value range mapped to [0, 1], in the image's units; default the
+        robust percentile range.
+    init : ([S,] M, N) bool ndarray, optional
+        The starting region; default a checkerboard.
 
     Returns
     -------

@@ -69,7 +69,19 @@ def threshold_preset(
         str, Param(choices=tuple(HU_RANGES), doc="tissue range in HU")
     ] = "bone",
 ) -> np.ndarray:
-    """Keep a named tissue's range of :data:`HU_RANGES`; the image must be in HU."""
+    """Keep a named tissue's range of :data:`HU_RANGES`; the image must be in HU.
+
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+        CT values in HU.
+    preset : str
+        A name of :data:`HU_RANGES` (``"bone"``, ``"lung"`` ...).
+
+    Returns
+    -------
+    ([S,] M, N) bool ndarray
+    """
     low, high = HU_RANGES[preset]
     return threshold_range(image, low=low, high=high)
 
@@ -99,6 +111,20 @@ def otsu_value(
 
     It maximises the between-class variance of the histogram.
 
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+        At least two different finite values (in ``mask``).
+    nbins : int
+        Histogram bins, in [16, 4096].
+    mask : ([S,] M, N) bool ndarray, optional
+        Only these pixels make the histogram.
+
+    Returns
+    -------
+    float
+        The threshold, in the image's units.
+
     References
     ----------
     Otsu N. A threshold selection method from gray-level histograms. IEEE
@@ -117,6 +143,14 @@ def threshold_otsu(
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pixels above Otsu's threshold (:func:`otsu_value`).
+
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    nbins : int
+        Histogram bins, in [16, 4096].
+    mask : ([S,] M, N) bool ndarray, optional
+        Only these pixels make the histogram.
 
     Returns
     -------
@@ -137,6 +171,16 @@ def threshold_multiotsu(
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Labels ``1..classes`` by Otsu's criterion for several classes.
+
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+    classes : int
+        Number of classes, in [2, 5].
+    nbins : int
+        Histogram bins, in [16, 4096].
+    mask : ([S,] M, N) bool ndarray, optional
+        Only these pixels make the histogram; the others are labelled 0.
 
     Returns
     -------
