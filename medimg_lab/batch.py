@@ -114,12 +114,16 @@ class BatchResult:
         As written to ``provenance.json``.
     dashboard : str or None
         The Dask dashboard link, when a cluster ran it.
+    runner : str
+        Where the studies ran, and why, as a sentence (such as "12 studies:
+        ran in this process (serial), cheaper than starting workers").
     """
 
     table: Any
     out: Path
     provenance: dict
     dashboard: str | None = None
+    runner: str = ""
 
     @property
     def failed(self):
@@ -506,14 +510,28 @@ def _process(item: Item, recipe, out: Path, options: dict) -> dict:
 
 
 def _run_task(items: list[Item], recipe_data: dict, out: str, options: dict) -> list:
-    """A Dask task: many studies, each loaded by the worker itself."""
-    import cv2
+    """A Dask task: many studies, each loaded by the worker itself.
 
+    The worker's process settings (one OpenCV thread, allocator thresholds)
+    come from the :class:`~medimg_lab._worker_settings.WorkerSettings`
+    plugin that :func:`run` registers.
+    """
     from .recipe import Recipe
 
-    cv2.setNumThreads(1)  # one image per core: no oversubscription
     recipe = Recipe.from_dict(recipe_data)
     return [_process(item, recipe, Path(out), options) for item in items]
+
+
+def _worker_view(folders: list[str], files: list[str], out: str) -> dict:
+    """What a worker sees of the run's paths (runs on each worker)."""
+    import socket
+
+    return {
+        "host": socket.gethostname(),
+        "cwd": os.getcwd(),
+        "missing": [p for p in [*folders, *files] if not os.path.exists(p)],
+        "out": os.path.isdir(out) and os.access(out, os.W_OK | os.X_OK),
+    }
 
 
 # --------------------------------------------------------------------- run
@@ -536,17 +554,6 @@ def _task_size(n: int, workers: int) -> int:
     return max(1, min(100, math.ceil(n / (4 * max(workers, 1)))))
 
 
-#: Environment of local worker processes. Dask sets ``MALLOC_TRIM_THRESHOLD_``
-#: to 64 KiB, which also stops glibc from raising its mmap threshold: every
-#: image-sized temporary then becomes a fresh mmap with page faults, and a
-#: study took 1.5x as long in a worker as in a plain loop. Large thresholds
-#: keep those arrays on the heap.
-_WORKER_ENV = {
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 512 * 2**20,
-    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 64 * 2**20,
-}
-
-
 def local_cluster(workers: int | None = None, *, threads: bool = False):
     """A Dask ``LocalCluster`` on 127.0.0.1 set up for image batches.
 
@@ -567,11 +574,15 @@ def local_cluster(workers: int | None = None, *, threads: bool = False):
     import dask
     from dask.distributed import LocalCluster
 
-    n = workers or max(1, min(os.cpu_count() or 1, 8))
+    from ._worker_settings import local_worker_environ
+
+    n = workers or _default_workers()
     # Threads share this process and talk in memory (inproc://): no host to
     # bind. Worker processes listen on 127.0.0.1 only.
     network = {} if threads else {"host": "127.0.0.1"}
-    with dask.config.set(_WORKER_ENV):
+    # The allocator thresholds go into the workers' environment before they
+    # start (see medimg_lab._worker_settings); run() applies the rest.
+    with dask.config.set(local_worker_environ()):
         return LocalCluster(
             n_workers=1 if threads else n,
             threads_per_worker=n if threads else 1,
@@ -591,16 +602,98 @@ def _dashboard(client, cluster) -> str:
     return f"http://127.0.0.1:{port}/status" if port else client.dashboard_link
 
 
+def _default_workers() -> int:
+    """Workers of a local cluster when none are asked for: the cores, at most 8."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
 def _client(client, workers: int | None):
     """``(client, cluster_to_close)`` for the requested execution."""
     from dask.distributed import Client
 
-    if client is None or client == "threads":
+    if client in ("processes", "threads"):
         cluster = local_cluster(workers, threads=client == "threads")
-        return Client(cluster), cluster
+        return Client(cluster, set_as_default=False), cluster
     if isinstance(client, str):
-        return Client(client, timeout="30s"), None
+        try:
+            return Client(client, timeout=_CONNECT_TIMEOUT, set_as_default=False), None
+        except (OSError, TimeoutError) as err:
+            raise MedImgError(
+                client,
+                f"is a Dask scheduler this process could not reach in "
+                f"{_CONNECT_TIMEOUT} ({type(err).__name__}).",
+                "Check the address (tcp://HOST:PORT, as `dask scheduler` prints "
+                "it) and that the scheduler is running and reachable from here.",
+            ) from None
     return client, None
+
+
+#: How long to wait for a scheduler to answer, and for its first worker.
+_CONNECT_TIMEOUT = "30s"
+
+
+def _prepare_workers(dask_client, items: list[Item], out: Path) -> int:
+    """Settings on every worker, and the run's paths checked there; the workers.
+
+    Registers :class:`~medimg_lab._worker_settings.WorkerSettings` (also
+    for workers that join later), then asks each worker whether it sees
+    the inputs (each folder and its first file) and can write to ``out``:
+    a worker on another machine without the same shared file system
+    would fail every study.
+
+    Raises
+    ------
+    MedImgError
+        When the cluster has no worker.
+    NotFoundError
+        When a worker cannot see an input or cannot write to ``out``.
+    """
+    from ._worker_settings import WorkerSettings
+
+    address = dask_client.scheduler.address
+    if not dask_client.scheduler_info()["workers"]:
+        try:
+            dask_client.wait_for_workers(1, timeout=_CONNECT_TIMEOUT)
+        except TimeoutError:
+            raise MedImgError(
+                str(address),
+                f"is a Dask scheduler without workers (none joined in "
+                f"{_CONNECT_TIMEOUT}).",
+                f"Start at least one worker: dask worker {address}",
+            ) from None
+    dask_client.register_plugin(WorkerSettings())
+    firsts: dict[str, str] = {}
+    for item in items:
+        folder = str(Path(item.files[0]).parent)
+        firsts.setdefault(folder, item.files[0])
+    views = dask_client.run(
+        _worker_view, sorted(firsts), sorted(firsts.values()), str(out)
+    )
+    here = os.getcwd()
+    shared = (
+        "Give paths on a file system that every worker mounts at the same "
+        "path (a shared folder), or copy the data there; relative paths are "
+        f"taken from this process's folder, {here}."
+    )
+    for worker, view in sorted(views.items()):
+        where = f"Dask worker {worker} (host {view['host']})"
+        if view["missing"]:
+            first = view["missing"][0]
+            more = len(view["missing"]) - 1
+            also = f" (and {more} more of the inputs)" if more else ""
+            raise NotFoundError(
+                first,
+                f"exists here but not for {where}{also}; nothing was submitted.",
+                shared,
+            )
+        if not view["out"]:
+            raise NotFoundError(
+                str(out),
+                f"is not a folder that {where} can write to, though it is here; "
+                "nothing was submitted.",
+                shared,
+            )
+    return len(views)
 
 
 def _progress_callback(progress, total: int) -> tuple[Callable[[int], None], Callable]:
@@ -618,6 +711,124 @@ def _progress_callback(progress, total: int) -> tuple[Callable[[int], None], Cal
         bar = tqdm(total=total, unit="study", file=sys.stderr, leave=True)
         return bar.update, bar.close
     return (lambda n: None), (lambda: None)
+
+
+def _absolute(spec: str | os.PathLike) -> str:
+    """``spec`` as an absolute path of this process's folder; a URL as it is.
+
+    Workers run in folders of their own, often on other machines: a path
+    relative to this process means nothing to them.
+    """
+    text = os.fspath(spec)
+    if "://" in text:
+        return text
+    return os.path.abspath(os.path.expanduser(text))
+
+
+#: Seconds to start a local cluster of worker processes and import the
+#: library in each before the first result, measured on 2 loaded cores with
+#: 2 workers (benchmarks/bench_batch.py prints it as "cluster start").
+_PROCESS_START_S = 2.5
+#: Throughput of each worker process against this process's loop (measured:
+#: 0.9-0.97 on 2 cores).
+_PROCESS_EFFICIENCY = 0.9
+#: Below this much estimated work, threads cannot win anything worth a pool.
+_THREADS_FROM_S = 1.0
+#: Studies the automatic choice times in this process before it decides.
+_PROBE_STUDIES = 3
+
+
+def _choose_runner(n_left: int, seconds_each: float, workers: int) -> str:
+    """The cheapest way to run ``n_left`` more studies of ``seconds_each`` each.
+
+    Parameters
+    ----------
+    n_left : int
+        Studies still to run.
+    seconds_each : float
+        Measured time of one study in this process, in s.
+    workers : int
+        Cores (worker processes or threads) available.
+
+    Returns
+    -------
+    {"serial", "threads", "processes"}
+        ``"processes"`` when a local cluster, its start of
+        :data:`_PROCESS_START_S` included, finishes before this process
+        alone would; otherwise threads in this process (nothing to start;
+        they gain what the steps run outside the GIL) once the work is worth
+        a pool, else a plain loop.
+    """
+    serial = n_left * seconds_each
+    if workers <= 1 or serial < _THREADS_FROM_S:
+        return "serial"
+    processes = _PROCESS_START_S + serial / (workers * _PROCESS_EFFICIENCY)
+    return "processes" if processes < serial else "threads"
+
+
+def _in_process(items, recipe, out, options, step, threads: int) -> list[dict]:
+    """Run ``items`` in this process, on ``threads`` threads (1: a plain loop)."""
+    if threads <= 1:
+        records = []
+        for item in items:
+            records.append(_process(item, recipe, out, options))
+            step(1)
+        return records
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="medimg-batch") as pool:
+        futures = [pool.submit(_process, item, recipe, out, options) for item in items]
+        records = []
+        for future in as_completed(futures):
+            records.append(future.result())
+            step(1)
+    return records
+
+
+def _probe(items, recipe, out, options, step) -> tuple[list[dict], float]:
+    """The first studies run here, timed: ``(records, seconds per study)``.
+
+    At most :data:`_PROBE_STUDIES`, and no more once they took
+    :data:`_PROCESS_START_S` (a cluster would have started by then). The
+    first study also pays first-use costs (decoders, tables), so it counts
+    only when it is the only one.
+    """
+    records, seconds = [], []
+    for item in items[:_PROBE_STUDIES]:
+        began = time.perf_counter()
+        records.append(_process(item, recipe, out, options))
+        seconds.append(time.perf_counter() - began)
+        step(1)
+        if sum(seconds) >= _PROCESS_START_S:
+            break
+    timed = seconds[1:] or seconds
+    return records, (sorted(timed)[len(timed) // 2] if timed else 0.0)
+
+
+def _on_dask(dask_client, cluster, items, recipe_data, out, options, step, progress):
+    """Run ``items`` on a Dask cluster; ``(records, dashboard)``."""
+    from dask.distributed import as_completed
+
+    dashboard = _dashboard(dask_client, cluster)
+    if progress is True:
+        print(f"Dask dashboard: {dashboard}", file=sys.stderr)
+    _prepare_workers(dask_client, items, out)
+    slots = sum(dask_client.nthreads().values())
+    size = _task_size(len(items), slots)
+    tasks = [items[k : k + size] for k in range(0, len(items), size)]
+    futures = [
+        dask_client.submit(
+            _run_task, task, recipe_data, str(out), options, pure=False, retries=3
+        )
+        for task in tasks
+    ]
+    records: list[dict] = []
+    # The run's own client's loop: the default one may be another client's,
+    # which then delivered results in bursts about 5 s apart.
+    for _, found in as_completed(futures, loop=dask_client.loop, with_results=True):
+        records.extend(found)
+        step(len(found))
+    return records, dashboard
 
 
 def run(
@@ -639,18 +850,28 @@ def run(
     recipe : Recipe, dict or path
         A :class:`~medimg_lab.recipe.Recipe`, its dict, or a recipe JSON file.
     inputs : path, glob, CSV manifest or a sequence of them
-        See :func:`discover`.
+        See :func:`discover`. Relative paths are taken from this process's
+        working folder and made absolute before anything is submitted, so
+        that workers running elsewhere read the same files.
     out : path
-        Output folder, created if needed. Its earlier results are reused
-        where current (resume).
-    client : None, "threads", "serial", dask Client or str
-        ``None``: a local cluster of ``workers`` processes on 127.0.0.1.
-        ``"threads"``: one process with ``workers`` threads. ``"serial"``: a
-        plain loop in this process, no Dask. A ``Client``: any existing
-        dask.distributed cluster. A string: a scheduler address such as
-        ``"tcp://10.0.0.5:8786"``.
+        Output folder, created if needed (a relative one, as ``inputs``).
+        Its earlier results are reused where current (resume).
+    client : None, "processes", "threads", "serial", dask Client or str
+        ``None``: the cheapest of the three below for this cohort, chosen
+        after timing its first studies in this process (see
+        ``BatchResult.runner``): a small cohort runs here, serially or on
+        threads, because starting worker processes costs about
+        :data:`_PROCESS_START_S` s. ``"processes"``: a local cluster of
+        ``workers`` processes on 127.0.0.1. ``"threads"``: one process with
+        ``workers`` threads. ``"serial"``: a plain loop in this process, no
+        Dask. A ``Client``: any existing dask.distributed cluster. A string:
+        a scheduler address such as ``"tcp://10.0.0.5:8786"``. On a Dask
+        cluster the workers get the project's settings through a worker
+        plugin, and are asked first whether they see the inputs and can
+        write to ``out``.
     workers : int, optional
-        Worker processes (or threads) of a local cluster; default the cores.
+        Worker processes (or threads) of a local cluster; default the cores,
+        at most 8.
     force : bool
         Recompute studies whose results are current.
     save_images : bool
@@ -658,8 +879,9 @@ def run(
     format : {"nii.gz", "png"}
         File format of 2D masks (volumes are always NIfTI).
     progress : bool or callable
-        A tqdm bar on stderr, nothing, or ``progress(done, total)`` called as
-        studies finish (a notebook passes a widget's updater).
+        A tqdm bar on stderr (and the runner chosen, and the dashboard),
+        nothing, or ``progress(done, total)`` called as studies finish (a
+        notebook passes a widget's updater).
 
     Returns
     -------
@@ -670,7 +892,10 @@ def run(
     RecipeError
         For a recipe that does not validate, before anything runs.
     NotFoundError
-        For inputs that do not exist.
+        For inputs that do not exist, or that a cluster's workers cannot
+        see (nor write to ``out``), before anything is submitted.
+    MedImgError
+        For a scheduler that cannot be reached or has no workers.
     """
     from .io._atomic import atomic_write
     from .recipe import Recipe
@@ -681,7 +906,20 @@ def run(
         recipe = Recipe.from_dict(recipe)
     if format not in ("nii.gz", "png"):
         raise ValueError(f"format must be 'nii.gz' or 'png'; got {format!r}")
-    out = Path(out)
+    allowed = (None, "processes", "threads", "serial")
+    if isinstance(client, str) and client not in allowed and "://" not in client:
+        raise ValueError(
+            f"client must be one of {allowed[1:]}, a scheduler address such as "
+            f"'tcp://10.0.0.5:8786', a dask Client or None; got {client!r}"
+        )
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ValueError(
+            f"workers must be a whole number of at least 1; got {workers!r}"
+        )
+    out = Path(_absolute(out))
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    inputs = [_absolute(spec) for spec in inputs]
     # An output folder inside an input folder is never read back as input.
     items = [
         item
@@ -700,38 +938,55 @@ def run(
     step, close = _progress_callback(progress, len(items))
     records: list[dict] = []
     dashboard = None
+    n = len(items)
+    cores = workers or _default_workers()
     try:
-        if client == "serial":
-            for item in items:
-                records.append(_process(item, recipe, out, options))
-                step(1)
+        chosen = client
+        if client is None:
+            records, each = _probe(items, recipe, out, options, step)
+            chosen = _choose_runner(n - len(records), each, cores)
+            cheaper = "cheaper than starting workers"
+            runner = {
+                "serial": f"{n} studies: ran in this process (serial), {cheaper}",
+                "threads": (
+                    f"{n} studies: ran in this process on {cores} threads, {cheaper}"
+                ),
+                "processes": (
+                    f"{n} studies: ran on {cores} local worker processes "
+                    f"(about {each * 1000:.0f} ms a study, {n * each:.1f} s of "
+                    f"work: worth starting workers, about {_PROCESS_START_S} s)"
+                ),
+            }[chosen]
+            if chosen == "threads":
+                chosen = "in-process threads"
+        elif client == "serial":
+            runner = f"{n} studies: ran in this process (serial), as asked"
+        elif client in ("processes", "threads"):
+            runner = f"{n} studies: ran on a local cluster of {cores} {client}"
         else:
-            from dask.distributed import as_completed
-
-            dask_client, cluster = _client(client, workers)
+            runner = f"{n} studies: ran on the Dask cluster {client!r}"
+        _log.info("batch: %s", runner)
+        if progress is True:
+            print(runner, file=sys.stderr)
+        left = items[len(records) :]
+        if chosen == "serial":
+            records += _in_process(left, recipe, out, options, step, 1)
+        elif chosen == "in-process threads":
+            records += _in_process(left, recipe, out, options, step, cores)
+        else:
+            dask_client, cluster = _client(chosen, workers)
             try:
-                dashboard = _dashboard(dask_client, cluster)
-                if progress is True:
-                    print(f"Dask dashboard: {dashboard}", file=sys.stderr)
-                n_workers = max(1, len(dask_client.scheduler_info()["workers"]))
-                size = _task_size(len(items), n_workers)
-                tasks = [items[k : k + size] for k in range(0, len(items), size)]
-                futures = [
-                    dask_client.submit(
-                        _run_task,
-                        task,
-                        recipe_data,
-                        str(out),
-                        options,
-                        pure=False,
-                        retries=3,
-                    )
-                    for task in tasks
-                ]
-                for future in as_completed(futures):
-                    found = future.result()
-                    records.extend(found)
-                    step(len(found))
+                found, dashboard = _on_dask(
+                    dask_client,
+                    cluster,
+                    left,
+                    recipe_data,
+                    out,
+                    options,
+                    step,
+                    progress,
+                )
+                records += found
             finally:
                 if cluster is not None:
                     dask_client.close()
@@ -755,7 +1010,8 @@ def run(
         "platform": platform.platform(),
         "started": started.isoformat(),
         "finished": finished.isoformat(),
-        "scheduler": "serial" if client == "serial" else (dashboard or "dask"),
+        "scheduler": dashboard or str(chosen),
+        "runner": runner,
         "counts": {
             "studies": len(records),
             "ok": int((table["status"] == "ok").sum()) if len(table) else 0,
@@ -768,7 +1024,13 @@ def run(
     }
     _write_json(out / "provenance.json", provenance)
     _log.info("batch: %s", provenance["counts"])
-    return BatchResult(table=table, out=out, provenance=provenance, dashboard=dashboard)
+    return BatchResult(
+        table=table,
+        out=out,
+        provenance=provenance,
+        dashboard=dashboard,
+        runner=runner,
+    )
 
 
 def _provenance_input(record: dict) -> dict:
