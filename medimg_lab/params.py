@@ -140,7 +140,22 @@ Connectivity = typing.Annotated[
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """A declared parameter: name, Python type, default and :class:`Param`."""
+    """A declared parameter: name, Python type, default and :class:`Param`.
+
+    Attributes
+    ----------
+    name : str
+        The keyword parameter's name.
+    type : type
+        Its type without ``Annotated`` and ``None`` (``float``, ``int``,
+        ``tuple[float, ...]`` ...).
+    default : object
+        The signature's default (``inspect.Parameter.empty`` if none).
+    param : Param
+        Range, step, unit and meaning.
+    optional : bool
+        ``None`` is allowed (``float | None``).
+    """
 
     name: str
     type: type
@@ -168,6 +183,23 @@ class ParamSpec:
         Python ``int`` or ``float``. A ``tuple[float, ...]`` (or of ``int``)
         declaration checks every element against the one :class:`Param`
         and gives a tuple (a lone number is a tuple of one).
+
+        Parameters
+        ----------
+        value : object
+            The value given (from Python or from a recipe's JSON).
+        where : str
+            Start of the message, naming the function (``"gaussian: "``).
+
+        Returns
+        -------
+        object
+            The value coerced to the declared type.
+
+        Raises
+        ------
+        ValueError
+            ``"<where><name> must lie in [0.1, 50] mm; got 80"`` and the like.
         """
         if value is None and self.optional:
             return None
@@ -230,7 +262,19 @@ class ParamSpec:
 
 
 def parameters(fn: Callable) -> dict[str, ParamSpec]:
-    """The declared (``Annotated`` with :class:`Param`) keyword parameters of ``fn``."""
+    """The declared (``Annotated`` with :class:`Param`) keyword parameters of ``fn``.
+
+    Parameters
+    ----------
+    fn : callable
+        A function (or a :func:`declared` wrapper of one, which keeps its
+        hints).
+
+    Returns
+    -------
+    dict of str to ParamSpec
+        In signature order; parameters without a :class:`Param` are left out.
+    """
     return dict(_declared(fn))
 
 
@@ -269,6 +313,24 @@ def validate(fn: Callable, values: dict[str, Any]) -> dict[str, Any]:
     Declared parameters are checked and coerced to their types; other keyword
     parameters of the signature (context such as ``spacing``) pass as they
     are. Defaults are not filled in.
+
+    Parameters
+    ----------
+    fn : callable
+        The declared function.
+    values : dict
+        ``{name: value}`` given, without the image.
+
+    Returns
+    -------
+    dict
+        The values, declared ones coerced by :meth:`ParamSpec.check`.
+
+    Raises
+    ------
+    ValueError
+        For a name the function does not take, or a value outside its
+        declaration.
     """
     specs = parameters(fn)
     accepted = [
@@ -296,6 +358,16 @@ def declared(fn: Callable) -> Callable:
     coerced value is passed on; defaults are not re-checked. The wrapper
     keeps ``fn``'s name, docstring, signature and type hints; the unchecked
     function is its ``__wrapped__``. Works on methods (``__init__``, too).
+
+    Parameters
+    ----------
+    fn : callable
+        A function whose options are declared with ``Annotated[..., Param]``.
+
+    Returns
+    -------
+    callable
+        The checking wrapper (``fn`` itself if it is one already).
     """
     if getattr(fn, "_declared", False):
         return fn

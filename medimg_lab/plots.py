@@ -76,7 +76,17 @@ def figure(
 
 
 def render(fig) -> np.ndarray:
-    """Draw ``fig`` and return its pixels, ``(height, width, 3)`` uint8 RGB."""
+    """Draw ``fig`` and return its pixels, ``(height, width, 3)`` uint8 RGB.
+
+    Parameters
+    ----------
+    fig : matplotlib Figure
+        With a canvas that has ``buffer_rgba`` (Agg, as :func:`figure` makes).
+
+    Returns
+    -------
+    (height, width, 3) uint8 ndarray
+    """
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
@@ -134,7 +144,16 @@ class DensityChart:
         ax.set_ylabel(f"density (1/{unit})")
 
     def update(self, model, boundaries: Sequence[tuple[float, str, str]] = ()):
-        """Draw ``model``'s curves (a one-feature ``GaussianBayes``) and boundaries."""
+        """Draw ``model``'s curves (a one-feature ``GaussianBayes``) and boundaries.
+
+        Parameters
+        ----------
+        model : GaussianBayes
+            Fitted on one feature, the intensity.
+        boundaries : sequence of (float, str, str)
+            ``(x, left class, right class)`` of each decision boundary, in
+            the axis' unit (:func:`~medimg_lab.recognition.decision_boundaries`).
+        """
         joint = model.likelihood(self.x[:, None]) * model.prior
         if not self._curves:
             self._curves = [
@@ -166,7 +185,14 @@ class DensityChart:
 
 
 class RocChart:
-    """ROC curves: false-positive fraction against true-positive fraction."""
+    """ROC curves: false-positive fraction against true-positive fraction.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    title : str
+        Shown above the axes when given.
+    """
 
     def __init__(self, ax, *, title: str = ""):
         self.ax = ax
@@ -181,7 +207,21 @@ class RocChart:
         self._curves: dict[str, object] = {}
 
     def update(self, name: str, fpr, tpr, *, label: str, color=None, lw=1.8):
-        """Draw or move the curve ``name``; ``label`` goes into the legend."""
+        """Draw or move the curve ``name``; ``label`` goes into the legend.
+
+        Parameters
+        ----------
+        name : str
+            Which curve: a new name draws one, a known name moves it.
+        fpr, tpr : (n,) array_like
+            False- and true-positive fractions, each in [0, 1].
+        label : str
+            The legend's text (the AUC, say).
+        color : str, optional
+            A matplotlib colour; default the next of :data:`COLORS`.
+        lw : float
+            Line width in points.
+        """
         line = self._curves.get(name)
         if line is None:
             color = color or _color(len(self._curves))
@@ -193,14 +233,27 @@ class RocChart:
         self.ax.legend(fontsize=7, loc="lower right", frameon=False)
 
     def remove(self, name: str) -> None:
-        """Take the curve ``name`` away."""
+        """Take the curve ``name`` away.
+
+        Parameters
+        ----------
+        name : str
+            A curve of :meth:`update`; an unknown name does nothing.
+        """
         line = self._curves.pop(name, None)
         if line is not None:
             line.remove()
 
 
 class ConfusionChart:
-    """A confusion matrix: row true class, column predicted, counts written."""
+    """A confusion matrix: row true class, column predicted, counts written.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    class_names : sequence of str
+        The K classes, in the matrix's order.
+    """
 
     def __init__(self, ax, class_names: Sequence[str]):
         self.ax = ax
@@ -216,7 +269,13 @@ class ConfusionChart:
         ]
 
     def update(self, matrix: np.ndarray) -> None:
-        """Show the counts of ``matrix`` (K, K); shading is per true class."""
+        """Show the counts of ``matrix`` (K, K); shading is per true class.
+
+        Parameters
+        ----------
+        matrix : (K, K) array_like of int
+            Counts, row the true class and column the predicted one.
+        """
         matrix = np.asarray(matrix)
         rows = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
         shade = matrix / rows
@@ -228,7 +287,14 @@ class ConfusionChart:
 
 
 class PosteriorBars:
-    """Horizontal bars of ``P(C_k|x)`` for one case."""
+    """Horizontal bars of ``P(C_k|x)`` for one case.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    class_names : sequence of str
+        The K classes, one bar each.
+    """
 
     def __init__(self, ax, class_names: Sequence[str]):
         self.ax = ax
@@ -242,7 +308,13 @@ class PosteriorBars:
         self._texts = [ax.text(0, k, "", va="center", fontsize=7) for k in range(K)]
 
     def update(self, posterior: Sequence[float]) -> None:
-        """Set the bar lengths to ``posterior`` (K,), each in [0, 1]."""
+        """Set the bar lengths to ``posterior`` (K,), each in [0, 1].
+
+        Parameters
+        ----------
+        posterior : sequence of float
+            ``P(C_k|x)`` of the K classes, each in [0, 1].
+        """
         for bar, text, p in zip(self._bars, self._texts, posterior, strict=True):
             bar.set_width(float(p))
             text.set_x(float(p) + 0.01)

@@ -601,6 +601,20 @@ class Recipe:
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "recipe") -> Recipe:
         """A recipe from :meth:`to_dict` data; the schema version is checked.
 
+        Parameters
+        ----------
+        data : mapping
+            ``{"schema_version": ..., "steps": [...]}``.
+        source : str
+            How messages name the recipe (its file, say).
+        base : str or os.PathLike, optional
+            Folder that the steps' relative file paths start from; default
+            the working folder.
+
+        Returns
+        -------
+        Recipe
+
         Raises
         ------
         RecipeError
@@ -668,6 +682,20 @@ class Recipe:
     def from_json(cls, text: str | bytes, *, source: str = "recipe") -> Recipe:
         """A recipe from :meth:`to_json` text.
 
+        Parameters
+        ----------
+        text : str or bytes
+            JSON (bytes as UTF-8).
+        source : str
+            How messages name the recipe (its file, say).
+        base : str or os.PathLike, optional
+            Folder that the steps' relative file paths start from; default
+            the working folder.
+
+        Returns
+        -------
+        Recipe
+
         Raises
         ------
         RecipeError
@@ -712,6 +740,15 @@ class Recipe:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recipe:
         """Read a recipe saved by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The recipe's JSON file; the files it names are found beside it.
+
+        Returns
+        -------
+        Recipe
 
         Raises
         ------

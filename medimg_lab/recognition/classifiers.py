@@ -88,7 +88,20 @@ class GaussianBayes(ClassifierMixin, BaseEstimator):
         self.var_smoothing = var_smoothing
 
     def fit(self, X, y) -> GaussianBayes:
-        """Estimate ``μ_ki``, ``σ²_ki`` and ``P(C_k)`` from ``X (n, m)``, ``y (n,)``."""
+        """Estimate ``μ_ki``, ``σ²_ki`` and ``P(C_k)`` from ``X (n, m)``, ``y (n,)``.
+
+        Parameters
+        ----------
+        X : (n, m) array_like
+            ``n`` cases of ``m`` finite features.
+        y : (n,) array_like
+            Their classes, at least 2 of them.
+
+        Returns
+        -------
+        GaussianBayes
+            Itself, fitted.
+        """
         X = _check_features(X)
         y = np.asarray(y)
         if y.shape != (X.shape[0],):
@@ -176,18 +189,36 @@ class GaussianBayes(ClassifierMixin, BaseEstimator):
         return self.class_prior_
 
     def log_likelihood(self, X) -> np.ndarray:
-        """``log P(x|C_k) = Σ_i log N(x_i; μ_ki, σ²_ki)``, shape ``(n, K)``."""
+        """``log P(x|C_k) = Σ_i log N(x_i; μ_ki, σ²_ki)``, shape ``(n, K)``.
+
+        Parameters
+        ----------
+        X : (n, m) array_like
+            ``n`` cases of the ``m`` features the model was fitted on.
+        """
         X = self._x(X)
         d2 = (X[:, None, :] - self.theta_[None]) ** 2 / self.var_[None]
         norm = np.log(2 * np.pi * self.var_).sum(axis=1)
         return -0.5 * (d2.sum(axis=2) + norm[None])
 
     def likelihood(self, X) -> np.ndarray:
-        """``P(x|C_k)``, a density per unit of each feature, shape ``(n, K)``."""
+        """``P(x|C_k)``, a density per unit of each feature, shape ``(n, K)``.
+
+        Parameters
+        ----------
+        X : (n, m) array_like
+            ``n`` cases of the ``m`` features the model was fitted on.
+        """
         return np.exp(self.log_likelihood(X))
 
     def log_evidence(self, X) -> np.ndarray:
-        """``log P(x) = log Σ_k P(x|C_k) P(C_k)``, shape ``(n,)``."""
+        """``log P(x) = log Σ_k P(x|C_k) P(C_k)``, shape ``(n,)``.
+
+        Parameters
+        ----------
+        X : (n, m) array_like
+            ``n`` cases of the ``m`` features the model was fitted on.
+        """
         from scipy.special import logsumexp
 
         with np.errstate(divide="ignore"):
@@ -195,11 +226,23 @@ class GaussianBayes(ClassifierMixin, BaseEstimator):
         return logsumexp(self.log_likelihood(X) + log_prior, axis=1)
 
     def evidence(self, X) -> np.ndarray:
-        """``P(x)``, shape ``(n,)``."""
+        """``P(x)``, shape ``(n,)``.
+
+        Parameters
+        ----------
+        X : (n, m) array_like
+            ``n`` cases of the ``m`` features the model was fitted on.
+        """
         return np.exp(self.log_evidence(X))
 
     def log_posterior(self, X) -> np.ndarray:
-        """``log P(C_k|x)``, shape ``(n, K)``."""
+        """``log P(C_k|x)``, shape ``(n, K)``.
+
+        Parameters
+        ----------
+        X : (n, m) array_like
+            ``n`` cases of the ``m`` features the model was fitted on.
+        """
         from scipy.special import logsumexp
 
         with np.errstate(divide="ignore"):
@@ -207,19 +250,43 @@ class GaussianBayes(ClassifierMixin, BaseEstimator):
         return joint - logsumexp(joint, axis=1, keepdims=True)
 
     def posterior(self, X) -> np.ndarray:
-        """``P(C_k|x) = P(x|C_k) P(C_k) / P(x)``, shape ``(n, K)``, rows sum to 1."""
+        """``P(C_k|x) = P(x|C_k) P(C_k) / P(x)``, shape ``(n, K)``, rows sum to 1.
+
+        Parameters
+        ----------
+        X : (n, m) array_like
+            ``n`` cases of the ``m`` features the model was fitted on.
+        """
         return np.exp(self.log_posterior(X))
 
     def predict_proba(self, X) -> np.ndarray:
-        """The posterior :meth:`posterior`, for scikit-learn."""
+        """The posterior :meth:`posterior`, for scikit-learn.
+
+        Parameters
+        ----------
+        X : (n, m) array_like
+            ``n`` cases of the ``m`` features the model was fitted on.
+        """
         return self.posterior(X)
 
     def predict_log_proba(self, X) -> np.ndarray:
-        """The log posterior :meth:`log_posterior`, for scikit-learn."""
+        """The log posterior :meth:`log_posterior`, for scikit-learn.
+
+        Parameters
+        ----------
+        X : (n, m) array_like
+            ``n`` cases of the ``m`` features the model was fitted on.
+        """
         return self.log_posterior(X)
 
     def predict(self, X) -> np.ndarray:
-        """The class of largest posterior, shape ``(n,)``."""
+        """The class of largest posterior, shape ``(n,)``.
+
+        Parameters
+        ----------
+        X : (n, m) array_like
+            ``n`` cases of the ``m`` features the model was fitted on.
+        """
         return self.classes_[np.argmax(self.log_posterior(X), axis=1)]
 
 

@@ -160,6 +160,19 @@ class ContextBayes:
     frequencies or given, and :meth:`with_priors` changes them without
     refitting.
 
+    Parameters
+    ----------
+    classes : sequence of str
+        Class names, in the order of labels 1..K.
+    log_likelihood : (K, bins, bins) float32 ndarray
+        ``log P(x, m | C_k)`` per bin (per unit²).
+    value_range : (low, high)
+        Feature values the bins span, in the image's units.
+    fitted_prior : (K,) ndarray
+        Class frequencies of the training voxels; the priors in use at first.
+    sigma_mm : float
+        The neighbourhood of feature ``m``, in mm.
+
     Attributes
     ----------
     classes_ : (K,) ndarray of str
@@ -189,7 +202,18 @@ class ContextBayes:
         return self.log_likelihood_.shape[1]
 
     def with_priors(self, priors) -> ContextBayes:
-        """A copy with priors ``P(C_k)`` (K values > 0, summing to 1)."""
+        """A copy with priors ``P(C_k)`` (K values > 0, summing to 1).
+
+        Parameters
+        ----------
+        priors : (K,) array_like of float
+            In the order of :attr:`classes_`.
+
+        Returns
+        -------
+        ContextBayes
+            The same likelihoods with the new priors; this model is unchanged.
+        """
         priors = np.asarray(priors, dtype=np.float64)
         K = len(self.classes_)
         if (
@@ -242,7 +266,17 @@ class ContextBayes:
         return table[:, index]
 
     def posterior(self, features: np.ndarray) -> np.ndarray:
-        """``P(C_k | x, m)`` of every voxel, ``(K, ...)`` float32, summing to 1."""
+        """``P(C_k | x, m)`` of every voxel, ``(K, ...)`` float32, summing to 1.
+
+        Parameters
+        ----------
+        features : (2, [S,] M, N) ndarray
+            From :func:`context_features` with this model's ``sigma_mm``.
+
+        Returns
+        -------
+        (K, [S,] M, N) float32 ndarray
+        """
         return _softmax(self.log_evidence(features))
 
 

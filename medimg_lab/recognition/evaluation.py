@@ -111,6 +111,23 @@ def group_splits(
     ``StratifiedGroupKFold`` with shuffling: the folds keep the class
     proportions as well as whole groups allow. The arguments are checked
     when it is called, before the first split is asked for.
+
+    Parameters
+    ----------
+    y : (n,) array_like
+        Class labels.
+    groups : (n,) array_like
+        Group of each case (a patient, a block of the image): a group is
+        never split between train and test.
+    folds : int
+        Number of folds, 2 to 20, at most the number of groups.
+    seed : int
+        Shuffling of the groups into folds.
+
+    Yields
+    ------
+    train, test : (n_train,), (n_test,) int ndarray
+        Indices into ``y``.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -236,6 +253,13 @@ def confusion(y_true, y_pred, *, labels=None) -> np.ndarray:
 
 def precision_recall(y_true, y_pred, *, labels=None) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall (sensitivity) per class.
+
+    Parameters
+    ----------
+    y_true, y_pred : (n,) array_like
+        True and predicted labels.
+    labels : (K,) array_like, optional
+        Order of the classes; ``None`` takes the sorted labels present.
 
     Returns
     -------
@@ -417,7 +441,18 @@ class CVResult:
     level: float
 
     def roc(self, k: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """ROC curve of class ``k`` against the rest (:func:`roc_curve`)."""
+        """ROC curve of class ``k`` against the rest (:func:`roc_curve`).
+
+        Parameters
+        ----------
+        k : int
+            A class index in ``[-K, K)``; the default -1 is the last class.
+
+        Returns
+        -------
+        fpr, tpr, thresholds : (t,) float64 ndarray
+            As :func:`roc_curve` gives them.
+        """
         K = len(self.class_names)
         if not (isinstance(k, int | np.integer) and -K <= k < K):
             raise ValueError(f"k must be a class index in [0, {K - 1}]; got {k!r}")

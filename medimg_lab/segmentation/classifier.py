@@ -174,6 +174,18 @@ def feature_names(
 ) -> list[str]:
     """Human-readable names of the features of :func:`feature_bank`, in order.
 
+    Parameters
+    ----------
+    scales_mm : tuple of float
+        Gaussian standard deviations σ in mm, each in [0.1, 20].
+    features : tuple of str
+        Families from :data:`FEATURES`.
+
+    Returns
+    -------
+    list of str
+        One name per feature channel, with its scale in mm.
+
     Examples
     --------
     >>> feature_names(scales_mm=(1, 2), features=("intensity", "hessian"))
@@ -1114,6 +1126,16 @@ class PixelClassifier:
 
         Takes the arguments of :meth:`predict_proba`.
 
+        Parameters
+        ----------
+        image : (M, N) or (S, M, N) ndarray or MedImage, optional
+            Default the image the classifier was trained on.
+        region : tuple of slices, optional
+            Predict only this box (the visible part, one slice of a volume);
+            default everything.
+        spacing : tuple of float, optional
+            mm per axis of ``image``; default 1 mm (or the MedImage's).
+
         Returns
         -------
         ndarray of the region's shape
@@ -1140,6 +1162,18 @@ class PixelClassifier:
         ``1 - (p_(1) - p_(2))``, one minus the gap between the two most
         probable classes. Both are 0 for a certain pixel and 1 for a uniform
         one. Takes the arguments of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        image : (M, N) or (S, M, N) ndarray or MedImage, optional
+            Default the image the classifier was trained on.
+        region : tuple of slices, optional
+            Predict only this box (the visible part, one slice of a volume);
+            default everything.
+        spacing : tuple of float, optional
+            mm per axis of ``image``; default 1 mm (or the MedImage's).
+        kind : {"entropy", "margin"}
+            The measure: normalised entropy, or one minus the margin.
 
         Returns
         -------
@@ -1209,6 +1243,16 @@ class PixelClassifier:
 
         Takes the arguments of :meth:`predict_proba`.
 
+        Parameters
+        ----------
+        image : (M, N) or (S, M, N) ndarray or MedImage, optional
+            Default the image the classifier was trained on.
+        region : tuple of slices, optional
+            Predict only this box (the visible part, one slice of a volume);
+            default everything.
+        spacing : tuple of float, optional
+            mm per axis of ``image``; default 1 mm (or the MedImage's).
+
         Returns
         -------
         (1 or K, ...) float32 ndarray
@@ -1244,6 +1288,18 @@ class PixelClassifier:
         The file holds the model and its feature settings, not the image. It
         is written atomically; an existing file is replaced only with
         ``overwrite=True``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (``.skops``).
+        overwrite : bool
+            Replace an existing file.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
         """
         import skops.io as sio
 
@@ -1277,6 +1333,16 @@ class PixelClassifier:
         Only the types in :data:`TRUSTED_TYPES` (scikit-learn estimators,
         numpy arrays) are accepted; anything else raises
         :class:`UntrustedModelError` before an object is built.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by :meth:`save`.
+
+        Returns
+        -------
+        PixelClassifier
+            Trained, with the saved feature settings.
         """
         state = load_trusted(
             path,
