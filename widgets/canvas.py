@@ -55,7 +55,14 @@ class WindowCanvas(anywidget.AnyWidget):
     table = traitlets.Bytes(b"").tag(sync=True)
 
     def show_values(self, values: np.ndarray) -> None:
-        """Show a grey plane's values, windowed in the page."""
+        """Show a grey plane's values, windowed in the page.
+
+        Parameters
+        ----------
+        values : (M, N) ndarray
+            In the image's units; integers up to 16 bits are sent as they
+            are, other dtypes as float32.
+        """
         values = np.asarray(values)
         kind = _KINDS.get(values.dtype, "f4")
         sent = np.dtype(np.float32 if kind == "f4" else values.dtype)
@@ -64,18 +71,38 @@ class WindowCanvas(anywidget.AnyWidget):
             self.values = values.astype(sent.newbyteorder("<"), copy=False).tobytes()
 
     def show_rgb(self, rgb: np.ndarray) -> None:
-        """Show a ``(H, W, 3)`` uint8 RGB image as it is, windowed in the kernel."""
+        """Show a ``(H, W, 3)`` uint8 RGB image as it is, windowed in the kernel.
+
+        Parameters
+        ----------
+        rgb : (H, W, 3) array_like
+            Converted to uint8.
+        """
         rgb = np.asarray(rgb, dtype=np.uint8)
         with self.hold_sync():
             self.kind, self.shape = "rgb", rgb.shape[:2]
             self.values, self.labels = np.ascontiguousarray(rgb).tobytes(), b""
 
     def show_window(self, center: float, width: float) -> None:
-        """Window the values with ``(center, width)``, sent even if unchanged."""
+        """Window the values with ``(center, width)``, sent even if unchanged.
+
+        Parameters
+        ----------
+        center, width : float
+            The window, in the values' units.
+        """
         self.window = [float(center), float(width), next(_serial)]
 
     def show_overlay(self, labels: np.ndarray | None, opacity: float) -> None:
-        """Draw ``labels`` (0 = none; the shown plane's size) at ``opacity``."""
+        """Draw ``labels`` (0 = none; the shown plane's size) at ``opacity``.
+
+        Parameters
+        ----------
+        labels : (M, N) int ndarray or None
+            Labels of the shown plane; None or all 0 removes the overlay.
+        opacity : float
+            In [0, 1].
+        """
         if labels is None:
             self.labels = self.table = b""
             return

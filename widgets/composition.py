@@ -236,7 +236,14 @@ class BlendExplorer(_Explorer):
 
     # ------------------------------------------------------------------ API
     def set_params(self, **values: Any) -> None:
-        """Set controls by name, as a user would, redrawing once."""
+        """Set controls by name, as a user would, redrawing once.
+
+        Parameters
+        ----------
+        **values
+            ``{name: value}`` of the controls (:attr:`params`); ``inside``
+            and ``outside`` take one of their images' names.
+        """
         self._known(values)
         for name in ("inside", "outside"):
             if name in values and values[name] not in self._controls[name].options:
@@ -247,7 +254,13 @@ class BlendExplorer(_Explorer):
         self._apply(values)
 
     def place_circle(self, index: tuple[int, int]) -> None:
-        """Centre the circle mask at ``(row, col)``, as a click would."""
+        """Centre the circle mask at ``(row, col)``, as a click would.
+
+        Parameters
+        ----------
+        index : (int, int)
+            ``(row, col)`` inside the image.
+        """
         rows, cols = self._image.array.shape
         r, c = (int(v) for v in index)
         if not (0 <= r < rows and 0 <= c < cols):
@@ -260,6 +273,13 @@ class BlendExplorer(_Explorer):
         """Paint (or erase) the ROI along ``(row, col)`` points.
 
         With a brush of ``radius_mm``, as a drag with the brush would.
+
+        Parameters
+        ----------
+        points : (n, 2) array_like
+            ``(row, col)`` pixel positions of the drag.
+        erase : bool
+            Erase instead of painting.
         """
         rows, cols, _ = brush_pixels(
             np.asarray(points).reshape(-1, 2),
@@ -686,6 +706,11 @@ class RegistrationExplorer(_Explorer):
 
         In their units; None keeps the window. The difference view keeps its
         own window, chosen from the pair (:attr:`difference_window`).
+
+        Parameters
+        ----------
+        fixed, moving : (float, float), optional
+            ``(center, width)`` in the image's units, width > 0.
         """
         windows = list(self._windows)
         for k, (name, window) in enumerate((("fixed", fixed), ("moving", moving))):
@@ -703,6 +728,14 @@ class RegistrationExplorer(_Explorer):
 
     def nudge(self, name: str, step: float) -> None:
         """Move the motion slider ``name`` by ``step`` (mm or degrees).
+
+        Parameters
+        ----------
+        name : str
+            A motion slider: ``shift_y_mm``, ``shift_x_mm`` or
+            ``rotation_deg``.
+        step : float
+            mm for a shift, degrees for the rotation.
 
         Raises
         ------
@@ -999,7 +1032,17 @@ class StitchExplorer(_Explorer):
 
     # ------------------------------------------------------------------ API
     def set_tiles(self, tiles, *, spacing=None, refresh: bool = True) -> None:
-        """Replace the tiles (arrays or MedImages) and stitch them."""
+        """Replace the tiles (arrays or MedImages) and stitch them.
+
+        Parameters
+        ----------
+        tiles : sequence of (M, N) ndarray or MedImage
+            At least 2 grey 2D tiles.
+        spacing : (float, float), optional
+            mm per pixel; default a MedImage tile's, else 1 mm.
+        refresh : bool
+            Stitch now (False defers it to the next change).
+        """
         arrays = []
         for k, tile in enumerate(tiles):
             if isinstance(tile, MedImage):
@@ -1021,7 +1064,14 @@ class StitchExplorer(_Explorer):
             self._refresh()
 
     def set_params(self, **values: Any) -> None:
-        """Set ``blend`` or ``min_ncc``, as the controls would."""
+        """Set ``blend`` or ``min_ncc``, as the controls would.
+
+        Parameters
+        ----------
+        **values
+            ``blend`` and ``min_ncc``, checked against
+            :func:`~medimg_lab.composition.stitch`'s declarations.
+        """
         self._apply(validate(C.stitch, values))
 
     @property

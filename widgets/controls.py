@@ -28,6 +28,17 @@ def label_for(spec: ParamSpec, units: str | None = None) -> str:
     """A readable label with the unit: ``sigma_mm`` → ``"sigma (mm)"``.
 
     ``units`` names the image's unit ("HU") for values in image units.
+
+    Parameters
+    ----------
+    spec : ParamSpec
+        From :func:`medimg_lab.params.parameters`.
+    units : str, optional
+        The image's unit, shown for parameters in image units.
+
+    Returns
+    -------
+    str
     """
     unit = spec.param.unit
     if unit == "image units" and units:
@@ -43,6 +54,13 @@ class OptionalNumber(w.HBox):
     """A slider with an "auto" box: ``value`` is ``None`` while auto is ticked.
 
     For parameters whose default is computed from the image (``None``).
+
+    Parameters
+    ----------
+    slider : ipywidgets.FloatSlider
+        The number's slider, disabled while auto is ticked.
+    **kwargs
+        Passed to :class:`ipywidgets.HBox` (``layout`` ...).
     """
 
     value = traitlets.Any(None, allow_none=True)
@@ -194,7 +212,19 @@ def controls_for(
     value_range: tuple[float, float] | None = None,
     units: str | None = None,
 ) -> dict[str, w.Widget]:
-    """One control per declared parameter of ``fn``, in signature order."""
+    """One control per declared parameter of ``fn``, in signature order.
+
+    Parameters
+    ----------
+    fn : callable
+        A declared function or operation.
+    value_range, units
+        As :func:`control_for` takes them.
+
+    Returns
+    -------
+    dict of str to ipywidgets.Widget
+    """
     return {
         name: control_for(spec, value_range=value_range, units=units)
         for name, spec in parameters(fn).items()
@@ -202,5 +232,15 @@ def controls_for(
 
 
 def values_of(controls: dict[str, w.Widget]) -> dict[str, Any]:
-    """The current ``{name: value}`` of a set of controls."""
+    """The current ``{name: value}`` of a set of controls.
+
+    Parameters
+    ----------
+    controls : dict of str to ipywidgets.Widget
+        As :func:`controls_for` gives them.
+
+    Returns
+    -------
+    dict
+    """
     return {name: control.value for name, control in controls.items()}

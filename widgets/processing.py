@@ -194,7 +194,14 @@ class ProcessingPanel(StagePanel):
         return values
 
     def set_params(self, **values: Any) -> None:
-        """Set parameters of the current operation, as the sliders would."""
+        """Set parameters of the current operation, as the sliders would.
+
+        Parameters
+        ----------
+        **values
+            ``{name: value}`` of its declared parameters (checked against the
+            declarations); ``h`` of ``convolve`` takes a kernel or its name.
+        """
         if "h" in values and self.operation == "convolve":
             h = values.pop("h")
             self._kernel.set_kernel(processing.kernel(h) if isinstance(h, str) else h)

@@ -15,6 +15,11 @@ class BatchProgress(NotebookNote, ipw.HBox):
     Pass it as ``progress=`` to :func:`medimg_lab.batch.run`; it is called
     with ``(done, total)``.
 
+    Parameters
+    ----------
+    **kwargs
+        Passed to :class:`ipywidgets.HBox` (``layout`` ...).
+
     Examples
     --------
     >>> bar = BatchProgress()

@@ -138,6 +138,11 @@ class BayesExplorer(StagePanel):
 
         ``set_priors(CSF=0.2)`` keeps the other classes' proportions and
         scales them to ``0.8``; naming every class needs values summing to 1.
+
+        Parameters
+        ----------
+        **priors : float
+            ``P(C_k)`` by class name, each in (0, 1).
         """
         names = [str(n) for n in self._fitted.classes_]
         unknown = sorted(set(priors) - set(names))
@@ -450,7 +455,15 @@ class ClassifierExplorer(StagePanel):
         return tuple(k for k, box in self._kind_boxes.items() if box.value)
 
     def set_features(self, kinds: Sequence[str], *, refresh: bool = True) -> None:
-        """Choose the feature kinds, as the check boxes would."""
+        """Choose the feature kinds, as the check boxes would.
+
+        Parameters
+        ----------
+        kinds : sequence of str
+            One or more of the check boxes' kinds.
+        refresh : bool
+            Score the new choice now.
+        """
         kinds = tuple(kinds)
         unknown = [k for k in kinds if k not in self._kind_boxes]
         if unknown or not kinds:
@@ -464,7 +477,19 @@ class ClassifierExplorer(StagePanel):
     def set_classifier(
         self, kind: str | None = None, *, refresh=True, **params
     ) -> None:
-        """Set the classifier and its hyperparameters, as the controls would."""
+        """Set the classifier and its hyperparameters, as the controls would.
+
+        Parameters
+        ----------
+        kind : str, optional
+            One of :data:`~medimg_lab.recognition.CLASSIFIERS`; default the
+            current one.
+        refresh : bool
+            Score the new choice now.
+        **params
+            Hyperparameters, checked against
+            :func:`~medimg_lab.recognition.make_classifier`'s declarations.
+        """
         values = dict(params)
         if kind is not None:
             values["kind"] = kind
@@ -684,7 +709,14 @@ class LesionExplorer(StagePanel):
 
     # ------------------------------------------------------------------ API
     def set_params(self, **values: Any) -> None:
-        """Set ``contrast``, ``radius_mm`` or ``classifier``, as the controls would."""
+        """Set ``contrast``, ``radius_mm`` or ``classifier``, as the controls would.
+
+        Parameters
+        ----------
+        **values
+            Checked against :func:`~medimg_lab.recognition.lesion_roc`'s
+            declarations.
+        """
         self._apply(validate(rec.lesion_roc, self._known(values)))
 
     @property
@@ -770,6 +802,11 @@ class RecognitionPanel(NotebookNote, ipw.VBox):
 
     The explorers are public: :attr:`bayes`, :attr:`classifier`,
     :attr:`lesion`.
+
+    Parameters
+    ----------
+    **kwargs
+        Passed to :class:`ipywidgets.VBox` (``layout`` ...).
     """
 
     def __init__(self, **kwargs):

@@ -120,7 +120,13 @@ class SegmentationPanel(StagePanel):
 
     # ------------------------------------------------------------------ API
     def set_params(self, **values: Any) -> None:
-        """Set the method's parameters, as the sliders would."""
+        """Set the method's parameters, as the sliders would.
+
+        Parameters
+        ----------
+        **values
+            ``{name: value}``, checked against the method's declarations.
+        """
         if self.method == CLASSIFIER:
             raise ValueError("the pixel classifier is set with model= and scribbles")
         checked = validate(get_operation(self.method).fn, values)
@@ -155,14 +161,26 @@ class SegmentationPanel(StagePanel):
         return list(self._seeds)
 
     def add_seed(self, index) -> None:
-        """Add a seed at an array index ``(row, col)`` or ``(slice, row, col)``."""
+        """Add a seed at an array index ``(row, col)`` or ``(slice, row, col)``.
+
+        Parameters
+        ----------
+        index : tuple of int
+            ``(row, col)``, or ``(slice, row, col)`` for a volume.
+        """
         index = self._check_index(index)
         if index not in self._seeds:
             self._seeds.append(index)
         self._refresh()
 
     def remove_seed(self, index) -> None:
-        """Remove the seed nearest to ``index`` (within 5 pixels)."""
+        """Remove the seed nearest to ``index`` (within 5 pixels).
+
+        Parameters
+        ----------
+        index : tuple of int
+            ``(row, col)``, or ``(slice, row, col)`` for a volume.
+        """
         index = self._check_index(index)
         if self._seeds:
             dist = [np.linalg.norm(np.subtract(s, index)) for s in self._seeds]
@@ -180,6 +198,15 @@ class SegmentationPanel(StagePanel):
 
         The brush is a disc of ``radius_mm`` (default :attr:`brush_mm`) in the
         slice of each point.
+
+        Parameters
+        ----------
+        points : sequence of tuple of int
+            Array indices along the stroke.
+        label : int, optional
+            Class 1..K, or 0 to erase; default :attr:`label`.
+        radius_mm : float, optional
+            Radius of the brush in mm.
         """
         label = self.label if label is None else int(label)
         if not 0 <= label <= len(self._classes):
@@ -214,6 +241,16 @@ class SegmentationPanel(StagePanel):
 
         ``name`` is one of fill_holes, keep_largest, remove_small, binary_open,
         binary_close; they run in that order on the method's mask.
+
+        Parameters
+        ----------
+        name : str
+            The clean-up operation.
+        enabled : bool
+            On or off.
+        **params
+            Its parameters, checked against its declarations; the others keep
+            their defaults.
         """
         if name not in CLEANUP:
             raise ValueError(
@@ -270,7 +307,18 @@ class SegmentationPanel(StagePanel):
         return steps
 
     def export(self, path) -> str:
-        """Save the labels as NIfTI or PNG through :func:`medimg_lab.save`."""
+        """Save the labels as NIfTI or PNG through :func:`medimg_lab.save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Ending ``.nii``, ``.nii.gz`` or ``.png``.
+
+        Returns
+        -------
+        str
+            The file written.
+        """
         labels = MedImage(
             self._labels,
             spacing=self._image.spacing,

@@ -244,11 +244,37 @@ class CompareDashboard(Dashboard):
     def load_bytes(
         self, payload: bytes, name: str = "upload", which: str = "A"
     ) -> MedImage:
-        """Open an upload as A or B (see :meth:`ImageSource.load_bytes`)."""
+        """Open an upload as A or B (see :meth:`ImageSource.load_bytes`).
+
+        Parameters
+        ----------
+        payload : bytes
+            The file's bytes (DICOM, NIfTI, PNG ...).
+        name : str
+            The file's name, for messages.
+        which : {"A", "B"}
+            The reference A or the compared image B.
+
+        Returns
+        -------
+        MedImage
+        """
         return self._source(which).load_bytes(payload, name)
 
     def load_sample(self, name: str, which: str = "A") -> MedImage:
-        """Open a bundled grey sample by name as A or B."""
+        """Open a bundled grey sample by name as A or B.
+
+        Parameters
+        ----------
+        name : str
+            A sample of :func:`medimg_lab.data.samples`.
+        which : {"A", "B"}
+            The reference A or the compared image B.
+
+        Returns
+        -------
+        MedImage
+        """
         return self._source(which).load_sample(name)
 
     @property
@@ -315,6 +341,11 @@ class CompareDashboard(Dashboard):
         Names: ``shift_y_mm``, ``shift_x_mm`` (mm), ``rotation_deg`` (°),
         ``weight`` (of A in the blend, 0 to 1), ``squares`` (2 to 64),
         ``position`` (of the swipe line, 0 to 1).
+
+        Parameters
+        ----------
+        **values
+            ``{name: value}`` of those controls.
         """
         allowed = (*NUDGE, "weight", "squares", "position")
         unknown = sorted(set(values) - set(allowed))
@@ -326,7 +357,15 @@ class CompareDashboard(Dashboard):
             self._fail(exc)
 
     def nudge(self, name: str, step: float) -> None:
-        """Move a motion slider by ``step`` (mm for shifts, ° for the rotation)."""
+        """Move a motion slider by ``step`` (mm for shifts, ° for the rotation).
+
+        Parameters
+        ----------
+        name : str
+            ``shift_y_mm``, ``shift_x_mm`` or ``rotation_deg``.
+        step : float
+            mm for a shift, degrees for the rotation.
+        """
         try:
             self._explorer.nudge(name, step)
         except ValueError as exc:

@@ -143,6 +143,11 @@ class SegmentationDashboard(Dashboard):
 
         Bounds beyond the image's values are clipped to them (nothing lies
         beyond, so the mask is the same).
+
+        Parameters
+        ----------
+        low, high : float
+            The range, in the image's unit, ``low <= high``.
         """
         self.mode = "threshold"
         self._quiet = True
@@ -154,7 +159,17 @@ class SegmentationDashboard(Dashboard):
         self._update()
 
     def set_cleanup(self, name: str, enabled: bool = True, **params) -> None:
-        """Switch a clean-up step on or off (see the panel's ``set_cleanup``)."""
+        """Switch a clean-up step on or off (see the panel's ``set_cleanup``).
+
+        Parameters
+        ----------
+        name : str
+            A clean-up operation (``"fill_holes"``, ``"remove_small"`` ...).
+        enabled : bool
+            On or off.
+        **params
+            Its parameters, checked against its declarations.
+        """
         self._panel.set_cleanup(name, enabled, **params)
         self._update()
 

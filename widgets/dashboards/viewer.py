@@ -213,6 +213,11 @@ class ViewerDashboard(Dashboard):
         The rectangle lies in the viewer's current plane, corners included;
         for a volume both corners must lie on the same slice of that plane.
 
+        Parameters
+        ----------
+        p, q : tuple of int
+            Array indices, ``(row, col)`` or ``(slice, row, col)``.
+
         Returns
         -------
         dict
