@@ -78,6 +78,19 @@ def open_archive(url: str, **options) -> DicomWebArchive | DimseArchive:
     """The archive at ``url``: ``http(s)://...`` (DICOMweb) or ``dimse://AE@host:port``.
 
     ``options`` go to :class:`DicomWebArchive` or :class:`DimseArchive`.
+
+    Parameters
+    ----------
+    url : str
+        ``http(s)://host/path`` of a DICOMweb service, or
+        ``dimse://AE@host:port`` of a DIMSE peer (``AE``: its called AE
+        title).
+    **options
+        The archive class's keyword options (``cache``, ``credentials`` ...).
+
+    Returns
+    -------
+    DicomWebArchive or DimseArchive
     """
     if not isinstance(url, str):
         raise TypeError(f"url must be a str; got {type(url).__name__}")
@@ -102,6 +115,15 @@ def configured_archive(**options) -> DicomWebArchive | DimseArchive | None:
     """The archive named by ``$MEDIMG_ARCHIVE_URL``, or None if it is unset.
 
     When it returns None, :data:`HOW_TO_CONFIGURE` says how to set one.
+
+    Parameters
+    ----------
+    **options
+        As :func:`open_archive` takes them.
+
+    Returns
+    -------
+    DicomWebArchive, DimseArchive or None
     """
     url = os.environ.get("MEDIMG_ARCHIVE_URL", "").strip()
     return open_archive(url, **options) if url else None

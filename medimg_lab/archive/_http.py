@@ -35,6 +35,30 @@ _CREDENTIALS_FIX = (
 )
 
 
+#: Characters that QIDO-RS matching gives a meaning (wildcards, the person
+#: name separator, value lists), sent as they are: RFC 3986 allows them in a
+#: query, and some archives (Orthanc 1.10 with DICOMweb 1.7) match the
+#: percent-encoded forms, as dicomweb-client sends them, literally.
+_QUERY_KEEP = {"%2A": "*", "%3F": "?", "%5E": "^", "%2C": ","}
+
+
+def tidy_query(url: str) -> str:
+    """``url`` with QIDO-RS wildcards unescaped, and spaces as %20 (not +)."""
+    head, sep, query = url.partition("?")
+    if not sep:
+        return url
+    query = query.replace("+", "%20")
+    for code, char in _QUERY_KEEP.items():
+        query = query.replace(code, char).replace(code.lower(), char)
+    return f"{head}?{query}"
+
+
+class _Session(requests.Session):
+    def send(self, request, **kwargs):
+        request.url = tidy_query(request.url)
+        return super().send(request, **kwargs)
+
+
 def make_session(
     *,
     name: str,
@@ -44,7 +68,7 @@ def make_session(
     max_response_bytes: int,
 ) -> requests.Session:
     """A session that retries, authenticates and bounds every body it reads."""
-    session = requests.Session()
+    session = _Session()
     session.trust_env = False  # no ~/.netrc credentials or proxies behind our back
     retry = Retry(
         total=retries,

@@ -106,6 +106,17 @@ class Credentials:
     def from_file(cls, path: str | os.PathLike, *, user: str = "") -> Credentials:
         """A bearer token (no ``user``) or a basic password read from ``path``.
 
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file holding the secret (surrounding white space is dropped).
+        user : str
+            The user of a basic password; empty for a bearer token.
+
+        Returns
+        -------
+        Credentials
+
         Raises
         ------
         ValueError

@@ -135,13 +135,33 @@ class InstanceCache:
         return isinstance(uid, str) and self.path_for(uid).is_file()
 
     def path_for(self, uid: str) -> Path:
-        """Where the instance ``uid`` lives (whether or not it is cached)."""
+        """Where the instance ``uid`` lives (whether or not it is cached).
+
+        Parameters
+        ----------
+        uid : str
+            A SOP Instance UID.
+
+        Returns
+        -------
+        pathlib.Path
+        """
         uid = check_uid(uid, "a SOP Instance UID", str(self.folder))
         fan = hashlib.sha1(uid.encode(), usedforsecurity=False).hexdigest()[:2]
         return self._instances / fan / f"{uid}.dcm"
 
     def get(self, uid: str) -> Path | None:
-        """The cached file of ``uid`` (its use time refreshed), or None."""
+        """The cached file of ``uid`` (its use time refreshed), or None.
+
+        Parameters
+        ----------
+        uid : str
+            A SOP Instance UID.
+
+        Returns
+        -------
+        pathlib.Path or None
+        """
         path = self.path_for(uid)
         try:
             os.utime(path)
@@ -156,7 +176,18 @@ class InstanceCache:
         return path
 
     def digest(self, uid: str) -> str:
-        """SHA-256 (hex) of the cached instance ``uid``, for provenance."""
+        """SHA-256 (hex) of the cached instance ``uid``, for provenance.
+
+        Parameters
+        ----------
+        uid : str
+            A SOP Instance UID in the cache.
+
+        Returns
+        -------
+        str
+            64 hexadecimal digits.
+        """
         path = self.get(uid)
         if path is None:
             raise ArchiveError(
@@ -232,7 +263,23 @@ class InstanceCache:
         return uid
 
     def put_bytes(self, data: bytes, *, source: str, keep: Iterable[str] = ()) -> str:
-        """Store one instance given as Part 10 bytes; its SOP Instance UID."""
+        """Store one instance given as Part 10 bytes; its SOP Instance UID.
+
+        Parameters
+        ----------
+        data : bytes
+            A DICOM Part 10 file.
+        source : str
+            Where it came from, for messages (the archive's name).
+        keep : iterable of str
+            SOP Instance UIDs not to evict to make room (the rest of the
+            series being retrieved).
+
+        Returns
+        -------
+        str
+            The instance's SOP Instance UID.
+        """
         with self.incoming() as (path, fh):
             fh.write(data)
             fh.close()

@@ -270,7 +270,18 @@ class DicomWebArchive(SeriesLoader):
         ]
 
     def iter_studies(self, **filters) -> Iterator[Study]:
-        """Every study matching the filters of :meth:`search_studies`, page by page."""
+        """Every study matching the filters of :meth:`search_studies`, page by page.
+
+        Parameters
+        ----------
+        **filters
+            Those of :meth:`search_studies`; ``offset`` skips that many
+            first, ``limit`` is ignored (pages are :attr:`page_size`).
+
+        Yields
+        ------
+        Study
+        """
         filters.pop("limit", None)
         start = filters.pop("offset", 0)
         yield from _paged(
@@ -335,7 +346,20 @@ class DicomWebArchive(SeriesLoader):
         ]
 
     def iter_series(self, study_uid: str | None = None, **filters) -> Iterator[Series]:
-        """Every series matching the filters of :meth:`search_series`, page by page."""
+        """Every series matching the filters of :meth:`search_series`, page by page.
+
+        Parameters
+        ----------
+        study_uid : str, optional
+            Only this study's series.
+        **filters
+            Those of :meth:`search_series`; ``offset`` skips that many
+            first, ``limit`` is ignored (pages are :attr:`page_size`).
+
+        Yields
+        ------
+        Series
+        """
         filters.pop("limit", None)
         start = filters.pop("offset", 0)
         yield from _paged(
@@ -347,7 +371,18 @@ class DicomWebArchive(SeriesLoader):
         )
 
     def instance_uids(self, study_uid: str, series_uid: str) -> list[str]:
-        """The SOP Instance UIDs of a series (QIDO-RS, every page)."""
+        """The SOP Instance UIDs of a series (QIDO-RS, every page).
+
+        Parameters
+        ----------
+        study_uid, series_uid : str
+            The series' Study and Series Instance UIDs.
+
+        Returns
+        -------
+        list of str
+            In the archive's order, each once.
+        """
         what = f"the instances of series {series_uid}"
 
         def page(limit: int, offset: int) -> list[str]:

@@ -327,6 +327,19 @@ class DimseArchive(SeriesLoader):
         :meth:`~medimg_lab.archive.DicomWebArchive.search_studies`;
         ``limit`` and ``offset`` page the matches here (C-FIND has no
         paging of its own).
+
+        Parameters
+        ----------
+        patient_id, accession_number, modality, date, description, filters
+            As :meth:`~medimg_lab.archive.DicomWebArchive.search_studies`
+            takes them.
+        limit, offset : int
+            The page: at most ``limit`` results (None: all), after skipping
+            ``offset``.
+
+        Returns
+        -------
+        list of Study
         """
         search = study_filters(
             patient_id=patient_id,
@@ -356,6 +369,21 @@ class DimseArchive(SeriesLoader):
         ``study_uid`` narrows to one study; without it, ``series_uid`` must
         be given (a series-level C-FIND of the Study Root model names its
         study, or matches the series UID).
+
+        Parameters
+        ----------
+        study_uid : str, optional
+            Only this study's series.
+        modality, description, series_uid, filters
+            As :meth:`~medimg_lab.archive.DicomWebArchive.search_series`
+            takes them.
+        limit, offset : int
+            The page: at most ``limit`` results (None: all), after skipping
+            ``offset``.
+
+        Returns
+        -------
+        list of Series
         """
         search = series_filters(
             modality=modality,
@@ -369,7 +397,18 @@ class DimseArchive(SeriesLoader):
         return _window([_series(ds, self.name) for ds in found], limit, offset)
 
     def instance_uids(self, study_uid: str, series_uid: str) -> list[str]:
-        """The SOP Instance UIDs of a series (C-FIND, image level)."""
+        """The SOP Instance UIDs of a series (C-FIND, image level).
+
+        Parameters
+        ----------
+        study_uid, series_uid : str
+            The series' Study and Series Instance UIDs.
+
+        Returns
+        -------
+        list of str
+            In the archive's order, each once.
+        """
         found = self._find(
             "IMAGE",
             ("SOPInstanceUID", "InstanceNumber"),
@@ -527,6 +566,15 @@ class DimseArchive(SeriesLoader):
 
         Returns the SOP Instance UIDs stored; raises an ArchiveError naming
         the status if the archive refuses one.
+
+        Parameters
+        ----------
+        instances : iterable of pydicom Dataset, str or os.PathLike
+            Datasets, or DICOM files.
+
+        Returns
+        -------
+        list of str
         """
         datasets = [_as_dataset(item) for item in instances]
         if not datasets:

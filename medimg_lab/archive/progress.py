@@ -111,8 +111,24 @@ class _Tracker:
 class TqdmProgress:
     """A tqdm bar of instances, with the bytes received, for scripts.
 
-    >>> with TqdmProgress("head CT") as bar:  # doctest: +SKIP
-    ...     archive.load_series(uid, progress=bar)
+    Pass it as ``progress=`` to an archive's ``load_series`` or
+    ``retrieve_series``; it is called with a :class:`Progress`.
+
+    Parameters
+    ----------
+    desc : str
+        The bar's title.
+    **tqdm_options
+        Passed to :class:`tqdm.tqdm` (``file``, ``disable`` ...).
+
+    Examples
+    --------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> with TqdmProgress("head CT", file=out) as bar:
+    ...     bar(Progress(3, 12, 0, 1 << 20))
+    >>> "3/12" in out.getvalue() and "1.0 MiB" in out.getvalue()
+    True
     """
 
     def __init__(self, desc: str = "retrieve", **tqdm_options):

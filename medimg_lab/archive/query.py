@@ -109,7 +109,21 @@ def study_filters(
     study_uid: str | None = None,
     filters: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
-    """DICOM attribute filters of a study search (keyword -> value)."""
+    """DICOM attribute filters of a study search (keyword -> value).
+
+    Parameters
+    ----------
+    patient_id, accession_number, modality, date, description, filters
+        As :meth:`~medimg_lab.archive.DicomWebArchive.search_studies` takes
+        them.
+    study_uid : str, optional
+        One study's Study Instance UID.
+
+    Returns
+    -------
+    dict of str to str
+        The attributes given, as QIDO-RS and C-FIND match them.
+    """
     out = {
         "PatientID": _text(patient_id, "patient_id"),
         "AccessionNumber": _text(accession_number, "accession_number"),
@@ -131,7 +145,19 @@ def series_filters(
     date: Any = None,
     filters: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
-    """DICOM attribute filters of a series search (keyword -> value)."""
+    """DICOM attribute filters of a series search (keyword -> value).
+
+    Parameters
+    ----------
+    modality, description, series_uid, patient_id, accession_number, date, filters
+        As :meth:`~medimg_lab.archive.DicomWebArchive.search_series` takes
+        them.
+
+    Returns
+    -------
+    dict of str to str
+        The attributes given, as QIDO-RS and C-FIND match them.
+    """
     out = {
         "Modality": _modality(modality),
         "SeriesDescription": _text(description, "description"),
@@ -168,6 +194,19 @@ class Study:
     """One study found by a search.
 
     ``patient_id`` and ``patient_name`` are kept out of the ``repr``.
+
+    Attributes
+    ----------
+    study_uid : str
+        Study Instance UID.
+    date, description, accession_number : str
+        As the archive holds them (``""`` if not given).
+    modalities : tuple of str
+        Modalities in the study.
+    series_count, instance_count : int or None
+        As the archive counts them, if it does.
+    patient_id, patient_name : str
+        The patient's, for finding the study; never in a repr.
     """
 
     study_uid: str
@@ -183,7 +222,21 @@ class Study:
 
 @dataclass(frozen=True)
 class Series:
-    """One series found by a search."""
+    """One series found by a search.
+
+    Attributes
+    ----------
+    study_uid, series_uid : str
+        Study and Series Instance UIDs.
+    modality : str
+        DICOM modality code.
+    number : int or None
+        Series Number.
+    description : str
+        Series Description.
+    instance_count : int or None
+        As the archive counts them, if it does.
+    """
 
     study_uid: str
     series_uid: str

@@ -95,7 +95,7 @@ class Orthanc:
     def start(self, timeout_s: float = 30) -> Orthanc:
         conf = self.storage / f"orthanc-{self.port}.json"
         conf.write_text(json.dumps(self.config(), indent=1))
-        log = open(self.log, "ab")  # noqa: SIM115 closed in stop()
+        log = open(self.log, "ab")
         self._log = log
         self.proc = subprocess.Popen(  # noqa: S603 a fixed binary and our own config
             [str(ORTHANC), str(conf)], stdout=log, stderr=subprocess.STDOUT
