@@ -98,6 +98,12 @@ def _dispatch(
             max_frames=max_frames,
             max_items=max_items,
         )
+    if kind == "dicom-seg":  # a DICOM SEG: labels on its source's grid
+        from .seg import load_seg
+
+        return load_seg(
+            data, name, max_bytes=max_bytes, max_frames=max_frames, max_items=max_items
+        )
     if kind == "gzip":
         raise NotAnImageError(
             name,
@@ -240,6 +246,10 @@ def load(
             f"{type(source).__name__}"
         )
     kind = sniff(head)
+    if kind == "dicom":
+        from .seg import is_segmentation  # (loads SR codes on first DICOM only)
+
+        kind = "dicom-seg" if is_segmentation(head) else kind
     image = _guard(lambda: _dispatch(data, name, kind, **opts), name)
     image.source = origin
     return image
