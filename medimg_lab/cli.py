@@ -245,7 +245,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program's name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 on success, 1 after an error (printed as one sentence).
+    """
     args = _parser().parse_args(argv)
     try:
         return args.run(args)

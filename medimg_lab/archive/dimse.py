@@ -442,6 +442,25 @@ class DimseArchive(SeriesLoader):
         asked for at series level, otherwise the missing instances at image
         level. ``progress``, ``cancel`` and ``max_bytes`` are as in
         :meth:`~medimg_lab.archive.DicomWebArchive.retrieve_series`.
+
+        Parameters
+        ----------
+        series_uid : str
+            The Series Instance UID.
+        study_uid : str, optional
+            Its Study Instance UID; found by a search when not given.
+        progress : callable, optional
+            ``progress(Progress)`` after each instance; return ``False`` to
+            cancel.
+        cancel : threading.Event, optional
+            Set it (from another thread) to cancel.
+        max_bytes : int
+            Largest instance accepted (bytes).
+
+        Returns
+        -------
+        RetrievedSeries
+            The cached files and what the retrieval cost.
         """
         series_uid = _uid_arg(series_uid, "series_uid")
         if study_uid is None:

@@ -128,8 +128,15 @@ def lesion_roc(
     contrast : float
         Lesion minus tissue in the image's units (scanner units, 0-255);
         negative for a dark lesion; 0 gives an AUC near 0.5.
-    n, size, radius_mm, seed
-        As in :func:`.datasets.lesion_slices`.
+    n : int
+        Number of crops, half of them with a lesion, in [20, 2000] (as in
+        :func:`.datasets.lesion_slices`, which allows more).
+    size : int
+        Side of the square crops in pixels, in [16, 128].
+    radius_mm : float
+        Radius of the lesion in mm, in [1, 10].
+    seed : int
+        Seed of the crops, the classifier, the folds and the bootstrap.
     classifier : str
         One of :data:`.classifiers.CLASSIFIERS`.
     kinds : tuple of str
