@@ -5,7 +5,7 @@ Exit codes, for scripts:
 - 0: success (for ``run``: every study processed);
 - 1: bad input, nothing done (a missing file, an invalid recipe); the message
   on stderr names the problem and the fix;
-- 2: wrong usage (argparse);
+- 2: wrong usage (argparse; ``ops NAME`` with an unknown NAME);
 - 3: ``run`` finished, but some studies failed; their reasons are in the
   results table and on stderr.
 """
@@ -115,6 +115,100 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spec_facts(spec) -> dict:
+    """One declared parameter as plain facts, from its declaration."""
+    import inspect
+    import typing
+
+    p = spec.param
+    if p.file:
+        many = typing.get_origin(spec.type) in (list, tuple)
+        kind = f"list of {p.file} files" if many else f"{p.file} file"
+    elif p.choices is not None:
+        kind = "choice"
+    else:
+        kind = getattr(spec.type, "__name__", str(spec.type))
+    facts = {
+        "name": spec.name,
+        "type": kind,
+        "unit": p.unit,
+        "doc": p.doc,
+        "required": spec.default is inspect.Parameter.empty,
+    }
+    if not facts["required"]:
+        facts["default"] = spec.default
+    if p.choices is not None:
+        facts["choices"] = list(p.choices)
+    if p.min is not None or p.max is not None:
+        facts["range"] = p.interval()
+    if p.slider is not None:
+        facts["slider"] = list(p.slider)
+    if p.odd:
+        facts["odd"] = True
+    return facts
+
+
+def _op_facts(op) -> dict:
+    return {
+        "name": op.name,
+        "stage": op.stage,
+        "role": op.role,
+        "label": op.label,
+        "keeps_units": op.keeps_units,
+        "seeded": op.seeded,
+        "parameters": [_spec_facts(s) for s in op.params.values()],
+    }
+
+
+def _spec_line(f: dict) -> str:
+    if "choices" in f:
+        allowed = "one of " + ", ".join(map(str, f["choices"]))
+    elif "range" in f:
+        allowed = f"{f['type']} in {f['range']}{' ' + f['unit'] if f['unit'] else ''}"
+    else:
+        allowed = f["type"] + (f" ({f['unit']})" if f["unit"] else "")
+    if f.get("odd"):
+        allowed += ", odd"
+    if "slider" in f:
+        allowed += f" (slider {f['slider'][0]:g} to {f['slider'][1]:g})"
+    default = "required" if f["required"] else f"default {f['default']!r}"
+    return f"    {f['name']:<16} {allowed}; {default}. {f['doc']}".rstrip()
+
+
+def _ops(args: argparse.Namespace) -> int:
+    import difflib
+
+    from .params import OPERATIONS
+
+    if args.name is not None and args.name not in OPERATIONS:
+        close = difflib.get_close_matches(args.name, list(OPERATIONS), n=3)
+        hint = (
+            f" Did you mean {' or '.join(close)}?"
+            if close
+            else " Run medimg-lab ops to list them."
+        )
+        print(f"error: {args.name!r} is not an operation.{hint}", file=sys.stderr)
+        return 2
+    chosen = [OPERATIONS[args.name]] if args.name else list(OPERATIONS.values())
+    facts = [_op_facts(op) for op in chosen]
+    if args.json:
+        print(json.dumps(facts if args.name is None else facts[0], indent=2))
+        return 0
+    stage = None
+    for f in facts:
+        if args.name is None and f["stage"] != stage:
+            stage = f["stage"]
+            count = sum(1 for g in facts if g["stage"] == stage)
+            print(f"{stage} ({count} operations)")
+        role = f["role"] + (f", seeded by {f['seeded']}" if f["seeded"] else "")
+        print(f"  {f['name']}: {f['label']} [{role}]")
+        for spec in f["parameters"]:
+            print(_spec_line(spec))
+        if not f["parameters"]:
+            print("    (no parameters)")
+    return 0
+
+
 def _deid_salt(args: argparse.Namespace) -> str | None:
     """The salt from --salt-file or MEDIMG_DEID_SALT; never from the command line."""
     from .io.deid import SALT_ENV, read_salt
@@ -213,6 +307,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=("nii.gz", "png"), default="nii.gz")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(run=_run)
+
+    ops = sub.add_parser(
+        "ops",
+        help="the operations a recipe can name, with parameters, units, ranges "
+        "and defaults",
+    )
+    ops.add_argument("name", nargs="?", help="show this operation only")
+    ops.add_argument("--json", action="store_true", help="print JSON")
+    ops.set_defaults(run=_ops)
 
     recipes = sub.add_parser("recipes", help="work with recipe files")
     recipes_sub = recipes.add_subparsers(dest="recipes_command", required=True)

@@ -38,8 +38,10 @@ import functools
 import inspect
 import math
 import numbers
+import os
+import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +49,9 @@ import numpy as np
 
 __all__ = [
     "OPERATIONS",
+    "ROLES",
     "Connectivity",
+    "FileRef",
     "Operation",
     "Param",
     "ParamSpec",
@@ -55,6 +59,7 @@ __all__ = [
     "declared",
     "get_operation",
     "operation",
+    "operations",
     "parameters",
     "validate",
 ]
@@ -92,6 +97,12 @@ class Param:
         The range a slider offers, where it is narrower than the valid
         ``[min, max]``; widgets read it, checks do not. Default: the valid
         range.
+    file : {"", "image", "mask", "model"}
+        The parameter names a file (a :data:`FileRef`): ``{"path": ...,
+        "sha256": ...}`` or a path; a recipe resolves a relative path
+        against its own folder and checks the digest. ``"model"`` files
+        must carry their SHA-256. A direct call may pass the array (or
+        MedImage) itself instead.
     """
 
     min: float | None = None
@@ -104,8 +115,13 @@ class Param:
     scale: str = ""
     exclusive_min: bool = False
     slider: tuple[float, float] | None = None
+    file: str = ""
 
     def __post_init__(self) -> None:
+        if self.file not in ("", "image", "mask", "model"):
+            raise ValueError(
+                f"Param: file must be '', 'image', 'mask' or 'model'; got {self.file!r}"
+            )
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"Param: min {self.min} is above max {self.max}")
         if self.exclusive_min and self.min is None:
@@ -130,8 +146,12 @@ class Param:
         return f"{opening}{low}, {high}{closing}"
 
 
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
 #: A random seed, declared once for every seeded operation.
 Seed = typing.Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")]
+#: A file a recipe step reads: ``{"path": "model.skops", "sha256": "..."}``.
+FileRef = dict[str, str | None]
 #: Neighbourhood of connected components and region growing.
 Connectivity = typing.Annotated[
     int, Param(1, 3, 1, "", "1: faces, 2: edges, 3: corners")
@@ -166,6 +186,8 @@ class ParamSpec:
     @functools.cached_property
     def _kind(self) -> str:
         """Which rule :meth:`check` applies, worked out once per spec."""
+        if self.param.file:
+            return "file"
         if self.param.choices is not None:
             return "choice"
         if self.type is bool:
@@ -245,7 +267,47 @@ class ParamSpec:
             return bool(value)
         if kind == "each":
             return self._check_each(value, where)
+        if kind == "file":
+            if typing.get_origin(self.type) in (tuple, list):
+                if isinstance(value, str | bytes | os.PathLike | Mapping) or not (
+                    isinstance(value, list | tuple)
+                ):
+                    self._fail(where, f"must be a list of files; got {value!r}")
+                return [self._check_file(v, where) for v in value]
+            return self._check_file(value, where)
         return value
+
+    def _check_file(self, value: Any, where: str) -> Any:
+        """A file reference ``{"path", "sha256"}`` (or an in-memory array)."""
+        if (hasattr(value, "shape") and hasattr(value, "dtype")) or hasattr(
+            value, "array"
+        ):
+            return value  # a direct call's image, mask or model itself
+        if hasattr(value, "predict_proba"):
+            return value
+        if isinstance(value, str | os.PathLike):
+            value = {"path": os.fspath(value)}
+        kind = self.param.file
+        what = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} file"
+        if not isinstance(value, Mapping) or set(value) - {"path", "sha256"}:
+            self._fail(
+                where,
+                f'must name {what} as {{"path": ..., "sha256": ...}}; got {value!r}',
+            )
+        path, digest = value.get("path"), value.get("sha256")
+        if not isinstance(path, str) or not path:
+            self._fail(where, f"must give the path of {what}; got {path!r}")
+        if digest is not None and (
+            not isinstance(digest, str) or not _HEX64.fullmatch(digest)
+        ):
+            self._fail(where, f"sha256 must be 64 hexadecimal digits; got {digest!r}")
+        if digest is None and self.param.file == "model":
+            self._fail(
+                where,
+                f"must give the SHA-256 of the model file {path!r}: a model is "
+                "only loaded when its digest matches",
+            )
+        return {"path": path, "sha256": digest and digest.lower()}
 
     def _fail(self, where: str, problem: str) -> typing.NoReturn:
         raise ValueError(f"{where}{self.name} {problem}")
@@ -403,65 +465,286 @@ def declared(fn: Callable) -> Callable:
     return checked
 
 
+#: The roles an operation plays in a recipe (:attr:`Operation.role`).
+ROLES = ("process", "method", "cleanup", "compose")
+
+
 @dataclass(frozen=True)
 class Operation:
-    """A registered algorithm: what panels list and recipes name."""
+    """A registered algorithm: what panels list, recipes name and the CLI shows.
+
+    Attributes
+    ----------
+    name : str
+        The name recipes use (``"gaussian"``).
+    stage : {"processing", "segmentation", "composition"}
+        The stage (and panel) it belongs to.
+    label : str
+        The name people read in a menu.
+    fn : callable
+        ``fn(image, **params)``; its declarations are the parameters.
+    keeps_units : bool
+        False where the output is in other units than the input (grey
+        levels, gradients, labels, a display composite).
+    role : {"process", "method", "cleanup", "compose"}
+        What a recipe step of it does: transforms the image (``process``),
+        makes labels from it (``method``), cleans up a mask (``cleanup``,
+        run on ``labels > 0``) or combines the image with others named by
+        file (``compose``).
+    seeded : str or None
+        The parameter that carries a seeded method's interactive input
+        (``"seeds"`` of region growing, ``"markers"`` of the watershed):
+        a recipe must hold it as data.
+    """
 
     name: str
     stage: str
     label: str
     fn: Callable
     keeps_units: bool = True
+    role: str = "process"
+    seeded: str | None = None
 
     @property
     def params(self) -> dict[str, ParamSpec]:
         """The declared parameters of the operation, by name (:func:`parameters`)."""
         return parameters(self.fn)
 
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The parameters that name files (:data:`FileRef` declarations)."""
+        return tuple(n for n, s in self.params.items() if s.param.file)
+
     def __call__(self, image, **kwargs):
         """Apply to ``image`` with ``kwargs``, checked once by :func:`validate`."""
         unchecked = getattr(self.fn, "__wrapped__", self.fn)  # checked just here
         return unchecked(image, **validate(self.fn, kwargs))
 
-    def run(self, image, params: dict[str, Any], *, spacing=None):
-        """Apply with ``params``, passing ``spacing`` (mm) if the function takes it."""
+    def run(self, image, params: dict[str, Any], *, spacing=None, **context):
+        """Apply with ``params``, passing ``spacing`` (mm) and other context.
+
+        Context (``labels``) is passed where the function takes it.
+
+        Parameters
+        ----------
+        image : ([S,] M, N) ndarray
+        params : dict
+            The step's parameters, checked by :func:`validate`.
+        spacing : tuple of float, optional
+            mm per axis of the image; its last ``image.ndim`` values are
+            passed if the function takes ``spacing``.
+        **context
+            Other inputs (``labels``), passed where the function takes them.
+
+        Returns
+        -------
+        ndarray
+        """
         kwargs = dict(params)
-        if spacing is not None and "spacing" in inspect.signature(self.fn).parameters:
+        accepted = inspect.signature(self.fn).parameters
+        if spacing is not None and "spacing" in accepted:
             kwargs["spacing"] = tuple(spacing)[-len(getattr(image, "shape", ())) :]
+        kwargs.update({k: v for k, v in context.items() if k in accepted})
         return self(image, **kwargs)
 
 
-#: Every registered operation by name.
-OPERATIONS: dict[str, Operation] = {}
-
-
 def operation(
-    stage: str, label: str, *, keeps_units: bool = True
+    stage: str,
+    label: str,
+    *,
+    keeps_units: bool = True,
+    role: str | None = None,
+    seeded: str | None = None,
+    name: str | None = None,
 ) -> Callable[[Callable], Callable]:
-    """Register a function as an operation of a stage, under its own name.
+    """Declare a function an operation of a stage; it is listed in :data:`_TABLE`.
 
     The function is wrapped by :func:`declared`: a direct call checks its
-    declared arguments as a recipe does. The registry and the module hold
-    the same (wrapped) function.
+    declared arguments as a recipe does. The decorator only attaches the
+    :class:`Operation` to the function (``fn.operation``); importing a module
+    registers nothing. :data:`OPERATIONS` finds the operation through the
+    explicit table :data:`_TABLE` of names and modules.
 
-    ``keeps_units=False`` marks operations whose output is in other units
-    than their input (grey levels, gradients, masks), which a viewer must not
-    show with the input's window.
+    Parameters
+    ----------
+    stage : str
+        ``"processing"``, ``"segmentation"`` or ``"composition"``.
+    label : str
+        The name in menus.
+    keeps_units : bool
+        ``False`` for outputs in other units than the input.
+    role : {"process", "method", "cleanup", "compose"}, optional
+        Default ``"process"`` for processing, ``"method"`` for segmentation,
+        ``"compose"`` for composition.
+    seeded : str, optional
+        The parameter holding a seeded method's interactive input.
+    name : str, optional
+        The recipe name, where it is not the function's (``"blend"`` for
+        :func:`~medimg_lab.composition.steps.blend_step`).
     """
+    if stage not in _STAGE_ROLES:
+        raise ValueError(
+            f"stage must be one of {', '.join(_STAGE_ROLES)}; got {stage!r}"
+        )
+    role = role or _STAGE_ROLES[stage]
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
 
     def register(fn: Callable) -> Callable:
         fn = declared(fn)
-        OPERATIONS[fn.__name__] = Operation(fn.__name__, stage, label, fn, keeps_units)
+        op_name = name or fn.__name__
+        if seeded is not None and seeded not in inspect.signature(fn).parameters:
+            raise ValueError(f"{op_name}: seeded names no parameter {seeded!r}")
+        fn.operation = Operation(op_name, stage, label, fn, keeps_units, role, seeded)
         return fn
 
     return register
 
 
+_STAGE_ROLES = {
+    "processing": "process",
+    "segmentation": "method",
+    "composition": "compose",
+}
+
+#: Every operation by recipe name, and the module that defines it, in menu
+#: order (clean-ups in the order they run). The one list of what exists:
+#: nothing registers itself on import; a test checks that it holds exactly
+#: the functions declared with :func:`operation`.
+_TABLE: dict[str, str] = {
+    "window_level": "medimg_lab.processing",
+    "equalize_hist": "medimg_lab.processing",
+    "clahe": "medimg_lab.processing",
+    "gamma": "medimg_lab.processing",
+    "convolve": "medimg_lab.processing",
+    "gaussian": "medimg_lab.processing",
+    "unsharp_mask": "medimg_lab.processing",
+    "sobel": "medimg_lab.processing",
+    "canny": "medimg_lab.processing",
+    "median": "medimg_lab.processing",
+    "bilateral": "medimg_lab.processing",
+    "non_local_means": "medimg_lab.processing",
+    "anisotropic_diffusion": "medimg_lab.processing",
+    "add_gaussian_noise": "medimg_lab.processing",
+    "add_poisson_noise": "medimg_lab.processing",
+    "add_speckle_noise": "medimg_lab.processing",
+    "kmeans": "medimg_lab.segmentation.cluster",
+    "gmm": "medimg_lab.segmentation.cluster",
+    "fill_holes": "medimg_lab.segmentation.morphology",
+    "keep_largest": "medimg_lab.segmentation.morphology",
+    "remove_small": "medimg_lab.segmentation.morphology",
+    "binary_open": "medimg_lab.segmentation.morphology",
+    "binary_close": "medimg_lab.segmentation.morphology",
+    "region_grow": "medimg_lab.segmentation.region",
+    "watershed": "medimg_lab.segmentation.region",
+    "chan_vese": "medimg_lab.segmentation.region",
+    "threshold_range": "medimg_lab.segmentation.threshold",
+    "threshold_preset": "medimg_lab.segmentation.threshold",
+    "threshold_otsu": "medimg_lab.segmentation.threshold",
+    "threshold_multiotsu": "medimg_lab.segmentation.threshold",
+    "pixel_classifier": "medimg_lab.segmentation.classifier",
+    "rigid_transform": "medimg_lab.composition.registration",
+    "register": "medimg_lab.composition.steps",
+    "blend": "medimg_lab.composition.steps",
+    "fuse": "medimg_lab.composition.steps",
+    "stitch": "medimg_lab.composition.steps",
+}
+
+
+def _resolve(name: str) -> Operation:
+    """The operation ``name`` of :data:`_TABLE`, importing only its module."""
+    import importlib
+
+    module = importlib.import_module(_TABLE[name])
+    for value in vars(module).values():
+        op = getattr(value, "operation", None)
+        if isinstance(op, Operation) and op.name == name:
+            return op
+    raise LookupError(f"{_TABLE[name]} declares no operation {name!r}")
+
+
+class _Registry(Mapping):
+    """:data:`OPERATIONS`: complete on first use, in the order of :data:`_TABLE`.
+
+    A name is resolved (its module imported) when it is looked up;
+    iterating resolves them all.
+    """
+
+    def __init__(self) -> None:
+        self._ops: dict[str, Operation] = {}
+
+    def __getitem__(self, name: str) -> Operation:
+        op = self._ops.get(name)
+        if op is None:
+            if name not in _TABLE:
+                raise KeyError(name)
+            op = self._ops[name] = _resolve(name)
+        return op
+
+    def __contains__(self, name: object) -> bool:
+        return name in _TABLE
+
+    def __iter__(self):
+        return iter(_TABLE)
+
+    def __len__(self) -> int:
+        return len(_TABLE)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} operations: {', '.join(_TABLE)}>"
+
+
+#: Every operation by name (a read-only mapping, complete without imports).
+OPERATIONS: Mapping[str, Operation] = _Registry()
+
+
+def operations(*, stage: str | None = None, role: str | None = None) -> list[Operation]:
+    """The registered operations of a stage or role, in menu order.
+
+    Parameters
+    ----------
+    stage : str, optional
+        Only this stage's (``"processing"``, ``"segmentation"``,
+        ``"composition"``).
+    role : str, optional
+        Only this role's (``"process"``, ``"method"``, ``"cleanup"``,
+        ``"compose"``).
+
+    Returns
+    -------
+    list of Operation
+    """
+    return [
+        op
+        for op in OPERATIONS.values()
+        if (stage is None or op.stage == stage) and (role is None or op.role == role)
+    ]
+
+
 def get_operation(name: str) -> Operation:
-    """The registered operation ``name``; a clear error lists the known ones."""
-    if name not in OPERATIONS:
+    """The registered operation ``name``; a clear error lists close and known ones.
+
+    Parameters
+    ----------
+    name : str
+        An operation's name (``"gaussian"``).
+
+    Returns
+    -------
+    Operation
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, with the close and the known names.
+    """
+    if not isinstance(name, str) or name not in OPERATIONS:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(OPERATIONS), n=3)
+        hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
         raise ValueError(
-            f"unknown operation {name!r}; known operations are "
+            f"unknown operation {name!r}; {hint}known operations are "
             f"{', '.join(sorted(OPERATIONS))}"
         )
     return OPERATIONS[name]

@@ -54,9 +54,11 @@ from __future__ import annotations
 
 import copy
 import difflib
+import inspect
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,16 +68,16 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from . import processing as _processing  # noqa: F401  (registers operations)
-from . import segmentation as _segmentation
+from . import _files
 from .display import auto_window
 from .errors import MedImgError, NotFoundError
 from .image import MedImage
 from .io._atomic import atomic_write
-from .params import OPERATIONS, ParamSpec, validate
+from .params import OPERATIONS, ParamSpec, operations, validate
+from .segmentation.measure import measure as _measure_labels
 
 __all__ = [
-    "CLEANUP",
+    "CLEANUP",  # noqa: F822 (module __getattr__, from the declarations)
     "MEASURE",
     "SCHEMA_VERSION",
     "Recipe",
@@ -88,28 +90,23 @@ __all__ = [
 SCHEMA_VERSION = 1
 #: The step that records measurements; handled here, not a registered operation.
 MEASURE = "measure"
-#: Segmentation operations that clean up a mask rather than make one.
-CLEANUP = ("fill_holes", "keep_largest", "remove_small", "binary_open", "binary_close")
-#: Seeded methods: the parameter that carries their interactive input.
-_INTERACTIVE = {"region_grow": "seeds", "watershed": "markers"}
-#: Steps of the composition panels: they need a second image.
-_COMPOSITION = frozenset(
-    {
-        "blend",
-        "feather",
-        "painted",
-        "circle",
-        "weighted",
-        "colour",
-        "checkerboard",
-        "difference",
-        "swipe",
-        "register",
-        "rigid_transform",
-        "stitch",
-    }
-)
-_STAGES = ("processing", "segmentation")
+#: Context a recipe gives its steps itself; no step's parameters may set it.
+_CONTEXT = ("spacing", "labels")
+
+
+def __getattr__(name: str):
+    """``CLEANUP`` and ``SEEDED``, read from the declarations when asked for.
+
+    ``CLEANUP``: the clean-up operations (``role="cleanup"``) in the order a
+    panel runs them; ``SEEDED``: seeded method -> the parameter holding its
+    interactive input. Both are views of :data:`~medimg_lab.params.OPERATIONS`,
+    kept for the code that imports them.
+    """
+    if name == "CLEANUP":
+        return tuple(op.name for op in operations(role="cleanup"))
+    if name == "SEEDED":
+        return {op.name: op.seeded for op in OPERATIONS.values() if op.seeded}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class RecipeError(MedImgError, ValueError):
@@ -254,16 +251,16 @@ def _where(name: str, number: int, op: str) -> str:
 
 
 def _known() -> str:
-    ops = sorted(n for n, o in OPERATIONS.items() if o.stage in _STAGES)
-    return ", ".join([*ops, MEASURE])
+    return ", ".join([*sorted(OPERATIONS), MEASURE])
 
 
 def _kind(op: str) -> str:
     if op == MEASURE:
         return "measure"
-    if op in CLEANUP:
-        return "cleanup"
-    return "segment" if OPERATIONS[op].stage == "segmentation" else "process"
+    role = OPERATIONS[op].role
+    return {"method": "segment", "cleanup": "cleanup", "compose": "compose"}.get(
+        role, "process"
+    )
 
 
 def _as_step(item: Any, where: str, number: int) -> Step:
@@ -314,7 +311,7 @@ def _as_step(item: Any, where: str, number: int) -> Step:
         ) from exc
 
 
-def _check_step(step: Step, name: str, number: int) -> Step:
+def _check_step(step: Step, name: str, number: int, base: Path | None = None) -> Step:
     """The step with its parameters validated and coerced; RecipeError if not."""
     op = step.op
     where = _where(name, number, op)
@@ -329,36 +326,24 @@ def _check_step(step: Step, name: str, number: int) -> Step:
                 'Write {"op": "measure", "params": {}}.',
             )
         return step
-    if op == "pixel_classifier":
-        raise fail(
-            "cannot be replayed: the pixel classifier needs scribbles and a model "
-            "trained on them, which a recipe does not hold.",
-            "Use a threshold, clustering or seeded method in the recipe, or apply "
-            "a trained PixelClassifier in code.",
-        )
-    if op in _COMPOSITION:
-        raise fail(
-            "is a composition step; it needs a second image, and a recipe runs on "
-            "one image.",
-            "Replay composition steps with medimg_lab.composition in code.",
-        )
-    if op not in OPERATIONS or OPERATIONS[op].stage not in _STAGES:
+    if op not in OPERATIONS:
         close = difflib.get_close_matches(op, [*OPERATIONS, MEASURE], n=1)
         hint = f"Did you mean {close[0]!r}? " if close else ""
-        stage = (
-            f"is a {OPERATIONS[op].stage} operation, not a processing or "
-            "segmentation step."
-            if op in OPERATIONS
-            else "is not a known operation."
-        )
-        raise fail(stage, f"{hint}Known steps are {_known()}.")
-    fn = OPERATIONS[op].fn
-    if "spacing" in step.params:
-        raise fail(
-            "sets spacing, which comes from the image the recipe is applied to.",
-            "Remove spacing from the parameters.",
-        )
-    need = _INTERACTIVE.get(op)
+        raise fail("is not a known operation.", f"{hint}Known steps are {_known()}.")
+    operation = OPERATIONS[op]
+    fn = operation.fn
+    for context in _CONTEXT:
+        if context in step.params:
+            source = (
+                "the image the recipe is applied to"
+                if context == "spacing"
+                else "the recipe's segmentation step"
+            )
+            raise fail(
+                f"sets {context}, which comes from {source}.",
+                f"Remove {context} from the parameters.",
+            )
+    need = operation.seeded
     if need is not None and not step.params.get(need):
         what = "seed points" if need == "seeds" else "marker labels"
         raise fail(
@@ -368,18 +353,37 @@ def _check_step(step: Step, name: str, number: int) -> Step:
             + (
                 " as a list of array indices [row, col] or [slice, row, col]."
                 if need == "seeds"
-                else " as an integer array of the image's shape."
+                else " as a list of marked pixels [row, col, label] or "
+                "[slice, row, col, label] (medimg_lab.segmentation.region."
+                "marker_points gives them)."
             ),
         )
     params = _thaw(step.params)
     try:
         checked = validate(fn, params)
     except (ValueError, TypeError) as exc:
-        specs = OPERATIONS[op].params
+        specs = operation.params
         allowed = "; ".join(_range(s) for s in specs.values()) or "none"
         raise fail(f"{exc}.", f"Allowed parameters: {allowed}.") from exc
     if need == "seeds":
         _check_seeds(checked["seeds"], fail)
+    elif need == "markers":
+        _check_markers(checked["markers"], fail)
+    for key in operation.files:
+        if key in checked and checked[key] is not None:
+            checked[key] = _resolve_files(checked[key], key, base, fail)
+    missing = [
+        key
+        for key, spec in operation.params.items()
+        if spec.default is inspect.Parameter.empty and key not in checked
+    ]
+    if missing:
+        raise fail(
+            f"needs {', '.join(missing)}, which the parameters do not hold.",
+            f"Add {', '.join(missing)}: "
+            + "; ".join(operation.params[k].param.doc for k in missing)
+            + ".",
+        )
     try:
         json.dumps(checked, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -388,6 +392,43 @@ def _check_step(step: Step, name: str, number: int) -> Step:
             "Use numbers, strings, booleans, None and lists of them.",
         ) from exc
     return Step(op, checked)
+
+
+def _resolve_files(value: Any, key: str, base: Path | None, fail) -> Any:
+    """File references with absolute paths, after their files and digests were found.
+
+    A RecipeError naming the step if not.
+    """
+    if isinstance(value, list):
+        return [_resolve_files(v, key, base, fail) for v in value]
+    if not isinstance(value, Mapping):
+        raise fail(
+            f"holds the data of {key!r} itself; a recipe names files.",
+            f'Give {key} as {{"path": ..., "sha256": ...}} of a saved file.',
+        )
+    try:
+        path = _files.verify(value, what=key, base=base)
+    except MedImgError as exc:
+        raise fail(f"names {key} {exc.source}, which {exc.problem}", exc.fix) from exc
+    return {"path": str(path.resolve()), "sha256": value.get("sha256")}
+
+
+def _check_markers(markers: Any, fail) -> None:
+    ok = isinstance(markers, list) and markers
+    ok = ok and all(
+        isinstance(m, list)
+        and len(m) in (3, 4)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in m)
+        and m[-1] >= 1
+        for m in markers
+    )
+    if not ok or len({len(m) for m in markers}) != 1:
+        raise fail(
+            "has markers that are not marked pixels [index..., label] of one "
+            "dimension with labels from 1.",
+            "Give markers as [[row, col, label], ...] or [[slice, row, col, "
+            "label], ...] (medimg_lab.segmentation.region.marker_points).",
+        )
 
 
 def _check_seeds(seeds: Any, fail) -> None:
@@ -446,6 +487,21 @@ def _check_order(steps: tuple[Step, ...], name: str) -> None:
                 step=number,
                 op=step.op,
             )
+        if (
+            kind == "compose"
+            and segmented_at is None
+            and "labels" in inspect.signature(OPERATIONS[step.op].fn).parameters
+            and step.params.get("mask") is None
+        ):
+            raise RecipeError(
+                where,
+                "blends through the labels of a segmentation, but no segmentation "
+                "step comes before it.",
+                "Put a segmentation method before it, or give mask as a saved "
+                'mask file {"path": ..., "sha256": ...}.',
+                step=number,
+                op=step.op,
+            )
         if kind == "segment":
             segmented_at = number
 
@@ -481,7 +537,7 @@ def _measure(labels: np.ndarray, image: MedImage) -> dict[str, float]:
     ):
         out[f"{stat}_{unit}"] = float(fn(values)) if count else float("nan")
     if labels.dtype != bool and len(np.unique(labels[mask])) > 1:
-        per_label = _segmentation.measure(labels, image.array, spacing=spacing)
+        per_label = _measure_labels(labels, image.array, spacing=spacing)
         for row in per_label.itertuples(index=False):
             k = int(row.label)
             out[f"label{k}_{size}"] = float(getattr(row, size))
@@ -512,6 +568,18 @@ def _result_image(array: np.ndarray, image: MedImage, units: str | None) -> MedI
     )
 
 
+def _beside(file: Path, folder: Path, recipe: Path, number: int, tag: str) -> str:
+    """``file``'s path relative to ``folder``, copying it there if outside."""
+    file = file.resolve()
+    if not file.is_relative_to(folder):
+        target = folder / f"{recipe.stem}-step{number}-{tag}{''.join(file.suffixes)}"
+        if not target.is_file() or _files.sha256_of(target) != _files.sha256_of(file):
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, lambda tmp: shutil.copyfile(file, tmp), overwrite=True)
+        file = target
+    return file.relative_to(folder).as_posix()
+
+
 # ----------------------------------------------------------------- recipe
 
 
@@ -525,6 +593,10 @@ class Recipe:
         a panel's ``.recipe`` gives them.
     name : str
         A name for people and file listings.
+    base : path, optional
+        The folder that relative file paths in the steps (a model, a mask, a
+        reference image) are read from; default the current folder.
+        :meth:`load` sets it to the recipe file's folder.
 
     Raises
     ------
@@ -532,11 +604,12 @@ class Recipe:
         For an unknown operation (with the known ones), parameters outside
         their declared range, steps in an order that cannot work (clean-up or
         measure before a segmentation, processing after it, two segmentation
-        methods, measure not last) and steps that need interactive input the
-        parameters do not hold.
+        methods, measure not last), steps that need interactive input the
+        parameters do not hold, and files that are missing or whose SHA-256
+        is not the one named.
     """
 
-    def __init__(self, steps, *, name: str = ""):
+    def __init__(self, steps, *, name: str = "", base: str | os.PathLike | None = None):
         if not isinstance(name, str):
             raise TypeError(f"name must be a str; got {type(name).__name__}")
         if isinstance(steps, str | bytes | Mapping) or not hasattr(steps, "__iter__"):
@@ -555,7 +628,7 @@ class Recipe:
         checked = []
         for number, item in enumerate(items, 1):
             step = _as_step(item, f"{label}, step {number}", number)
-            checked.append(_check_step(step, name, number))
+            checked.append(_check_step(step, name, number, base and Path(base)))
         self._steps = tuple(checked)
         self._name = name
         _check_order(self._steps, name)
@@ -598,7 +671,13 @@ class Recipe:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "recipe") -> Recipe:
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str = "recipe",
+        base: str | os.PathLike | None = None,
+    ) -> Recipe:
         """A recipe from :meth:`to_dict` data; the schema version is checked.
 
         Parameters
@@ -672,14 +751,20 @@ class Recipe:
                 f'has "name" of type {type(name).__name__}, not a string.',
                 'Give "name" as a string.',
             )
-        return cls(steps, name=name)
+        return cls(steps, name=name, base=base)
 
     def to_json(self) -> str:
         """The recipe as indented JSON text (:meth:`to_dict`)."""
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
 
     @classmethod
-    def from_json(cls, text: str | bytes, *, source: str = "recipe") -> Recipe:
+    def from_json(
+        cls,
+        text: str | bytes,
+        *,
+        source: str = "recipe",
+        base: str | os.PathLike | None = None,
+    ) -> Recipe:
         """A recipe from :meth:`to_json` text.
 
         Parameters
@@ -720,17 +805,48 @@ class Recipe:
                 f"is not valid JSON: {exc}.",
                 "Fix the text, or save the recipe again with Recipe.save.",
             ) from exc
-        return cls.from_dict(data, source=source)
+        return cls.from_dict(data, source=source, base=base)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write the recipe as JSON, atomically.
+        """Write the recipe as JSON, atomically, with its files beside it.
+
+        The files the steps name (a model, a mask, a reference image) are
+        named by paths relative to the recipe's folder, with their SHA-256;
+        a file outside that folder is copied beside the recipe first
+        (``<name>-step<k>-<parameter><suffix>``), so that the folder holds
+        everything the recipe reads.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The JSON file to write.
+        overwrite : bool
+            Replace an existing file.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
 
         Raises
         ------
         OutputExistsError
             If ``path`` exists and ``overwrite`` is false.
         """
-        text = self.to_json() + "\n"
+        path = Path(path)
+        data = self.to_dict()
+        folder = path.parent.resolve()
+        for number, step in enumerate(data["steps"], 1):
+            for key in OPERATIONS[step["op"]].files if step["op"] != MEASURE else ():
+                value = step["params"].get(key)
+                if value is None:
+                    continue
+                many = isinstance(value, list)
+                refs = value if many else [value]
+                for k, ref in enumerate(refs):
+                    tag = f"{key}{k + 1}" if many else key
+                    ref["path"] = _beside(Path(ref["path"]), folder, path, number, tag)
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
         return atomic_write(
             path,
             lambda tmp: tmp.write_text(text, encoding="utf-8"),
@@ -778,7 +894,7 @@ class Recipe:
                 "Give a recipe saved by Recipe.save.",
             ) from exc
         try:
-            return cls.from_json(text, source=str(path))
+            return cls.from_json(text, source=str(path), base=path.parent)
         except RecipeError as exc:
             if exc.source.startswith(str(path)):
                 raise
@@ -821,6 +937,7 @@ class Recipe:
                 "Convert the image to grey first.",
             )
         array, labels, measurements = image.array, None, {}
+        segmented_on = array
         units: str | None = None
         spacing = image.spacing
         for number, step in enumerate(self._steps, 1):
@@ -828,14 +945,31 @@ class Recipe:
             params = _thaw(step.params)
             try:
                 if kind == "measure":
-                    measurements = _measure(labels, image)
+                    measured = image
+                    if segmented_on.shape != image.array.shape:  # a new grid
+                        measured = _result_image(segmented_on, image, units)
+                    measurements = _measure(labels, measured)
                     continue
                 op = OPERATIONS[step.op]
-                if kind == "process":
-                    array = np.asarray(op.run(array, params, spacing=spacing))
+                if kind in ("process", "compose"):
+                    out = np.asarray(
+                        op.run(array, params, spacing=spacing, labels=labels)
+                    )
+                    if labels is not None and out.shape[: labels.ndim] != labels.shape:
+                        raise ValueError(
+                            f"it gives an image of shape {out.shape}, not the "
+                            f"labels' {labels.shape}; put steps that change the "
+                            "grid before the segmentation"
+                        )
+                    array = out
                     if not op.keeps_units:
-                        units = "grey level" if step.op == "window_level" else "a.u."
+                        units = (
+                            "grey level"
+                            if step.op == "window_level" or array.dtype == np.uint8
+                            else "a.u."
+                        )
                 elif kind == "segment":
+                    segmented_on = array
                     labels = np.asarray(op.run(array, params, spacing=spacing))
                 else:
                     mask = np.asarray(op.run(labels > 0, params, spacing=spacing))
@@ -846,6 +980,15 @@ class Recipe:
                             labels.dtype
                         )
                     )
+            except MedImgError as exc:
+                source = image.source or repr(image)
+                raise RecipeError(
+                    f"{_where(self._name, number, step.op)} on {source}",
+                    f"failed: {exc}",
+                    "Check the files the step names.",
+                    step=number,
+                    op=step.op,
+                ) from exc
             except (ValueError, TypeError) as exc:
                 source = image.source or repr(image)
                 raise RecipeError(

@@ -96,6 +96,10 @@ def _declared_functions():
     required = {
         "seeds": [(3, 4)],
         "markers": (np.arange(120).reshape(12, 10) % 3).astype(np.int32),
+        "other": image[::-1].copy(),
+        "reference": image,
+        "tiles": [image[:, ::-1].copy()],
+        "model": _classifier(),
     }
     out = []
     for name, op in sorted(OPERATIONS.items()):
@@ -105,8 +109,15 @@ def _declared_functions():
             if p.default is p.empty
         ]
         args = [mask if first.name == "mask" else image]
-        args += [required[p.name] for p in rest]
-        out.append((name, op.fn, lambda fn=op.fn, a=tuple(args), **kw: fn(*a, **kw)))
+        args += [required[p.name] for p in rest if p.kind != p.KEYWORD_ONLY]
+        given = {p.name: required[p.name] for p in rest if p.kind == p.KEYWORD_ONLY}
+        out.append(
+            (
+                name,
+                op.fn,
+                lambda fn=op.fn, a=tuple(args), g=given, **kw: fn(*a, **{**g, **kw}),
+            )
+        )
     out += [
         (
             "gmm_memberships",
@@ -344,6 +355,8 @@ def test_every_operation_and_declared_function_is_checked():
 )
 def test_declared_defaults_pass_their_own_declaration(fn, call):
     for spec in parameters(fn).values():
+        if spec.default is inspect.Parameter.empty:  # required: no default
+            continue
         assert spec.check(spec.default) == spec.default, spec.name
 
 

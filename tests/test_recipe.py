@@ -246,7 +246,7 @@ def test_steps_in_an_order_that_cannot_work_are_errors(steps, match):
     [
         ("region_grow", "without its seed points"),
         ("watershed", "without its marker labels"),
-        ("pixel_classifier", "needs scribbles and a model"),
+        ("pixel_classifier", "needs model, which the parameters do not hold"),
     ],
 )
 def test_interactive_steps_without_their_input_cannot_be_replayed(op, match):

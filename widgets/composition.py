@@ -24,7 +24,9 @@ import traitlets
 
 from medimg_lab import composition as C
 from medimg_lab import display
+from medimg_lab._files import keep_array
 from medimg_lab.composition.fusion import difference_caption, difference_window
+from medimg_lab.composition.steps import FUSION_MODES, blend_step, fuse_step
 from medimg_lab.image import MedImage
 from medimg_lab.metrics import MERITS, describe
 from medimg_lab.params import parameters, validate
@@ -43,7 +45,6 @@ __all__ = [
 ]
 
 MASK_SOURCES = ("threshold", "segmentation", "circle", "painted")
-FUSION_MODES = ("weighted", "colour", "checkerboard", "difference", "swipe")
 REGISTRATION_VIEWS = ("difference", "checkerboard", "overlay", "swipe")
 #: The controls each registration view uses, besides the motion's.
 _REGISTRATION_VIEW_CONTROLS = {
@@ -326,28 +327,42 @@ class BlendExplorer(_Explorer):
 
     @property
     def composite(self) -> np.ndarray:
-        """The composite display image, uint8."""
-        p = self.params
-        i1 = display.apply_window(self._image.array, *_window(self._image, p["inside"]))
-        i2 = display.apply_window(
-            self._other.array, *_window(self._other, p["outside"])
+        """The composite display image, uint8 (the recipe's ``blend`` step)."""
+        return blend_step(
+            self._image.array,
+            mask=self.binary_mask,
+            **self._blend_options(),
+            other=self._other.array,
+            spacing=self._image.spacing,
         )
-        return C.blend(i1, i2, self.mask)
+
+    def _blend_options(self) -> dict[str, Any]:
+        p = self.params
+        return {
+            "width_mm": p["width_mm"],
+            "opacity": p["opacity"],
+            "window": [float(v) for v in _window(self._image, p["inside"])],
+            "other_window": [float(v) for v in _window(self._other, p["outside"])],
+        }
 
     @property
     def recipe(self) -> list[dict[str, Any]]:
-        """The steps that rebuild the composite: ``[{"op", "params"}]``."""
+        """The steps that rebuild :attr:`composite` from ``I1``'s image.
+
+        ``threshold`` gives ``threshold_range`` and a ``blend`` through its
+        labels; the other sources (a given segmentation, the circle, the
+        painting) give one ``blend`` whose mask is a saved file (``.npy``,
+        by path and SHA-256). A second image ``I2`` is a saved file too.
+        """
         p = self.params
+        steps, blend = [], self._blend_options()
         if self.source == "threshold":
-            mask = _step("threshold_range", low=p["low"], high=p["high"])
-        elif self.source == "painted":
-            mask = _step("painted", pixels=int(self._painted.sum()))
-        elif self.source == "circle":
-            mask = _step("circle", centre=self._centre, radius_mm=p["radius_mm"])
+            steps.append(_step("threshold_range", low=p["low"], high=p["high"]))
         else:
-            mask = _step("segmentation")
-        blend = {k: p[k] for k in ("opacity", "inside", "outside")}
-        return [mask, _step("feather", width_mm=p["width_mm"]), _step("blend", **blend)]
+            blend["mask"] = keep_array(self.binary_mask)
+        if self._other is not self._image:
+            blend["other"] = keep_array(self._other.array)
+        return [*steps, _step("blend", **blend)]
 
     # ---------------------------------------------------------------- build
     def _build(self, inside: str, outside: str) -> None:
@@ -463,38 +478,42 @@ class FusionExplorer(_Explorer):
     # ------------------------------------------------------------------ API
     @property
     def composite(self) -> np.ndarray:
-        """The view of the current mode, uint8 (RGB for colour)."""
+        """The view of the current mode, uint8 (RGB for colour).
+
+        What the recipe's ``fuse`` step gives.
+        """
+        return fuse_step(
+            self._base.array,
+            other=self._layer.array,
+            **self._fuse_options(),
+            spacing=self._base.spacing,
+        )
+
+    def _fuse_options(self) -> dict[str, Any]:
         p, mode = self.params, self.mode
-        base, layer = self._base.array, self._layer.array
+        options: dict[str, Any] = {"mode": mode}
         if mode == "colour":
-            return C.color_fuse(
-                base,
-                layer,
-                layer_range=(p["layer_low"], p["layer_high"]),
+            options.update(
                 cmap=p["cmap"],
                 opacity=p["opacity"],
+                layer_range=[p["layer_low"], p["layer_high"]],
             )
-        if mode == "difference":
-            return display.apply_window(C.difference(base, layer), *self._diff_window)
-        i1 = display.apply_window(base, *display.auto_window(base))
-        i2 = display.apply_window(layer, *display.auto_window(layer))
-        if mode == "weighted":
-            return C.fuse(i1, i2, p["weight"])
-        if mode == "checkerboard":
-            return C.checkerboard(i1, i2, squares=p["squares"])
-        return C.swipe(i1, i2, position=p["position"], axis=1)
+        elif mode in ("weighted", "checkerboard", "swipe"):
+            key = {"weighted": "weight", "checkerboard": "squares"}.get(
+                mode, "position"
+            )
+            options[key] = p[key]
+        return options
 
     @property
     def recipe(self) -> list[dict[str, Any]]:
-        """The current view as one step."""
-        keys = {
-            "weighted": ("weight",),
-            "colour": ("cmap", "opacity", "layer_low", "layer_high"),
-            "checkerboard": ("squares",),
-            "difference": (),
-            "swipe": ("position",),
-        }[self.mode]
-        return [_step(self.mode, **{k: self.params[k] for k in keys})]
+        """The current view as one ``fuse`` step on the base image.
+
+        The layer is a saved file (``.npy``, by path and SHA-256).
+        """
+        return [
+            _step("fuse", other=keep_array(self._layer.array), **self._fuse_options())
+        ]
 
     # ---------------------------------------------------------------- build
     @property
@@ -900,21 +919,37 @@ class RegistrationExplorer(_Explorer):
 
     @property
     def recipe(self) -> list[dict[str, Any]]:
-        """The motion undone, and how it was found."""
-        p = self.params
-        steps = []
-        if self._result is not None:
-            steps.append(_step("register", method=p["method"], transform="rigid"))
-        shift = (p["shift_y_mm"], p["shift_x_mm"])
-        steps.append(
+        """The steps that give :attr:`aligned` from the moving image.
+
+        After :meth:`register`, with the sliders where it left them: a
+        ``register`` step onto the fixed image (a saved file, by path and
+        SHA-256), which finds the motion again on each study. Otherwise
+        (the motion set or nudged by hand): the ``rigid_transform`` that
+        undoes the sliders' motion.
+        """
+        p, found = self.params, self._result
+        motion = (p["shift_y_mm"], p["shift_x_mm"], p["rotation_deg"])
+        if found is not None and np.allclose(
+            motion, (*found.shift_mm, found.rotation_deg), rtol=0, atol=1e-9
+        ):
+            return [
+                _step(
+                    "register",
+                    reference=keep_array(self._fixed.array),
+                    method=found.method,
+                    transform=found.transform,
+                    interpolation="cubic",
+                )
+            ]
+        return [
             _step(
                 "rigid_transform",
-                shift_mm=shift,
+                shift_mm=[p["shift_y_mm"], p["shift_x_mm"]],
                 rotation_deg=p["rotation_deg"],
                 inverse=True,
+                interpolation="cubic",
             )
-        )
-        return steps
+        ]
 
     # ---------------------------------------------------------------- build
     def _reach(self) -> float:
@@ -1081,8 +1116,12 @@ class StitchExplorer(_Explorer):
 
     @property
     def recipe(self) -> list[dict[str, Any]]:
-        """The stitch as one step."""
-        return [_step("stitch", **self.params)]
+        """The stitch as one step, applied to the first tile.
+
+        The other tiles are saved files (``.npy``, by path and SHA-256).
+        """
+        others = [keep_array(tile) for tile in self._tiles[1:]]
+        return [_step("stitch", tiles=others, **self.params)]
 
     # ---------------------------------------------------------------- build
     def _build(self) -> None:

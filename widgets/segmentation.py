@@ -13,8 +13,9 @@ import traitlets
 from medimg_lab import segmentation
 from medimg_lab.image import MedImage
 from medimg_lab.io import save
-from medimg_lab.params import OPERATIONS, get_operation, parameters, validate
+from medimg_lab.params import get_operation, operations, parameters, validate
 from medimg_lab.recipe import CLEANUP
+from medimg_lab.segmentation.region import marker_points
 
 from ._panel import StagePanel, brush_pixels
 from .controls import controls_for
@@ -22,8 +23,9 @@ from .viewer import ImageViewer
 
 __all__ = ["SegmentationPanel"]
 
-#: Methods that need seed points or scribbles, and what they take.
-SEEDED = {"region_grow": "seeds", "watershed": "scribbles"}
+#: Seeded methods and the parameter of their interactive input, from the
+#: declarations: "seeds" are clicked, "markers" painted with the brush.
+SEEDED = {op.name: op.seeded for op in operations(stage="segmentation") if op.seeded}
 CLASSIFIER = "pixel_classifier"
 TOOLS = ("seed", "brush", "eraser", "read")
 
@@ -41,13 +43,13 @@ def _first_foreground(classes) -> int:
 
 
 def _methods() -> dict[str, str]:
-    """Label → name of the segmentation methods (registered on import)."""
+    """Label → name of the segmentation methods (role "method"), classifier last."""
     methods = {
-        op.label: name
-        for name, op in OPERATIONS.items()
-        if op.stage == "segmentation" and name not in CLEANUP
+        op.label: op.name
+        for op in operations(stage="segmentation", role="method")
+        if op.name != CLASSIFIER
     }
-    methods["Pixel classifier (scribbles)"] = CLASSIFIER
+    methods[get_operation(CLASSIFIER).label] = CLASSIFIER
     return methods
 
 
@@ -292,12 +294,27 @@ class SegmentationPanel(StagePanel):
 
     @property
     def recipe(self) -> list[dict[str, Any]]:
-        """The method and the clean-up steps, as data."""
+        """The method and the clean-up steps, as data that replays.
+
+        Seeds and watershed markers are in the parameters (array indices;
+        markers as ``[index..., label]`` per painted pixel); the trained
+        pixel classifier is a skops file named by path and SHA-256
+        (:meth:`medimg_lab.recipe.Recipe.save` copies it beside the recipe).
+
+        Raises
+        ------
+        ValueError
+            For the pixel classifier before it was trained (paint scribbles
+            of two classes first).
+        """
         first = {"op": self.method, "params": self.params}
-        if SEEDED.get(self.method) == "seeds":
+        need = SEEDED.get(self.method)
+        if need == "seeds":
             first["params"]["seeds"] = [list(s) for s in self._seeds]
+        elif need == "markers":
+            first["params"]["markers"] = marker_points(self._scribbles)
         if self.method == CLASSIFIER:
-            first["params"] = {"model": self._model}
+            first["params"] = {"model": self._model_file()}
         steps = [first]
         steps += [
             {"op": name, "params": dict(self._cleanup[name])}
@@ -305,6 +322,22 @@ class SegmentationPanel(StagePanel):
             if name in self._cleanup
         ]
         return steps
+
+    def _model_file(self) -> dict[str, str]:
+        """The trained classifier as a skops file: ``{"path", "sha256"}``."""
+        import tempfile
+        from pathlib import Path
+
+        from medimg_lab._files import keep
+
+        if self._classifier is None or self._classifier.classes is None:
+            raise ValueError(
+                "the pixel classifier has no trained model yet: paint scribbles of "
+                "at least two classes (tool: brush), then take the recipe"
+            )
+        with tempfile.TemporaryDirectory() as folder:
+            path = self._classifier.save(Path(folder) / "model.skops")
+            return keep(path.read_bytes(), ".skops")
 
     def export(self, path) -> str:
         """Save the labels as NIfTI or PNG through :func:`medimg_lab.save`.
@@ -421,7 +454,7 @@ class SegmentationPanel(StagePanel):
             if not self._seeds:
                 raise _Waiting("Click in the image to place a seed (tool: seed).")
             return op.fn(image, self._seeds, **validate(op.fn, params))
-        if need == "scribbles":
+        if need == "markers":
             if len(np.unique(self._scribbles)) < 3:
                 raise _Waiting(self._paint_more("markers"))
             return op.run(
@@ -441,7 +474,8 @@ class SegmentationPanel(StagePanel):
         )
         self._proba = self._classifier.predict_proba()
         self._uncertain = self._classifier.uncertainty()
-        return (np.argmax(self._proba, axis=0) + 1).astype(np.uint8)
+        classes = self._classifier.classes  # the painted ones, as predict gives
+        return classes[np.argmax(self._proba, axis=0)].astype(np.uint8)
 
     def _paint_more(self, what: str) -> str:
         """What to paint next: at least two classes, and which are there."""

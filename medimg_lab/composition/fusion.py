@@ -27,6 +27,7 @@ from typing import Annotated
 import numpy as np
 
 from .._checks import Spacing, check_spacing
+from ..display import apply_window, auto_window
 from ..params import Param, declared
 
 __all__ = [
@@ -50,6 +51,12 @@ COLORMAPS = ("hot", "jet", "viridis", "inferno", "magma", "plasma", "turbo", "bo
 
 Weight = Annotated[float, Param(0.0, 1.0, 0.01, "", "weight of the first image")]
 Colormap = Annotated[str, Param(choices=COLORMAPS, doc="colour map of the layer")]
+WidthMm = Annotated[float, Param(0.0, 100.0, 0.5, "mm", "width of the soft edge")]
+Squares = Annotated[int, Param(2, 64, 1, "", "squares along the longer side")]
+Position = Annotated[
+    float, Param(0.0, 1.0, 0.01, "", "where the cut lies, as a fraction")
+]
+Opacity = Annotated[float, Param(0.0, 1.0, 0.01, "", "layer opacity")]
 
 # The declared options of every function here (``squares``, ``weight``, ...)
 # are checked by @declared on each call, with the recipe's message; the
@@ -123,9 +130,7 @@ def _same_shape(i1, i2) -> tuple[np.ndarray, np.ndarray]:
 def feather(
     mask: np.ndarray,
     *,
-    width_mm: Annotated[
-        float, Param(0.0, 100.0, 0.5, "mm", "width of the soft edge")
-    ] = 2.0,
+    width_mm: WidthMm = 2.0,
     spacing: Spacing = None,
 ) -> np.ndarray:
     """A binary mask with a soft edge: a ramp from 0 to 1 across ``width_mm``.
@@ -365,7 +370,7 @@ def checkerboard(
     i1: np.ndarray,
     i2: np.ndarray,
     *,
-    squares: Annotated[int, Param(2, 64, 1, "", "squares along the longer side")] = 8,
+    squares: Squares = 8,
 ) -> np.ndarray:
     """Alternate squares of ``i1`` and ``i2``, to show a misalignment.
 
@@ -396,9 +401,7 @@ def swipe(
     i1: np.ndarray,
     i2: np.ndarray,
     *,
-    position: Annotated[
-        float, Param(0.0, 1.0, 0.01, "", "where the cut lies, as a fraction")
-    ] = 0.5,
+    position: Position = 0.5,
     axis: Annotated[int, Param(0, 1, 1, "", "0: a horizontal cut, 1: vertical")] = 1,
 ) -> np.ndarray:
     """``i1`` before a cut and ``i2`` after it, like a swipe slider.
@@ -530,7 +533,7 @@ def color_fuse(
     base_window: tuple[float, float] | None = None,
     layer_range: tuple[float, float] | None = None,
     cmap: Colormap = "hot",
-    opacity: Annotated[float, Param(0.0, 1.0, 0.01, "", "layer opacity")] = 0.6,
+    opacity: Opacity = 0.6,
     threshold: float | None = None,
 ) -> np.ndarray:
     """A grey anatomical base with a colour-mapped layer on top.
@@ -565,8 +568,6 @@ def color_fuse(
         RGB.
     """
     import cv2
-
-    from ..display import apply_window, auto_window
 
     base, layer = np.asarray(base), np.asarray(layer)
     if base.ndim != 2 or layer.shape != base.shape:

@@ -118,7 +118,7 @@ import numpy as np
 
 from .._checks import Spacing, check_image, check_spacing
 from ..errors import MedImgError
-from ..params import Param, declared
+from ..params import Param, declared, operation
 
 __all__ = [
     "METHODS",
@@ -1067,7 +1067,21 @@ def _warp_values(
     return out
 
 
-@declared
+# register's options, declared once: the registration step of a recipe
+# (medimg_lab.composition.steps) takes the same.
+Method = Annotated[str, Param(doc="registration method", choices=tuple(METHODS))]
+Transform = Annotated[str, Param(doc="transform model", choices=TRANSFORMS)]
+Levels = Annotated[int, Param(1, 6, 1, "", "pyramid levels (1: full resolution only)")]
+Iterations = Annotated[int, Param(10, 1000, 10, "", "ECC iterations per pyramid level")]
+Ratio = Annotated[float, Param(0.5, 0.95, 0.05, "", "ratio test for feature matches")]
+RansacPx = Annotated[float, Param(0.5, 20, 0.5, "px", "RANSAC inlier distance")]
+Interpolation = Annotated[
+    str,
+    Param(doc="resampling", choices=("linear", "cubic", "nearest")),
+]
+
+
+@operation("composition", "Move by a known transform", role="process")
 def rigid_transform(
     image,
     *,
@@ -1088,10 +1102,7 @@ def rigid_transform(
     ] = 1.0,
     spacing: Spacing = None,
     center_mm: tuple[float, float] | None = None,
-    interpolation: Annotated[
-        str,
-        Param(doc="resampling", choices=("linear", "cubic", "nearest")),
-    ] = "linear",
+    interpolation: Interpolation = "linear",
     fill: float | None = None,
     inverse: bool = False,
 ) -> np.ndarray:
@@ -1283,27 +1294,13 @@ def register(
     fixed,
     moving,
     *,
-    method: Annotated[
-        str,
-        Param(doc="registration method", choices=tuple(METHODS)),
-    ] = "ecc",
-    transform: Annotated[
-        str,
-        Param(doc="transform model", choices=TRANSFORMS),
-    ] = "rigid",
+    method: Method = "ecc",
+    transform: Transform = "rigid",
     spacing: Spacing = None,
-    levels: Annotated[
-        int, Param(1, 6, 1, "", "pyramid levels (1: full resolution only)")
-    ] = 3,
-    iterations: Annotated[
-        int, Param(10, 1000, 10, "", "ECC iterations per pyramid level")
-    ] = 100,
-    ratio: Annotated[
-        float, Param(0.5, 0.95, 0.05, "", "ratio test for feature matches")
-    ] = 0.8,
-    ransac_px: Annotated[
-        float, Param(0.5, 20, 0.5, "px", "RANSAC inlier distance")
-    ] = 3.0,
+    levels: Levels = 3,
+    iterations: Iterations = 100,
+    ratio: Ratio = 0.8,
+    ransac_px: RansacPx = 3.0,
 ) -> Registration:
     r"""Align a moving image onto a fixed one; rigid, similarity or affine.
 

@@ -799,23 +799,28 @@ def _border_distance(shape: tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------- stitch
 
 
+# stitch's options, declared once: the stitching step of a recipe
+# (medimg_lab.composition.steps) takes the same.
+SeamBlend = Annotated[
+    str, Param(doc="how seams are blended", choices=("feather", "multiband", "none"))
+]
+MinOverlap = Annotated[
+    float, Param(0.005, 0.9, 0.005, "", "smallest overlap, fraction of a tile")
+]
+MinNcc = Annotated[
+    float, Param(0.0, 1.0, 0.01, "", "smallest NCC of an accepted overlap")
+]
+SeamLevels = Annotated[int, Param(1, 8, 1, "", "pyramid levels of multiband blending")]
+
+
 @declared
 def stitch(
     tiles,
     *,
-    blend: Annotated[
-        str,
-        Param(doc="how seams are blended", choices=("feather", "multiband", "none")),
-    ] = "feather",
-    min_overlap: Annotated[
-        float, Param(0.005, 0.9, 0.005, "", "smallest overlap, fraction of a tile")
-    ] = 0.02,
-    min_ncc: Annotated[
-        float, Param(0.0, 1.0, 0.01, "", "smallest NCC of an accepted overlap")
-    ] = 0.8,
-    levels: Annotated[
-        int, Param(1, 8, 1, "", "pyramid levels of multiband blending")
-    ] = 5,
+    blend: SeamBlend = "feather",
+    min_overlap: MinOverlap = 0.02,
+    min_ncc: MinNcc = 0.8,
+    levels: SeamLevels = 5,
     fill: float = 0.0,
     spacing: Spacing = None,
 ) -> Stitched:

@@ -80,7 +80,7 @@ from .._checks import Spacing, check_image, check_spacing
 from ..errors import UntrustedModelError
 from ..io._atomic import atomic_write
 from ..io.models import load_trusted
-from ..params import Param, ParamSpec, declared
+from ..params import FileRef, Param, ParamSpec, declared, operation
 
 __all__ = [
     "DEFAULT_SCALES_MM",
@@ -89,6 +89,7 @@ __all__ = [
     "UntrustedModelError",
     "feature_bank",
     "feature_names",
+    "pixel_classifier",
 ]
 
 #: Feature families of :func:`feature_bank`, in output order.
@@ -1368,3 +1369,52 @@ class PixelClassifier:
         clf.classes = np.asarray(state["classes"])
         clf._version = 1
         return clf
+
+
+@operation("segmentation", "Pixel classifier (scribbles)", keeps_units=False)
+def pixel_classifier(
+    image: np.ndarray,
+    *,
+    model: Annotated[
+        FileRef,
+        Param(
+            file="model",
+            doc="a trained PixelClassifier saved with skops (PixelClassifier.save), "
+            "by path and SHA-256",
+        ),
+    ],
+    spacing: Spacing = None,
+) -> np.ndarray:
+    """Label an image with a trained pixel classifier: ``argmax_k P(C_k | x)``.
+
+    The recipe step of the classifier trained in the segmentation panel: the
+    model is a file beside the recipe, named by its relative path and its
+    SHA-256, and loaded (with skops, trusted types only) only when the
+    digest matches.
+
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+        The image to label, in the units the model was trained on.
+    model : dict or PixelClassifier
+        ``{"path": ..., "sha256": ...}`` of a file written by
+        :meth:`PixelClassifier.save`, or the classifier itself.
+    spacing : tuple of float, optional
+        mm per axis; ``None`` means 1 mm.
+
+    Returns
+    -------
+    ([S,] M, N) ndarray
+        The classes of the scribbles (1..K), in the scribbles' dtype.
+
+    Raises
+    ------
+    NotFoundError
+        If the model file is missing.
+    DigestError
+        If the file's SHA-256 is not the one named.
+    """
+    from .._files import read_model
+
+    image = check_image(image, finite=True)
+    return read_model(model).predict(image, spacing=spacing)

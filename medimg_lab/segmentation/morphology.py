@@ -14,7 +14,7 @@ from ._common import Spacing, check_mask, check_spacing
 __all__ = ["binary_close", "binary_open", "fill_holes", "keep_largest", "remove_small"]
 
 
-@operation("segmentation", "Fill holes")
+@operation("segmentation", "Fill holes", role="cleanup")
 def fill_holes(
     mask: np.ndarray,
     *,
@@ -49,7 +49,7 @@ def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.nda
     return labels, sizes
 
 
-@operation("segmentation", "Keep largest component")
+@operation("segmentation", "Keep largest component", role="cleanup")
 def keep_largest(
     mask: np.ndarray,
     *,
@@ -75,7 +75,7 @@ def keep_largest(
     return labels == int(np.argmax(sizes))
 
 
-@operation("segmentation", "Remove small islands")
+@operation("segmentation", "Remove small islands", role="cleanup")
 def remove_small(
     mask: np.ndarray,
     *,
@@ -150,7 +150,7 @@ def _morph(mask, radius_mm, spacing, op: str) -> np.ndarray:
     return fn(padded, structure=element)[tuple(slice(a, -a or None) for a, _ in pad)]
 
 
-@operation("segmentation", "Open")
+@operation("segmentation", "Open", role="cleanup")
 def binary_open(
     mask: np.ndarray,
     *,
@@ -177,7 +177,7 @@ def binary_open(
     return _morph(mask, radius_mm, spacing, "open")
 
 
-@operation("segmentation", "Close")
+@operation("segmentation", "Close", role="cleanup")
 def binary_close(
     mask: np.ndarray,
     *,

@@ -11,7 +11,7 @@ from ..display import auto_window
 from ..params import Connectivity, Param, operation
 from ._common import Spacing, check_image, check_seeds, check_spacing
 
-__all__ = ["chan_vese", "region_grow", "watershed"]
+__all__ = ["chan_vese", "marker_points", "region_grow", "watershed"]
 
 
 def _connected_to(candidate: np.ndarray, seeds, connectivity: int) -> np.ndarray:
@@ -21,7 +21,7 @@ def _connected_to(candidate: np.ndarray, seeds, connectivity: int) -> np.ndarray
     return np.isin(labels, list(keep)) if keep else np.zeros_like(candidate)
 
 
-@operation("segmentation", "Region growing")
+@operation("segmentation", "Region growing", seeded="seeds")
 def region_grow(
     image: np.ndarray,
     seeds,
@@ -110,7 +110,60 @@ def region_grow(
     return region
 
 
-@operation("segmentation", "Watershed", keeps_units=False)
+def marker_points(markers: np.ndarray) -> list[list[int]]:
+    """The marked pixels of ``markers`` as data: ``[[index..., label], ...]``.
+
+    The form a recipe holds a watershed's markers in (JSON, exact);
+    :func:`watershed` takes it as it takes the array.
+
+    Parameters
+    ----------
+    markers : ([S,] M, N) int ndarray
+        Labels > 0 where a region surely lies, 0 elsewhere.
+
+    Returns
+    -------
+    list of list of int
+        One ``[index..., label]`` per marked pixel, in C order.
+
+    Examples
+    --------
+    >>> marker_points(np.array([[0, 2], [1, 0]]))
+    [[0, 1, 2], [1, 0, 1]]
+    """
+    markers = np.asarray(markers)
+    if markers.dtype.kind not in "iub":
+        raise ValueError(f"markers must be integer labels; got dtype {markers.dtype}")
+    where = np.nonzero(markers)
+    points = np.column_stack([*where, markers[where]]).astype(np.int64)
+    return points.tolist()
+
+
+def _marker_array(markers, shape: tuple[int, ...]) -> np.ndarray:
+    """Markers as an array of ``shape``, from an array or from marker points."""
+    if isinstance(markers, np.ndarray) and markers.shape == shape:
+        return markers
+    if isinstance(markers, list | tuple) and markers and np.ndim(markers) == 2:
+        points = np.asarray(markers)
+        if (
+            points.dtype.kind not in "iu"
+            or points.shape[1] != len(shape) + 1
+            or (points[:, :-1] < 0).any()
+            or (points[:, :-1] >= np.asarray(shape)).any()
+            or (points[:, -1] < 1).any()
+        ):
+            raise ValueError(
+                f"markers as points must be [index..., label] rows of {len(shape) + 1} "
+                f"whole numbers, indices inside the image of shape {shape} and "
+                "labels from 1"
+            )
+        out = np.zeros(shape, np.int32)
+        out[tuple(points[:, :-1].T)] = points[:, -1]
+        return out
+    return np.asarray(markers)
+
+
+@operation("segmentation", "Watershed", keeps_units=False, seeded="markers")
 def watershed(
     image: np.ndarray,
     markers: np.ndarray,
@@ -125,8 +178,15 @@ def watershed(
     Parameters
     ----------
     image : ([S,] M, N) ndarray
-    markers : ([S,] M, N) int ndarray
-        Labels 1..K where a region surely lies, 0 elsewhere.
+    markers : ([S,] M, N) int ndarray or list of [[slice,] row, col, label]
+        Labels 1..K where a region surely lies, 0 elsewhere; or the same as
+        data, one ``[index..., label]`` per marked pixel
+        (:func:`marker_points`), as a recipe holds them.
+    compactness : float
+        In [0, 10]: 0 is the classic watershed; larger gives rounder regions.
+    spacing : tuple of float, optional
+        mm per axis; default 1 mm. The gradient's smoothing is isotropic in
+        mm.
 
     Returns
     -------
@@ -141,7 +201,7 @@ def watershed(
     from skimage.segmentation import watershed as skimage_watershed
 
     image = check_image(image)
-    markers = np.asarray(markers)
+    markers = _marker_array(markers, image.shape)
     if markers.shape != image.shape or markers.dtype.kind not in "iub":
         raise ValueError(
             f"markers must be integer labels of the image's shape {image.shape}; "
