@@ -377,3 +377,158 @@ def test_records_of_the_old_digest_still_resume(cohort, tmp_path):
     for entry in again.provenance["inputs"]:  # upgraded to real digests
         for f in entry.get("files") or [entry]:
             assert f["sha256"] == _sha256(f["path"])
+
+
+# ------------------------------------- issue 20: runner choice, the run's client
+def _discs(folder, n):
+    folder.mkdir(parents=True)
+    for k in range(n):
+        disc_png(folder / f"d{k:02d}.png", 6 + k % 12, k, size=40 + 4 * (k % 5))
+    return folder
+
+
+def test_a_small_cohort_runs_in_this_process_and_says_so(tmp_path, monkeypatch, capsys):
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a local cluster was started for 12 small studies")
+
+    monkeypatch.setattr(batch, "local_cluster", no_cluster)
+    folder = _discs(tmp_path / "in", 12)
+    result = batch.run(Recipe(STEPS), folder, tmp_path / "out", workers=2)
+    assert (result.table["status"] == "ok").all() and len(result.table) == 12
+    line = "12 studies: ran in this process (serial), cheaper than starting workers"
+    assert result.runner == line
+    assert line in capsys.readouterr().err
+    assert result.provenance["runner"] == line and result.dashboard is None
+
+
+def test_told_otherwise_a_small_cohort_runs_where_asked(tmp_path, monkeypatch):
+    started = []
+    real = batch.local_cluster
+
+    def spy(workers=None, *, threads=False):
+        started.append((workers, threads))
+        return real(workers, threads=True)  # threads: cheap to start in a test
+
+    monkeypatch.setattr(batch, "local_cluster", spy)
+    folder = _discs(tmp_path / "in", 4)
+    result = batch.run(
+        Recipe(STEPS),
+        folder,
+        tmp_path / "out",
+        client="processes",
+        workers=2,
+        progress=False,
+    )
+    assert started == [(2, False)]
+    assert result.runner == "4 studies: ran on a local cluster of 2 processes"
+    assert result.dashboard.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("n_left", "seconds_each", "workers", "expected"),
+    [
+        (11, 0.003, 2, "serial"),  # 33 ms of work: nothing to gain
+        (1000, 0.003, 1, "serial"),  # one core: no one to share with
+        (300, 0.015, 2, "threads"),  # 4.5 s: a cluster's start eats the gain
+        (600, 0.015, 2, "processes"),  # 9 s: two processes pay for their start
+        (20, 2.0, 4, "processes"),  # few, but long studies
+    ],
+)
+def test_the_runner_is_the_cheapest_for_the_work(
+    n_left, seconds_each, workers, expected
+):
+    assert batch._choose_runner(n_left, seconds_each, workers) == expected
+
+
+def test_the_choice_follows_the_measured_cost(tmp_path, monkeypatch):
+    """Studies that take long in this process send the rest to worker processes."""
+    started = []
+
+    def spy(workers=None, *, threads=False):
+        started.append((workers, threads))
+        return batch_local_threads(workers)
+
+    monkeypatch.setattr(batch, "local_cluster", spy)
+    # A machine where workers start in 0.3 s, and studies that take 0.2 s
+    # here: 6 left after the 2 timed ones, 1.2 s alone against 0.3 + 0.67 s.
+    monkeypatch.setattr(batch, "_PROCESS_START_S", 0.3)
+    real = batch._process
+
+    def slow_here(item, recipe, out, options):
+        if threading.current_thread() is threading.main_thread():
+            time.sleep(0.2)
+        return real(item, recipe, out, options)
+
+    monkeypatch.setattr(batch, "_process", slow_here)
+    folder = _discs(tmp_path / "in", 8)
+    result = batch.run(
+        Recipe(STEPS), folder, tmp_path / "out", workers=2, progress=False
+    )
+    assert started == [(2, False)]
+    assert result.runner.startswith("8 studies: ran on 2 local worker processes")
+    assert (result.table["status"] == "ok").all() and len(result.table) == 8
+    serial = batch.run(
+        Recipe(STEPS), folder, tmp_path / "serial", client="serial", progress=False
+    )
+    columns = ["id", "status", "area_mm2"]
+    assert result.table[columns].equals(serial.table[columns])
+
+
+def batch_local_threads(workers):
+    """A local cluster of threads (cheap in a test) where processes were chosen."""
+    from dask.distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=1,
+        threads_per_worker=workers,
+        processes=False,
+        dashboard_address="127.0.0.1:0",
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"client": "proceses"}, "client must be one of"),
+        ({"workers": 0}, "workers must be a whole number of at least 1; got 0"),
+    ],
+)
+def test_a_wrong_runner_is_refused_before_anything_runs(tmp_path, kwargs, message):
+    folder = _discs(tmp_path / "in", 2)
+    with pytest.raises(ValueError, match=message):
+        batch.run(Recipe(STEPS), folder, tmp_path / "out", progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_results_come_from_the_runs_own_client_not_the_default(tmp_path):
+    """A second client, the default one, whose event loop is busy meanwhile."""
+    from dask.distributed import Client, LocalCluster, default_client
+
+    folder = _discs(tmp_path / "in", 6)
+    options = {"processes": False, "n_workers": 1, "dashboard_address": "127.0.0.1:0"}
+    release = threading.Event()
+    with (
+        LocalCluster(threads_per_worker=2, **options) as mine,
+        Client(mine, set_as_default=False) as client,
+        LocalCluster(threads_per_worker=1, **options) as theirs,
+        Client(theirs) as other,
+    ):
+        assert default_client() is other and other.loop is not client.loop
+        other.loop.add_callback(release.wait, 120)  # their loop is blocked
+        outcome = {}
+
+        def go():
+            outcome["result"] = batch.run(
+                Recipe(STEPS), folder, tmp_path / "out", client=client, progress=False
+            )
+
+        runner = threading.Thread(target=go, daemon=True)
+        try:
+            runner.start()
+            runner.join(timeout=90)
+            finished = not runner.is_alive()
+        finally:
+            release.set()
+            runner.join(timeout=120)
+    assert finished, "batch.run waited on the default client's event loop"
+    assert (outcome["result"].table["status"] == "ok").all()
