@@ -77,8 +77,17 @@ class InstanceCache:
 
     Examples
     --------
-    >>> cache = InstanceCache(tmp_path, max_bytes=2 * 1024**3)  # doctest: +SKIP
-    >>> cache.get("1.2.3")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from pydicom.data import get_testdata_file
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> cache = InstanceCache(folder.name, max_bytes=2 * 1024**3)
+    >>> cache.get("1.2.3") is None
+    True
+    >>> with open(get_testdata_file("CT_small.dcm"), "rb") as f:
+    ...     uid = cache.put_bytes(f.read(), source="CT_small.dcm")
+    >>> uid in cache, len(cache), cache.get(uid).suffix
+    (True, 1, '.dcm')
+    >>> folder.cleanup()
     """
 
     def __init__(

@@ -7,12 +7,13 @@ multipart answers through the same HTTP session, straight into the
 memory, the instances' own bytes and transfer syntax), and assembles them
 with the same code as :func:`medimg_lab.load` on a folder.
 
-Examples
---------
->>> pacs = DicomWebArchive("http://127.0.0.1:8042/dicom-web")  # doctest: +SKIP
->>> studies = pacs.search_studies(modality="CT", date="20200101-")  # doctest: +SKIP
->>> series = pacs.search_series(studies[0].study_uid, modality="CT")  # doctest: +SKIP
->>> ct = pacs.load_series(series[0].series_uid)  # doctest: +SKIP
+A session needs an archive (tests/archive runs these steps against a real
+Orthanc)::
+
+    pacs = DicomWebArchive("http://127.0.0.1:8042/dicom-web")
+    studies = pacs.search_studies(modality="CT", date="20200101-")
+    series = pacs.search_series(studies[0].study_uid, modality="CT")
+    ct = pacs.load_series(series[0].series_uid)
 """
 
 from __future__ import annotations

@@ -8,11 +8,12 @@ and the archive must know it). Each instance is written to the
 atomic rename, and the series is assembled as :func:`medimg_lab.load`
 assembles a folder.
 
-Examples
---------
->>> pacs = DimseArchive("pacs.example.org", 104, called_ae="PACS")  # doctest: +SKIP
->>> pacs.echo()  # doctest: +SKIP
->>> studies = pacs.search_studies(patient_id="12345")  # doctest: +SKIP
+A session needs an archive (tests/archive runs these steps against a real
+Orthanc)::
+
+    pacs = DimseArchive("pacs.example.org", 104, called_ae="PACS")
+    pacs.echo()
+    studies = pacs.search_studies(patient_id="12345")
 """
 
 from __future__ import annotations
