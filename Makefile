@@ -69,9 +69,12 @@ chromium:
 		echo "Chromium is missing at $(CHROMIUM). Install it with: sudo apt-get install chromium"; exit 1; \
 	fi
 
+# The layers' import contracts (.importlinter), on the package laid out as
+# installed (tools/lint_imports.py says why).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/lint_imports.py
 
 unit: install
 	$(BIN)/pytest tests --ignore=tests/browser

@@ -14,7 +14,6 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .composition import blend
 from .image import MedImage
 
 __all__ = [
@@ -22,14 +21,20 @@ __all__ = [
     "PRESETS",
     "apply_window",
     "auto_window",
+    "draw_mark",
     "encode_png",
     "fit",
     "histogram_image",
     "label_colors",
     "overlay",
     "plane",
+    "plane_to_voxel",
     "preset",
+    "resample_labels",
+    "resample_plane",
+    "seam_lines",
     "to_display",
+    "voxel_to_plane",
 ]
 
 #: Planes of a volume stored ``array[slice, row, col]`` in axial layout.
@@ -245,6 +250,251 @@ def plane(
     return array[:, :, index][::-1], (dz, dy)
 
 
+def plane_to_voxel(
+    shape: tuple[int, ...], name: str, index: int, row: int, col: int
+) -> tuple[int, int, int]:
+    """The voxel under pixel ``(row, col)`` of a plane as :func:`plane` shows it.
+
+    Parameters
+    ----------
+    shape : (int, int, int)
+        The volume's ``(S, M, N)`` (axial layout, see :func:`plane`).
+    name : {"axial", "coronal", "sagittal"}
+    index : int
+        The plane's index along its normal.
+    row, col : int
+        Pixel of the shown plane, row 0 at the top (superior, for coronal
+        and sagittal planes).
+
+    Returns
+    -------
+    (slice, row, col) : (int, int, int)
+        The array index; :func:`voxel_to_plane` is its inverse.
+
+    Examples
+    --------
+    >>> plane_to_voxel((10, 20, 30), "coronal", 5, 0, 7)
+    (9, 5, 7)
+    """
+    top = shape[0] - 1
+    if name == "axial":
+        return index, row, col
+    if name == "coronal":
+        return top - row, index, col
+    if name == "sagittal":
+        return top - row, col, index
+    raise ValueError(f"plane must be one of {', '.join(PLANES)}; got {name!r}")
+
+
+def voxel_to_plane(
+    shape: tuple[int, ...], name: str, voxel: tuple[int, int, int]
+) -> tuple[int, int, int]:
+    """Where voxel ``(slice, row, col)`` shows in plane ``name``.
+
+    ``(row, col, index)``, the inverse of :func:`plane_to_voxel`.
+
+    Parameters
+    ----------
+    shape : (int, int, int)
+        The volume's ``(S, M, N)``.
+    name : {"axial", "coronal", "sagittal"}
+    voxel : (int, int, int)
+        ``(slice, row, col)`` of the volume.
+
+    Returns
+    -------
+    (int, int, int)
+        ``(row, col, index)``: the pixel of the shown plane, and the plane's
+        index along its normal.
+
+    Examples
+    --------
+    >>> voxel_to_plane((10, 20, 30), "coronal", (9, 5, 7))
+    (0, 7, 5)
+    """
+    if name not in PLANES:
+        raise ValueError(f"plane must be one of {', '.join(PLANES)}; got {name!r}")
+    k, r, c = voxel
+    axis = PLANES.index(name)
+    index = (k, r, c)[axis]
+    # plane_to_voxel is linear in (row, col): read the two back from it
+    k0, r0, c0 = plane_to_voxel(shape, name, index, 0, 0)
+    rows = {"axial": r - r0, "coronal": k0 - k, "sagittal": k0 - k}[name]
+    cols = {"axial": c - c0, "coronal": c - c0, "sagittal": r - r0}[name]
+    return rows, cols, index
+
+
+#: What :func:`draw_mark` draws: a dot, a line (a ruler) or a box (an ROI).
+MARKS = ("dot", "line", "box")
+
+
+def draw_mark(
+    labels: np.ndarray,
+    p: tuple[int, ...],
+    q: tuple[int, ...] | None = None,
+    *,
+    kind: str,
+    label: int,
+    plane_name: str = "axial",
+    thickness: int = 1,
+) -> np.ndarray:
+    """A copy of ``labels`` with a measurement drawn in.
+
+    A dot at ``p``, or a line or a box from ``p`` to ``q``, in the plane of a
+    volume as shown.
+
+    Parameters
+    ----------
+    labels : ([S,] M, N) uint8 ndarray
+        A label image or volume (0 = nothing), for :func:`overlay`.
+    p, q : tuple of int
+        Array indices, ``(row, col)`` or ``(slice, row, col)``; ``q`` is
+        not used for a dot.
+    kind : {"dot", "line", "box"}
+    label : int
+        The value drawn, 1..255.
+    plane_name : {"axial", "coronal", "sagittal"}
+        For a volume: the plane ``p`` lies in (and ``q`` too for a box). A
+        line between two slices of that plane marks the voxels along the
+        segment instead.
+    thickness : int
+        Line thickness in pixels; a dot's radius is twice it.
+
+    Returns
+    -------
+    ([S,] M, N) uint8 ndarray
+    """
+    if kind not in MARKS:
+        raise ValueError(f"kind must be one of {', '.join(MARKS)}; got {kind!r}")
+    out = np.array(labels, dtype=np.uint8, copy=True)
+    q = p if q is None or kind == "dot" else q
+    if out.ndim == 3:
+        (r0, c0, k0) = voxel_to_plane(out.shape, plane_name, p)
+        (r1, c1, k1) = voxel_to_plane(out.shape, plane_name, q)
+        view = plane(out, (1.0, 1.0, 1.0), plane_name, k0)[0]  # a view: drawn in
+    else:
+        (r0, c0), (r1, c1), k0 = p, q, None
+        k1, view = None, out
+    if kind == "line" and k0 != k1:  # across slices: the voxels on the segment
+        n = int(np.max(np.abs(np.subtract(p, q)))) + 1
+        line = np.rint(np.linspace(p, q, n)).astype(int)
+        out[tuple(line.T)] = label
+        return out
+    work = np.ascontiguousarray(view)  # OpenCV draws into contiguous planes
+    if kind == "dot":
+        cv2.circle(work, (c0, r0), 2 * thickness, label, -1)
+    elif kind == "box":
+        cv2.rectangle(work, (c0, r0), (c1, r1), label, thickness)
+    else:
+        cv2.line(work, (c0, r0), (c1, r1), label, thickness)
+    view[...] = work
+    return out
+
+
+def _cv_ready(values: np.ndarray) -> np.ndarray:
+    """Contiguous values of a type OpenCV resizes (others as float32)."""
+    values = np.ascontiguousarray(values)
+    if values.dtype not in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+        values = values.astype(np.float32)
+    return values
+
+
+def resample_plane(
+    values: np.ndarray,
+    spacing: tuple[float, float],
+    size: tuple[int, int],
+    *,
+    box: int | None = None,
+) -> np.ndarray:
+    """A plane's values resampled to square physical pixels, for display.
+
+    Parameters
+    ----------
+    values : (M, N[, 3]) ndarray
+        The plane, in its units.
+    spacing : (float, float)
+        mm per row and per column.
+    size : (width, height)
+        The encoded size in pixels, on the square-pixel grid.
+    box : int, optional
+        For square pixels already: fit this display box instead (area
+        averaging, never upscaled; see :func:`fit`).
+
+    Returns
+    -------
+    ndarray
+        Area averaging where it shrinks, linear where it enlarges; square
+        pixels are never enlarged (the browser zooms).
+    """
+    dy, dx = spacing
+    if dy == dx:  # square pixels already: area-average down, never up
+        return fit(_cv_ready(values), box if box is not None else size)
+    if tuple(size) == values.shape[1::-1]:
+        return values
+    shrinking = size[0] < values.shape[1] or size[1] < values.shape[0]
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(_cv_ready(values), tuple(size), interpolation=interp)
+
+
+def resample_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Labels resampled to ``shape`` (rows, cols), nearest neighbour.
+
+    Each output pixel takes the label at its centre.
+
+    Parameters
+    ----------
+    labels : (M, N[, ...]) ndarray
+        Labels of a plane; trailing axes (colour) are kept.
+    shape : (int, int)
+        ``(rows, cols)`` of the output.
+
+    Returns
+    -------
+    ndarray
+        Of ``shape``, the input's dtype.
+
+    Examples
+    --------
+    >>> resample_labels(np.array([[1, 2]]), (2, 4))
+    array([[1, 1, 2, 2],
+           [1, 1, 2, 2]])
+    """
+    (h, w), (eh, ew) = labels.shape[:2], shape
+    rows = np.minimum(((np.arange(eh) + 0.5) / eh * h).astype(int), h - 1)
+    cols = np.minimum(((np.arange(ew) + 0.5) / ew * w).astype(int), w - 1)
+    return labels[np.ix_(rows, cols)]
+
+
+def seam_lines(seams: np.ndarray, *, width_px: int | None = None) -> np.ndarray:
+    """Labels (tile + 1) on the lines where a mosaic's owning tile changes.
+
+    Parameters
+    ----------
+    seams : (M, N) int ndarray
+        The tile each pixel comes from, -1 where none covers it
+        (:attr:`medimg_lab.composition.Stitched.seams`).
+    width_px : int, optional
+        Half-width of the drawn lines in pixels; default one per 300 pixels
+        of the mosaic's longer side, at least 1, so that they show at any
+        display size.
+
+    Returns
+    -------
+    (M, N) int32 ndarray
+        0 off the lines, for :func:`overlay`.
+    """
+    seams = np.asarray(seams)
+    edge = np.zeros(seams.shape, bool)
+    inner = (seams[:, 1:] != seams[:, :-1]) & (seams[:, 1:] >= 0) & (seams[:, :-1] >= 0)
+    edge[:, 1:] |= inner
+    inner = (seams[1:] != seams[:-1]) & (seams[1:] >= 0) & (seams[:-1] >= 0)
+    edge[1:] |= inner
+    width = width_px if width_px is not None else max(1, max(seams.shape) // 300)
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    edge = cv2.dilate(edge.astype(np.uint8), kernel).astype(bool)
+    return np.where(edge & (seams >= 0), seams + 1, 0).astype(np.int32)
+
+
 def fit(image: np.ndarray, max_size: int | tuple[int, int]) -> np.ndarray:
     """Downscale a 2D image (grey or RGB) by area averaging to fit a box.
 
@@ -397,8 +647,13 @@ def overlay(
             palette[int(label)] = color
     inside = labels > 0
     out = rgb.copy()
-    # The formula, evaluated where the mask is not zero (elsewhere I = I2).
-    out[inside] = blend(palette[labels[inside]], rgb[inside], float(alpha))
+    # The formula with M = alpha, evaluated where the mask is not zero (elsewhere
+    # I = I2), in float32 and rounded as composition.blend does for uint8. It is
+    # written here rather than imported: the stages (composition) use display,
+    # never the other way round.
+    m = np.float32(alpha)
+    mixed = palette[labels[inside]].astype(np.float32) * m + rgb[inside] * (1 - m)
+    out[inside] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return out
 
 

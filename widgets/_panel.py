@@ -1,42 +1,118 @@
-"""Plumbing shared by the stage panels."""
+"""Plumbing shared by the stage panels, the viewer and the dashboards.
+
+- :class:`Messages`: the one message line (a sentence in red, green or grey)
+  and the one guard that turns any exception of a widget callback into a
+  sentence there, never a traceback (in Voila too).
+- :func:`batched`: hold a widget's redraws for a block, then redraw once.
+- :class:`NotebookNote` and :class:`StagePanel`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import html
 from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as ipw
-import numpy as np
+
+from medimg_lab.errors import MedImgError
 
 from .controls import values_of
 
-__all__ = ["NOTEBOOK_NOTE", "NotebookNote", "StagePanel"]
+__all__ = ["NOTEBOOK_NOTE", "Messages", "NotebookNote", "StagePanel", "batched"]
 
 NOTEBOOK_NOTE = "▶ Run this cell (or Run All) to show the interactive panel."
 
+#: Colours of the message line: a problem, a success, an instruction.
+RED, GREEN, GREY = "#b00020", "#060", "#555"
 
-def brush_pixels(
-    points: np.ndarray,
-    radius_mm: float,
-    spacing: tuple[float, float],
-    shape: tuple[int, int],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixels under a round brush of ``radius_mm`` at each ``(row, col)`` point.
 
-    Returns ``rows``, ``cols`` inside ``shape`` and, for each, the index of
-    the point that painted it.
+@contextlib.contextmanager
+def batched(widget, redraw):
+    """Hold ``widget``'s redraws (its ``_ready`` flag) for a block, then redraw once."""
+    ready, widget._ready = widget._ready, False
+    try:
+        yield
+    finally:
+        widget._ready = ready
+    redraw()
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, without its full stop."""
+    lines = str(exc).strip().splitlines()
+    return lines[0].rstrip(".") if lines else type(exc).__name__
+
+
+def failure(action: str, exc: BaseException) -> str:
+    """One sentence for an exception.
+
+    A MedImgError's own, or "Could not <action>: <its first line>.".
     """
-    ry, rx = (max(radius_mm / s, 0.5) for s in spacing)
-    dy, dx = np.mgrid[-int(ry) : int(ry) + 1, -int(rx) : int(rx) + 1]
-    inside = (dy / ry) ** 2 + (dx / rx) ** 2 <= 1
-    dy, dx = dy[inside], dx[inside]
-    points = np.asarray(points, dtype=np.int64).reshape(-1, 2)
-    rows = (points[:, 0, None] + dy[None]).ravel()
-    cols = (points[:, 1, None] + dx[None]).ravel()
-    owner = np.repeat(np.arange(len(points)), dy.size)
-    keep = (rows >= 0) & (rows < shape[0]) & (cols >= 0) & (cols < shape[1])
-    return rows[keep], cols[keep], owner[keep]
+    if isinstance(exc, MedImgError):
+        return f"{exc.source}: {exc.problem} {exc.fix}"
+    return f"Could not {action}: {first_line(exc)}."
+
+
+def line_html(text: str, color: str) -> str:
+    """The message line's HTML: ``text`` escaped, in ``color`` ("" for none)."""
+    return f'<span style="color:{color}">{html.escape(text)}</span>' if text else ""
+
+
+class Messages:
+    """Mixin: the message line (``self._message``, an ``ipw.HTML``) and the guard.
+
+    :meth:`_say` shows a sentence (red for a problem, green for a success),
+    :meth:`_tell` an instruction in grey; :meth:`_guard` wraps a widget
+    callback so that any exception, not only a ``ValueError``, shows there as
+    one sentence (:func:`failure`) and none reaches the kernel's log;
+    :meth:`_fail` shows a sentence and raises, for a setter called from code.
+    """
+
+    _message_text = ""
+
+    @property
+    def message(self) -> str:
+        """The sentence in the message line ("" when there is none)."""
+        return self._message_text
+
+    def _say(self, text: str, ok: bool = False) -> None:
+        """Show a plain sentence (red for a problem, green for a success)."""
+        self._message_text = text
+        self._message.value = line_html(text, GREEN if ok else RED)
+
+    def _tell(self, text: str) -> None:
+        """A plain instruction in the message line (grey: nothing is wrong)."""
+        self._message_text = text
+        self._message.value = line_html(text, GREY)
+
+    def _say_failure(self, action: str, exc: BaseException) -> None:
+        self._say(failure(action, exc))
+
+    def _fail(self, exc: Exception, text: str | None = None):
+        """Show ``exc`` as a sentence in the message line, then raise it."""
+        self._say(text or str(exc))
+        exc.shown_in_page = True  # the callbacks' guard keeps this sentence
+        raise exc
+
+    @contextlib.contextmanager
+    def _guard(self, action: str):
+        """Show any exception of a callback as one sentence; raise nothing."""
+        try:
+            yield
+        except Exception as exc:  # a callback must never take the page down
+            if not getattr(exc, "shown_in_page", False):
+                self._say_failure(action, exc)
+
+    def _guarded(self, action: str, callback: Callable) -> Callable:
+        """``callback`` for a widget's ``observe`` or ``on_click``, guarded."""
+
+        def run(*args, **kwargs):
+            with self._guard(action):
+                callback(*args, **kwargs)
+
+        return run
 
 
 def _bounds(control: ipw.Widget) -> tuple[float, float] | None:
@@ -75,12 +151,28 @@ class NotebookNote:
         }
 
 
-class StagePanel(NotebookNote, ipw.VBox):
+class StagePanel(Messages, NotebookNote, ipw.VBox):
     """A stage panel: generated controls, a message line, batched redraws.
 
     Subclasses build ``self._controls`` and ``self._message`` and implement
     ``_refresh()``; ``self._ready`` holds redraws until construction is done.
+    Every subclass's ``_refresh`` runs inside the guard (:class:`Messages`):
+    an exception while drawing, of any kind, shows as a sentence in the
+    message line, so that no control's callback raises into the kernel.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        refresh = cls.__dict__.get("_refresh")
+        if refresh is not None and not getattr(refresh, "_guarded", False):
+
+            def guarded(self, *args, **kwargs):
+                with self._guard("draw the result"):
+                    return refresh(self, *args, **kwargs)
+
+            guarded._guarded = True
+            guarded.__doc__, guarded.__name__ = refresh.__doc__, "_refresh"
+            cls._refresh = guarded
 
     @property
     def params(self) -> dict[str, Any]:
@@ -135,13 +227,4 @@ class StagePanel(NotebookNote, ipw.VBox):
                 self._controls[name].value = value
 
     def _batch(self):
-        from .viewer import batched  # not at the top: viewer.py may import this module
-
         return batched(self, self._refresh)
-
-    def _say(self, text: str, ok: bool = False) -> None:
-        """Show a plain sentence (red for a problem, green for a success)."""
-        color, text = ("#060" if ok else "#b00"), html.escape(text)
-        self._message.value = (
-            f'<span style="color:{color}">{text}</span>' if text else ""
-        )

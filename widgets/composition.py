@@ -27,12 +27,13 @@ from medimg_lab import display
 from medimg_lab._files import keep_array
 from medimg_lab.composition.fusion import difference_caption, difference_window
 from medimg_lab.composition.steps import FUSION_MODES, blend_step, fuse_step
+from medimg_lab.geometry import brush_pixels, disc_mask
 from medimg_lab.image import MedImage
 from medimg_lab.metrics import MERITS, describe
 from medimg_lab.params import parameters, validate
 from medimg_lab.segmentation import threshold_range
 
-from ._panel import NotebookNote, StagePanel, brush_pixels
+from ._panel import NotebookNote, StagePanel
 from .controls import controls_for
 from .viewer import ImageViewer
 
@@ -95,21 +96,6 @@ def _shown(array: np.ndarray, like: MedImage) -> MedImage:
     return MedImage(array, like.spacing, "OT", (127.5, 255.0), {"unit": "grey"})
 
 
-def _seam_lines(seams: np.ndarray) -> np.ndarray:
-    """Labels (tile + 1) on the lines where the owning tile changes, 0 elsewhere."""
-    import cv2
-
-    edge = np.zeros(seams.shape, bool)
-    inner = (seams[:, 1:] != seams[:, :-1]) & (seams[:, 1:] >= 0) & (seams[:, :-1] >= 0)
-    edge[:, 1:] |= inner
-    inner = (seams[1:] != seams[:-1]) & (seams[1:] >= 0) & (seams[:-1] >= 0)
-    edge[1:] |= inner
-    width = max(1, max(seams.shape) // 300)
-    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
-    edge = cv2.dilate(edge.astype(np.uint8), kernel).astype(bool)
-    return np.where(edge & (seams >= 0), seams + 1, 0).astype(np.int32)
-
-
 def _unit_sentence(image: MedImage, what: str) -> str:
     """The note ``<i>what in a.u.: MR signal ...</i>``, for a unit other than HU.
 
@@ -160,11 +146,9 @@ class _Explorer(StagePanel):
     def _guarded(self, draw) -> None:
         if not self._ready:
             return
-        try:
+        with self._guard("draw the view"):
             draw()
             self._say("")
-        except ValueError as exc:
-            self._say(str(exc))
 
     def _on_change(self, _=None) -> None:
         self._refresh()
@@ -310,11 +294,9 @@ class BlendExplorer(_Explorer):
             return self._segmentation
         if self.source == "painted":
             return self._painted.copy()
-        dy, dx = self._image.spacing
-        rows, cols = np.ogrid[: image.shape[0], : image.shape[1]]
-        r0, c0 = self._centre
-        radius = self.params["radius_mm"]
-        return ((rows - r0) * dy) ** 2 + ((cols - c0) * dx) ** 2 <= radius**2
+        return disc_mask(
+            image.shape, self._centre, self.params["radius_mm"], self._image.spacing
+        )
 
     @property
     def mask(self) -> np.ndarray:
@@ -1019,11 +1001,9 @@ class RegistrationExplorer(_Explorer):
 
     def _on_register_click(self, _) -> None:
         self._say("Registering...", ok=True)
-        try:
+        with self._guard("register"):
             self.register()
             self._say("")
-        except (ValueError, C.RegistrationError) as exc:
-            self._say(str(exc))
 
     def _refresh(self) -> None:
         def draw():
@@ -1161,15 +1141,10 @@ class StitchExplorer(_Explorer):
         self._refresh()
 
     def _on_upload_change(self, change) -> None:
-        from medimg_lab.errors import MedImgError
         from medimg_lab.io import load
 
-        files = change["new"]
-        try:
-            tiles = [load(bytes(f["content"])) for f in files]
-            self.set_tiles(tiles)
-        except (MedImgError, ValueError) as exc:
-            self._say(str(exc))
+        with self._guard("open the tiles"):
+            self.set_tiles([load(bytes(f["content"])) for f in change["new"]])
 
     def _refresh(self) -> None:
         def draw():
@@ -1188,7 +1163,7 @@ class StitchExplorer(_Explorer):
             )
             self._viewer.image = _shown(shown, like)
             self._viewer.overlay = (
-                _seam_lines(result.seams) if self.show_seams else None
+                display.seam_lines(result.seams) if self.show_seams else None
             )
             unit = "mm" if self._spacing is not None else "px (spacing unknown)"
             offsets = result.offsets_mm if self._spacing is not None else result.offsets

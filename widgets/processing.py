@@ -10,6 +10,7 @@ import numpy as np
 import traitlets
 
 from medimg_lab import metrics, processing
+from medimg_lab.composition import swipe
 from medimg_lab.display import encode_png, fit, histogram_image
 from medimg_lab.image import MedImage
 from medimg_lab.params import OPERATIONS, get_operation, validate
@@ -527,8 +528,9 @@ class ProcessingPanel(StagePanel):
         before, after = self._before.displayed, self._after.displayed
         if before is None or after is None or before.shape != after.shape:
             return
-        cut = round(self.swipe * before.shape[1])
-        composite = after.copy()
-        composite[:, :cut] = before[:, :cut]
-        composite[:, min(cut, composite.shape[1] - 1)] = 255  # the swipe line
-        self._swiped.value = encode_png(composite)
+        with self._guard("draw the swipe"):
+            # before left of the cut, after right of it: composition's swipe
+            composite = swipe(before, after, position=self.swipe, axis=1)
+            cols = composite.shape[1]
+            composite[:, min(round(self.swipe * cols), cols - 1)] = 255  # the line
+            self._swiped.value = encode_png(composite)

@@ -30,13 +30,13 @@ from medimg_lab.display import (
 )
 from medimg_lab.image import MedImage
 from medimg_lab.params import parameters, validate
+from medimg_lab.recognition.priors import PRIOR_MIN, rebalance_priors, share_priors
 
 from ._panel import NotebookNote, StagePanel
 from .controls import control_for, controls_for
 
 __all__ = ["BayesExplorer", "ClassifierExplorer", "LesionExplorer", "RecognitionPanel"]
 
-_PRIOR_MIN = 0.001
 _ROC_MARGINS = (0.15, 0.13, 0.97, 0.93)
 _BACKGROUND = (20, 40, 110)  # RGB of pixels at the image's minimum
 
@@ -144,36 +144,12 @@ class BayesExplorer(StagePanel):
         **priors : float
             ``P(C_k)`` by class name, each in (0, 1).
         """
-        names = [str(n) for n in self._fitted.classes_]
-        unknown = sorted(set(priors) - set(names))
-        if unknown:
-            raise ValueError(f"unknown classes {unknown}; the classes are {names}")
-        values = np.array([self.priors[n] for n in names])
-        fixed = np.array([n in priors for n in names])
-        given = np.array([float(priors.get(n, 0.0)) for n in names])
-        if np.any(given[fixed] < _PRIOR_MIN) or given.sum() > 1 + 1e-9:
-            raise ValueError(
-                f"priors must each be at least {_PRIOR_MIN} and sum to at most 1; "
-                f"got {priors}"
-            )
-        rest = 1.0 - given.sum()
-        if fixed.all():
-            if abs(rest) > 1e-6:
-                raise ValueError(f"priors of every class must sum to 1; got {priors}")
-        else:
-            free = values[~fixed]
-            share = (
-                free / free.sum()
-                if free.sum() > 0
-                else np.full(free.size, 1 / free.size)
-            )
-            given[~fixed] = np.maximum(share * rest, _PRIOR_MIN)
-        given = given / given.sum()
-        self._model = self._fitted.with_priors(given)
+        given = rebalance_priors(self.priors, priors)
+        self._model = self._fitted.with_priors(np.array(list(given.values())))
         self._balancing = True
         try:
-            for name, value in zip(names, given, strict=True):
-                self._controls[name].value = float(value)
+            for name, value in given.items():
+                self._controls[name].value = value
         finally:
             self._balancing = False
         self._refresh()
@@ -209,12 +185,10 @@ class BayesExplorer(StagePanel):
     @property
     def context_model(self) -> rec.ContextBayes:
         """``P(x, m | C_k)`` with the sliders' priors; ``PV`` keeps its own."""
-        classes = [str(c) for c in self._context.classes_]
-        prior = self._context.fitted_prior_.copy()
-        tissue = np.array([c in self.priors for c in classes])
-        share = prior[tissue].sum()
-        prior[tissue] = [share * self.priors[c] for c in np.asarray(classes)[tissue]]
-        return self._context.with_priors(prior / prior.sum())
+        context = self._context
+        return context.with_priors(
+            share_priors(context.fitted_prior_, context.classes_, self.priors)
+        )
 
     @property
     def intensity_labels(self) -> np.ndarray:
@@ -255,8 +229,8 @@ class BayesExplorer(StagePanel):
         for name, prior in self.priors.items():
             slider = ipw.FloatSlider(
                 value=prior,
-                min=_PRIOR_MIN,
-                max=1 - _PRIOR_MIN,
+                min=PRIOR_MIN,
+                max=1 - PRIOR_MIN,
                 step=0.001,
                 description=f"P({name})",
                 readout_format=".3f",
@@ -268,7 +242,9 @@ class BayesExplorer(StagePanel):
             )
             self._controls[name] = slider
         self._reset = ipw.Button(description="reset priors", layout={"width": "120px"})
-        self._reset.on_click(lambda _: self.reset_priors())
+        self._reset.on_click(
+            self._guarded("reset the priors", lambda _: self.reset_priors())
+        )
         depth = self._image.array.shape[0] if self._image.is_volume else 1
         self._slice_slider = ipw.IntSlider(
             value=0,
@@ -339,11 +315,9 @@ class BayesExplorer(StagePanel):
     def _on_prior_change(self, name: str, change) -> None:
         if self._balancing:
             return
-        try:
+        with self._guard(f"set P({name})"):
             self.set_priors(**{name: change["new"]})
             self._say("")
-        except ValueError as exc:
-            self._say(str(exc))
 
     @traitlets.validate("slice_index")
     def _valid_slice(self, proposal):

@@ -11,13 +11,14 @@ import numpy as np
 import traitlets
 
 from medimg_lab import segmentation
+from medimg_lab.geometry import brush_pixels
 from medimg_lab.image import MedImage
 from medimg_lab.io import save
 from medimg_lab.params import get_operation, operations, parameters, validate
 from medimg_lab.recipe import CLEANUP
 from medimg_lab.segmentation.region import marker_points
 
-from ._panel import StagePanel, brush_pixels
+from ._panel import StagePanel
 from .controls import controls_for
 from .viewer import ImageViewer
 
@@ -487,10 +488,6 @@ class SegmentationPanel(StagePanel):
             f"far: {', '.join(names) or 'none'}."
         )
 
-    def _tell(self, text: str) -> None:
-        """A plain instruction in the message area (grey: nothing is wrong)."""
-        self._message.value = f'<span style="color:#555">{html.escape(text)}</span>'
-
     def _clean(self, labels: np.ndarray) -> np.ndarray:
         if not self._cleanup:
             return labels
@@ -576,10 +573,8 @@ class SegmentationPanel(StagePanel):
             self.set_cleanup(name, enabled, **params)
 
     def _on_export_click(self, _) -> None:
-        try:
+        with self._guard("export the mask"):
             self.export(self._path.value)
-        except (ValueError, OSError) as exc:
-            self._say(str(exc))
 
     # -------------------------------------------------------------- drawing
     def _refresh(self) -> None:
@@ -589,8 +584,13 @@ class SegmentationPanel(StagePanel):
             labels = self._clean(np.asarray(self._run_method()).astype(np.uint8))
             self._labels, self._drawn_by = labels, self.method
             self._say("")
-        except ValueError as exc:
-            (self._tell if isinstance(exc, _Waiting) else self._say)(str(exc))
+        except Exception as exc:  # any failure: a sentence in the message line
+            if isinstance(exc, _Waiting):
+                self._tell(str(exc))
+            elif isinstance(exc, ValueError):
+                self._say(str(exc))
+            else:
+                self._say_failure("segment the image", exc)
             if self._drawn_by != self.method:  # another method's result: not shown
                 self._labels = np.zeros_like(self._labels)
             labels = self._labels

@@ -24,12 +24,10 @@ source pixel off where the browser enlarges the image (ipyevents rounds).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import html
 import math
 
-import cv2
 import ipywidgets as ipw
 import numpy as np
 import traitlets
@@ -39,7 +37,7 @@ from medimg_lab import display
 from medimg_lab.display import PLANES
 from medimg_lab.image import MedImage
 
-from ._panel import NotebookNote
+from ._panel import RED, Messages, NotebookNote, batched, line_html
 from ._sync import SyncedFloatSlider, SyncedIntSlider, SyncedMixin
 from .canvas import WindowCanvas
 
@@ -57,7 +55,6 @@ _DRAG_RANGE_PX = 1024
 #: One slice per wheel notch (an event of at least _WHEEL_NOTCH_MIN_PX) or per
 #: this many px of smaller wheel deltas added up (trackpads).
 _WHEEL_NOTCH_PX, _WHEEL_NOTCH_MIN_PX = 100.0, 50.0
-_CV_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 _EVENTS = ["click", "mousemove", "mousedown", "mouseup", "contextmenu"]
 _IMAGE_LAYOUT = {
     "max_width": "none",
@@ -73,30 +70,9 @@ _ZOOM_BUTTONS = (
 )
 
 
-@contextlib.contextmanager
-def batched(widget, redraw):
-    """Hold ``widget``'s redraws (its ``_ready`` flag) for a block, then redraw once."""
-    ready, widget._ready = widget._ready, False
-    try:
-        yield
-    finally:
-        widget._ready = ready
-    redraw()
-
-
-def _sentence(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0].rstrip(".") if lines else type(exc).__name__
-
-
 def _index(fraction: float, n: int) -> int:
     """The pixel of ``n`` at ``fraction`` of the way along an axis, clipped."""
     return int(min(max(fraction * n, 0), n - 1))
-
-
-def _cv_ready(values: np.ndarray) -> np.ndarray:
-    values = np.ascontiguousarray(values)
-    return values if values.dtype in _CV_DTYPES else values.astype(np.float32)
 
 
 def _kind(image: MedImage) -> tuple:
@@ -191,7 +167,7 @@ def _screen_xy(event: dict) -> tuple[float, float] | None:
     return None
 
 
-class ImageViewer(NotebookNote, ipw.VBox):
+class ImageViewer(Messages, NotebookNote, ipw.VBox):
     """Interactive viewer of a 2D image or a volume: window/level, readout, overlay.
 
     Parameters
@@ -343,11 +319,6 @@ class ImageViewer(NotebookNote, ipw.VBox):
         if self._displayed is None and self._values is not None and self._ready:
             self._displayed = self._compose()
         return self._displayed
-
-    @property
-    def message(self) -> str:
-        """The error sentence in the status line ("" when all is well)."""
-        return self._message_text
 
     @property
     def status(self) -> str:
@@ -572,14 +543,6 @@ class ImageViewer(NotebookNote, ipw.VBox):
             self._message,
         ]
 
-    @contextlib.contextmanager
-    def _guard(self, action: str):
-        """Show any exception of a widget callback as a sentence; raise nothing."""
-        try:
-            yield
-        except Exception as exc:
-            self._say(f"Could not {action}: {_sentence(exc)}.")
-
     def _batch(self):
         """Apply several trait changes, then draw once."""
         return batched(self, self._show)
@@ -616,11 +579,14 @@ class ImageViewer(NotebookNote, ipw.VBox):
         return True
 
     def _say(self, text: str) -> None:
-        """Show an error sentence in the status line ("" clears it)."""
+        """Show an error sentence in the status line ("" clears it).
+
+        The viewer's own :meth:`Messages._say`: between errors the line
+        holds what opening reset (:attr:`status`).
+        """
         self._message_text = text
         if text:
-            style = "color:#b00020"
-            self._message.value = f'<span style="{style}">{html.escape(text)}</span>'
+            self._message.value = line_html(text, RED)
         elif self._status_text and self._status_line:  # (False: errors only)
             if self._opened_view not in (None, self._view_state()):
                 # The view moved on: the controls show it; the line keeps
@@ -1037,30 +1003,19 @@ class ImageViewer(NotebookNote, ipw.VBox):
 
     def _resample(self) -> tuple[np.ndarray, tuple[int, int]]:
         """The plane's values at the encoded size, and the CSS (width, height)."""
-        values, (dy, dx) = self._plane_values()
+        values, spacing = self._plane_values()
         (gh, gw), scale = self._grid(), self.scale
         shrink = min(scale, 1.0)
         size = (max(1, round(gw * shrink)), max(1, round(gh * shrink)))
-        if dy == dx:  # square pixels already: area-average down, never up
-            out = display.fit(
-                _cv_ready(values), self.box_size if self.zoom == "fit" else size
-            )
-        elif size == values.shape[1::-1]:
-            out = values
-        else:
-            shrinking = size[0] < values.shape[1] or size[1] < values.shape[0]
-            interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-            out = cv2.resize(_cv_ready(values), size, interpolation=interp)
+        box = self.box_size if self.zoom == "fit" else None
+        out = display.resample_plane(values, spacing, size, box=box)
         big = (max(1, round(gw * scale)), max(1, round(gh * scale)))
         return out, (out.shape[1::-1] if scale <= 1 else big)
 
     def _resample_labels(self) -> np.ndarray:
         """The overlay's shown plane at the encoded size, nearest neighbour."""
         labels = self._plane_values(self.overlay)[0]
-        (h, w), (eh, ew) = labels.shape, self._values.shape[:2]
-        rows = [_index((r + 0.5) / eh, h) for r in range(eh)]
-        cols = [_index((c + 0.5) / ew, w) for c in range(ew)]
-        return labels[np.ix_(rows, cols)]
+        return display.resample_labels(labels, self._values.shape[:2])
 
     def _compose(self) -> np.ndarray:
         """The display image: the resampled plane windowed, with the overlay."""
@@ -1137,12 +1092,10 @@ class ImageViewer(NotebookNote, ipw.VBox):
         """Set the readout for the shown plane's (row, col); return the array index."""
         image, index = self.image, (row, col)
         if image.is_volume:
-            k, top = self.slice_index, image.array.shape[0] - 1
-            index = {
-                "axial": (k, row, col),
-                "coronal": (top - row, k, col),
-                "sagittal": (top - row, col, k),
-            }[self.plane]
+            shape = image.array.shape
+            index = display.plane_to_voxel(
+                shape, self.plane, self.slice_index, row, col
+            )
         mm = [i * s for i, s in zip(index, image.spacing, strict=True)]
         value = image.array[index]
         if image.is_color:

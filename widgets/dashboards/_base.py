@@ -1,8 +1,10 @@
 """Plumbing shared by the Voila dashboards: messages, opening files, downloads.
 
-- :class:`Dashboard`: the message line, and the guard that turns any
-  exception of a callback into one plain sentence in the page (the kernel and
-  the page keep running; no traceback ever reaches a clinician).
+- :class:`Dashboard`: the message line and the guard of every panel
+  (:class:`~medimg_lab.widgets._panel.Messages`: any exception of a callback
+  becomes one plain sentence in the page; the kernel and the page keep
+  running, no traceback ever reaches a clinician), and the exports' one way
+  of offering a file (:meth:`Dashboard._offer`, :meth:`Dashboard._export`).
 - :class:`ImageSource`: "upload a file or pick a sample", with the size and
   type checks done before anything is parsed; the upload's name is used in
   messages only, never as a path.
@@ -18,7 +20,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import math
 import re
@@ -29,13 +30,15 @@ import ipywidgets as ipw
 import pandas as pd
 
 from medimg_lab import data
+from medimg_lab.display import encode_png
 from medimg_lab.errors import MedImgError
 from medimg_lab.image import MedImage
 from medimg_lab.io import load
 from medimg_lab.io._source import sniff
 from medimg_lab.io.dicom import zip_members
 
-from ..viewer import NO_SPACING, _sentence
+from .._panel import Messages
+from ..viewer import NO_SPACING
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
@@ -49,7 +52,6 @@ __all__ = [
 #: The largest upload opened, in bytes (64 MiB).
 MAX_UPLOAD_BYTES = 64 * 2**20
 ACCEPT = ".dcm,.dicom,.ima,.nii,.nii.gz,.gz,.png,.jpg,.jpeg,.tif,.tiff,.zip"
-RED, GREEN = "#b00020", "#060"
 # Header keywords that could identify a person, a place or a date; MedImage.meta
 # holds none, this is a second line of defence.
 IDENTIFYING = re.compile(
@@ -207,8 +209,8 @@ def describe(image: MedImage, name: str, reset: str = "") -> str:
     return text
 
 
-class Dashboard(ipw.VBox):
-    """A dashboard's message line, error guard and opening (a base class).
+class Dashboard(Messages, ipw.VBox):
+    """A dashboard's message line, error guard, opening and exports (a base class).
 
     Subclasses put ``self._message`` (an ``ipw.HTML``) in their layout and
     open files through ``self._source``, an :class:`ImageSource`.
@@ -218,11 +220,6 @@ class Dashboard(ipw.VBox):
         self._message_text = ""
         self._message = ipw.HTML(layout={"width": "400px"})
         super().__init__(**kwargs)
-
-    @property
-    def message(self) -> str:
-        """The sentence in the message area ("" when there is none)."""
-        return self._message_text
 
     def load_bytes(self, payload: bytes, name: str = "upload") -> MedImage:
         """Open an upload: DICOM, NIfTI, PNG, JPEG, TIFF or a zip of a series.
@@ -258,35 +255,48 @@ class Dashboard(ipw.VBox):
         else:
             self._source.show(image)
 
-    def _say(self, text: str, ok: bool = False) -> None:
-        """Show a plain sentence (red for a problem, green for a success)."""
-        self._message_text = text
-        color = GREEN if ok else RED
-        self._message.value = (
-            f'<span style="color:{color}">{html.escape(text)}</span>' if text else ""
-        )
+    # -------------------------------------------------------------- exports
+    @staticmethod
+    def _offer(link: ipw.HTML, payload: bytes, name: str, mime: str) -> None:
+        """Put a download of ``payload`` as ``name`` in ``link``."""
+        link.value = download_link(payload, name, mime, name)
 
-    def _fail(self, exc: Exception, text: str | None = None):
-        """Show ``exc`` as a sentence in the page, then raise it."""
-        self._say(text or str(exc))
-        exc.shown_in_page = True  # the callbacks' guard keeps this sentence
-        raise exc
+    def _offer_png(self, shown, link: ipw.HTML, name: str, what: str) -> bytes:
+        """A PNG of the display image ``shown``, offered in ``link``.
 
-    @contextlib.contextmanager
-    def _guard(self, action: str):
-        """Show any exception of a callback as one sentence; raise nothing."""
-        try:
-            yield
-        except Exception as exc:  # a callback must never take the page down
-            if not getattr(exc, "shown_in_page", False):
-                self._say_failure(action, exc)
+        Raises (and says in the page) when there is nothing shown yet:
+        ``what`` says what to open.
+        """
+        if shown is None:
+            self._fail(ValueError(f"There is no view to export yet; {what}."))
+        payload = encode_png(shown)
+        self._offer(link, payload, name, "image/png")
+        return payload
 
-    def _say_failure(self, action: str, exc: Exception) -> None:
-        """One sentence for an exception: a MedImgError's own, or its first line."""
-        if isinstance(exc, MedImgError):
-            self._say(f"{exc.source}: {exc.problem} {exc.fix}")
-            return
-        self._say(f"Could not {action}: {_sentence(exc)}.")
+    def _offer_csv(self, table: pd.DataFrame, link: ipw.HTML, name: str) -> str:
+        """``table`` as CSV (units in its header), offered in ``link``."""
+        text = table.to_csv(index=False)
+        self._offer(link, text.encode("utf-8"), name, "text/csv;charset=utf-8")
+        return text
+
+    def _export_button(
+        self, text: str, tip: str, action: Callable[[], object]
+    ) -> ipw.Button:
+        """A button that runs the export ``action`` (see :meth:`_export`)."""
+        button = ipw.Button(description=text, tooltip=tip, layout={"width": "auto"})
+        button.on_click(lambda _: self._export(action, text))
+        return button
+
+    def _export(self, action: Callable[[], object], what: str) -> None:
+        """An export button's callback: run ``action``, then say the file is ready.
+
+        Unless the export said something of its own.
+        """
+        with self._guard(f"export the {what}"):
+            self._say("")
+            action()
+            if not self.message:
+                self._say(f"The {what} is ready: click the link to save it.", ok=True)
 
 
 class ImageSource(ipw.VBox):

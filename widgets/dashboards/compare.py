@@ -27,9 +27,7 @@ exports. Every callback shows its problem as one plain sentence in the page.
 from __future__ import annotations
 
 import html
-import math
 
-import cv2
 import ipywidgets as ipw
 import numpy as np
 import pandas as pd
@@ -37,6 +35,7 @@ import traitlets
 
 from medimg_lab import composition as C
 from medimg_lab import display
+from medimg_lab.geometry import slice_onto
 from medimg_lab.image import MedImage
 from medimg_lab.io.nifti import nifti_bytes
 from medimg_lab.metrics import describe as merit
@@ -47,7 +46,6 @@ from ._base import (
     Dashboard,
     ImageSource,
     describe,
-    download_link,
     heading,
     page,
     section,
@@ -87,57 +85,6 @@ def _grid_text(image: MedImage) -> str:
     return f"{shape} at {spacing} mm"
 
 
-def onto_grid(
-    plane: np.ndarray,
-    spacing: tuple[float, float],
-    shape: tuple[int, int],
-    target_spacing: tuple[float, float],
-    *,
-    fill: float,
-) -> np.ndarray:
-    """A 2D image resampled onto another grid in mm, centres aligned.
-
-    Parameters
-    ----------
-    plane : (M, N) ndarray
-        The image, in any units.
-    spacing : (float, float)
-        Its mm per pixel along rows and columns.
-    shape : (int, int)
-        The target grid's shape.
-    target_spacing : (float, float)
-        The target grid's mm per pixel.
-    fill : float
-        Value where the image does not reach (padding).
-
-    Returns
-    -------
-    (shape) ndarray of float32
-        Linear interpolation; the part of the image outside the target grid
-        is cropped.
-    """
-    plane = np.asarray(plane, np.float32)
-    if plane.shape == tuple(shape) and np.allclose(spacing, target_spacing):
-        return plane
-    (rows, cols), (in_rows, in_cols) = shape, plane.shape
-    ky, kx = (t / s for t, s in zip(target_spacing, spacing, strict=True))
-    # output pixel (x, y) reads input pixel (cx_in + (x - cx) kx, cy_in + ...)
-    matrix = np.array(
-        [
-            [kx, 0.0, (in_cols - 1) / 2 - (cols - 1) / 2 * kx],
-            [0.0, ky, (in_rows - 1) / 2 - (rows - 1) / 2 * ky],
-        ]
-    )
-    return cv2.warpAffine(
-        np.ascontiguousarray(plane),
-        matrix,
-        (cols, rows),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=float(fill),
-    )
-
-
 class CompareDashboard(Dashboard):
     """Compare and fuse two images: the compare dashboard.
 
@@ -157,7 +104,8 @@ class CompareDashboard(Dashboard):
     Notes
     -----
     B is compared on A's grid: resampled by the spacings with the centres
-    aligned, cropped or padded (:func:`onto_grid`). For a volume, A's slice
+    aligned, cropped or padded
+    (:func:`medimg_lab.geometry.onto_grid`). For a volume, A's slice
     ``slice_index`` is compared with B's plane at the same height in mm from
     the centre (linear between slices); the 2D transform found on one slice
     applies to every slice.
@@ -509,33 +457,19 @@ class CompareDashboard(Dashboard):
 
     def export_png(self) -> bytes:
         """A PNG of the view as shown."""
-        shown = self.displayed
-        if shown is None:
-            self._fail(ValueError("There is no view to export yet; open two images."))
-        payload = display.encode_png(shown)
-        self._links["png"].value = download_link(
-            payload, "compare_view.png", "image/png", "compare_view.png"
+        return self._offer_png(
+            self.displayed, self._links["png"], "compare_view.png", "open two images"
         )
-        return payload
 
     def export_nifti(self) -> bytes:
         """B registered onto A's grid, as ``.nii.gz`` (geometry only)."""
         payload = nifti_bytes(self.registered)
-        self._links["nifti"].value = download_link(
-            payload, "B_on_A.nii.gz", "application/gzip", "B_on_A.nii.gz"
-        )
+        self._offer(self._links["nifti"], payload, "B_on_A.nii.gz", "application/gzip")
         return payload
 
     def export_csv(self) -> str:
         """The transform and its quality as CSV, units in the header."""
-        text = self.table.to_csv(index=False)
-        self._links["csv"].value = download_link(
-            text.encode("utf-8"),
-            "transform.csv",
-            "text/csv;charset=utf-8",
-            "transform.csv",
-        )
-        return text
+        return self._offer_csv(self.table, self._links["csv"], "transform.csv")
 
     # ---------------------------------------------------------------- build
     def _build(self, box_size: int) -> None:
@@ -638,25 +572,22 @@ class CompareDashboard(Dashboard):
         )
         self._window.observe(self._on_window_change, "value")
         self._links = {k: ipw.HTML() for k in ("png", "nifti", "csv")}
-        buttons = []
-        for key, text, tip, action in (
-            ("png", "PNG of the view", "the view as shown, as a PNG", self.export_png),
-            (
-                "nifti",
-                "B on A (NIfTI)",
-                "B registered onto A's grid, every slice, in B's unit",
-                self.export_nifti,
-            ),
-            (
-                "csv",
-                "transform (CSV)",
-                "the shift (mm), rotation (°), NCC and MI, units in the header",
-                self.export_csv,
-            ),
-        ):
-            button = ipw.Button(description=text, tooltip=tip, layout={"width": "auto"})
-            button.on_click(lambda _, a=action, t=text, k=key: self._export(a, t, k))
-            buttons.append(button)
+        buttons = [
+            self._export_button(text, tip, action)
+            for text, tip, action in (
+                ("PNG of the view", "the view as shown, as a PNG", self.export_png),
+                (
+                    "B on A (NIfTI)",
+                    "B registered onto A's grid, every slice, in B's unit",
+                    self.export_nifti,
+                ),
+                (
+                    "transform (CSV)",
+                    "the shift (mm), rotation (°), NCC and MI, units in the header",
+                    self.export_csv,
+                ),
+            )
+        ]
         self._export_buttons = dict(zip(self._links, buttons, strict=True))
         explorer.observe(self._on_revision, "revision")
         sections = [
@@ -827,28 +758,7 @@ class CompareDashboard(Dashboard):
     # ------------------------------------------------------------- geometry
     def _compared_plane(self, k: int) -> np.ndarray:
         """B's plane at the height of A's slice ``k``, on A's in-plane grid."""
-        a, b = self._a, self._b
-        fill = float(np.min(b.array))
-        if not b.is_volume:
-            plane = b.array
-        elif not a.is_volume:
-            plane = b.array[b.array.shape[0] // 2]
-        elif a.array.shape[0] == b.array.shape[0] and math.isclose(
-            a.spacing[0], b.spacing[0]
-        ):
-            plane = b.array[k]
-        else:
-            n_a, n_b = a.array.shape[0], b.array.shape[0]
-            z = (n_b - 1) / 2 + (k - (n_a - 1) / 2) * a.spacing[0] / b.spacing[0]
-            if not -0.5 <= z <= n_b - 0.5:  # B does not reach this height
-                return np.full(a.array.shape[-2:], fill, np.float32)
-            z = min(max(z, 0.0), n_b - 1.0)
-            k0 = math.floor(z)
-            k1, t = min(k0 + 1, n_b - 1), z - k0
-            plane = (1 - t) * b.array[k0].astype(np.float32) + t * b.array[k1]
-        return onto_grid(
-            plane, b.spacing[-2:], a.array.shape[-2:], a.spacing[-2:], fill=fill
-        )
+        return slice_onto(self._b, self._a, k)
 
     def _planes(self) -> tuple[MedImage, MedImage]:
         """A's compared slice and B's plane on its grid, as 2D images."""
@@ -922,8 +832,3 @@ class CompareDashboard(Dashboard):
         with self._guard("nudge the transform"):
             self.nudge(name, step)
             self._say("")
-
-    def _export(self, action, what: str, key: str) -> None:
-        with self._guard(f"export the {what}"):
-            action()
-            self._say(f"The {what} is ready: click the link to save it.", ok=True)

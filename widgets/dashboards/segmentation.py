@@ -42,7 +42,6 @@ from ._base import (
     Dashboard,
     ImageSource,
     describe,
-    download_link,
     heading,
     html_table,
     page,
@@ -231,29 +230,25 @@ class SegmentationDashboard(Dashboard):
     def export_mask(self) -> bytes:
         """The labels as a ``.nii.gz`` on the image's grid (geometry only)."""
         payload = nifti_bytes(self._mask_image())
-        self._links["mask"].value = download_link(
-            payload, "mask.nii.gz", "application/gzip", "mask.nii.gz"
-        )
+        self._offer(self._links["mask"], payload, "mask.nii.gz", "application/gzip")
         return payload
 
     def export_csv(self) -> str:
         """The measurements as CSV, units in the header; no identifiers."""
-        text = self.measurements.to_csv(index=False)
-        self._links["csv"].value = download_link(
-            text.encode("utf-8"),
-            "measurements.csv",
-            "text/csv;charset=utf-8",
-            "measurements.csv",
+        return self._offer_csv(
+            self.measurements, self._links["csv"], "measurements.csv"
         )
-        return text
 
     def export_recipe(self) -> str:
         """The method and clean-up as a recipe (JSON) for a batch run."""
         from medimg_lab.recipe import Recipe
 
         text = Recipe(self._panel.recipe).to_json()
-        self._links["recipe"].value = download_link(
-            text.encode("utf-8"), "recipe.json", "application/json", "recipe.json"
+        self._offer(
+            self._links["recipe"],
+            text.encode("utf-8"),
+            "recipe.json",
+            "application/json",
         )
         return text
 
@@ -280,9 +275,7 @@ class SegmentationDashboard(Dashboard):
             archive.writestr("mask.nii.gz", nifti_bytes(self._mask_image()))
             archive.writestr("measurements.csv", self.measurements.to_csv(index=False))
         payload = buffer.getvalue()
-        self._links["pair"].value = download_link(
-            payload, "deidentified.zip", "application/zip", "deidentified.zip"
-        )
+        self._offer(self._links["pair"], payload, "deidentified.zip", "application/zip")
         parts = f"{len(dicom)} de-identified DICOM file(s), " if dicom else ""
         text = f"The zip is ready ({parts}image and mask as NIfTI): click to save."
         if burned:
@@ -330,28 +323,27 @@ class SegmentationDashboard(Dashboard):
         self._summary = ipw.HTML()
         self._table = ipw.HTML()
         self._links = {k: ipw.HTML() for k in ("mask", "csv", "recipe", "pair")}
-        buttons = []
-        for text, tip, action in (
-            ("mask (NIfTI)", "the labels as .nii.gz", self.export_mask),
-            (
-                "table (CSV)",
-                "the measurements, units in the header",
-                self.export_csv,
-            ),
-            (
-                "recipe (JSON)",
-                "the method and clean-up, for a batch run",
-                self.export_recipe,
-            ),
-            (
-                "de-identified pair",
-                "a zip: the image as de-identified DICOM and NIfTI, with the mask",
-                self.export_pair,
-            ),
-        ):
-            button = ipw.Button(description=text, tooltip=tip, layout={"width": "auto"})
-            button.on_click(lambda _, a=action, t=text: self._export(a, t))
-            buttons.append(button)
+        buttons = [
+            self._export_button(text, tip, action)
+            for text, tip, action in (
+                ("mask (NIfTI)", "the labels as .nii.gz", self.export_mask),
+                (
+                    "table (CSV)",
+                    "the measurements, units in the header",
+                    self.export_csv,
+                ),
+                (
+                    "recipe (JSON)",
+                    "the method and clean-up, for a batch run",
+                    self.export_recipe,
+                ),
+                (
+                    "de-identified pair",
+                    "a zip: the image as de-identified DICOM and NIfTI, with the mask",
+                    self.export_pair,
+                ),
+            )
+        ]
         self._viewer_slot = ipw.Box()
         sections = [
             section([heading("Open"), self._source, self._opened]),
@@ -528,9 +520,3 @@ class SegmentationDashboard(Dashboard):
             ):
                 self.preset = _CUSTOM
         self._update()
-
-    def _export(self, action, what: str) -> None:
-        with self._guard(f"export the {what}"):
-            action()
-            if not self._message_text:
-                self._say(f"The {what} is ready: click the link to save it.", ok=True)

@@ -26,9 +26,7 @@ as one plain sentence in the page and the page keeps working.
 from __future__ import annotations
 
 import html
-import math
 
-import cv2
 import ipywidgets as ipw
 import numpy as np
 import pandas as pd
@@ -36,6 +34,7 @@ import traitlets
 
 from medimg_lab import display
 from medimg_lab.display import PLANES
+from medimg_lab.geometry import box_statistics, distance_mm
 from medimg_lab.image import MedImage
 
 from ..viewer import ImageViewer
@@ -45,7 +44,6 @@ from ._base import (
     Dashboard,
     ImageSource,
     describe,
-    download_link,
     heading,
     html_table,
     page,
@@ -196,13 +194,12 @@ class ViewerDashboard(Dashboard):
             ``sqrt(sum(((p - q) * spacing)**2))``.
         """
         p, q = self._point(p, "p"), self._point(q, "q")
-        steps = (np.subtract(p, q)) * np.asarray(self.image.spacing)
         row = {
             "tool": "ruler",
             "plane": self._plane_name(),
             "from": p,
             "to": q,
-            "distance_mm": float(np.sqrt(np.sum(steps**2))),
+            "distance_mm": distance_mm(p, q, self.image.spacing),
         }
         self._draw(p, q, _RULER)
         return self._add(row)
@@ -228,33 +225,16 @@ class ViewerDashboard(Dashboard):
         """
         p, q = self._point(p, "p"), self._point(q, "q")
         image, plane = self.image, self._plane_name()
-        spacing = np.asarray(image.spacing)
-        in_plane = list(range(len(p)))
-        if image.is_volume:
-            normal = PLANES.index(plane)
-            if p[normal] != q[normal]:
-                self._fail(
-                    ValueError(
-                        f"The two ROI corners lie on different {plane} slices "
-                        f"({p[normal]} and {q[normal]}); click both on one slice."
-                    )
+        normal = PLANES.index(plane) if image.is_volume else None
+        if normal is not None and p[normal] != q[normal]:
+            self._fail(
+                ValueError(
+                    f"The two ROI corners lie on different {plane} slices "
+                    f"({p[normal]} and {q[normal]}); click both on one slice."
                 )
-            in_plane.remove(normal)
-        box = tuple(slice(min(a, b), max(a, b) + 1) for a, b in zip(p, q, strict=True))
-        values = image.array[box].astype(np.float64)
-        pixels = int(np.prod([box[a].stop - box[a].start for a in in_plane]))
-        row = {
-            "tool": "ROI",
-            "plane": plane,
-            "from": p,
-            "to": q,
-            "mean": float(values.mean()),
-            "sd": float(values.std()),
-            "min": float(values.min()),
-            "max": float(values.max()),
-            "area_mm2": pixels * float(np.prod(spacing[in_plane])),
-            "pixels": pixels,
-        }
+            )
+        stats = box_statistics(image.array, p, q, image.spacing, normal=normal)
+        row = {"tool": "ROI", "plane": plane, "from": p, "to": q, **stats}
         self._draw(p, q, _ROI)
         return self._add(row)
 
@@ -268,23 +248,13 @@ class ViewerDashboard(Dashboard):
 
     def export_png(self) -> bytes:
         """A PNG of the view as shown (window, overlay, display size)."""
-        shown = self._viewer.displayed
-        if shown is None:
-            self._fail(ValueError("There is no view to export yet; open an image."))
-        payload = display.encode_png(shown)
-        self._png_link.value = download_link(
-            payload, "view.png", "image/png", "view.png"
+        return self._offer_png(
+            self._viewer.displayed, self._png_link, "view.png", "open an image"
         )
-        return payload
 
     def export_csv(self) -> str:
         """The measurements as CSV, one header line with units; no identifiers."""
-        text = self.measurements.to_csv(index=False)
-        payload = text.encode("utf-8")
-        self._csv_link.value = download_link(
-            payload, "measurements.csv", "text/csv;charset=utf-8", "measurements.csv"
-        )
-        return text
+        return self._offer_csv(self.measurements, self._csv_link, "measurements.csv")
 
     # ---------------------------------------------------------------- layout
     def _build(self) -> list[ipw.Widget]:
@@ -325,8 +295,8 @@ class ViewerDashboard(Dashboard):
             tooltip="the measurement table as a CSV file (no patient identifiers)",
             layout={"width": "170px"},
         )
-        self._png_button.on_click(self._on_png_click)
-        self._csv_button.on_click(self._on_csv_click)
+        self._png_button.on_click(lambda _: self._export(self.export_png, "PNG"))
+        self._csv_button.on_click(lambda _: self._export(self.export_csv, "CSV"))
         self._png_link, self._csv_link = ipw.HTML(), ipw.HTML()
 
         self._header = ipw.HTML()
@@ -454,59 +424,26 @@ class ViewerDashboard(Dashboard):
             )
         return index
 
-    def _on_plane(self, index: tuple[int, ...]) -> tuple[int, int, int | None]:
-        """(row, col) on the shown plane of an array index, and its slice."""
-        if not self.image.is_volume:
-            return index[0], index[1], None
-        top = self.image.array.shape[0] - 1
-        k, r, c = index
-        return {
-            "axial": (r, c, k),
-            "coronal": (top - k, c, r),
-            "sagittal": (top - k, r, c),
-        }[self._viewer.plane]
-
     def _draw(self, p: tuple[int, ...], q: tuple[int, ...] | None, label: int) -> None:
         """Draw a line (ruler), a rectangle (ROI) or a dot (q None) in the overlay."""
         image, viewer = self.image, self._viewer
         shape = image.array.shape[: len(image.spacing)]
         if self._overlay is None or self._overlay.shape != shape:
             self._overlay = np.zeros(shape, np.uint8)
-        (r0, c0, k0), (r1, c1, k1) = self._on_plane(p), self._on_plane(q or p)
-        plane = self._plane_view(k0)
-        thick = max(1, math.ceil(max(plane.shape) / viewer.box_size))
-        if q is None:
-            cv2.circle(plane, (c0, r0), 2 * thick, label, -1)
-        elif label == _ROI:
-            cv2.rectangle(plane, (c0, r0), (c1, r1), label, thick)
-        elif k0 == k1:
-            cv2.line(plane, (c0, r0), (c1, r1), label, thick)
-        else:  # a ruler across slices: mark the voxels on the segment
-            n = int(np.max(np.abs(np.subtract(p, q)))) + 1
-            line = np.rint(np.linspace(p, q, n)).astype(int)
-            self._overlay[tuple(line.T)] = label
-        self._plane_store(k0, plane)
-        viewer.overlay = self._overlay.copy()
-
-    def _plane_view(self, k: int | None) -> np.ndarray:
-        """A contiguous copy of the overlay's plane ``k``, as shown."""
-        if k is None:
-            return self._overlay.copy()
-        return np.ascontiguousarray(
-            display.plane(self._overlay, self.image.spacing, self._viewer.plane, k)[0]
+        name, flat = self._plane_name(), self._overlay
+        if image.is_volume:  # the plane as shown: its size sets the thickness
+            flat = display.plane(self._overlay, image.spacing, name, 0)[0]
+        kind = "dot" if q is None else ("box" if label == _ROI else "line")
+        self._overlay = display.draw_mark(
+            self._overlay,
+            p,
+            q,
+            kind=kind,
+            label=label,
+            plane_name=name,
+            thickness=max(1, -(-max(flat.shape) // viewer.box_size)),
         )
-
-    def _plane_store(self, k: int | None, plane: np.ndarray) -> None:
-        if k is None:
-            self._overlay[...] = plane
-            return
-        name = self._viewer.plane
-        if name == "axial":
-            self._overlay[k] = plane
-        elif name == "coronal":
-            self._overlay[:, k] = plane[::-1]
-        else:
-            self._overlay[:, :, k] = plane[::-1]
+        viewer.overlay = self._overlay.copy()
 
     # ------------------------------------------------------------ callbacks
     @traitlets.validate("tool")
@@ -550,13 +487,3 @@ class ViewerDashboard(Dashboard):
     def _on_clear_click(self, _):
         with self._guard("clear the measurements"):
             self.clear_measurements()
-
-    def _on_png_click(self, _):
-        with self._guard("export the PNG"):
-            self.export_png()
-            self._say("The PNG is ready: click the link to save it.", ok=True)
-
-    def _on_csv_click(self, _):
-        with self._guard("export the CSV"):
-            self.export_csv()
-            self._say("The CSV is ready: click the link to save it.", ok=True)
