@@ -73,9 +73,9 @@ def make_session(
     retry = Retry(
         total=retries,
         connect=retries,
-        read=0,
+        read=False,  # a read error (timeout, reset) is raised as it is, not retried
         status=retries,
-        other=0,
+        other=False,
         backoff_factor=backoff_s,
         status_forcelist=RETRY_STATUSES,
         allowed_methods=frozenset({"GET", "HEAD", "POST"}),
@@ -221,7 +221,7 @@ def http_error(
     if status == 404:
         return ArchiveNotFoundError(
             name,
-            f"has nothing at {what} ({reason}).",
+            f"found nothing for {what} ({reason}).",
             "Check the UIDs with a search first, and that the URL ends at the "
             "DICOMweb root (for example /dicom-web).",
         )

@@ -109,7 +109,9 @@ class Junk:
         self.httpd.route = lambda h: h.send_error(404)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/dicom-web"
         self.sent = 0
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, args=(0.05,), daemon=True
+        )
         self.thread.start()
 
     @property

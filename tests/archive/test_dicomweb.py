@@ -266,7 +266,7 @@ def test_unknown_series_is_not_found(archive, seeds):
 @pytest.mark.parametrize("who", ["wrong password", "unknown user", "none"])
 def test_wrong_credentials(orthanc, tmp_path, who):
     creds = {
-        "wrong password": credentials(password="not-the-password"),
+        "wrong password": credentials(password="not-the-password"),  # noqa: S106 a wrong test password
         "unknown user": credentials(user="nobody"),
         "none": None,
     }[who]
