@@ -259,8 +259,8 @@ class DimseArchive(SeriesLoader):
             f"failed {what} with DIMSE status 0x{code:04X}"
             + (f" ({kind})" if kind else "")
             + ".",
-            "Check the query (UIDs, levels), or ask the archive's administrator "
-            "what the status means there.",
+            "Check the request (UIDs, query levels, SOP classes), or ask the "
+            "archive's administrator what this status means there.",
         )
 
     # -- C-ECHO -------------------------------------------------------------------

@@ -60,9 +60,12 @@ def archive(orthanc, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def scp(seeds):
-    """A pynetdicom C-FIND/C-GET SCP on 127.0.0.1 serving the sample series."""
-    server = TestSCP([f for s in seeds.values() for f in s.files]).start()
+def scp(seeds, tmp_path_factory):
+    """A pynetdicom C-FIND/C-GET/C-STORE SCP on 127.0.0.1 serving the sample series."""
+    server = TestSCP(
+        [f for s in seeds.values() for f in s.files],
+        store_dir=tmp_path_factory.mktemp("scp-store"),
+    ).start()
     try:
         yield server
     finally:

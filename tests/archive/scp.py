@@ -47,8 +47,9 @@ def _matches(wanted, value) -> bool:
 class TestSCP:
     """Serves ``files`` by C-FIND and C-GET on 127.0.0.1 (a free port)."""
 
-    def __init__(self, files, *, ae_title: str = "TEST-SCP"):
+    def __init__(self, files, *, ae_title: str = "TEST-SCP", store_dir=None):
         self.ae_title = ae_title
+        self.store_dir = Path(store_dir) if store_dir is not None else None
         self.records = []
         for path in files:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
@@ -134,6 +135,17 @@ class TestSCP:
                 return
             yield 0xFF00, pydicom.dcmread(path)
 
+    def on_store(self, event):
+        """Keep a stored instance (C-STORE), searchable and retrievable at once."""
+        if self.store_dir is None:
+            return 0xA700
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        path = self.store_dir / f"{ds.SOPInstanceUID}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        self.records.append((path, pydicom.dcmread(path, stop_before_pixels=True)))
+        return 0x0000
+
     def start(self) -> TestSCP:
         ae = AE(ae_title=self.ae_title)
         ae.require_called_aet = True  # a wrong called AE title is rejected
@@ -149,7 +161,11 @@ class TestSCP:
         self.server = ae.start_server(
             ("127.0.0.1", 0),
             block=False,
-            evt_handlers=[(evt.EVT_C_FIND, self.on_find), (evt.EVT_C_GET, self.on_get)],
+            evt_handlers=[
+                (evt.EVT_C_FIND, self.on_find),
+                (evt.EVT_C_GET, self.on_get),
+                (evt.EVT_C_STORE, self.on_store),
+            ],
         )
         self.port = self.server.server_address[1]
         return self
