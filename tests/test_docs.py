@@ -16,9 +16,13 @@ import ast
 import dataclasses
 import importlib
 import inspect
+import json
 import math
 import pkgutil
 import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import medimg_lab.widgets
@@ -341,3 +345,34 @@ def test_parameters_sections_agree_with_the_declarations(name, fn, owner):
         for problem in _disagreements(pname, spec, entries[pname])
     ]
     assert not problems, f"{name}:\n" + "\n".join(problems)
+
+
+# ------------------------------------------------------------- pydocstyle
+
+
+def test_pydocstyle_is_on_for_the_package():
+    lint = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]
+    assert "D" in lint["select"]
+    assert lint["pydocstyle"]["convention"] == "numpy"
+    ignored = set(lint.get("ignore", []))
+    assert ignored & {"D", "D1", "D2", "D4", "D100", "D103", "D205", "D400"} == set()
+    for pattern, codes in lint.get("per-file-ignores", {}).items():
+        if any(c == "D" or c.startswith("D") for c in codes):
+            assert pattern.startswith("!"), f"{pattern} turns docstring rules off"
+
+
+def test_the_package_meets_the_docstring_rules():
+    """``ruff check .`` with the project's configuration finds no D finding."""
+    found = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--output-format", "json", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    findings = [
+        f"{f['filename']}:{f['location']['row']}: {f['code']} {f['message']}"
+        for f in json.loads(found.stdout or "[]")
+        if (f.get("code") or "").startswith("D")
+    ]
+    assert not findings, "\n".join(findings)
