@@ -443,6 +443,10 @@ def _dummy(vr: str):
 class _Cleaner:
     def __init__(self, key: bytes, shift: _dt.timedelta | None, report: DeidReport):
         self.key, self.shift, self.report = key, shift, report
+        # A dataset built in memory (highdicom's SEG and SR) may hold one item
+        # object in two sequences, and deepcopy keeps that sharing: cleaned
+        # twice, its UIDs would be remapped twice and its dates shifted twice.
+        self._cleaned: set[int] = set()
 
     def uid(self, old) -> str:
         old = str(old).strip()
@@ -489,6 +493,9 @@ class _Cleaner:
         return rule[0]
 
     def dataset(self, ds: Dataset) -> None:
+        if id(ds) in self._cleaned:
+            return
+        self._cleaned.add(id(ds))
         report = self.report
         pending: list[pydicom.DataElement] = []
         for tag in list(ds.keys()):

@@ -711,7 +711,8 @@ def write_dataset(
 
 
 # -------------------------------------------------------------------- reading
-def _segment_number(frame: Dataset, shared: Dataset | None, name: str) -> int:
+def segment_number(frame: Dataset | None, shared: Dataset | None, name: str) -> int:
+    """The segment a SEG frame holds (per-frame, or shared by every frame)."""
     for group in (frame, shared):
         seq = group.get("SegmentIdentificationSequence") if group else None
         if seq:
@@ -855,7 +856,7 @@ def load_seg(
     shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
     per = ds.get("PerFrameFunctionalGroupsSequence") or []
     numbers = [
-        _segment_number(per[f] if f < len(per) else None, shared, name)
+        segment_number(per[f] if f < len(per) else None, shared, name)
         for f in range(nframes)
     ]
     index, nslices, step, placed_by = _slots(ds, name, nframes)
