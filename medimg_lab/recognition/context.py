@@ -443,7 +443,7 @@ def mrf_posterior(
     U = np.asarray(log_evidence)
     if U.ndim not in (3, 4) or U.shape[0] < 2:
         raise ValueError(
-            "log_evidence must be (K, M, N[, P]) with K >= 2 classes; got shape "
+            "log_evidence must be (K, [S,] M, N) with K >= 2 classes; got shape "
             f"{U.shape}"
         )
     if U.dtype.kind not in "uif" or np.isnan(U).any() or np.isposinf(U).any():

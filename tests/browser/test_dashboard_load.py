@@ -143,14 +143,15 @@ def test_each_dashboard_opens_on_its_preheated_kernel(page, browser, artifacts):
             page.set_default_timeout(60_000)
             open_page(page, dashboards.url(notebook))
             cells = nbformat.read(DASHBOARDS / notebook, as_version=4).cells
-            if not any(c.cell_type == "code" for c in cells):
-                # The landing page is Markdown: its HTML is the page, and the
-                # page connects to no kernel.
-                assert not ids, (notebook, ids)
-            else:
-                assert len(ids) == 1 and ids[0] in pooled, (notebook, ids, pooled)
-                used = f"Using pre-heated kernel: {ids[0]} for {notebook}"
-                assert used in server.log_tail(10**6), (notebook, server.log_tail())
+            # The landing page is Markdown: its HTML is the page. Voila's page
+            # script may still connect to the kernel it was rendered in (two
+            # CI runs saw it, local runs did not); either way no kernel is
+            # started for the request.
+            markdown = not any(c.cell_type == "code" for c in cells)
+            assert len(ids) <= 1 if markdown else len(ids) == 1, (notebook, ids)
+            assert set(ids) <= pooled, (notebook, ids, pooled)
+            used = f"Using pre-heated kernel: {ids[0]} for {notebook}" if ids else ""
+            assert used in server.log_tail(10**6), (notebook, server.log_tail())
             for size in SCREENS:  # the first view, as a person sees it
                 page.set_viewport_size(size)
                 name = (
