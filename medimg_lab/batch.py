@@ -590,6 +590,8 @@ def local_cluster(workers: int | None = None, *, threads: bool = False):
             dashboard_address="127.0.0.1:0",
             worker_dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,
+            # Imported while the workers start, not at their first task.
+            preload=[] if threads else ["medimg_lab.batch", "medimg_lab.recipe"],
             **network,
         )
 
@@ -805,6 +807,46 @@ def _probe(items, recipe, out, options, step) -> tuple[list[dict], float]:
     return records, (sorted(timed)[len(timed) // 2] if timed else 0.0)
 
 
+def _start_while_working(items, recipe, out, options, step, workers):
+    """Start a local cluster and, until it is up, run ``items`` in this process.
+
+    Starting worker processes takes seconds (interpreters, imports); this
+    process goes on with the cohort meanwhile. Returns ``(cluster,
+    records)``: the cluster (None if this process finished everything first,
+    the cluster then closed) and the records of the studies run here.
+    """
+    import threading
+
+    started: dict[str, Any] = {}
+
+    def start() -> None:
+        try:
+            started["cluster"] = local_cluster(workers)
+        except BaseException as err:  # handed to the caller below
+            started["error"] = err
+
+    thread = threading.Thread(target=start, name="medimg-batch-start", daemon=True)
+    thread.start()
+    records: list[dict] = []
+    try:
+        for item in items:
+            if not thread.is_alive():
+                break
+            records.append(_process(item, recipe, out, options))
+            step(1)
+    finally:
+        thread.join()
+        cluster = started.get("cluster")
+        if cluster is not None and (
+            len(records) == len(items) or sys.exc_info()[0] is not None
+        ):
+            cluster.close()
+            cluster = None
+    if "error" in started:
+        raise started["error"]
+    return cluster, records
+
+
 def _on_dask(dask_client, cluster, items, recipe_data, out, options, step, progress):
     """Run ``items`` on a Dask cluster; ``(records, dashboard)``."""
     from dask.distributed import as_completed
@@ -974,19 +1016,36 @@ def run(
         elif chosen == "in-process threads":
             records += _in_process(left, recipe, out, options, step, cores)
         else:
-            dask_client, cluster = _client(chosen, workers)
-            try:
-                found, dashboard = _on_dask(
-                    dask_client,
-                    cluster,
-                    left,
-                    recipe_data,
-                    out,
-                    options,
-                    step,
-                    progress,
+            if client is None:  # chosen here: this process works while they start
+                from dask.distributed import Client
+
+                cluster, here = _start_while_working(
+                    left, recipe, out, options, step, cores
                 )
-                records += found
+                records += here
+                left = left[len(here) :]
+                runner += (
+                    f"; {len(records)} of them ran in this process, "
+                    f"{len(here)} while the workers started"
+                )
+                dask_client = (
+                    None if cluster is None else Client(cluster, set_as_default=False)
+                )
+            else:
+                dask_client, cluster = _client(chosen, workers)
+            try:
+                if dask_client is not None:
+                    found, dashboard = _on_dask(
+                        dask_client,
+                        cluster,
+                        left,
+                        recipe_data,
+                        out,
+                        options,
+                        step,
+                        progress,
+                    )
+                    records += found
             finally:
                 if cluster is not None:
                     dask_client.close()

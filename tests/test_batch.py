@@ -466,6 +466,7 @@ def test_the_choice_follows_the_measured_cost(tmp_path, monkeypatch):
     )
     assert started == [(2, False)]
     assert result.runner.startswith("8 studies: ran on 2 local worker processes")
+    assert "while the workers started" in result.runner
     assert (result.table["status"] == "ok").all() and len(result.table) == 8
     serial = batch.run(
         Recipe(STEPS), folder, tmp_path / "serial", client="serial", progress=False
@@ -532,3 +533,17 @@ def test_results_come_from_the_runs_own_client_not_the_default(tmp_path):
             runner.join(timeout=120)
     assert finished, "batch.run waited on the default client's event loop"
     assert (outcome["result"].table["status"] == "ok").all()
+
+
+def test_a_cluster_that_fails_to_start_stops_the_run_with_its_reason(
+    tmp_path, monkeypatch
+):
+    def broken(workers=None, *, threads=False):
+        raise OSError("no free port on 127.0.0.1")
+
+    monkeypatch.setattr(batch, "local_cluster", broken)
+    monkeypatch.setattr(batch, "_PROCESS_START_S", 0.0)  # processes always pay
+    monkeypatch.setattr(batch, "_THREADS_FROM_S", 0.0)
+    folder = _discs(tmp_path / "in", 40)
+    with pytest.raises(OSError, match="no free port"):
+        batch.run(Recipe(STEPS), folder, tmp_path / "out", workers=2, progress=False)

@@ -1,0 +1,223 @@
+"""Batch on a cluster we did not start, and the whole CLI process, against plain loops.
+
+The standard recipe of ``bench_batch.py`` (window, CLAHE, Gaussian, Otsu,
+largest component, measure; the mask written as NIfTI) over copies of the
+512² head CT, one study per file. Two figures of issue 20, each a ratio
+against a plain loop measured in the same run:
+
+- **external cluster, 2 workers**: ``dask scheduler`` and two
+  ``dask worker`` processes (one thread each) started as processes of their
+  own, in folders of their own, as on other machines; ``batch.run`` with the
+  scheduler's address (workers warmed by a first small run) against
+  ``bench_batch.plain_loop`` in this process. Target: at least 1.7x.
+- **``medimg-lab run --workers 2``** on 600 studies, the whole process
+  (interpreter start, imports, the runner it picks, the cluster it starts,
+  checksums, records, results table, provenance) against a plain-loop
+  process (interpreter start, imports, ``bench_batch.plain_loop``).
+  Target: at least 1.5x.
+
+Loop and batch runs alternate, ``BENCH_REPEATS`` times (default 3), so that
+a change in the machine's load hits both; the figures are medians, printed
+with the load average. Where the time goes is printed below each figure:
+the time a study takes inside a worker against the loop's, and for the CLI
+the interpreter and import time, and the cluster's start.
+
+Run: ``make bench`` or ``python benchmarks/bench_batch_cluster.py``
+(``BENCH_IMAGES=300`` for a quicker external-cluster figure).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.dask_cluster starts the external cluster
+
+from bench_batch import STEPS, plain_loop  # noqa: E402
+
+from medimg_lab import batch  # noqa: E402
+from medimg_lab.recipe import Recipe  # noqa: E402
+from tests.dask_cluster import external_cluster  # noqa: E402
+
+N = int(os.environ.get("BENCH_IMAGES", "600"))
+CLI_N = 600
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+BIN = Path(sys.executable).parent
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _copies(folder: Path, n: int) -> list[Path]:
+    from medimg_lab.data import path
+
+    folder.mkdir(parents=True)
+    files = [folder / f"slice{k:04d}.dcm" for k in range(n)]
+    for target in files:
+        shutil.copyfile(path("head_ct"), target)
+    return files
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def external(tmp: Path) -> bool:
+    """External cluster of 2 workers against a plain loop in this process."""
+    from dask.distributed import Client
+
+    files = _copies(tmp / "in", N)
+    recipe = Recipe(STEPS)
+    plain_loop(files[:20], tmp / "warm-loop")  # imports, caches
+    loops, runs, inside = [], [], []
+    with (
+        external_cluster(tmp / "cluster", 2) as cluster,
+        Client(cluster.address, timeout="30s") as client,
+    ):
+        batch.run(recipe, files[:20], tmp / "warm", client=client, progress=False)
+        for k in range(REPEATS):
+            loops.append(_timed(lambda: plain_loop(files, tmp / "loop")))
+            began = time.perf_counter()
+            result = batch.run(
+                recipe, files, tmp / f"ext{k}", client=client, progress=False
+            )
+            runs.append(time.perf_counter() - began)
+            table = result.table
+            if not (table["status"] == "ok").all():
+                raise RuntimeError(f"external run failed: {result.failed}")
+            inside.append(statistics.median(table["seconds"]))
+    loop_s, run_s = statistics.median(loops), statistics.median(runs)
+    ratio = loop_s / run_s
+    print(f"external cluster (dask scheduler + 2 dask worker), {N} CT slices 512²")
+    print(f"  plain loop         {N / loop_s:7.1f} images/s  ({loop_s:.2f} s)")
+    print(
+        f"  batch.run 2 worker {N / run_s:7.1f} images/s  ({run_s:.2f} s)  "
+        f"{ratio:.2f}x the loop (median of {REPEATS}; runs {_fmt(runs)})"
+    )
+    print(
+        f"  where the time goes: a study takes {statistics.median(inside) * 1000:.1f} "
+        f"ms inside a worker (median), {loop_s / N * 1000:.1f} ms in the loop; "
+        f"2 workers at that pace would need {N * statistics.median(inside) / 2:.2f} s"
+    )
+    met = ratio >= 1.7
+    print(f"external cluster at least 1.7x: {'met' if met else 'MISSED'}")
+    return met
+
+
+def _fmt(values) -> str:
+    return ", ".join(f"{v:.2f} s" for v in values)
+
+
+LOOP_SCRIPT = """
+import sys, glob
+from pathlib import Path
+sys.path.insert(0, {bench!r})
+from bench_batch import plain_loop
+plain_loop(sorted(Path(p) for p in glob.glob({pattern!r})), Path({out!r}))
+"""
+
+
+def cli(tmp: Path) -> bool:
+    """``medimg-lab run --workers 2`` as a process against a plain-loop process."""
+    _copies(tmp / "cli-in", CLI_N)
+    pattern = str(tmp / "cli-in" / "*.dcm")
+    recipe_file = Recipe(STEPS).save(tmp / "recipe.json")
+    loops, runs, runners = [], [], []
+
+    def loop_process(out: Path) -> None:
+        script = LOOP_SCRIPT.format(
+            bench=str(ROOT / "benchmarks"), pattern=pattern, out=str(out)
+        )
+        subprocess.run([sys.executable, "-c", script], check=True)  # noqa: S603
+
+    def cli_process(out: Path) -> None:
+        done = subprocess.run(  # noqa: S603 our own console script
+            [
+                str(BIN / "medimg-lab"),
+                "run",
+                str(recipe_file),
+                pattern,
+                "--out",
+                str(out),
+                "--workers",
+                "2",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        runners.extend(
+            line for line in done.stderr.splitlines() if line.startswith(f"{CLI_N} ")
+        )
+
+    loop_process(tmp / "cli-warm")  # the page cache holds the files for both
+    for k in range(REPEATS):
+        loops.append(_timed(lambda k=k: loop_process(tmp / f"cli-loop{k}")))
+        runs.append(_timed(lambda k=k: cli_process(tmp / f"cli-run{k}")))
+    loop_s, run_s = statistics.median(loops), statistics.median(runs)
+    ratio = loop_s / run_s
+    print(f"medimg-lab run --workers 2, {CLI_N} CT slices 512², whole processes")
+    print(f"  plain-loop process {loop_s:6.2f} s  (runs {_fmt(loops)})")
+    print(
+        f"  medimg-lab run     {run_s:6.2f} s  {ratio:.2f}x the loop process "
+        f"(median of {REPEATS}; runs {_fmt(runs)})"
+    )
+    if runners:
+        print(f"  it said: {runners[-1]}")
+    _where_cli_time_goes()
+    met = ratio >= 1.5
+    print(f"medimg-lab run --workers 2 at least 1.5x: {'met' if met else 'MISSED'}")
+    return met
+
+
+def _where_cli_time_goes() -> None:
+    imports = (
+        "import medimg_lab.cli, medimg_lab.batch, medimg_lab.recipe, medimg_lab.io"
+    )
+
+    def python(code: str) -> float:
+        command = [sys.executable, "-c", code]
+        return _timed(lambda: subprocess.run(command, check=True))  # noqa: S603
+
+    bare = statistics.median(python("pass") for _ in range(3))
+    full = statistics.median(python(imports) for _ in range(3))
+    from dask.distributed import Client
+
+    began = time.perf_counter()
+    with batch.local_cluster(2) as local, Client(local) as client:
+        up = time.perf_counter() - began
+        client.run(__import__, "medimg_lab.batch")
+        client.run(__import__, "medimg_lab.recipe")
+        ready = time.perf_counter() - began
+    print(
+        f"  where the time goes: interpreter {bare:.2f} s, imports {full - bare:.2f} s "
+        f"(both processes pay them); local cluster of 2 up in {up:.2f} s, "
+        f"its workers' imports done at {ready:.2f} s"
+    )
+
+
+def main() -> int:
+    # A stopped benchmark still stops its scheduler and workers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    print(f"load average {_load()} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp:
+        ok_external = external(Path(tmp) / "external")
+        print(f"load average {_load()}")
+        ok_cli = cli(Path(tmp) / "cli")
+    print(f"load average {_load()}")
+    return 0 if ok_external and ok_cli else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
