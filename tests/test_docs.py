@@ -18,18 +18,16 @@ import importlib
 import inspect
 import json
 import math
-import pkgutil
 import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
-import medimg_lab.widgets
 import pytest
 
-import medimg_lab
 from medimg_lab.params import OPERATIONS, Param, parameters
+from tests.test_doctests import MODULES
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted(
@@ -137,13 +135,9 @@ def test_parameter_entries_read_numpydoc():
 
 def _modules(public: bool = True) -> list[str]:
     """medimg_lab's modules and medimg_lab.widgets' (the widgets/ folder)."""
-    names = {"medimg_lab", "medimg_lab.widgets"}
-    for package in (medimg_lab, medimg_lab.widgets):
-        prefix = package.__name__ + "."
-        names.update(m.name for m in pkgutil.walk_packages(package.__path__, prefix))
-    if public:
-        names = {n for n in names if not any(p.startswith("_") for p in n.split("."))}
-    return sorted(names)
+    if not public:
+        return MODULES
+    return [n for n in MODULES if not any(p.startswith("_") for p in n.split("."))]
 
 
 def _takes_arguments(fn) -> bool:
