@@ -261,6 +261,8 @@ STATED_RANGE = re.compile(
 STATED_DEFAULT = re.compile(
     rf"\b[Dd]efault(?: is|:)?\s+`*(?P<value>{NUMBER})`*(?![\w.])"
 )
+#: A type written as the set of allowed values: ``{"ecc", "phase"}``, ``{0, 1}``.
+STATED_CHOICES = re.compile(r"^\{(?P<values>[^{}]*)\}")
 #: How a docstring may write a declared unit.
 UNIT_WORDS = {
     "mm": ("mm",),
@@ -306,6 +308,20 @@ def _disagreements(name: str, spec, text: str) -> list[str]:
     words = UNIT_WORDS.get(p.unit)
     if words and not any(w in f"{name} {text}" for w in words):
         problems.append(f"{name}: the docstring does not give the unit {p.unit!r}")
+    stated = STATED_CHOICES.match(text)
+    if stated:
+        values = set(ast.literal_eval(f"[{stated['values']}]"))
+        if p.choices is not None:
+            declared = set(p.choices)
+        elif spec.type is int and p.min is not None and p.max is not None:
+            declared = set(range(int(p.min), int(p.max) + 1))
+        else:
+            declared = values
+        if values != declared:
+            problems.append(
+                f"{name}: the docstring allows {sorted(map(repr, values))}, "
+                f"the declaration {sorted(map(repr, declared))}"
+            )
     return problems
 
 
@@ -321,6 +337,12 @@ def test_stated_ranges_defaults_and_units_are_read():
     size = ParamSpec("size", int, 3, Param(3, 15, 2, "px", odd=True))
     assert _disagreements("size", size, "int Side of the window.")
     assert not _disagreements("size", size, "int Side of the window in pixels.")
+    method = ParamSpec("method", str, "ecc", Param(choices=("ecc", "phase")))
+    assert not _disagreements("method", method, '{"phase", "ecc"} How.')
+    assert _disagreements("method", method, '{"phase", "ecc", "orb"} How.')
+    axis = ParamSpec("axis", int, 1, Param(0, 1, 1))
+    assert not _disagreements("axis", axis, "{0, 1} 1 cuts vertically.")
+    assert _disagreements("axis", axis, "{0, 1, 2} 1 cuts vertically.")
     slid = ParamSpec("scale", float, 1.0, Param(0.001, 1000, slider=(0.1, 10)))
     assert not _disagreements(
         "scale", slid, "float in [0.001, 1000] (a slider 0.1 to 10)"
