@@ -316,8 +316,8 @@ class BayesExplorer(StagePanel):
         if self._balancing:
             return
         with self._guard(f"set P({name})"):
+            self._say("")  # the last problem, if any, is over; the new one shows
             self.set_priors(**{name: change["new"]})
-            self._say("")
 
     @traitlets.validate("slice_index")
     def _valid_slice(self, proposal):

@@ -344,6 +344,7 @@ class SegmentationDashboard(Dashboard):
                 ),
             )
         ]
+        self._export_buttons = dict(zip(self._links, buttons, strict=True))
         self._viewer_slot = ipw.Box()
         sections = [
             section([heading("Open"), self._source, self._opened]),
