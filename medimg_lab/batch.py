@@ -807,44 +807,110 @@ def _probe(items, recipe, out, options, step) -> tuple[list[dict], float]:
     return records, (sorted(timed)[len(timed) // 2] if timed else 0.0)
 
 
-def _start_while_working(items, recipe, out, options, step, workers):
-    """Start a local cluster and, until it is up, run ``items`` in this process.
+def _alongside_workers(items, recipe, recipe_data, out, options, step, cores, progress):
+    """Share the cohort between this process and ``cores - 1`` worker processes.
 
-    Starting worker processes takes seconds (interpreters, imports); this
-    process goes on with the cohort meanwhile. Returns ``(cluster,
-    records)``: the cluster (None if this process finished everything first,
-    the cluster then closed) and the records of the studies run here.
+    Starting worker processes takes seconds (interpreters, imports), and
+    every process started costs its imports in CPU time: on ``cores`` cores,
+    this process, whose imports are done, takes one core's share itself.
+    It works through the cohort while the workers start, then goes on with
+    one study at a time from the same queue, while the workers get tasks
+    of several studies, smaller towards the end so that all finish
+    together.
+
+    Returns
+    -------
+    records : list of dict
+    here : int
+        The studies that ran in this process.
+    dashboard : str or None
     """
     import threading
+    from collections import deque
+
+    import cv2
+    from dask.distributed import Client, as_completed
 
     started: dict[str, Any] = {}
 
     def start() -> None:
         try:
-            started["cluster"] = local_cluster(workers)
+            started["cluster"] = local_cluster(cores - 1)
         except BaseException as err:  # handed to the caller below
             started["error"] = err
 
+    queue = deque(items)
+    records: list[dict] = []
+    here = 0
+
+    def work_here() -> None:
+        nonlocal here
+        records.append(_process(queue.popleft(), recipe, out, options))
+        here += 1
+        step(1)
+
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # one core is this process's share: no oversubscription
     thread = threading.Thread(target=start, name="medimg-batch-start", daemon=True)
     thread.start()
-    records: list[dict] = []
     try:
-        for item in items:
-            if not thread.is_alive():
-                break
-            records.append(_process(item, recipe, out, options))
-            step(1)
+        while queue and thread.is_alive():
+            work_here()
     finally:
         thread.join()
         cluster = started.get("cluster")
-        if cluster is not None and (
-            len(records) == len(items) or sys.exc_info()[0] is not None
-        ):
+        if cluster is not None and (not queue or sys.exc_info()[0] is not None):
             cluster.close()
             cluster = None
+        if cluster is None:
+            cv2.setNumThreads(opencv_threads)
     if "error" in started:
         raise started["error"]
-    return cluster, records
+    if cluster is None:
+        return records, here, None
+    slots = 2 * (cores - 1)  # tasks in flight: one running, one queued per worker
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            dashboard = _dashboard(client, cluster)
+            if progress is True:
+                print(f"Dask dashboard: {dashboard}", file=sys.stderr)
+            _prepare_workers(client, list(queue), out)
+            pending: list = []
+
+            def feed() -> None:
+                while len(pending) < slots and queue:
+                    size = max(1, min(25, len(queue) // (4 * cores)))
+                    task = [queue.popleft() for _ in range(min(size, len(queue)))]
+                    pending.append(
+                        client.submit(
+                            _run_task,
+                            task,
+                            recipe_data,
+                            str(out),
+                            options,
+                            pure=False,
+                            retries=3,
+                        )
+                    )
+
+            def collect(found: list[dict]) -> None:
+                records.extend(found)
+                step(len(found))
+
+            feed()
+            while queue:
+                for future in [f for f in pending if f.done()]:
+                    pending.remove(future)
+                    collect(future.result())
+                feed()
+                if queue:
+                    work_here()
+            for _, found in as_completed(pending, loop=client.loop, with_results=True):
+                collect(found)
+    finally:
+        cluster.close()
+        cv2.setNumThreads(opencv_threads)
+    return records, here, dashboard
 
 
 def _on_dask(dask_client, cluster, items, recipe_data, out, options, step, progress):
@@ -994,7 +1060,8 @@ def run(
                     f"{n} studies: ran in this process on {cores} threads, {cheaper}"
                 ),
                 "processes": (
-                    f"{n} studies: ran on {cores} local worker processes "
+                    f"{n} studies: ran in this process and {cores - 1} local worker "
+                    f"process{'es' if cores > 2 else ''} "
                     f"(about {each * 1000:.0f} ms a study, {n * each:.1f} s of "
                     f"work: worth starting workers, about {_PROCESS_START_S} s)"
                 ),
@@ -1015,37 +1082,27 @@ def run(
             records += _in_process(left, recipe, out, options, step, 1)
         elif chosen == "in-process threads":
             records += _in_process(left, recipe, out, options, step, cores)
+        elif client is None:  # worker processes, chosen here
+            probed = len(records)
+            found, here, dashboard = _alongside_workers(
+                left, recipe, recipe_data, out, options, step, cores, progress
+            )
+            records += found
+            runner += f"; {probed + here} of them in this process"
         else:
-            if client is None:  # chosen here: this process works while they start
-                from dask.distributed import Client
-
-                cluster, here = _start_while_working(
-                    left, recipe, out, options, step, cores
-                )
-                records += here
-                left = left[len(here) :]
-                runner += (
-                    f"; {len(records)} of them ran in this process, "
-                    f"{len(here)} while the workers started"
-                )
-                dask_client = (
-                    None if cluster is None else Client(cluster, set_as_default=False)
-                )
-            else:
-                dask_client, cluster = _client(chosen, workers)
+            dask_client, cluster = _client(chosen, workers)
             try:
-                if dask_client is not None:
-                    found, dashboard = _on_dask(
-                        dask_client,
-                        cluster,
-                        left,
-                        recipe_data,
-                        out,
-                        options,
-                        step,
-                        progress,
-                    )
-                    records += found
+                found, dashboard = _on_dask(
+                    dask_client,
+                    cluster,
+                    left,
+                    recipe_data,
+                    out,
+                    options,
+                    step,
+                    progress,
+                )
+                records += found
             finally:
                 if cluster is not None:
                     dask_client.close()

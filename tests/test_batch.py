@@ -464,9 +464,12 @@ def test_the_choice_follows_the_measured_cost(tmp_path, monkeypatch):
     result = batch.run(
         Recipe(STEPS), folder, tmp_path / "out", workers=2, progress=False
     )
-    assert started == [(2, False)]
-    assert result.runner.startswith("8 studies: ran on 2 local worker processes")
-    assert "while the workers started" in result.runner
+    # On 2 cores: this process and one worker process share the cohort.
+    assert started == [(1, False)]
+    assert result.runner.startswith(
+        "8 studies: ran in this process and 1 local worker process"
+    )
+    assert "of them in this process" in result.runner
     assert (result.table["status"] == "ok").all() and len(result.table) == 8
     serial = batch.run(
         Recipe(STEPS), folder, tmp_path / "serial", client="serial", progress=False
