@@ -2,7 +2,7 @@
 #   make lab        create .venv, install, open JupyterLab on notebooks/
 #   make dashboard  serve the Voila dashboards on 127.0.0.1
 #   make dashboard-network  serve them to other machines, with a token
-#   make test       install everything (test tools, Chromium), run lint + audit + all tests
+#   make test       install everything (test tools, Chromium, Orthanc), run lint + audit + all tests
 #   make bench      run the benchmarks in benchmarks/
 #   make lock       pin the installed environment in requirements.lock
 #   make audit      pip-audit requirements.lock (says so, and passes, when offline)
@@ -71,6 +71,23 @@ chromium:
 
 # The layers' import contracts (.importlinter), on the package laid out as
 # installed (tools/lint_imports.py says why).
+# Debian's Orthanc with its DICOMweb plugin: the real archive of tests/archive
+# (started by a fixture on a free loopback port, never as a service).
+.PHONY: orthanc
+ORTHANC ?= /usr/sbin/Orthanc
+ORTHANC_DICOMWEB ?= /usr/share/orthanc/plugins/libOrthancDicomWeb.so
+orthanc:
+	@if [ -x "$(ORTHANC)" ] && [ -e "$(ORTHANC_DICOMWEB)" ]; then \
+		echo "orthanc: $$($(ORTHANC) --version 2>/dev/null | head -1)"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends orthanc orthanc-dicomweb >/dev/null && \
+		{ ! command -v systemctl >/dev/null || systemctl disable --now orthanc >/dev/null 2>&1 || true; } && \
+		{ ! command -v service >/dev/null || service orthanc stop >/dev/null 2>&1 || true; } && \
+		echo "orthanc: installed $$($(ORTHANC) --version 2>/dev/null | head -1)"; \
+	else \
+		echo "Orthanc is missing ($(ORTHANC), $(ORTHANC_DICOMWEB)). Install it with: sudo apt-get install orthanc orthanc-dicomweb"; exit 1; \
+	fi
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -87,7 +104,7 @@ notebooks: install
 browser: install chromium
 	$(BIN)/pytest tests/browser
 
-test: install chromium lint audit
+test: install chromium orthanc lint audit
 	CI=true $(BIN)/pytest
 
 # requirements.lock pins the environment `make install` resolved (pip's own tools

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,14 +31,13 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from ..io._source import DEFAULT_MAX_BYTES
 from ..params import Param, declared
 from . import _http
-from ._series import RetrievedSeries, SeriesLoader
+from ._series import SeriesLoader
 from .auth import DEFAULT_PREFIX, Credentials
 from .cache import InstanceCache, check_uid
-from .errors import ArchiveError, ArchiveNotFoundError, ArchiveResponseError
-from .progress import ProgressCallback, _Tracker
+from .errors import ArchiveError, ArchiveResponseError
+from .progress import _Tracker
 from .query import (
     SERIES_FIELDS,
     STUDY_FIELDS,
@@ -411,110 +409,32 @@ class DicomWebArchive(SeriesLoader):
 
         return list(dict.fromkeys(_paged(page, self.page_size, 0)))
 
-    def _study_of(self, series_uid: str) -> str:
-        found = self.search_series(series_uid=series_uid, limit=2)
-        if not found:
-            raise ArchiveNotFoundError(
-                self.name,
-                f"holds no series {series_uid}.",
-                "Check the UID with search_series() first.",
-            )
-        return found[0].study_uid
-
     # -- WADO-RS --------------------------------------------------------------
 
-    def retrieve_series(
+    def _fetch(
         self,
+        study_uid: str,
         series_uid: str,
+        missing: list[str],
         *,
-        study_uid: str | None = None,
-        progress: ProgressCallback | None = None,
-        cancel: threading.Event | None = None,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-    ) -> RetrievedSeries:
-        """Bring a series' instances into the cache (WADO-RS); their files.
-
-        Instances already cached are not transferred. With none cached, the
-        series comes in one request; otherwise each missing instance comes
-        on its own, so a retrieval that failed or was cancelled resumes
-        where it stopped.
-
-        Parameters
-        ----------
-        series_uid : str
-            The Series Instance UID.
-        study_uid : str, optional
-            Its Study Instance UID; found by a search when not given.
-        progress : callable, optional
-            ``progress(Progress)`` after each chunk and instance; return
-            ``False`` to cancel.
-        cancel : threading.Event, optional
-            Set it (from another thread) to cancel.
-        max_bytes : int
-            Largest instance accepted (bytes); a larger part is refused as
-            it arrives.
-
-        Returns
-        -------
-        RetrievedSeries
-            The cached files (in listing order) and what the retrieval cost.
-
-        Raises
-        ------
-        RetrievalCancelled
-            When cancelled; complete instances stay cached, nothing
-            half-written does.
-        ArchiveError
-            Subclasses for each failure (credentials, not found, server
-            unreachable or stopping mid-transfer, broken answers).
-        """
-        series_uid = _uid_arg(series_uid, "series_uid")
-        study_uid = (
-            _uid_arg(study_uid, "study_uid")
-            if study_uid is not None
-            else self._study_of(series_uid)
-        )
-        uids = self.instance_uids(study_uid, series_uid)
-        if not uids:
-            raise ArchiveNotFoundError(
-                self.name,
-                f"holds no instance of series {series_uid} in study {study_uid}.",
-                "Check both UIDs with search_series().",
-            )
-        missing = [u for u in uids if self.cache.get(u) is None]
-        tracker = _Tracker(
-            self.name, len(uids), len(uids) - len(missing), progress, cancel
-        )
-        tracker.check()
-        keep = set(uids)
+        whole: bool,
+        tracker: _Tracker,
+        keep: set[str],
+        max_bytes: int,
+    ) -> None:
+        """WADO-RS: the whole series in one request, or each missing instance."""
         series_url = f"{self.url}/studies/{quote(study_uid)}/series/{quote(series_uid)}"
-        if missing and len(missing) == len(uids):
+        if whole:
             self._wado(series_url, f"series {series_uid}", tracker, keep, max_bytes)
-        else:
-            for uid in missing:
-                self._wado(
-                    f"{series_url}/instances/{quote(uid)}",
-                    f"instance {uid}",
-                    tracker,
-                    keep,
-                    max_bytes,
-                )
-        paths = []
-        for uid in uids:
-            path = self.cache.get(uid)
-            if path is None:
-                got = sum(1 for u in uids if u in self.cache)
-                raise ArchiveResponseError(
-                    self.name,
-                    f"sent {got} of the {len(uids)} instances its listing of "
-                    f"series {series_uid} names.",
-                    "Retrieve again; if the same instances stay missing, tell the "
-                    "archive's administrator.",
-                )
-            paths.append(path)
-        return RetrievedSeries(
-            study_uid, series_uid, tuple(paths), tracker.cached, tracker.received
-        )
+            return
+        for uid in missing:
+            self._wado(
+                f"{series_url}/instances/{quote(uid)}",
+                f"instance {uid}",
+                tracker,
+                keep,
+                max_bytes,
+            )
 
     def _wado(
         self, url: str, what: str, tracker: _Tracker, keep: set[str], max_bytes: int
@@ -606,17 +526,6 @@ class DicomWebArchive(SeriesLoader):
 def _attempts(response: requests.Response | None) -> int:
     retries = getattr(getattr(response, "raw", None), "retries", None)
     return len(getattr(retries, "history", ()) or ()) + 1
-
-
-def _uid_arg(value: Any, option: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{option} must be a UID as a str; got {type(value).__name__}")
-    try:
-        return check_uid(value, option, option)
-    except ArchiveResponseError:
-        raise ValueError(
-            f"{option} must be a DICOM UID (digits and dots, at most 64); got {value!r}"
-        ) from None
 
 
 def _page(value: Any, option: str, *, zero: bool = False) -> int | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Annotated, Any
 
@@ -42,22 +41,20 @@ from pynetdicom import AE, build_role, evt
 from pynetdicom import sop_class as sc
 
 from ..io._source import (
-    DEFAULT_MAX_BYTES,
     size_text,
 )
 from ..params import Param, declared
-from ._series import RetrievedSeries, SeriesLoader
+from ._series import SeriesLoader, uid_argument
 from .cache import InstanceCache, check_uid
-from .dicomweb import _as_dataset, _uid_arg
+from .dicomweb import _as_dataset
 from .errors import (
     ArchiveAuthError,
     ArchiveError,
-    ArchiveNotFoundError,
     ArchiveResponseError,
     ArchiveUnavailableError,
     RetrievalCancelled,
 )
-from .progress import ProgressCallback, _Tracker
+from .progress import _Tracker
 from .query import (
     SERIES_FIELDS,
     STUDY_FIELDS,
@@ -393,7 +390,7 @@ class DimseArchive(SeriesLoader):
             filters=filters,
         )
         if study_uid is not None:
-            search["StudyInstanceUID"] = _uid_arg(study_uid, "study_uid")
+            search["StudyInstanceUID"] = uid_argument(study_uid, "study_uid")
         found = self._find("SERIES", SERIES_FIELDS, search)
         return _window([_series(ds, self.name) for ds in found], limit, offset)
 
@@ -414,8 +411,8 @@ class DimseArchive(SeriesLoader):
             "IMAGE",
             ("SOPInstanceUID", "InstanceNumber"),
             {
-                "StudyInstanceUID": _uid_arg(study_uid, "study_uid"),
-                "SeriesInstanceUID": _uid_arg(series_uid, "series_uid"),
+                "StudyInstanceUID": uid_argument(study_uid, "study_uid"),
+                "SeriesInstanceUID": uid_argument(series_uid, "series_uid"),
             },
         )
         uids = [
@@ -428,100 +425,18 @@ class DimseArchive(SeriesLoader):
 
     # -- C-GET --------------------------------------------------------------------
 
-    def retrieve_series(
-        self,
-        series_uid: str,
-        *,
-        study_uid: str | None = None,
-        progress: ProgressCallback | None = None,
-        cancel: threading.Event | None = None,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-    ) -> RetrievedSeries:
-        """Bring a series' instances into the cache (C-GET); their files.
-
-        Cached instances are not transferred: with none cached the series is
-        asked for at series level, otherwise the missing instances at image
-        level. ``progress``, ``cancel`` and ``max_bytes`` are as in
-        :meth:`~medimg_lab.archive.DicomWebArchive.retrieve_series`.
-
-        Parameters
-        ----------
-        series_uid : str
-            The Series Instance UID.
-        study_uid : str, optional
-            Its Study Instance UID; found by a search when not given.
-        progress : callable, optional
-            ``progress(Progress)`` after each instance; return ``False`` to
-            cancel.
-        cancel : threading.Event, optional
-            Set it (from another thread) to cancel.
-        max_bytes : int
-            Largest instance accepted (bytes).
-
-        Returns
-        -------
-        RetrievedSeries
-            The cached files and what the retrieval cost.
-        """
-        series_uid = _uid_arg(series_uid, "series_uid")
-        if study_uid is None:
-            found = self.search_series(series_uid=series_uid)
-            if not found:
-                raise ArchiveNotFoundError(
-                    self.name,
-                    f"holds no series {series_uid}.",
-                    "Check the UID with search_series() first.",
-                )
-            study_uid = found[0].study_uid
-        study_uid = _uid_arg(study_uid, "study_uid")
-        uids = self.instance_uids(study_uid, series_uid)
-        if not uids:
-            raise ArchiveNotFoundError(
-                self.name,
-                f"holds no instance of series {series_uid}.",
-                "Check the UIDs with search_series().",
-            )
-        missing = [u for u in uids if self.cache.get(u) is None]
-        tracker = _Tracker(
-            self.name, len(uids), len(uids) - len(missing), progress, cancel
-        )
-        tracker.check()
-        if missing:
-            self._get(
-                study_uid,
-                series_uid,
-                missing,
-                len(missing) == len(uids),
-                tracker,
-                max_bytes,
-            )
-        paths = []
-        for uid in uids:
-            path = self.cache.get(uid)
-            if path is None:
-                raise ArchiveResponseError(
-                    self.name,
-                    f"sent {sum(u in self.cache for u in uids)} of the {len(uids)} "
-                    f"instances of series {series_uid} its C-FIND names.",
-                    "Retrieve again; if they stay missing, ask the archive's "
-                    "administrator (it may not send this SOP class or transfer "
-                    "syntax).",
-                )
-            paths.append(path)
-        return RetrievedSeries(
-            study_uid, series_uid, tuple(paths), tracker.cached, tracker.received
-        )
-
-    def _get(
+    def _fetch(
         self,
         study_uid: str,
         series_uid: str,
         missing: list[str],
+        *,
         whole: bool,
         tracker: _Tracker,
+        keep: set[str],
         max_bytes: int,
     ) -> None:
-        keep = set(missing)
+        """C-GET: the series at series level, or the missing ones at image level."""
         failure: list[BaseException] = []
         what = f"the C-GET of series {series_uid}"
 

@@ -119,7 +119,10 @@ def test_retrieved_series_equals_the_files_loaded_directly(archive, seeds, key):
     assert image.array.dtype == direct.array.dtype
     assert np.array_equal(image.array, direct.array)
     assert image.spacing == pytest.approx(direct.spacing)
-    assert (image.modality, image.window) == (direct.modality, direct.window)
+    assert image.modality == direct.modality
+    # the default window is a robust percentile range: a file and a series of
+    # that one file may estimate it from other samples of the same pixels
+    assert image.window == pytest.approx(direct.window, rel=1e-2)
     for fact in ("PhotometricInterpretation", "monochrome1_inverted", "slice_gaps"):
         assert image.meta.get(fact) == direct.meta.get(fact)
     assert image.source is None
@@ -140,15 +143,25 @@ def test_cache_hit_costs_no_transfer(archive, seeds):
     assert first.instances_cached == 0 and first.bytes_received > 0
     asked: list[str] = []
     archive._session.hooks["response"].append(lambda r, **kw: asked.append(r.url))
-    again = archive.retrieve_series(seed.series_uid, study_uid=seed.study_uid)
-    assert again.bytes_received == 0
+    again = archive.retrieve_series(seed.series_uid)  # no study UID: none needed
+    assert again.bytes_received == 0 and asked == []  # no request at all
     assert again.instances_cached == len(seed.files) == len(again.paths)
-    assert [
-        u
-        for u in asked
-        if "/instances/" in u or u.endswith("/series/" + seed.series_uid)
-    ] == []
-    assert len(asked) == 1 and "/instances" in asked[0]  # the listing only
+    assert again.study_uid == seed.study_uid
+    listed = archive.retrieve_series(seed.series_uid, refresh=True)
+    assert listed.bytes_received == 0
+    assert len(asked) == 2 and all(
+        "/instances" not in u.split("?")[0][-10:] or "?" in u for u in asked
+    )
+    assert not any(u.endswith(seed.series_uid) for u in asked)  # no WADO-RS
+
+
+def test_an_evicted_instance_is_fetched_alone(archive, seeds):
+    seed = seeds["small_ct_rle"]
+    first = archive.retrieve_series(seed.series_uid, study_uid=seed.study_uid)
+    first.paths[3].unlink()  # as an eviction by another process would
+    again = archive.retrieve_series(seed.series_uid, study_uid=seed.study_uid)
+    assert again.instances_cached == len(seed.files) - 1
+    assert again.instances_received == 1
 
 
 def test_progress_counts_bytes_and_instances(archive, seeds):

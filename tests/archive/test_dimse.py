@@ -66,7 +66,10 @@ def test_c_get_equals_the_files_loaded_directly(dimse, seeds, key):
     direct = medimg_lab.load(seed.files[0] if len(seed.files) == 1 else seed.folder)
     assert np.array_equal(image.array, direct.array)
     assert image.spacing == pytest.approx(direct.spacing)
-    assert (image.modality, image.window) == (direct.modality, direct.window)
+    assert image.modality == direct.modality
+    # the default window is a robust percentile range: a file and a series of
+    # that one file may estimate it from other samples of the same pixels
+    assert image.window == pytest.approx(direct.window, rel=1e-2)
 
 
 def test_cache_hit_sends_no_c_get(dimse, scp, seeds):
