@@ -27,9 +27,11 @@ __all__ = [
     "histogram_image",
     "label_colors",
     "overlay",
+    "overlay_table",
     "plane",
     "plane_to_voxel",
     "preset",
+    "probability_image",
     "resample_labels",
     "resample_plane",
     "seam_lines",
@@ -655,6 +657,88 @@ def overlay(
     mixed = palette[labels[inside]].astype(np.float32) * m + rgb[inside] * (1 - m)
     out[inside] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return out
+
+
+def overlay_table(
+    labels: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`overlay` as lookup tables, for a page that draws it itself.
+
+    The overlay of a grey pixel ``g`` under label ``l`` is
+    ``table[index[l] - 1, g]`` (``index[l] == 0``: no overlay), bit for bit
+    what :func:`overlay` computes, since :func:`overlay` fills the table in.
+
+    Parameters
+    ----------
+    labels : (M, N) int ndarray
+        Labels, 0 = background.
+    alpha : float
+        Opacity in ``[0, 1]``.
+
+    Returns
+    -------
+    (index, table) or None
+        ``index`` : ``(M, N)`` uint8, the colour of each pixel (0 for none);
+        ``table`` : ``(K, 256, 3)`` uint8, the RGB of every (colour, grey
+        level). None when no pixel is labelled.
+
+    Examples
+    --------
+    >>> index, table = overlay_table(np.array([[0, 1], [2, 1]]), 0.5)
+    >>> index.tolist(), table.shape
+    ([[0, 1], [2, 1]], (2, 256, 3))
+    """
+    labels = np.asarray(labels).astype(np.int64, copy=False)
+    n = int(labels.max(initial=0))
+    if n == 0:
+        return None
+    colours, index = np.unique(label_colors(n)[1:], axis=0, return_inverse=True)
+    # colour index per label: 0 for background, 1.. for the colours
+    lut = np.concatenate([[0], index.reshape(-1) + 1]).astype(np.uint8)
+    k = len(colours)
+    grey = np.tile(np.arange(256, dtype=np.uint8), (k, 1))
+    rows = np.repeat(np.arange(1, k + 1), 256).reshape(k, 256)
+    table = overlay(
+        grey,
+        rows,
+        alpha,
+        colors={i + 1: tuple(int(v) for v in c) for i, c in enumerate(colours)},
+    )
+    return lut[labels], table
+
+
+def probability_image(
+    probability: np.ndarray,
+    *,
+    background: np.ndarray | None = None,
+    color: tuple[int, int, int] = (20, 40, 110),
+) -> np.ndarray:
+    """A probability map as RGB grey levels, 0 black and 1 white.
+
+    Parameters
+    ----------
+    probability : (M, N) float ndarray
+        Values in ``[0, 1]`` (clipped).
+    background : (M, N) bool ndarray, optional
+        Pixels drawn in ``color`` instead (those no class claims).
+    color : (int, int, int)
+        RGB of the background.
+
+    Returns
+    -------
+    (M, N, 3) uint8 ndarray
+
+    Examples
+    --------
+    >>> probability_image(np.array([[0.0, 0.5, 1.0]]))[0, :, 0]
+    array([  0, 128, 255], dtype=uint8)
+    """
+    p = np.clip(np.asarray(probability, dtype=np.float64), 0, 1)
+    grey = (p * 255 + 0.5).astype(np.uint8)
+    shown = np.repeat(grey[..., None], 3, axis=-1)
+    if background is not None:
+        shown[np.asarray(background, bool)] = color
+    return shown
 
 
 def histogram_image(

@@ -103,28 +103,11 @@ class WindowCanvas(anywidget.AnyWidget):
         opacity : float
             In [0, 1].
         """
-        if labels is None:
+        tables = None if labels is None else display.overlay_table(labels, opacity)
+        if tables is None:
             self.labels = self.table = b""
             return
-        labels = np.asarray(labels).astype(np.int64, copy=False)
-        n = int(labels.max(initial=0))
-        if n == 0:
-            self.labels = self.table = b""
-            return
-        colours, index = np.unique(
-            display.label_colors(n)[1:], axis=0, return_inverse=True
-        )
-        # colour index per label: 0 for background, 1.. for the colours
-        lut = np.concatenate([[0], index.reshape(-1) + 1]).astype(np.uint8)
-        k = len(colours)
-        grey = np.tile(np.arange(256, dtype=np.uint8), (k, 1))
-        rows = np.repeat(np.arange(1, k + 1), 256).reshape(k, 256)
-        table = display.overlay(
-            grey,
-            rows,
-            opacity,
-            colors={i + 1: tuple(int(v) for v in c) for i, c in enumerate(colours)},
-        )
+        index, table = tables
         with self.hold_sync():
             self.table = np.ascontiguousarray(table, dtype=np.uint8).tobytes()
-            self.labels = np.ascontiguousarray(lut[labels]).tobytes()
+            self.labels = np.ascontiguousarray(index).tobytes()

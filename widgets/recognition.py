@@ -27,10 +27,18 @@ from medimg_lab.display import (
     encode_png,
     label_colors,
     overlay,
+    probability_image,
 )
 from medimg_lab.image import MedImage
 from medimg_lab.params import parameters, validate
-from medimg_lab.recognition.priors import PRIOR_MIN, rebalance_priors, share_priors
+from medimg_lab.recognition.decisions import (
+    PRIOR_MIN,
+    class_volumes_ml,
+    label_volumes_ml,
+    rebalance_priors,
+    share_priors,
+    winning_labels,
+)
 
 from ._panel import NotebookNote, StagePanel
 from .controls import control_for, controls_for
@@ -106,10 +114,7 @@ class BayesExplorer(StagePanel):
         self._fitted = rec.intensity_bayes(image.array, labels, names)
         chosen = labels > 0
         self._values, self._counts = np.unique(image.array[chosen], return_counts=True)
-        self._truth_ml = {
-            str(name): float((labels == k).sum()) * image.voxel_volume_mm3 / 1000
-            for k, name in enumerate(names, start=1)
-        }
+        self._truth_ml = label_volumes_ml(labels, names, image.voxel_volume_mm3)
         lo, hi = float(image.array.min()), float(image.array.max())
         self._range = (lo, hi if hi > lo else lo + 1)
         self._window = image.window or auto_window(image.array)
@@ -177,10 +182,9 @@ class BayesExplorer(StagePanel):
     @property
     def volumes_ml(self) -> dict[str, float]:
         """Volume of the labelled voxels each class wins, in mL."""
-        winner = np.argmax(self._model.posterior(self._values[:, None]), axis=1)
-        voxels = np.bincount(winner, weights=self._counts, minlength=len(self.priors))
-        ml = voxels * self._image.voxel_volume_mm3 / 1000
-        return {name: float(v) for name, v in zip(self.priors, ml, strict=True)}
+        return class_volumes_ml(
+            self._model, self._values, self._counts, self._image.voxel_volume_mm3
+        )
 
     @property
     def context_model(self) -> rec.ContextBayes:
@@ -193,9 +197,9 @@ class BayesExplorer(StagePanel):
     @property
     def intensity_labels(self) -> np.ndarray:
         """Label ``k`` (``names[k - 1]``) of largest ``P(C_k|x)``, shown slice."""
-        order = [self._names.index(str(c)) + 1 for c in self._model.classes_]
-        winner = np.take(order, np.argmax(self.posteriors, axis=0)).astype(np.uint8)
-        return winner * self._mask_slice()
+        return winning_labels(
+            self.posteriors, self._model.classes_, self._names, self._mask_slice()
+        )
 
     @property
     def context_labels(self) -> np.ndarray:
@@ -358,9 +362,9 @@ class BayesExplorer(StagePanel):
         self._view.value = _grey_png(image, self._window, 240)
         background = image <= self._range[0]
         for widget, posterior in zip(self._maps, self.posteriors, strict=True):
-            grey = (posterior * 255 + 0.5).astype(np.uint8)
-            shown = np.repeat(grey[..., None], 3, axis=-1)
-            shown[background] = _BACKGROUND
+            shown = probability_image(
+                posterior, background=background, color=_BACKGROUND
+            )
             widget.value = encode_png(shown, max_size=(240, 240))
         grey = apply_window(image, *self._window)
         for widget, labels in zip(

@@ -1,10 +1,14 @@
-"""Class priors ``P(C_k)`` that a person sets, for Bayes' rule.
+"""Bayes' rule by hand: the priors a person sets, and what they decide.
 
 ``P(C_k|x) = P(x|C_k) P(C_k) / P(x)``: moving one class's prior moves the
-decision boundaries. When some priors are set, the other classes share what
-is left in the proportions they had (:func:`rebalance_priors`); a model with
-more classes than those set keeps its own share for the others
-(:func:`share_priors`).
+decision boundaries.
+
+- :func:`rebalance_priors`: some priors set, the other classes share what is
+  left in the proportions they had; :func:`share_priors`: a model with more
+  classes than those set keeps its own share for the others.
+- :func:`winning_labels`: the class of largest posterior, as labels;
+  :func:`class_volumes_ml`: the volume each class wins; :func:`label_volumes_ml`:
+  the volume of each label of a reference.
 """
 
 from __future__ import annotations
@@ -13,7 +17,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["PRIOR_MIN", "rebalance_priors", "share_priors"]
+__all__ = [
+    "PRIOR_MIN",
+    "class_volumes_ml",
+    "label_volumes_ml",
+    "rebalance_priors",
+    "share_priors",
+    "winning_labels",
+]
 
 #: The smallest prior a class may have: none is ruled out.
 PRIOR_MIN = 0.001
@@ -122,3 +133,86 @@ def share_priors(
     share = prior[named].sum()
     prior[named] = [share * float(priors[c]) for c in np.asarray(classes)[named]]
     return prior / prior.sum()
+
+
+def winning_labels(
+    posteriors: np.ndarray,
+    classes: Sequence[str],
+    names: Sequence[str],
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Label ``k`` (``names[k - 1]``) of the class of largest ``P(C_k|x)``.
+
+    Parameters
+    ----------
+    posteriors : (K, M, N) ndarray
+        One map per class, in the model's class order ``classes``.
+    classes : sequence of str
+        The model's classes, each one of ``names``.
+    names : sequence of str
+        Label ``k`` stands for ``names[k - 1]``.
+    mask : (M, N) bool ndarray, optional
+        0 outside it.
+
+    Returns
+    -------
+    (M, N) uint8 ndarray
+
+    Examples
+    --------
+    >>> p = np.array([[[0.9, 0.2]], [[0.1, 0.8]]])
+    >>> winning_labels(p, ["WM", "GM"], ["GM", "WM"]).tolist()
+    [[2, 1]]
+    """
+    names = [str(n) for n in names]
+    missing = [str(c) for c in classes if str(c) not in names]
+    if missing:
+        raise ValueError(f"classes {missing} are not among the names {names}")
+    order = [names.index(str(c)) + 1 for c in classes]
+    winner = np.take(order, np.argmax(posteriors, axis=0)).astype(np.uint8)
+    return winner if mask is None else winner * np.asarray(mask, bool)
+
+
+def class_volumes_ml(
+    model, values: np.ndarray, counts: np.ndarray, voxel_volume_mm3: float
+) -> dict[str, float]:
+    """The volume, in mL, of the voxels each class wins by largest posterior.
+
+    Parameters
+    ----------
+    model
+        A one-feature Bayes model: ``model.posterior((V, 1))`` gives
+        ``(V, K)``; ``model.classes_`` names the classes.
+    values, counts : (V,) ndarray
+        Each distinct voxel value, and how many voxels hold it
+        (``np.unique(..., return_counts=True)``).
+    voxel_volume_mm3 : float
+        The volume of one voxel in mm³.
+
+    Returns
+    -------
+    dict of str to float
+        mL per class, in the model's class order.
+    """
+    classes = [str(c) for c in model.classes_]
+    winner = np.argmax(model.posterior(np.asarray(values)[:, None]), axis=1)
+    voxels = np.bincount(winner, weights=counts, minlength=len(classes))
+    ml = voxels * float(voxel_volume_mm3) / 1000
+    return {name: float(v) for name, v in zip(classes, ml, strict=True)}
+
+
+def label_volumes_ml(
+    labels: np.ndarray, names: Sequence[str], voxel_volume_mm3: float
+) -> dict[str, float]:
+    """The volume in mL of each label ``k`` = ``names[k - 1]``.
+
+    Examples
+    --------
+    >>> label_volumes_ml(np.array([1, 1, 2, 0]), ["CSF", "GM"], 500.0)
+    {'CSF': 1.0, 'GM': 0.5}
+    """
+    labels = np.asarray(labels)
+    return {
+        str(name): float((labels == k).sum()) * float(voxel_volume_mm3) / 1000
+        for k, name in enumerate(names, start=1)
+    }
