@@ -78,7 +78,7 @@ def results_datasets(
 
     Parameters
     ----------
-    labels : (M, N) or (S, M, N) bool or int ndarray
+    labels : ([S,] M, N) bool or int ndarray
         A mask or labels 1 to 255 on ``image``'s grid; 0 is background.
     image : MedImage
         The image, loaded from DICOM.
@@ -120,10 +120,8 @@ def results_datasets(
         labels,
         image,
         seg,
-        sources=sources,
         algorithm=algorithm,
         algorithm_version=algorithm_version,
-        max_bytes=max_bytes,
     )
     if not deidentified:
         return seg, sr, []

@@ -551,7 +551,7 @@ def seg_dataset(
 
     Parameters
     ----------
-    labels : (M, N) or (S, M, N) bool or int ndarray
+    labels : ([S,] M, N) bool or int ndarray
         A mask (``True`` = segment 1) or labels 1 to 255 on ``image``'s
         grid; 0 is background.
     image : MedImage
@@ -874,9 +874,13 @@ def load_seg(
         if seq:
             measures = seq[0]
             break
-    in_plane = (1.0, 1.0)
-    if measures is not None and measures.get("PixelSpacing"):
-        in_plane = tuple(float(v) for v in measures.PixelSpacing)
+    in_plane, known = (1.0, 1.0), False
+    value = measures.get("PixelSpacing") if measures is not None else None
+    if value is not None and len(value) == 2:
+        pair = tuple(float(v) for v in value)
+        # A radiograph may carry 0\0: no spacing, as load() reads its source.
+        if all(math.isfinite(v) and v > 0 for v in pair):
+            in_plane, known = pair, True
     meta: dict[str, Any] = {
         "Modality": "SEG",
         "SOPClass": "Segmentation Storage",
@@ -886,7 +890,7 @@ def load_seg(
         "segment_types": {},
         "algorithms": {},
         "sorted_by": placed_by,
-        "spacing_known": measures is not None,
+        "spacing_known": known,
     }
     for item in ds.get("SegmentSequence") or ():
         number = int(item.SegmentNumber)

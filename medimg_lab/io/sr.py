@@ -28,7 +28,6 @@ from .seg import (
     SEG_SOP_CLASS_UID,
     check_labels,
     segment_number,
-    source_datasets,
     write_dataset,
 )
 
@@ -105,17 +104,40 @@ def _frame_of_segment(seg: Dataset, number: int) -> int:
     raise ValueError(f"seg has no frame of segment {number}")
 
 
+def _extent(labels: np.ndarray) -> tuple[list[int], list[int]]:
+    """First and last index of the labelled pixels along each axis."""
+    first, last = [], []
+    for axis in range(labels.ndim):
+        others = tuple(a for a in range(labels.ndim) if a != axis)
+        hit = np.flatnonzero(np.any(labels, axis=others))
+        first.append(int(hit[0]))
+        last.append(int(hit[-1]))
+    return first, last
+
+
+def _referenced_sources(seg: Dataset) -> list[Dataset]:
+    """The SEG's source instances as the SR's evidence, from its references."""
+    out = []
+    for series in seg.ReferencedSeriesSequence:
+        for ref in series.ReferencedInstanceSequence:
+            ds = Dataset()
+            ds.StudyInstanceUID = seg.StudyInstanceUID
+            ds.SeriesInstanceUID = series.SeriesInstanceUID
+            ds.SOPClassUID = ref.ReferencedSOPClassUID
+            ds.SOPInstanceUID = ref.ReferencedSOPInstanceUID
+            out.append(ds)
+    return out
+
+
 def sr_dataset(
     labels: np.ndarray,
     image: MedImage,
     seg: Dataset,
     *,
-    sources: Any = None,
     algorithm: str = "medimg-lab",
     algorithm_version: str | None = None,
     series_number: int = 901,
     series_description: str = "medimg-lab measurements",
-    max_bytes: int = DEFAULT_MAX_BYTES,
 ):
     """A TID 1500 Measurement Report of each segment's size and values.
 
@@ -123,18 +145,18 @@ def sr_dataset(
     size is ``n_i * prod(s)`` in mm² (2D) or ``n_i * prod(s) / 1000`` in mL
     (3D); the mean and SD are those of the image's values inside it, in the
     image's unit (HU for CT, arbitrary units otherwise). A segment without
-    pixels reports its size (0) only.
+    pixels reports its size (0) only; an image whose pixel spacing is unknown
+    (``meta["spacing_known"]`` false) reports no size, and a colour image no
+    mean or SD.
 
     Parameters
     ----------
-    labels : (M, N) or (S, M, N) bool or int ndarray
+    labels : ([S,] M, N) bool or int ndarray
         The labels the SEG was made from.
     image : MedImage
         The image they were drawn on; its values give the mean ± SD.
     seg : highdicom.seg.Segmentation or pydicom.Dataset
         The SEG of ``labels`` (:func:`medimg_lab.io.seg.seg_dataset`).
-    sources : optional
-        The image's DICOM files or datasets, as for ``seg_dataset``.
     algorithm : str
         Name of the measuring algorithm.
     algorithm_version : str, optional
@@ -143,14 +165,13 @@ def sr_dataset(
         Series Number of the new SR series.
     series_description : str
         Series Description of the SR.
-    max_bytes : int
-        Memory budget per source file, as for :func:`medimg_lab.load`.
 
     Returns
     -------
     highdicom.sr.Comprehensive3DSR
         The report (a pydicom Dataset) in the source's study, its evidence
-        the SEG and every source instance.
+        the SEG and every source instance the SEG references (no source file
+        is read again).
 
     Raises
     ------
@@ -163,10 +184,17 @@ def sr_dataset(
 
     labels = check_labels(labels, image)
     described = _check_seg(seg, labels)
-    items, _ = source_datasets(image, sources, max_bytes=max_bytes)
+    items = _referenced_sources(seg)
     values = None if image.is_color else image.array
-    table = measure(labels, values, spacing=image.spacing).set_index("label")
+    # Counts, means and SDs need only the labelled box: cropped, a few
+    # structures in a large volume are measured without walking all of it.
+    box = tuple(slice(a, b + 1) for a, b in zip(*_extent(labels), strict=True))
+    cropped = None if values is None else values[box]
+    table = measure(labels[box], cropped, spacing=image.spacing).set_index("label")
     volume = labels.ndim == 3
+    # Without the pixel spacing (a radiograph's 0\0), an area in mm² would be
+    # a guess: the size is left out, the values' mean and SD stay.
+    spacing_known = image.meta.get("spacing_known", True) is not False
     size_name = codes.SCT.Volume if volume else codes.SCT.Area
     size_unit = _unit("mL" if volume else "mm2")
     size_column = "volume_ml" if volume else "area_mm2"
@@ -177,14 +205,16 @@ def sr_dataset(
     groups = []
     for number, item in described.items():
         label = str(item.get("SegmentLabel", f"segment {number}"))
-        measurements = [
-            hd.sr.Measurement(
-                name=size_name,
-                value=float(table[size_column].get(number, 0.0)),
-                unit=size_unit,
-                algorithm_id=algo,
+        measurements = []
+        if spacing_known:
+            measurements.append(
+                hd.sr.Measurement(
+                    name=size_name,
+                    value=float(table[size_column].get(number, 0.0)),
+                    unit=size_unit,
+                    algorithm_id=algo,
+                )
             )
-        ]
         if values is not None and number in table.index:
             for column, derivation in (
                 ("mean", codes.SCT.Mean),

@@ -308,3 +308,19 @@ def test_deidentify_cleans_an_item_shared_by_two_sequences_once():
             want.ContentDate,
             want.ContentTime,
         )
+
+
+def test_a_radiograph_without_pixel_spacing_reports_no_area(tmp_path):
+    """RG1_UNCR's PixelSpacing is 0\\0: an area in mm² would be invented."""
+    image = ml.load(dicom_file("RG1_UNCR.dcm"))
+    assert image.meta["spacing_known"] is False
+    labels = np.zeros(image.shape, np.uint8)
+    labels[400:700, 300:900] = 1
+    out = export_results(labels, image, tmp_path, segments=["bone"])
+    back = ml.load(out["seg"])
+    np.testing.assert_array_equal(back.array, labels)
+    assert back.meta["spacing_known"] is False
+    row = read_sr(out["sr"]).iloc[0]
+    assert "area_mm2" not in row.index
+    values = image.array[labels == 1].astype(np.float64)
+    assert row["mean_a.u."] == pytest.approx(values.mean(), rel=1e-9)
