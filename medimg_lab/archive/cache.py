@@ -346,6 +346,13 @@ class InstanceCache:
 
         With it, reopening the series needs no request at all
         (:meth:`series_instances`); the record is written atomically.
+
+        Parameters
+        ----------
+        study_uid, series_uid : str
+            The series' Study and Series Instance UIDs.
+        uids : list of str
+            Every SOP Instance UID of the series, in the archive's order.
         """
         record = json.dumps({"study": study_uid, "instances": list(uids)})
         atomic_write(
@@ -360,6 +367,15 @@ class InstanceCache:
 
         None too when the record is unreadable or one of its instances has
         left the cache (evicted): the series must then be listed again.
+
+        Parameters
+        ----------
+        series_uid : str
+            A Series Instance UID.
+
+        Returns
+        -------
+        (str, list of str) or None
         """
         try:
             record = json.loads(self._manifest_path(series_uid).read_text())

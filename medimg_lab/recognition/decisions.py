@@ -206,6 +206,20 @@ def label_volumes_ml(
 ) -> dict[str, float]:
     """The volume in mL of each label ``k`` = ``names[k - 1]``.
 
+    Parameters
+    ----------
+    labels : ([S,] M, N) int ndarray
+        Labels 1..K (0: none).
+    names : sequence of str
+        The K labels' names.
+    voxel_volume_mm3 : float
+        Volume of one voxel in mm³ (the product of the spacing).
+
+    Returns
+    -------
+    dict of str to float
+        mL (1 mL = 1000 mm³) per name.
+
     Examples
     --------
     >>> label_volumes_ml(np.array([1, 1, 2, 0]), ["CSF", "GM"], 500.0)
