@@ -156,6 +156,8 @@ def _op_facts(op) -> dict:
         "label": op.label,
         "keeps_units": op.keeps_units,
         "seeded": op.seeded,
+        "ndim": list(op.ndim),
+        "input": op.input,
         "parameters": [_spec_facts(s) for s in op.params.values()],
     }
 
@@ -201,6 +203,7 @@ def _ops(args: argparse.Namespace) -> int:
             count = sum(1 for g in facts if g["stage"] == stage)
             print(f"{stage} ({count} operations)")
         role = f["role"] + (f", seeded by {f['seeded']}" if f["seeded"] else "")
+        role += f"; {' or '.join(f'{n}D' for n in f['ndim'])} {f['input']}"
         print(f"  {f['name']}: {f['label']} [{role}]")
         for spec in f["parameters"]:
             print(_spec_line(spec))

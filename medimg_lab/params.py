@@ -149,7 +149,7 @@ class Param:
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 #: A random seed, declared once for every seeded operation.
-Seed = typing.Annotated[int, Param(0, 2**31 - 1, 1, "", "random seed")]
+Seed = typing.Annotated[int, Param(0, 2**32 - 1, 1, "", "random seed")]
 #: A file a recipe step reads: ``{"path": "model.skops", "sha256": "..."}``.
 FileRef = dict[str, str | None]
 #: Neighbourhood of connected components and region growing.
@@ -495,6 +495,13 @@ class Operation:
         The parameter that carries a seeded method's interactive input
         (``"seeds"`` of region growing, ``"markers"`` of the watershed):
         a recipe must hold it as data.
+    ndim : tuple of int
+        The dimensions of the image it takes: ``(2, 3)`` (an image or a
+        volume) or ``(2,)``.
+    input : {"image", "mask"}
+        ``"image"``: grey values (any integer or float dtype; a boolean mask
+        is refused with a sentence, before the function runs);
+        ``"mask"``: a binary mask (clean-ups).
     """
 
     name: str
@@ -504,6 +511,8 @@ class Operation:
     keeps_units: bool = True
     role: str = "process"
     seeded: str | None = None
+    ndim: tuple[int, ...] = (2, 3)
+    input: str = "image"
 
     @property
     def params(self) -> dict[str, ParamSpec]:
@@ -518,6 +527,7 @@ class Operation:
     def __call__(self, image, **kwargs):
         """Apply to ``image`` with ``kwargs``, checked once by :func:`validate`."""
         unchecked = getattr(self.fn, "__wrapped__", self.fn)  # checked just here
+        _check_input(image, self.name, self.input, self.ndim)
         return unchecked(image, **validate(self.fn, kwargs))
 
     def run(self, image, params: dict[str, Any], *, spacing=None, **context):
@@ -556,6 +566,7 @@ def operation(
     role: str | None = None,
     seeded: str | None = None,
     name: str | None = None,
+    ndim: tuple[int, ...] = (2, 3),
 ) -> Callable[[Callable], Callable]:
     """Declare a function an operation of a stage; it is listed in :data:`_TABLE`.
 
@@ -581,6 +592,14 @@ def operation(
     name : str, optional
         The recipe name, where it is not the function's (``"blend"`` for
         :func:`~medimg_lab.composition.steps.blend_step`).
+    ndim : tuple of int
+        ``(2, 3)``, or ``(2,)`` for operations on 2D images only.
+
+    Notes
+    -----
+    Clean-ups take a mask; every other operation takes grey values, and a
+    direct call with a boolean array is refused here, in one place, with a
+    sentence (not the library's error deep inside).
     """
     if stage not in _STAGE_ROLES:
         raise ValueError(
@@ -590,15 +609,48 @@ def operation(
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
 
+    kind = "mask" if role == "cleanup" else "image"
+
     def register(fn: Callable) -> Callable:
-        fn = declared(fn)
+        checked = declared(fn)
         op_name = name or fn.__name__
         if seeded is not None and seeded not in inspect.signature(fn).parameters:
             raise ValueError(f"{op_name}: seeded names no parameter {seeded!r}")
-        fn.operation = Operation(op_name, stage, label, fn, keeps_units, role, seeded)
-        return fn
+        dims = tuple(ndim)
+        if kind == "image" or dims != (2, 3):
+
+            @functools.wraps(checked)
+            def guarded(image, *args, **kwargs):
+                _check_input(image, op_name, kind, dims)
+                return checked(image, *args, **kwargs)
+
+            guarded.__wrapped__ = checked.__wrapped__  # the unchecked function
+            guarded._declared = True
+        else:
+            guarded = checked
+        guarded.operation = Operation(
+            op_name, stage, label, guarded, keeps_units, role, seeded, dims, kind
+        )
+        return guarded
 
     return register
+
+
+def _check_input(image: Any, name: str, kind: str, ndim: tuple[int, ...]) -> None:
+    """Refuse undeclared dimensions, and a boolean mask where grey values go."""
+    array = getattr(image, "array", image)
+    shape = getattr(array, "shape", None)
+    if shape is not None and ndim == (2,) and len(shape) == 3 and shape[-1] != 3:
+        raise ValueError(
+            f"{name}: image must be a 2D (M, N) image; got shape {tuple(shape)}. "
+            "For a volume, give one slice"
+        )
+    if kind == "image" and getattr(getattr(array, "dtype", None), "kind", "") == "b":
+        raise ValueError(
+            f"{name}: image must hold grey values (numbers); got a boolean mask. "
+            "Convert it with mask.astype(np.uint8), or use it where a mask is "
+            "taken (a clean-up step, blend's mask)"
+        )
 
 
 _STAGE_ROLES = {

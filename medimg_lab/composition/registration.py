@@ -192,13 +192,6 @@ def _as_array(
     return image, spacing
 
 
-def _check_choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(
-            f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}"
-        )
-
-
 def _normalise(image: np.ndarray) -> np.ndarray:
     """float32 in [0, 1] over the robust 0.5–99.5 % percentile window."""
     flat = image.ravel()
@@ -1045,7 +1038,6 @@ def _warp_values(
     image: np.ndarray, matrix: np.ndarray, shape, interpolation: str, fill
 ) -> np.ndarray:
     """``cv2.warpAffine`` for any numeric dtype; float32 out unless nearest."""
-    _check_choice("interpolation", interpolation, tuple(_INTERPOLATION))
     src = image
     if interpolation == "nearest":
         if image.dtype.type not in _CV_DTYPES:
@@ -1081,7 +1073,7 @@ Interpolation = Annotated[
 ]
 
 
-@operation("composition", "Move by a known transform", role="process")
+@operation("composition", "Move by a known transform", role="process", ndim=(2,))
 def rigid_transform(
     image,
     *,
@@ -1241,11 +1233,12 @@ class Registration:
     transform: str
     moving_shape: tuple[int, int] = (0, 0)
 
+    @declared
     def apply(
         self,
         image,
         *,
-        interpolation: str = "linear",
+        interpolation: Interpolation = "linear",
         fill: float | None = None,
     ) -> np.ndarray:
         """Warp another image of the moving grid (a mask, a second channel).

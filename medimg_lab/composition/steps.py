@@ -158,7 +158,7 @@ def blend_step(
     return blend(i1, i2, soft)
 
 
-@operation("composition", "Fuse two images", keeps_units=False, name="fuse")
+@operation("composition", "Fuse two images", keeps_units=False, name="fuse", ndim=(2,))
 def fuse_step(
     image: np.ndarray,
     *,
@@ -224,7 +224,7 @@ def fuse_step(
     return swipe(i1, i2, position=position, axis=1)
 
 
-@operation("composition", "Register to a reference", name="register")
+@operation("composition", "Register to a reference", name="register", ndim=(2,))
 def register_step(
     image: np.ndarray,
     *,
@@ -252,6 +252,9 @@ def register_step(
     reference : dict or ndarray
         The fixed image: a file (``{"path", "sha256"}``: ``.npy``, DICOM,
         NIfTI, PNG ...) or an array.
+    method, transform, levels, iterations, ratio, ransac_px
+        As :func:`~medimg_lab.composition.register` declares them
+        (``ransac_px`` in pixels).
     interpolation : {"cubic", "linear", "nearest"}
         How the moving image is resampled once the motion is found.
     spacing : (float, float), optional
@@ -282,7 +285,7 @@ def register_step(
     return found.apply(np.asarray(image), interpolation=interpolation)
 
 
-@operation("composition", "Stitch tiles", name="stitch")
+@operation("composition", "Stitch tiles", name="stitch", ndim=(2,))
 def stitch_step(
     image: np.ndarray,
     *,
@@ -306,6 +309,8 @@ def stitch_step(
         The first tile.
     tiles : list of dict or ndarray
         The other tiles, files (``{"path", "sha256"}``) or arrays.
+    blend, min_overlap, min_ncc, levels
+        As :func:`~medimg_lab.composition.stitch` declares them.
     spacing : (float, float), optional
         mm per pixel of the tiles.
 

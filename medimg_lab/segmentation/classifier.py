@@ -80,7 +80,7 @@ from .._checks import Spacing, check_image, check_spacing
 from ..errors import UntrustedModelError
 from ..io._atomic import atomic_write
 from ..io.models import load_trusted
-from ..params import FileRef, Param, ParamSpec, declared, operation
+from ..params import FileRef, Param, Seed, declared, operation
 
 __all__ = [
     "DEFAULT_SCALES_MM",
@@ -114,19 +114,17 @@ _BORDER = cv2.BORDER_REFLECT_101
 
 
 _SCALES_PARAM = Param(0.1, 20.0, 0.1, "mm", "Gaussian scales σ of the feature bank")
-_SCALES_SPEC = ParamSpec("scales_mm", tuple[float, ...], None, _SCALES_PARAM)
 
 
 # ------------------------------------------------------------- validation
 
 
 def _check_scales(scales_mm) -> tuple[float, ...]:
-    if np.isscalar(scales_mm):
-        scales_mm = (scales_mm,)
+    """The declared (already checked) scales, sorted; at least one, distinct."""
     scales = tuple(scales_mm)
     if not scales:
         raise ValueError("scales_mm must hold at least one scale in mm; got ()")
-    scales = tuple(sorted(_SCALES_SPEC.check(scales)))
+    scales = tuple(sorted(scales))
     if len(set(scales)) != len(scales):
         raise ValueError(f"scales_mm must be distinct; got {tuple(scales_mm)}")
     return scales
@@ -740,7 +738,7 @@ class PixelClassifier:
         chunk_slices: Annotated[
             int | None, Param(1, 4096, 1, "slices", "slab thickness for volumes")
         ] = None,
-        seed: Annotated[int, Param(0, 2**32 - 1, 1, "", "random seed")] = 0,
+        seed: Seed = 0,
         cache_mb: Annotated[
             float, Param(0, 65536, 64, "MB", "memory for cached feature banks")
         ] = 512,
