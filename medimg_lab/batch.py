@@ -15,6 +15,17 @@ Every ``sha256`` recorded is the SHA-256 of one input file's bytes, what
 ``sha256sum`` prints; a series of several files has, besides its files'
 digests, a ``series_sha256`` of their ``sha256sum`` listing in name order.
 
+Where the studies run: a small cohort in this process (serially or on
+threads), because starting worker processes costs seconds; a larger one in
+this process and local worker processes together; or on any
+dask.distributed cluster given by address or client. :func:`run` times
+the first studies to choose, and says what it chose and why
+(``BatchResult.runner``). On a cluster, paths are made absolute first,
+every worker is asked whether it sees the inputs and can write the output
+folder (a cluster on other machines needs a shared file system), and gets
+the project's process settings through a worker plugin
+(:mod:`medimg_lab._worker_settings`).
+
 A re-run skips the studies whose record matches the inputs' checksums and
 the recipe (resume); ``force=True`` recomputes. A study that cannot be read
 or processed is recorded with its reason and the run goes on; a series
@@ -853,13 +864,15 @@ def _alongside_workers(items, recipe, recipe_data, out, options, step, cores, pr
     cv2.setNumThreads(1)  # one core is this process's share: no oversubscription
     thread = threading.Thread(target=start, name="medimg-batch-start", daemon=True)
     thread.start()
+    worked = False
     try:
         while queue and thread.is_alive():
             work_here()
+        worked = True
     finally:
         thread.join()
         cluster = started.get("cluster")
-        if cluster is not None and (not queue or sys.exc_info()[0] is not None):
+        if cluster is not None and (not queue or not worked):
             cluster.close()
             cluster = None
         if cluster is None:
