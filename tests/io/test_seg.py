@@ -326,3 +326,19 @@ def test_a_damaged_seg_is_a_clear_load_error(series, tmp_path):
         del frame.SegmentIdentificationSequence
     with pytest.raises(ml.NotAnImageError, match=r"do not say which segment"):
         load_seg(ds)
+
+
+def test_a_seg_over_the_budget_or_off_any_grid_is_refused(series):
+    with pytest.raises(
+        ml.ImageTooLargeError, match=r"frames of 96x128|frames of 64x64"
+    ):
+        ml.load(series.path, max_bytes=100_000)
+    ds = pydicom.dcmread(series.path)
+    plane = ds.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence[0]
+    normal = np.cross(series.made.orientation[:3], series.made.orientation[3:])
+    step = series.made.geometry.step_mm
+    plane.ImagePositionPatient = [
+        round(float(v), 4) for v in plane.ImagePositionPatient + 0.4 * step * normal
+    ]
+    with pytest.raises(ml.NotAnImageError, match=r"fit no regular spacing"):
+        load_seg(ds)
