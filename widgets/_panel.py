@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -151,28 +153,43 @@ class NotebookNote:
         }
 
 
+def _guarded_method(name: str, method: Callable) -> Callable:
+    """``method`` run inside its panel's guard (once, however often wrapped)."""
+    if getattr(method, "_guarded", False):
+        return method
+    what = name.removeprefix("_on_").removesuffix("_change").removesuffix("_click")
+    action = "draw the result" if name == "_refresh" else f"handle the {what}"
+    action = action.replace("_", " ")
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        with self._guard(action):
+            return method(self, *args, **kwargs)
+
+    guarded._guarded = True
+    return guarded
+
+
 class StagePanel(Messages, NotebookNote, ipw.VBox):
     """A stage panel: generated controls, a message line, batched redraws.
 
     Subclasses build ``self._controls`` and ``self._message`` and implement
     ``_refresh()``; ``self._ready`` holds redraws until construction is done.
-    Every subclass's ``_refresh`` runs inside the guard (:class:`Messages`):
-    an exception while drawing, of any kind, shows as a sentence in the
-    message line, so that no control's callback raises into the kernel.
+    A subclass's ``_refresh`` and its callbacks, the plain methods named
+    ``_on_<what>`` (the house convention; ``@traitlets.observe`` handlers of
+    the panel's own traits raise for a setter called from code), run inside
+    the guard (:class:`Messages`): an exception of any kind shows as a
+    sentence in the message line, and no control's callback raises into the
+    kernel.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        refresh = cls.__dict__.get("_refresh")
-        if refresh is not None and not getattr(refresh, "_guarded", False):
-
-            def guarded(self, *args, **kwargs):
-                with self._guard("draw the result"):
-                    return refresh(self, *args, **kwargs)
-
-            guarded._guarded = True
-            guarded.__doc__, guarded.__name__ = refresh.__doc__, "_refresh"
-            cls._refresh = guarded
+        for name, method in list(cls.__dict__.items()):
+            if name == "_refresh" or (
+                name.startswith("_on_") and inspect.isfunction(method)
+            ):
+                setattr(cls, name, _guarded_method(name, method))
 
     @property
     def params(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from medimg_lab.widgets.recognition import (
     ClassifierExplorer,
     LesionExplorer,
 )
-from medimg_lab.widgets.segmentation import SegmentationPanel
+from medimg_lab.widgets.segmentation import CLASSIFIER, SegmentationPanel
 from medimg_lab.widgets.viewer import ImageViewer
 
 import medimg_lab.composition
@@ -132,11 +132,27 @@ def test_segmentation_panel_export(ct, inject, tmp_path):
     _says_it(panel.message, panel.parts["message"].value, "export the mask")
 
 
+def test_segmentation_panel_brush_stroke(ct, inject):
+    panel = SegmentationPanel(ct, method=CLASSIFIER)
+    panel.tool = "brush"
+    inject(medimg_lab.widgets.segmentation, "brush_pixels")
+    panel.parts["viewer"].set_trait("stroke", ((20, 20), (21, 22)))  # a drag
+    _says_it(panel.message, panel.parts["message"].value, "handle the stroke")
+
+
 # -------------------------------------------------------------- composition
 def test_blend_explorer(ct, inject):
     panel = BlendExplorer(ct)
     inject(medimg_lab.widgets.composition, "blend_step")
     _moved(panel._controls["opacity"], 0.5)
+    _says_it(panel.message, panel._message.value, "draw the view")
+
+
+def test_blend_explorer_click(ct, inject):
+    panel = BlendExplorer(ct)
+    panel.source = "circle"
+    inject(medimg_lab.widgets.composition, "disc_mask")
+    panel._viewer.set_trait("clicked", (30, 40))  # a click in the image
     _says_it(panel.message, panel._message.value, "draw the view")
 
 
