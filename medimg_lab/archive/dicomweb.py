@@ -167,8 +167,13 @@ class DicomWebArchive(SeriesLoader):
             backoff_s=backoff_s,
             max_response_bytes=max_response_bytes,
         )
+        # chunk_size: a STOW-RS body is sent as bytes, never as a one-shot
+        # generator, so that a retried POST sends it again whole
         self._client = DICOMwebClient(
-            self.url, session=self._session, timeout=(timeout_s, timeout_s)
+            self.url,
+            session=self._session,
+            timeout=(timeout_s, timeout_s),
+            chunk_size=2**31,
         )
         self._client.set_http_retry_params(retry=False)  # the session retries
 
@@ -203,9 +208,17 @@ class DicomWebArchive(SeriesLoader):
                 timeout_s=self.timeout_s,
                 attempts=_attempts(exc.response),
             ) from exc
-        except (requests.RequestException, OSError) as exc:
+        except requests.RequestException as exc:
             raise _http.translate(
                 exc, self.name, what, timeout_s=self.timeout_s
+            ) from exc
+        except OSError as exc:  # the cache's disk, not the network
+            raise ArchiveError(
+                str(self.cache.folder),
+                f"could not keep what {what} received: "
+                f"{exc.strerror or type(exc).__name__}.",
+                "Free disk space, or give the archive another cache folder "
+                "(cache=, or $MEDIMG_ARCHIVE_CACHE).",
             ) from exc
 
     # -- QIDO-RS --------------------------------------------------------------

@@ -18,7 +18,7 @@ from medimg_lab.archive import (
     RetrievalCancelled,
 )
 from tests.archive.conftest import credentials, incoming_files
-from tests.archive.orthanc import SINGLE, free_port
+from tests.archive.orthanc import PASSWORD, SINGLE, USER, free_port
 
 
 def _direct(seed):
@@ -164,6 +164,32 @@ def test_an_evicted_instance_is_fetched_alone(archive, seeds):
     assert again.instances_received == 1
 
 
+def test_instance_listing_pages(archive, seeds):
+    seed = seeds["small_ct_rle"]
+    archive.page_size = 7  # 24 instances: pages of 7, 7, 7 and 3
+    asked: list[str] = []
+    archive._session.hooks["response"].append(lambda r, **kw: asked.append(r.url))
+    uids = archive.instance_uids(seed.study_uid, seed.series_uid)
+    assert sorted(uids) == sorted(
+        str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID)
+        for f in seed.files
+    )
+    assert len(asked) == 4
+
+
+def test_tqdm_bar_in_scripts(archive, seeds):
+    import io
+
+    from medimg_lab.archive import TqdmProgress
+
+    seed = seeds["small_ct_rle"]
+    out = io.StringIO()
+    with TqdmProgress("small CT", file=out) as bar:
+        archive.retrieve_series(seed.series_uid, study_uid=seed.study_uid, progress=bar)
+    assert f"{len(seed.files)}/{len(seed.files)}" in out.getvalue()
+    assert "KiB" in out.getvalue() or "MiB" in out.getvalue()
+
+
 def test_progress_counts_bytes_and_instances(archive, seeds):
     seed = seeds["small_ct_rle"]
     seen = []
@@ -297,12 +323,8 @@ def test_credentials_from_a_file_named_in_the_environment(
     orthanc, tmp_path, monkeypatch, seeds
 ):
     secret = tmp_path / "archive-password"
-    secret.write_text(
-        __import__("tests.archive.orthanc").archive.orthanc.PASSWORD + "\n"
-    )
-    monkeypatch.setenv(
-        "MEDIMG_ARCHIVE_USER", __import__("tests.archive.orthanc").archive.orthanc.USER
-    )
+    secret.write_text(PASSWORD + "\n")
+    monkeypatch.setenv("MEDIMG_ARCHIVE_USER", USER)
     monkeypatch.setenv("MEDIMG_ARCHIVE_PASSWORD_FILE", str(secret))
     monkeypatch.delenv("MEDIMG_ARCHIVE_PASSWORD", raising=False)
     monkeypatch.delenv("MEDIMG_ARCHIVE_TOKEN", raising=False)
