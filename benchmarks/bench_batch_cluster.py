@@ -139,7 +139,7 @@ def cli(tmp: Path) -> bool:
         script = LOOP_SCRIPT.format(
             bench=str(ROOT / "benchmarks"), pattern=pattern, out=str(out)
         )
-        subprocess.run([sys.executable, "-c", script], check=True)  # noqa: S603
+        subprocess.run([sys.executable, "-c", script], check=True)  # noqa: S603 this interpreter, our script
 
     def cli_process(out: Path) -> None:
         done = subprocess.run(  # noqa: S603 our own console script
@@ -188,7 +188,7 @@ def _where_cli_time_goes() -> None:
 
     def python(code: str) -> float:
         command = [sys.executable, "-c", code]
-        return _timed(lambda: subprocess.run(command, check=True))  # noqa: S603
+        return _timed(lambda: subprocess.run(command, check=True))  # noqa: S603 this interpreter, fixed code
 
     bare = statistics.median(python("pass") for _ in range(3))
     full = statistics.median(python(imports) for _ in range(3))
