@@ -15,7 +15,7 @@ import pytest
 
 from medimg_lab.archive import Credentials, DicomWebArchive, DimseArchive
 from tests.archive.orthanc import PASSWORD, USER, Orthanc, available, seed_all
-from tests.archive.scp import TestSCP
+from tests.archive.scp import LoopbackSCP
 
 
 def credentials(user: str = USER, password: str = PASSWORD) -> Credentials:
@@ -62,7 +62,7 @@ def archive(orthanc, tmp_path):
 @pytest.fixture(scope="session")
 def scp(seeds, tmp_path_factory):
     """A pynetdicom C-FIND/C-GET/C-STORE SCP on 127.0.0.1 serving the sample series."""
-    server = TestSCP(
+    server = LoopbackSCP(
         [f for s in seeds.values() for f in s.files],
         store_dir=tmp_path_factory.mktemp("scp-store"),
     ).start()

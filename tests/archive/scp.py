@@ -44,7 +44,7 @@ def _matches(wanted, value) -> bool:
     return value == wanted
 
 
-class TestSCP:
+class LoopbackSCP:
     """Serves ``files`` by C-FIND and C-GET on 127.0.0.1 (a free port)."""
 
     def __init__(self, files, *, ae_title: str = "TEST-SCP", store_dir=None):
@@ -146,7 +146,7 @@ class TestSCP:
         self.records.append((path, pydicom.dcmread(path, stop_before_pixels=True)))
         return 0x0000
 
-    def start(self) -> TestSCP:
+    def start(self) -> LoopbackSCP:
         ae = AE(ae_title=self.ae_title)
         ae.require_called_aet = True  # a wrong called AE title is rejected
         ae.add_supported_context(sc.Verification)
