@@ -686,7 +686,7 @@ def overlay_table(
     --------
     >>> index, table = overlay_table(np.array([[0, 1], [2, 1]]), 0.5)
     >>> index.tolist(), table.shape
-    ([[0, 1], [2, 1]], (2, 256, 3))
+    ([[0, 2], [1, 2]], (2, 256, 3))
     """
     labels = np.asarray(labels).astype(np.int64, copy=False)
     n = int(labels.max(initial=0))
