@@ -749,7 +749,8 @@ def _slots(
             return np.zeros(nframes, int), 1, None, "one plane"
         step = _grid_step(distinct)
         index = np.rint((along - distinct[0]) / step).astype(int)
-        if np.max(np.abs(distinct[0] + index * step - along)) > max(0.01 * step, 1e-3):
+        # Off the grid by more than a tenth of a step, as load() refuses a series.
+        if np.max(np.abs(distinct[0] + index * step - along)) > 0.1 * step:
             raise NotAnImageError(
                 name,
                 "is a SEG whose frames lie at slice positions that fit no regular "
@@ -860,6 +861,14 @@ def load_seg(
         for f in range(nframes)
     ]
     index, nslices, step, placed_by = _slots(ds, name, nframes)
+    if nslices > max_frames or nslices * rows * cols > max_bytes:
+        # Frames far apart on a fine grid would make a volume of empty slices.
+        raise ImageTooLargeError(
+            name,
+            f"places its frames on a grid of {nslices} slices of {rows}x{cols}, "
+            "more than max_frames or the memory budget allow.",
+            "Pass a larger max_frames= or max_bytes= if the file is genuine.",
+        )
     top = max([int(s.SegmentNumber) for s in ds.get("SegmentSequence") or ()] + numbers)
     labels = np.zeros((nslices, rows, cols), np.uint8 if top <= 255 else np.uint16)
     overlap = 0

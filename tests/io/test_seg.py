@@ -342,3 +342,16 @@ def test_a_seg_over_the_budget_or_off_any_grid_is_refused(series):
     ]
     with pytest.raises(ml.NotAnImageError, match=r"fit no regular spacing"):
         load_seg(ds)
+
+
+def test_frames_far_apart_on_a_fine_grid_are_refused(series):
+    """Two frames 10^5 steps apart would make a volume of empty slices."""
+    ds = pydicom.dcmread(series.path)
+    plane = ds.PerFrameFunctionalGroupsSequence[0].PlanePositionSequence[0]
+    normal = np.cross(series.made.orientation[:3], series.made.orientation[3:])
+    shared = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    step = float(shared.SpacingBetweenSlices)  # the frames' own grid step
+    far = plane.ImagePositionPatient + 1e5 * step * normal
+    plane.ImagePositionPatient = [round(float(v), 4) for v in far]
+    with pytest.raises(ml.ImageTooLargeError, match=r"grid of \d+ slices"):
+        load_seg(ds, max_bytes=50 * 1024**2)
