@@ -652,10 +652,12 @@ def seg_dataset(
             omit_empty_frames=False,
         )
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        # highdicom's own text stays in __cause__, for a developer.
         raise ValueError(
-            "the source's DICOM headers lack what a SEG must copy from them "
-            f"(highdicom says: {str(exc).splitlines()[0][:200]}); export the "
-            "images again from the scanner or archive, with their full headers."
+            "the source's DICOM headers lack an attribute a SEG must copy from "
+            "them (the patient, study, series, frame of reference or plane "
+            "geometry); export the images again from the scanner or archive, "
+            "with their full headers."
         ) from exc
     seg.SeriesDescription = series_description[:64]
     if measures is not None:

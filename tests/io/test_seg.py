@@ -355,3 +355,12 @@ def test_frames_far_apart_on_a_fine_grid_are_refused(series):
     plane.ImagePositionPatient = [round(float(v), 4) for v in far]
     with pytest.raises(ml.ImageTooLargeError, match=r"grid of \d+ slices"):
         load_seg(ds, max_bytes=50 * 1024**2)
+
+
+@pytest.mark.parametrize("keyword", ["StudyInstanceUID", "ImageOrientationPatient"])
+def test_a_source_header_without_what_a_seg_copies_is_a_sentence(ct, keyword):
+    header = pydicom.dcmread(dicom_file("CT_small.dcm"), stop_before_pixels=True)
+    delattr(header, keyword)
+    with pytest.raises(ValueError, match=r"lack an attribute a SEG must copy") as err:
+        seg_dataset(ct.array > 300, ct, sources=[header])
+    assert keyword not in str(err.value)  # a sentence, not highdicom's text
