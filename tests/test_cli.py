@@ -72,3 +72,46 @@ def test_samples_export_writes_nifti_that_loads_back(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert cli_main(["samples", "brain"]) == 1
     assert "Choose among" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- ops
+
+
+def test_ops_lists_every_operation_from_its_declaration(capsys):
+    from medimg_lab.params import OPERATIONS, operations
+
+    assert main(["ops"]) == 0
+    out = capsys.readouterr().out
+    for op in OPERATIONS.values():
+        assert f"  {op.name}: {op.label} [{op.role}" in out
+    for stage in ("processing", "segmentation", "composition"):
+        assert f"{stage} ({len(operations(stage=stage))} operations)" in out
+    assert "sigma_mm         float in [0.1, 50] mm; default 1.0." in out
+    assert "min_size         float in [0, 1e+06] mm² / mL (slider 0 to 1000)" in out
+    assert "(slider 0 to 1000)" in out  # the slider's range beside the valid one
+
+
+def test_ops_name_shows_one_operation_with_units_ranges_and_defaults(capsys):
+    assert main(["ops", "register"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == (
+        "  register: Register to a reference [compose; 2D image]"
+    )
+    assert "iterations       int in [10, 1000]; default 100." in out
+    assert "reference        image file; required." in out
+    assert main(["ops", "pixel_classifier", "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    (model,) = facts["parameters"]
+    assert (facts["stage"], model["type"], model["required"]) == (
+        "segmentation",
+        "model file",
+        True,
+    )
+
+
+def test_ops_unknown_name_lists_close_matches_and_exits_2(capsys):
+    assert main(["ops", "gausian"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: 'gausian' is not an operation. Did you mean gaussian?"
+    assert main(["ops", "zzzz"]) == 2
+    assert "Run medimg-lab ops to list them" in capsys.readouterr().err

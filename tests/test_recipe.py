@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import medimg_lab as ml
+from medimg_lab import composition as C
 from medimg_lab import processing as P
 from medimg_lab import recipe as R
 from medimg_lab import segmentation as S
@@ -301,3 +302,161 @@ def test_a_bad_step_in_a_file_names_the_file_and_step(tmp_path):
 def test_docstring_examples_run():
     result = doctest.testmod(R, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ----------------------------------------- files: models, masks, references
+
+
+def _trained(image: np.ndarray) -> S.PixelClassifier:
+    scribbles = np.zeros(image.shape, np.uint8)
+    scribbles[60:70, 60:70], scribbles[2:8, 2:120] = 1, 2
+    return S.PixelClassifier("forest", n_estimators=5, scales_mm=(1.0,)).fit(
+        image, scribbles
+    )
+
+
+@pytest.fixture(scope="module")
+def spine():
+    return ml.data.sample("spine_ct")
+
+
+@pytest.fixture
+def model_step(spine, tmp_path):
+    from medimg_lab._files import sha256_of
+
+    path = _trained(spine.array).save(tmp_path / "model.skops")
+    return {
+        "op": "pixel_classifier",
+        "params": {"model": {"path": "model.skops", "sha256": sha256_of(path)}},
+    }
+
+
+def test_a_classifier_step_replays_a_saved_model_beside_the_recipe(
+    spine, model_step, tmp_path
+):
+    (tmp_path / "r.json").write_text(
+        json.dumps({"schema_version": 1, "name": "tissue", "steps": [model_step]})
+    )
+    recipe = Recipe.load(tmp_path / "r.json")  # relative to the recipe's folder
+    labels = recipe.apply(spine).labels
+    expected = S.PixelClassifier.load(tmp_path / "model.skops").predict(
+        spine.array, spacing=spine.spacing
+    )
+    np.testing.assert_array_equal(labels, expected)
+    again = Recipe.from_dict(recipe.to_dict())  # as a worker gets it: absolute
+    np.testing.assert_array_equal(again.apply(spine).labels, expected)
+
+
+def test_a_missing_model_is_refused_with_its_path(model_step, tmp_path):
+    (tmp_path / "model.skops").unlink()
+    with pytest.raises(RecipeError, match=r"step 1 \(pixel_classifier\).*model.skops"):
+        Recipe([model_step], base=tmp_path)
+    try:
+        Recipe([model_step], base=tmp_path)
+    except RecipeError as exc:
+        assert "does not exist" in str(exc) and "beside the recipe" in str(exc)
+
+
+def test_a_model_with_another_digest_is_refused(model_step, tmp_path):
+    wrong = dict(model_step["params"]["model"], sha256="0" * 64)
+    step = {"op": "pixel_classifier", "params": {"model": wrong}}
+    with pytest.raises(RecipeError, match=r"has SHA-256 [0-9a-f]{64}, not the 0{64}"):
+        Recipe([step], base=tmp_path)
+
+
+def test_a_model_changed_after_the_recipe_was_built_is_refused(
+    spine, model_step, tmp_path
+):
+    recipe = Recipe([model_step], base=tmp_path)
+    (tmp_path / "model.skops").write_bytes(b"PK" + bytes(100))  # replaced
+    with pytest.raises(RecipeError, match="not the model the recipe was made with"):
+        recipe.apply(spine)
+
+
+def test_a_model_without_its_digest_is_refused(tmp_path):
+    step = {"op": "pixel_classifier", "params": {"model": {"path": "m.skops"}}}
+    with pytest.raises(RecipeError, match="must give the SHA-256 of the model file"):
+        Recipe([step], base=tmp_path)
+    with pytest.raises(RecipeError, match="sha256 must be 64 hexadecimal digits"):
+        Recipe(
+            [
+                {
+                    "op": "pixel_classifier",
+                    "params": {"model": {"path": "m", "sha256": "x"}},
+                }
+            ]
+        )
+
+
+def test_save_copies_the_files_a_recipe_names_beside_it(spine, tmp_path):
+    from medimg_lab._files import keep_array
+
+    mask = spine.array > 300
+    recipe = Recipe(
+        [
+            {"op": "gaussian", "params": {"sigma_mm": 1.0}},
+            {"op": "blend", "params": {"mask": keep_array(mask), "width_mm": 2.0}},
+        ]
+    )
+    saved = recipe.save(tmp_path / "out" / "bone.json")
+    assert (tmp_path / "out" / "bone-step2-mask.npy").is_file()
+    step = json.loads(saved.read_text())["steps"][1]["params"]["mask"]
+    assert step["path"] == "bone-step2-mask.npy" and len(step["sha256"]) == 64
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "out").rename(moved)  # the folder travels whole
+    again = Recipe.load(moved / "bone.json").apply(spine).image.array
+    np.testing.assert_array_equal(again, recipe.apply(spine).image.array)
+
+
+def test_composition_steps_are_replayable_and_check_their_order(spine):
+    blend = {"op": "blend", "params": {"opacity": 0.5}}
+    with pytest.raises(RecipeError, match="no segmentation step comes before it"):
+        Recipe([blend])
+    recipe = Recipe([{"op": "threshold_range", "params": {"low": 300.0}}, blend])
+    out = recipe.apply(spine)
+    expected = C.blend(
+        spine.array, spine.array, C.feather(out.labels, width_mm=0.0) * np.float32(0.5)
+    )
+    np.testing.assert_array_equal(out.image.array, expected)
+
+
+def test_context_cannot_be_set_by_a_step():
+    step = {"op": "blend", "params": {"labels": [[1]]}}
+    with pytest.raises(RecipeError, match="sets labels, which comes from the recipe"):
+        Recipe([step])
+
+
+def test_watershed_markers_are_data_and_checked(spine):
+    markers = np.zeros(spine.shape, np.int32)
+    markers[60:64, 60:64], markers[2:5, 2:5] = 1, 2
+    points = S.region.marker_points(markers)
+    step = {"op": "watershed", "params": {"markers": points}}
+    labels = Recipe([step]).apply(spine).labels
+    expected = S.watershed(spine.array, markers, spacing=spine.spacing)
+    np.testing.assert_array_equal(labels, expected)
+    for bad in ([[1, 2]], [[1, 2, 0]], [[1, 2, 1], [1, 2, 3, 1]], "all"):
+        with pytest.raises(RecipeError, match="marked pixels"):
+            Recipe([{"op": "watershed", "params": {"markers": bad}}])
+    outside = {"op": "watershed", "params": {"markers": [[500, 2, 1]]}}
+    with pytest.raises(RecipeError, match="indices inside the image of shape"):
+        Recipe([outside]).apply(spine)
+
+
+def test_register_replays_onto_a_reference_file(spine, tmp_path):
+    from medimg_lab._files import sha256_of
+
+    moved = C.rigid_transform(spine, shift_mm=(2.0, -1.5), rotation_deg=3.0)
+    np.save(tmp_path / "fixed.npy", spine.array)
+    reference = {"path": "fixed.npy", "sha256": sha256_of(tmp_path / "fixed.npy")}
+    step = {"op": "register", "params": {"reference": reference, "method": "phase"}}
+    recipe = Recipe([step], base=tmp_path)
+    out = recipe.apply(ml.MedImage(moved, spine.spacing, "CT")).image.array
+    found = C.register(spine.array, moved, method="phase", spacing=spine.spacing)
+    # register() itself varies between runs by ~3e-6 px (OpenCV's threaded
+    # reductions): the replay equals a direct call within 1e-4 of the range.
+    span = float(np.ptp(spine.array))
+    direct = found.apply(moved, interpolation="cubic")
+    np.testing.assert_allclose(out, direct, rtol=0, atol=1e-4 * span)
+    inner = np.s_[10:-10, 10:-10]  # the known motion undone, away from the border
+    error = np.abs(out[inner] - spine.array[inner])
+    assert np.median(error) < 0.02 * np.ptp(spine.array)
