@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 
 #: Bounds, not targets: a loaded 2-core machine starts a worker in 2-10 s.
 START_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -35,10 +36,13 @@ class ExternalCluster:
         The scheduler's ``tcp://127.0.0.1:PORT``.
     worker_dirs : list of Path
         Each worker's working folder.
+    settings_before : dict
+        For a caller to keep what it saw before its runs.
     """
 
     address: str
     worker_dirs: list[Path]
+    settings_before: dict | None = None
 
 
 def _command(*args: str) -> list[str]:
@@ -46,17 +50,24 @@ def _command(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("dask")), *args]
 
 
+def _signal(proc: subprocess.Popen, sig: signal.Signals) -> None:
+    """``sig`` to ``proc``'s process group: a nanny and the worker it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
 def _stop(processes: list[subprocess.Popen]) -> None:
     for proc in processes:
-        if proc.poll() is None:
-            proc.terminate()
+        _signal(proc, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     for proc in processes:
         try:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT_S)
+            pass
+    for proc in processes:  # what did not stop in time, and any child left
+        _signal(proc, signal.SIGKILL)
+        proc.wait(timeout=STOP_TIMEOUT_S)
 
 
 @contextlib.contextmanager
@@ -101,7 +112,12 @@ def external_cluster(
         with open(logs / f"{name}.log", "wb") as log:  # the child keeps its copy
             processes.append(
                 subprocess.Popen(  # noqa: S603 the environment's own dask command
-                    cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env
+                    cmd,
+                    cwd=cwd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,  # a group of its own, stopped whole
                 )
             )
 

@@ -83,8 +83,16 @@ def _assert_results_match_recipe(table: pd.DataFrame, recipe: Recipe, root: Path
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """Scheduler and two workers, each process in a folder of its own."""
+    """Scheduler and two workers, each process in a folder of its own.
+
+    ``settings_before``: each worker's settings as it started, before any
+    batch ran on it.
+    """
+    from dask.distributed import Client
+
     with external_cluster(tmp_path_factory.mktemp("cluster"), 2) as running:
+        with Client(running.address, timeout="30s") as client:
+            running.settings_before = client.run(settings_in_force)
         yield running
 
 
@@ -128,24 +136,23 @@ def test_cli_run_with_relative_paths_from_another_folder(cluster, tmp_path):
         assert _outputs_under(folder) == [], f"outputs written under {folder}"
 
 
-def test_external_workers_get_the_project_settings(tmp_path):
+def test_external_workers_get_the_project_settings(cluster, tmp_path):
     """The allocator thresholds and one OpenCV thread, as on the local cluster."""
     from dask.distributed import Client
 
+    before = cluster.settings_before
+    assert len(before) == 2
+    # Dask's nanny default (MALLOC_TRIM_THRESHOLD_=65536) freezes glibc's
+    # mmap threshold at 128 KiB: a 1 MiB image buffer is a fresh mmap.
+    assert not any(s["heap_below_mmap_threshold"] for s in before.values())
     folder = tmp_path / "in"
     folder.mkdir()
     for k in range(4):
         disc_png(folder / f"d{k}.png", 6 + 2 * k, k)
-    with (
-        external_cluster(tmp_path / "cluster", 2) as running,
-        Client(running.address, timeout="30s") as client,
-    ):
-        before = client.run(settings_in_force)
-        assert len(before) == 2
-        # Dask's nanny default (MALLOC_TRIM_THRESHOLD_=65536) freezes glibc's
-        # mmap threshold at 128 KiB: a 1 MiB image buffer is a fresh mmap.
-        assert not any(s["heap_below_mmap_threshold"] for s in before.values())
-        result = batch.run(Recipe(STEPS), folder, tmp_path / "out", client=client)
+    with Client(cluster.address, timeout="30s") as client:
+        result = batch.run(
+            Recipe(STEPS), folder, tmp_path / "out", client=client, progress=False
+        )
         assert (result.table["status"] == "ok").all()
         after = client.run(settings_in_force)
     assert after.keys() == before.keys()
