@@ -28,7 +28,7 @@ import warnings
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
@@ -70,6 +71,8 @@ from ._source import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_FRAMES,
     DEFAULT_MAX_ITEMS,
+    ITEM_TAG_BIG,
+    ITEM_TAG_LITTLE,
     check_budget,
     check_count,
     count_items,
@@ -386,13 +389,51 @@ def _check_pixel_module(
     return frames
 
 
+#: Decoder plugins in the order they are tried, by transfer syntax, as
+#: measured (``benchmarks/bench_io.py``, the same pixels bit for bit on the
+#: pydicom corpus, tests/io/test_decoders.py): for JPEG-LS, pyjpegls
+#: (CharLS) decodes 2.5-4 x faster than pylibjpeg-libjpeg, which pydicom
+#: tries first, and than GDCM; for JPEG 2000 pylibjpeg-openjpeg, GDCM and
+#: SimpleITK share OpenJPEG and run alike, so pylibjpeg stays first. The
+#: first one installed is used; pydicom's own order is the fallback.
+DECODER_PREFERENCE: dict[str, tuple[str, ...]] = {
+    **{str(uid): ("pyjpegls", "pylibjpeg", "gdcm") for uid in JPEGLSTransferSyntaxes},
+    **{str(uid): ("pylibjpeg", "gdcm", "pillow") for uid in JPEG2000TransferSyntaxes},
+}
+
+
+def preferred_decoder(syntax: UID) -> str | None:
+    """The measured fastest decoder plugin installed for ``syntax``, if any."""
+    order = DECODER_PREFERENCE.get(str(syntax))
+    if not order:
+        return None
+    try:
+        available = set(pydicom.pixels.get_decoder(syntax).available_plugins)
+    except (NotImplementedError, ValueError):
+        return None
+    return next((plugin for plugin in order if plugin in available), None)
+
+
+def _pixel_array(ds: Dataset, syntax: UID) -> np.ndarray:
+    """``ds.pixel_array`` through the preferred decoder, else pydicom's order."""
+    plugin = preferred_decoder(syntax)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if plugin is None:
+            return ds.pixel_array
+        ds.pixel_array_options(decoding_plugin=plugin)
+        try:
+            return ds.pixel_array
+        except Exception:  # that plugin cannot decode this file: the others try
+            ds.pixel_array_options(decoding_plugin="")
+            return ds.pixel_array
+
+
 def _decode(ds: Dataset, name: str) -> np.ndarray:
     """The pixel data of ``ds`` as an array; the encoded data leaves ``ds``."""
     syntax = ds.file_meta.TransferSyntaxUID
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            arr = ds.pixel_array
+        arr = _pixel_array(ds, syntax)
     except (MedImgError, KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # every codec failure becomes one clear error;
@@ -420,14 +461,18 @@ def _rescale_pairs(ds: Dataset, nframes: int) -> list[tuple[float, float]]:
     """(RescaleSlope, RescaleIntercept) of each frame; (1, 0) where absent."""
     pairs = []
     for f in range(nframes):
-        slope = _first_number(
-            _lookup(ds, "RescaleSlope", "PixelValueTransformationSequence", f)
+        slope = _lookup(ds, "RescaleSlope", "PixelValueTransformationSequence", f)
+        intercept = _lookup(
+            ds, "RescaleIntercept", "PixelValueTransformationSequence", f
         )
-        intercept = _first_number(
-            _lookup(ds, "RescaleIntercept", "PixelValueTransformationSequence", f)
-        )
-        pairs.append((1.0 if not slope else slope, intercept or 0.0))
+        pairs.append(_pair(slope, intercept))
     return pairs
+
+
+def _pair(slope: Any, intercept: Any) -> tuple[float, float]:
+    """(slope, intercept) as numbers; (1, 0) where absent or not a number."""
+    slope, intercept = _first_number(slope), _first_number(intercept)
+    return (1.0 if not slope else slope, intercept or 0.0)
 
 
 #: Values handled at once when rescaling: the temporaries of one block are
@@ -477,6 +522,7 @@ def _grey_values(
     photometric: str,
     meta: dict[str, Any],
     max_bytes: int = DEFAULT_MAX_BYTES,
+    pairs: list[tuple[float, float]] | None = None,
 ) -> tuple[np.ndarray, float, float]:
     """Rescale, padding, lossy air and MONOCHROME1, in the output type.
 
@@ -493,8 +539,11 @@ def _grey_values(
     -------
     frames, slope, intercept
         The values, and the first frame's rescale.
+
+    ``pairs`` gives each frame's (slope, intercept) where they come from
+    elsewhere than ``ds`` (the slices of a series).
     """
-    pairs = _rescale_pairs(ds, nframes)
+    pairs = pairs or _rescale_pairs(ds, nframes)
     slope, intercept = pairs[0]
     pad = _padding_value(ds, name)
     padding = None
@@ -515,10 +564,31 @@ def _grey_values(
 
     def rescaled(f: int, rows: slice) -> tuple[np.ndarray, np.ndarray]:
         block = frames[f, rows]
-        a, b = pairs[f]
         if identity:
             return block, block
-        return block, block.astype(work) * work(a) + work(b)
+        a, b = pairs[f]
+        values = block.astype(work)  # one temporary; then in place
+        if a != 1:
+            values *= work(a)
+        if b != 0:
+            values += work(b)
+        return block, values
+
+    def ends(f: int, block: np.ndarray) -> tuple[float, float]:
+        """The least and greatest rescaled value of ``block``.
+
+        The rescale of its raw extremes: a rescale that rounds is monotonic,
+        so this is exact.
+        """
+        raw = np.array([block.min(), block.max()], dtype=block.dtype)
+        if not identity:
+            a, b = pairs[f]
+            raw = raw.astype(work)
+            if a != 1:
+                raw *= work(a)
+            if b != 0:
+                raw += work(b)
+        return float(raw.min()), float(raw.max())
 
     def masks(block: np.ndarray, values: np.ndarray):
         mask = below = None
@@ -529,16 +599,25 @@ def _grey_values(
             mask = below if mask is None else mask | below
         return mask, below
 
-    # Pass 1: the range of the values, the padded pixels and the background.
+    # Pass 1: the range of the values, the padded pixels and the background;
+    # the values themselves only where they are needed (lossy air, the
+    # background beside padding outside CT).
+    need_values = lossy or (padding is not None and modality != "CT")
     data_lo, data_hi = math.inf, -math.inf
     padded = below_air = 0
     background = math.inf
     for f, rows in _blocks(frames.shape):
-        block, values = rescaled(f, rows)
+        if need_values:
+            block, values = rescaled(f, rows)
+        else:
+            block = values = frames[f, rows]
         if values.size == 0:
             continue
-        data_lo = min(data_lo, float(values.min()))
-        data_hi = max(data_hi, float(values.max()))
+        if need_values:
+            low, high = float(values.min()), float(values.max())
+        else:
+            low, high = ends(f, block)
+        data_lo, data_hi = min(data_lo, low), max(data_hi, high)
         mask, below = masks(block, values)
         if below is not None:
             below_air += int(np.count_nonzero(below))
@@ -581,14 +660,34 @@ def _grey_values(
         out = frames.view(dtype)  # each block is read before it is written
     else:
         out = np.empty(frames.shape, dtype)
+    flip = (lo + hi) if mono1 else None
+    flip_exact = mono1 and dtype.kind in "iu" and work is np.int64
+    plain = integral and not (lossy or mono1) and dtype.kind in "iu"
+    if plain:
+        # Raw values, intercepts and sums all fit the output type: add in it,
+        # exactly; else in the work type.
+        info = np.iinfo(dtype)
+        fits = info.min <= min(raw_lo, *(b for _, b in pairs))
+        fits = fits and max(raw_hi, *(b for _, b in pairs)) <= info.max
+        add_type = dtype if fits else np.dtype(work)
     for f, rows in _blocks(frames.shape):
+        if plain and pairs[f][0] == 1:  # HU = raw + intercept, straight in
+            block, target = frames[f, rows], out[f, rows]
+            mask, _ = masks(block, block)  # on the raw values, before writing
+            b = add_type.type(pairs[f][1])
+            np.add(block, b, out=target, dtype=add_type, casting="unsafe")
+            if padded and mask is not None and mask.any():
+                target[mask] = fill
+            continue
         block, values = rescaled(f, rows)
         mask, _ = masks(block, values)
         if mask is not None and mask.any():
             values = values.copy() if values is block else values
             values[mask] = fill
-        if mono1:
-            values = (lo + hi) - values.astype(np.float64)
+        if flip_exact:  # whole numbers: exact in int64, as in float64
+            values = np.subtract(int(flip), values, dtype=np.int64)
+        elif mono1:
+            values = flip - values.astype(np.float64)
         out[f, rows] = values.astype(dtype, copy=False)
     return out, slope, intercept
 
@@ -623,8 +722,6 @@ def _decode_object(
     ds: Dataset, name: str, max_bytes: int, max_frames: int = DEFAULT_MAX_FRAMES
 ) -> _Decoded:
     nframes = _check_pixel_module(ds, name, max_bytes, max_frames)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    modality = str(ds.get("Modality") or "OT").upper()
     raw = _decode(ds, name)
     single = 2 if int(ds.get("SamplesPerPixel") or 1) == 1 else 3
     held = raw.shape[0] if raw.ndim == single + 1 else 1
@@ -639,6 +736,29 @@ def _decode_object(
         nframes = held
     else:
         meta_notes = []
+    return _describe(ds, raw, nframes, name, max_bytes, notes=meta_notes)
+
+
+def _describe(
+    ds: Dataset,
+    raw: np.ndarray,
+    nframes: int,
+    name: str,
+    max_bytes: int,
+    *,
+    notes: list[str] | None = None,
+    pairs: list[tuple[float, float]] | None = None,
+    positions: list[np.ndarray | None] | None = None,
+) -> _Decoded:
+    """Decoded pixels of ``ds`` with their physical meaning, as ``_Decoded``.
+
+    ``pairs`` and ``positions`` give each frame's rescale and position when
+    the frames are the slices of a series, each from its own file, and
+    ``ds`` the header that speaks for the series.
+    """
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    modality = str(ds.get("Modality") or "OT").upper()
+    meta_notes = notes or []
     meta: dict[str, Any] = {
         k: _plain(ds.get(k))
         for k in SAFE_HEADER_KEYWORDS
@@ -692,8 +812,18 @@ def _decode_object(
             # Lossy compression smears padding and edges into values below
             # air, which no tissue has: they become air like the padding.
             frames, slope, intercept = _grey_values(
-                ds, frames, nframes, name, modality, photometric, meta, max_bytes
+                ds,
+                frames,
+                nframes,
+                name,
+                modality,
+                photometric,
+                meta,
+                max_bytes,
+                pairs=pairs,
             )
+            if pairs is not None:  # the rescale of the header that speaks
+                slope, intercept = _rescale_pairs(ds, 1)[0]
         if slope != 1.0 or intercept != 0.0:
             meta["RescaleSlope"], meta["RescaleIntercept"] = slope, intercept
             meta["RescaleType"] = str(
@@ -728,10 +858,11 @@ def _decode_object(
             meta["header_window_ignored"] = "it spans the whole stored value range"
             window, window_source = None, "auto"
     pixel_spacing, spacing_source = _pixel_spacing(ds)
-    positions = [
-        _vector(_lookup(ds, "ImagePositionPatient", "PlanePositionSequence", f), 3)
-        for f in range(nframes)
-    ]
+    if positions is None:
+        positions = [
+            _vector(_lookup(ds, "ImagePositionPatient", "PlanePositionSequence", f), 3)
+            for f in range(nframes)
+        ]
     orientation = _vector(
         _lookup(ds, "ImageOrientationPatient", "PlaneOrientationSequence"), 6
     )
@@ -896,8 +1027,37 @@ def _stack(parts: Sequence[_Decoded], order: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _assemble(parts: Sequence[_Decoded], name: str, modality: str) -> MedImage:
-    """Stack decoded objects into one image, sorted along the slice normal."""
+#: Values a series' automatic window is computed from: a strided subsample
+#: of the volume (its percentiles are those of the volume within a small
+#: fraction of the window, at a quarter of the cost of a million values).
+_WINDOW_SAMPLE = 1 << 18
+
+
+def _window_sample(array: np.ndarray, count: int) -> np.ndarray:
+    """About ``count`` values of ``array``, evenly strided through it.
+
+    The stride shares no factor with the row length, so that it walks
+    across the columns instead of down a few of them.
+    """
+    flat = array.reshape(-1)
+    step = max(1, flat.size // count)
+    while step > 1 and math.gcd(step, array.shape[-1]) > 1:
+        step += 1
+    return flat[::step]
+
+
+def _assemble(
+    parts: Sequence[_Decoded],
+    name: str,
+    modality: str,
+    *,
+    window_sample: int | None = None,
+) -> MedImage:
+    """Stack decoded objects into one image, sorted along the slice normal.
+
+    ``window_sample``: compute an automatic window from about that many
+    values of the volume (a series), instead of from the whole image.
+    """
     first = parts[0]
     shapes = {p.frames.shape[1:] for p in parts}
     if len(shapes) > 1:
@@ -951,10 +1111,13 @@ def _assemble(parts: Sequence[_Decoded], name: str, modality: str) -> MedImage:
         meta["NumberOfFrames"] = n
     window = first.window
     if window is None:
+        sample = array
+        if window_sample and not color and array.size > window_sample:
+            sample = _window_sample(array, window_sample)
         window = (
             (127.5, 256.0)
             if color and array.dtype == np.uint8
-            else display.auto_window(array)
+            else display.auto_window(sample)
         )
     meta["window_source"] = first.window_source if first.window else "auto"
     return MedImage(
@@ -978,6 +1141,46 @@ def _fix_transfer_syntax(ds: Dataset) -> None:
 
 
 _SCAN_CHUNK = 4 * 1024**2
+#: Files up to this size are read whole, in one call, and parsed from
+#: memory (faster than pydicom's many small reads of a file).
+_WHOLE_READ = 16 * 1024**2
+_TRANSFER_SYNTAX_TAG = b"\x02\x00\x10\x00"
+_SHORT_VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS"}
+_SHORT_VRS |= {b"LO", b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL"}
+_SHORT_VRS |= {b"US"}
+
+
+def _meta_syntax(data: bytes) -> str | None:
+    """The transfer syntax UID of a DICM file's meta, read from its bytes.
+
+    None unless ``data`` has the DICM marker and its group 0002 elements are
+    all well formed (explicit VR little endian, within the data); then the
+    exact reader decides (pydicom's own file meta reader).
+    """
+    if len(data) < 144 or data[128:132] != b"DICM":
+        return None
+    pos, syntax = 132, None
+    while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
+        vr = data[pos + 4 : pos + 6]
+        if vr in _SHORT_VRS:
+            (length,) = struct.unpack_from("<H", data, pos + 6)
+            value = pos + 8
+        elif vr in (b"OB", b"OW", b"UN", b"UT", b"UC", b"UR", b"SQ", b"OD", b"OF"):
+            if pos + 12 > len(data):
+                return None
+            (length,) = struct.unpack_from("<I", data, pos + 8)
+            value = pos + 12
+        else:
+            return None
+        if length == _UNDEFINED_LENGTH or value + length > len(data):
+            return None
+        if data[pos : pos + 4] == _TRANSFER_SYNTAX_TAG:
+            try:
+                syntax = data[value : value + length].decode("ascii").strip(" \0")
+            except UnicodeDecodeError:
+                return None
+        pos = value + length
+    return syntax
 
 
 def _check_inflated_size(
@@ -988,7 +1191,8 @@ def _check_inflated_size(
     *,
     max_items: int = DEFAULT_MAX_ITEMS,
     max_frames: int = DEFAULT_MAX_FRAMES,
-) -> None:
+    data: bytes | None = None,
+) -> bool:
     """Refuse a dataset that inflates past the budget or holds too many items.
 
     pydicom inflates a Deflated Explicit VR Little Endian dataset whole and
@@ -998,11 +1202,33 @@ def _check_inflated_size(
     bytes, chunk by chunk, before pydicom parses anything: inflated size
     against ``max_bytes``, Item tags against ``max_items`` (plus one
     fragment per frame and the offset table of encapsulated pixel data).
+    ``data`` is the file's bytes when ``fp`` reads them from memory.
+
+    Returns
+    -------
+    bool
+        Whether the dataset is deflated (its bytes on disk are not its
+        elements' bytes).
     """
     start = fp.tell()
+    limit = max_items + max_frames + 1
+    syntax = _meta_syntax(data) if data is not None else None
+    if syntax is not None and syntax != DeflatedExplicitVRLittleEndian:
+        # In memory with a plain file meta, not deflated: the items are
+        # counted on the bytes as they are, in the dataset's byte order.
+        little = syntax != ExplicitVRBigEndian
+        items = count_items([data], ITEM_TAG_LITTLE if little else ITEM_TAG_BIG)
+        check_count(
+            name,
+            "sequence items and pixel-data fragments",
+            items,
+            limit,
+            "max_items",
+            f" (max_items={max_items:,} plus one per frame)",
+        )
+        return False
     read_preamble(fp, force)
     meta = _read_file_meta_info(fp)
-    limit = max_items + max_frames + 1
 
     def chunks():
         if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
@@ -1041,6 +1267,7 @@ def _check_inflated_size(
         complete=False,
     )
     fp.seek(start)
+    return meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
 
 
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -1100,62 +1327,89 @@ def _check_last_element(ds: Dataset) -> None:
         raise EOFError(f"element {tag} holds {len(value)} of its {length} bytes")
 
 
-def read_dataset(
-    source: str | os.PathLike | bytes | io.IOBase,
-    name: str,
-    *,
-    force: bool = False,
-    stop_before_pixels: bool = False,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_items: int = DEFAULT_MAX_ITEMS,
-    max_frames: int = DEFAULT_MAX_FRAMES,
-) -> Dataset:
-    """Read a DICOM dataset, turning every reader failure into a MedImgError.
-
-    Parameters
-    ----------
-    source : path, bytes or binary file
-        The DICOM file.
-    name : str
-        Printable name for messages.
-    force : bool
-        Read files without the ``DICM`` preamble (raw datasets).
-    stop_before_pixels : bool
-        Read the header only.
-    max_bytes : int
-        Memory budget: a deflated dataset that inflates to more is refused.
-    max_items, max_frames : int
-        A file with more sequence items (at any depth) than ``max_items``,
-        beside one pixel-data fragment per frame, is refused before it is
-        parsed.
-    """
-    opened = None
-    try:
-        if isinstance(source, _ZipMember):  # inflated here, within bounds
-            source = source.read()
-        fp = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
-        if isinstance(fp, str | os.PathLike):
-            fp = opened = open(fp, "rb")
-        _check_inflated_size(
-            fp, name, max_bytes, force, max_items=max_items, max_frames=max_frames
+#: What the loader reads of a header, and so all that a load decodes of it:
+#: the image pixel module, rescale, padding, window, geometry, the series
+#: keys and the meta allow-list. Any other element keeps its raw bytes: it
+#: is never converted (about 80 % of a CT header's decoding time).
+LOADER_KEYWORDS = tuple(
+    dict.fromkeys(
+        (
+            *SAFE_HEADER_KEYWORDS,
+            *_PIXEL_KEYWORDS,
+            "SOPClassUID",
+            "SOPInstanceUID",
+            "SeriesInstanceUID",
+            "SeriesNumber",
+            "InstanceNumber",
+            "Rows",
+            "Columns",
+            "NumberOfFrames",
+            "SamplesPerPixel",
+            "PlanarConfiguration",
+            "HighBit",
+            "RescaleSlope",
+            "RescaleIntercept",
+            "RescaleType",
+            "ModalityLUTSequence",
+            "VOILUTSequence",
+            "WindowCenter",
+            "WindowWidth",
+            "PixelPaddingValue",
+            "PixelPaddingRangeLimit",
+            "LossyImageCompression",
+            "ImagePositionPatient",
+            "PixelSpacing",
+            "ImagerPixelSpacing",
+            "NominalScannedPixelSpacing",
+            "SpacingBetweenSlices",
+            "SequenceOfUltrasoundRegions",
+            "FrameTime",
+            "PerFrameFunctionalGroupsSequence",
+            "SharedFunctionalGroupsSequence",
+            "ExtendedOffsetTable",
+            "ExtendedOffsetTableLengths",
+            "RedPaletteColorLookupTableDescriptor",
+            "GreenPaletteColorLookupTableDescriptor",
+            "BluePaletteColorLookupTableDescriptor",
+            "AlphaPaletteColorLookupTableDescriptor",
+            "RedPaletteColorLookupTableData",
+            "GreenPaletteColorLookupTableData",
+            "BluePaletteColorLookupTableData",
+            "AlphaPaletteColorLookupTableData",
+            "SegmentedRedPaletteColorLookupTableData",
+            "SegmentedGreenPaletteColorLookupTableData",
+            "SegmentedBluePaletteColorLookupTableData",
+            "SegmentedAlphaPaletteColorLookupTableData",
         )
-        with warnings.catch_warnings(record=True) as caught, _no_value_validation():
-            warnings.simplefilter("always")
-            ds = pydicom.dcmread(fp, force=force, stop_before_pixels=stop_before_pixels)
-            # A deflated dataset's inflated bytes would stay with it (the
-            # "buffer" pydicom keeps for deferred reads, which are not used).
-            if hasattr(ds, "buffer"):
-                ds.buffer = None
-            _fix_transfer_syntax(ds)
-            if getattr(ds, "preamble", None) is not None:  # a DICM file
-                _check_last_element(ds)
-            # Touch every element so that a damaged header fails here.
-            for _ in ds.iterall():
-                pass
-        if any("end of file" in str(w.message).lower() for w in caught):
-            raise EOFError("end of file reached inside an element")
-        if len(ds) == 0 and "TransferSyntaxUID" in ds.file_meta and not force:
-            raise EOFError("nothing follows the file meta header")
+    )
+)
+_LOADER_TAGS = frozenset(int(tag_for_keyword(k)) for k in LOADER_KEYWORDS)
+
+
+def _touch(ds: Dataset, tags: Collection[int] | None) -> None:
+    """Decode the elements of ``ds`` with ``tags`` (all of them for None).
+
+    Sequences are decoded with everything inside them, so that a damaged
+    value the reader will use fails here, inside :func:`read_dataset`'s
+    error handling, and not later at its first use.
+    """
+    if tags is None:
+        for _ in ds.iterall():
+            pass
+        return
+    for tag in sorted(set(tags).intersection(ds._dict)):
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value:
+                for _ in item.iterall():
+                    pass
+
+
+@contextmanager
+def _reader_errors(name: str) -> Iterator[None]:
+    """Turn every failure of pydicom's reader into a MedImgError for ``name``."""
+    try:
+        yield
     except InvalidDicomError as exc:
         raise NotAnImageError(
             name,
@@ -1176,10 +1430,124 @@ def read_dataset(
         raise damaged_header(
             name, "DICOM", exc, "Export the file again from its source."
         ) from exc
+
+
+def read_dataset(
+    source: str | os.PathLike | bytes | io.IOBase,
+    name: str,
+    *,
+    force: bool = False,
+    stop_before_pixels: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    touch: Collection[int] | None = None,
+) -> Dataset:
+    """Read a DICOM dataset, turning every reader failure into a MedImgError.
+
+    Parameters
+    ----------
+    source : path, bytes or binary file
+        The DICOM file.
+    name : str
+        Printable name for messages.
+    force : bool
+        Read files without the ``DICM`` preamble (raw datasets).
+    stop_before_pixels : bool
+        Read the header only.
+    max_bytes : int
+        Memory budget: a deflated dataset that inflates to more is refused.
+    max_items, max_frames : int
+        A file with more sequence items (at any depth) than ``max_items``,
+        beside one pixel-data fragment per frame, is refused before it is
+        parsed.
+    touch : set of int, optional
+        Tags of the top-level elements to decode now (with everything nested
+        in them), so that a damaged one fails here; the others keep their
+        raw bytes until they are used. Default: every element (a reader that
+        walks the whole dataset, such as the de-identifier).
+    """
+    return _read(
+        source,
+        name,
+        force=force,
+        stop_before_pixels=stop_before_pixels,
+        max_bytes=max_bytes,
+        max_items=max_items,
+        max_frames=max_frames,
+        touch=touch,
+    )[0]
+
+
+def _read(
+    source: Any,
+    name: str,
+    *,
+    force: bool,
+    stop_before_pixels: bool,
+    max_bytes: int,
+    max_items: int,
+    max_frames: int,
+    touch: Collection[int] | None,
+) -> tuple[Dataset, int | None]:
+    """:func:`read_dataset`, and where a header read stopped in the file.
+
+    The second value is the byte offset of the pixel data element in the
+    file (or at its end when it has none) for a header read of a dataset
+    that is not deflated; ``None`` otherwise.
+    """
+    opened = None
+    end = None
+    try:
+        with _reader_errors(name):
+            if isinstance(source, _ZipMember):  # inflated here, within bounds
+                source = source.read()
+            if isinstance(source, str | os.PathLike):
+                opened = open(source, "rb")  # closed in finally
+                if os.fstat(opened.fileno()).st_size <= _WHOLE_READ:
+                    source = opened.read()  # one read; parsed from memory
+                else:
+                    source = opened
+            if isinstance(source, bytearray):
+                source = bytes(source)
+            fp = io.BytesIO(source) if isinstance(source, bytes) else source
+            start = fp.tell()
+            deflated = _check_inflated_size(
+                fp,
+                name,
+                max_bytes,
+                force,
+                max_items=max_items,
+                max_frames=max_frames,
+                data=source if isinstance(source, bytes) and not start else None,
+            )
+            with (
+                warnings.catch_warnings(record=True) as caught,
+                _no_value_validation(),
+            ):
+                warnings.simplefilter("always")
+                ds = pydicom.dcmread(
+                    fp, force=force, stop_before_pixels=stop_before_pixels
+                )
+                if stop_before_pixels and not deflated:
+                    end = fp.tell() - start
+                # A deflated dataset's inflated bytes would stay with it (the
+                # "buffer" pydicom keeps for deferred reads, which are not used).
+                if hasattr(ds, "buffer"):
+                    ds.buffer = None
+                _fix_transfer_syntax(ds)
+                if getattr(ds, "preamble", None) is not None:  # a DICM file
+                    _check_last_element(ds)
+                # Decode what will be used, so that a damaged header fails here.
+                _touch(ds, touch)
+            if any("end of file" in str(w.message).lower() for w in caught):
+                raise EOFError("end of file reached inside an element")
+            if len(ds) == 0 and "TransferSyntaxUID" in ds.file_meta and not force:
+                raise EOFError("nothing follows the file meta header")
     finally:
         if opened is not None:
             opened.close()
-    return ds
+    return ds, end
 
 
 def load_dicom(
@@ -1221,6 +1589,7 @@ def load_dicom(
         max_bytes=max_bytes,
         max_items=max_items,
         max_frames=max_frames,
+        touch=_LOADER_TAGS,
     )
     if not marked and not ("Rows" in ds or any(k in ds for k in _PIXEL_KEYWORDS)):
         raise NotAnImageError(
@@ -1248,6 +1617,19 @@ def _head(src: Any) -> bytes:
 _NOT_DICOM = "is not a DICOM file (no DICM marker and no image header)"
 
 
+def _small_file(src: Any) -> bytes | None:
+    """The bytes of a regular file of at most ``_WHOLE_READ``, in one read."""
+    if not isinstance(src, str | os.PathLike):
+        return None
+    try:
+        with open(src, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size <= _WHOLE_READ:
+                return fh.read()
+    except OSError:
+        return None
+    return None
+
+
 def _series_members(
     members: Sequence[tuple[str, Any]],
     name: str,
@@ -1256,26 +1638,36 @@ def _series_members(
     skipped: list[dict[str, str]] | None = None,
     max_items: int = DEFAULT_MAX_ITEMS,
     max_frames: int = DEFAULT_MAX_FRAMES,
+    touch: Collection[int] = _LOADER_TAGS,
+    keep: Collection[int] | None = None,
 ) -> dict[str, list[tuple[str, Any, Dataset]]]:
     """The DICOM image headers of ``members``, grouped by SeriesInstanceUID.
 
     Members that are no DICOM image are left out; with ``skipped`` given,
-    each is appended to it as ``{"file": label, "reason": ...}``.
+    each is appended to it as ``{"file": label, "reason": ...}``. Each
+    header is read once, up to its pixel data; ``touch`` names the elements
+    decoded now (see :func:`read_dataset`), and ``keep``, if given, the only
+    ones kept (a series of thousands of files holds only what it uses).
     """
     groups: dict[str, list[tuple[str, Any, Dataset]]] = {}
     for label, src in members:
-        marked = sniff(_head(src)) == "dicom"
+        data = _small_file(src)
+        marked = sniff(_head(src if data is None else data)) == "dicom"
         reason = None
         try:
-            ds = read_dataset(
-                src,
+            ds, end = _read(
+                src if data is None else data,
                 label,
                 force=True,
                 stop_before_pixels=True,
                 max_bytes=max_bytes,
                 max_items=max_items,
                 max_frames=max_frames,
+                touch=touch,
             )
+            if keep is not None:  # fewer objects held: less for the collector
+                ds._dict = {k: v for k, v in ds._dict.items() if k in keep}
+            ds._medimg_pixel_offset = end  # where its pixels start, for one read
         except ImageTooLargeError:
             raise  # a bomb or a count past its limit stops the series
         except MedImgError as err:
@@ -1447,6 +1839,271 @@ def _same_slice(a: _Decoded, b: _Decoded) -> bool:
     return same_place and np.array_equal(a.frames, b.frames)
 
 
+_NATIVE_LITTLE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+#: Elements that make a slice more than a plain greyscale slice.
+_NOT_PLAIN_TAGS = tuple(
+    int(tag_for_keyword(k))
+    for k in (
+        "ModalityLUTSequence",
+        "PerFrameFunctionalGroupsSequence",
+        "SharedFunctionalGroupsSequence",
+        "FloatPixelData",
+        "DoubleFloatPixelData",
+    )
+)
+_KEYWORD_TAGS = {
+    k: int(tag_for_keyword(k))
+    for k in (
+        "PixelRepresentation",
+        "BitsAllocated",
+        "BitsStored",
+        "PhotometricInterpretation",
+        "NumberOfFrames",
+        "SamplesPerPixel",
+        "PixelPaddingValue",
+        "PixelPaddingRangeLimit",
+        "LossyImageCompression",
+        "ImageOrientationPatient",
+        "ImagePositionPatient",
+        "RescaleSlope",
+        "RescaleIntercept",
+    )
+}
+_PIXEL_DATA_LE = b"\xe0\x7f\x10\x00"  # (7FE0,0010), little endian
+
+
+#: What the series pass decodes of each header (grouping, choosing, sorting
+#: by InstanceNumber, duplicates); the rest of a slice's header is read
+#: from its raw bytes (:func:`_raw`), and the header that speaks for the
+#: series is decoded whole (:data:`LOADER_KEYWORDS`).
+_SERIES_TAGS = frozenset(
+    int(tag_for_keyword(k))
+    for k in (
+        "SeriesInstanceUID",
+        "SeriesNumber",
+        "SOPClassUID",
+        "SOPInstanceUID",
+        "InstanceNumber",
+        "Modality",
+        "Rows",
+        "Columns",
+    )
+)
+_NUMERIC = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}
+
+
+def _raw(ds: Dataset, keyword: str, signed: bool = False) -> list | None:
+    """The values of a plain element read from its raw bytes, or None.
+
+    For the few value representations a slice's geometry and pixel module
+    use (US, SS, UL, SL, DS, IS, CS, UI), at a fraction of the cost of
+    pydicom's conversion. None when the element is absent, empty, of
+    another VR or its bytes break its VR (the thorough reader then judges
+    the file). ``signed`` reads an ambiguous ``US or SS`` as SS.
+    """
+    tag = _KEYWORD_TAGS.get(keyword) or int(tag_for_keyword(keyword))
+    elem = ds._dict.get(tag)
+    if elem is None:
+        return None
+    try:
+        if not isinstance(elem, pydicom.dataelem.RawDataElement):
+            value = elem.value
+            if value is None or value == "":
+                return None
+            return list(value) if isinstance(value, list | tuple) else [value]
+        vr = elem.VR or dictionary_VR(tag)
+        if vr == "US or SS":
+            vr = "SS" if signed else "US"
+        data = elem.value
+        if not data:
+            return None
+        if vr in _NUMERIC:
+            code = _NUMERIC[vr]
+            size = struct.calcsize(code)
+            count = len(data) // size
+            order = "<" if elem.is_little_endian else ">"
+            return list(struct.unpack(f"{order}{count}{code}", data[: count * size]))
+        text = data.decode("ascii").strip(" \0")
+        parts = [part.strip(" \0") for part in text.split("\\")]
+        if vr == "DS":
+            values = [float(part) for part in parts]
+            return values if all(math.isfinite(v) for v in values) else None
+        if vr == "IS":
+            return [int(part) for part in parts]
+        if vr in ("CS", "UI"):
+            return parts
+    except (ValueError, UnicodeDecodeError, struct.error):
+        return None
+    return None
+
+
+def _raw_one(ds: Dataset, keyword: str, signed: bool = False) -> Any:
+    values = _raw(ds, keyword, signed)
+    return values[0] if values else None
+
+
+def _slice_key(ds: Dataset) -> tuple | None:
+    """What the slices of a series read at once must share, or None.
+
+    None when ``ds`` is no plain single-frame greyscale slice in a native
+    little-endian file.
+    """
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax not in _NATIVE_LITTLE or "PixelData" in ds:
+        return None
+    if getattr(ds, "_medimg_pixel_offset", None) is None:
+        return None
+    if any(tag in ds._dict for tag in _NOT_PLAIN_TAGS):
+        return None
+    signed = _raw_one(ds, "PixelRepresentation") or 0
+    bits = _raw_one(ds, "BitsAllocated")
+    stored = _raw_one(ds, "BitsStored") or bits
+    photometric = _raw_one(ds, "PhotometricInterpretation")
+    plain = (
+        signed in (0, 1)
+        and bits in (8, 16, 32)
+        and stored is not None
+        and 1 <= stored <= bits
+        and photometric in ("MONOCHROME1", "MONOCHROME2")
+        and (_raw_one(ds, "NumberOfFrames") or 1) == 1
+        and (_raw_one(ds, "SamplesPerPixel") or 1) == 1
+    )
+    if not plain:
+        return None
+    return (
+        str(syntax),
+        int(ds.Rows),
+        int(ds.Columns),
+        bits,
+        stored,
+        signed,
+        photometric,
+        _raw_one(ds, "PixelPaddingValue", signed == 1),
+        _raw_one(ds, "PixelPaddingRangeLimit", signed == 1),
+        _raw_one(ds, "LossyImageCompression"),
+        str(ds.get("Modality") or ""),
+    )
+
+
+def _native_pixels(src: Any, offset: int, explicit: bool, out: np.ndarray) -> bool:
+    """Read a native slice's pixel values from ``offset`` straight into ``out``.
+
+    The element at ``offset`` must be (7FE0,0010) of a defined length that
+    holds at least ``out``'s bytes; False when it is not (the slice is then
+    read the thorough way, which names what is wrong).
+    """
+    head_size = 12 if explicit else 8
+    want = out.nbytes
+    if isinstance(src, str | os.PathLike):
+        try:
+            with open(src, "rb") as fh:
+                fh.seek(offset)
+                head = fh.read(head_size)
+                if not _pixel_header_fits(head, explicit, want):
+                    return False
+                return fh.readinto(memoryview(out).cast("B")) == want
+        except OSError:
+            return False
+    data = src.read() if isinstance(src, _ZipMember) else src
+    if not isinstance(data, bytes | bytearray):
+        return False
+    head = bytes(data[offset : offset + head_size])
+    start = offset + head_size
+    if not _pixel_header_fits(head, explicit, want) or len(data) < start + want:
+        return False
+    out.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, np.uint8, want, start)
+    return True
+
+
+def _pixel_header_fits(head: bytes, explicit: bool, want: int) -> bool:
+    if len(head) < (12 if explicit else 8) or head[:4] != _PIXEL_DATA_LE:
+        return False
+    if explicit:
+        if head[4:6] not in (b"OB", b"OW"):
+            return False
+        (length,) = struct.unpack("<I", head[8:12])
+    else:
+        (length,) = struct.unpack("<I", head[4:8])
+    return length != _UNDEFINED_LENGTH and length >= want
+
+
+def _native_series(
+    items: list[tuple[str, Any, Dataset]], name: str, max_bytes: int
+) -> _Decoded | None:
+    """The slices of a plain series read at disk speed, or None.
+
+    A series of single-frame greyscale slices in native little-endian files,
+    alike in size, plane, pixel module and padding, each at its own position,
+    is sorted from its headers alone, and each file's pixel values are read
+    once, straight into their place in one preallocated volume; rescale,
+    padding and MONOCHROME1 then run over the volume in place. Anything else
+    (compression, colour, multi-frame, duplicates, a stray slice, a damaged
+    or short file) returns None, for the file-by-file reader that names it.
+    """
+    headers = [ds for _, _, ds in items]
+    keys = {_slice_key(ds) for ds in headers}
+    if len(items) < 2 or len(keys) != 1 or None in keys:
+        return None
+    speaker = min(  # the header that speaks for the series, as file by file
+        range(len(headers)),
+        key=lambda i: int(_first_number(headers[i].get("InstanceNumber")) or 0),
+    )
+    first = headers[speaker]
+    orientations = [_vector(_raw(ds, "ImageOrientationPatient"), 6) for ds in headers]
+    positions = [_vector(_raw(ds, "ImagePositionPatient"), 3) for ds in headers]
+    if any(o is None for o in orientations) or any(p is None for p in positions):
+        return None
+    if np.ptp(np.asarray(orientations), axis=0).max() > 1e-6:
+        return None
+    uids = [str(ds.get("SOPInstanceUID") or "") for ds in headers]
+    if len(set(uids)) != len(uids):
+        return None  # copies: the thorough reader compares their pixels
+    normal = np.cross(orientations[0][:3], orientations[0][3:])
+    along = np.asarray(positions) @ normal
+    order = np.argsort(along, kind="stable")
+    if np.any(np.diff(along[order]) <= 1e-3):
+        return None  # two slices at one position
+    pairs = [
+        _pair(_raw_one(ds, "RescaleSlope"), _raw_one(ds, "RescaleIntercept"))
+        for ds in headers
+    ]
+    try:
+        with _reader_errors(name):  # the header that speaks, decoded whole
+            _touch(first, _LOADER_TAGS)
+    except MedImgError:
+        return None
+    if pairs[speaker] != _rescale_pairs(first, 1)[0]:
+        return None  # its raw rescale reads otherwise than pydicom's
+    photometric = str(first.PhotometricInterpretation).strip().upper()
+    if photometric == "MONOCHROME1" and len(set(pairs)) > 1:
+        return None
+    rows, cols = int(first.Rows), int(first.Columns)
+    bits, stored = int(first.BitsAllocated), int(first.get("BitsStored") or 0)
+    signed = int(first.get("PixelRepresentation") or 0) == 1
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+    check_budget(name, (len(items), rows, cols), dtype.itemsize, max_bytes)
+    explicit = first.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    volume = np.empty((len(items), rows, cols), dtype)
+    for slot, index in enumerate(order):
+        _, src, ds = items[index]
+        if not _native_pixels(src, ds._medimg_pixel_offset, explicit, volume[slot]):
+            return None
+    volume = native(volume)
+    if stored and stored < bits:  # as pydicom: unused high bits cleared or
+        shift = bits - stored  # the sign extended from the stored bits
+        np.left_shift(volume, shift, out=volume)
+        np.right_shift(volume, shift, out=volume)
+    pairs = [pairs[i] for i in order]
+    if len(set(pairs)) == 1:  # one rescale: the volume as one frame, in blocks
+        flat = volume.reshape(len(items) * rows, cols)
+        part = _describe(first, flat, 1, name, max_bytes, pairs=pairs[:1])
+        part.frames = part.frames.reshape(len(items), rows, cols)
+    else:
+        part = _describe(first, volume, len(items), name, max_bytes, pairs=pairs)
+    part.positions = [positions[i] for i in order]
+    return part
+
+
 def load_series(
     members: Sequence[tuple[str, Any]],
     name: str,
@@ -1493,6 +2150,8 @@ def load_series(
         skipped=skipped,
         max_items=max_items,
         max_frames=max_frames,
+        touch=_SERIES_TAGS,
+        keep=_LOADER_TAGS,
     )
     if not groups:
         raise NotAnImageError(
@@ -1542,6 +2201,11 @@ def load_series(
         rows = cols = 0
     check_budget(name, (len(items), rows, cols), 4, max_bytes)
     group = items
+    modality = str(first.get("Modality") or "OT").upper()
+    fast = _native_series(items, name, max_bytes)
+    if fast is not None:
+        image = _assemble([fast], name, modality, window_sample=_WINDOW_SAMPLE)
+        return _series_image(image, groups, group, skipped)
     items = sorted(
         items, key=lambda it: int(_first_number(it[2].get("InstanceNumber")) or 0)
     )
@@ -1556,6 +2220,7 @@ def load_series(
                 max_bytes=max_bytes,
                 max_items=max_items,
                 max_frames=max_frames,
+                touch=_LOADER_TAGS,
             )
             decoded.append(
                 (label, header, _decode_object(ds, label, max_bytes, max_frames))
@@ -1569,9 +2234,21 @@ def load_series(
         raise failures[0]
     decoded = _drop_duplicates(_odd_ones_out(decoded, skipped), name, skipped)
     decoded.sort(key=lambda it: int(_first_number(it[1].get("InstanceNumber")) or 0))
-    modality = str(first.get("Modality") or "OT").upper()
-    image = _assemble([part for _, _, part in decoded], name, modality)
+    image = _assemble(
+        [part for _, _, part in decoded],
+        name,
+        modality,
+        window_sample=_WINDOW_SAMPLE,
+    )
     image.meta["series_files"] = len(decoded)
+    return _series_image(image, groups, group, skipped)
+
+
+def _series_image(
+    image: MedImage, groups: dict, group: list, skipped: list[dict[str, str]]
+) -> MedImage:
+    """``image`` with what its series left out recorded in ``meta``."""
+    image.meta.setdefault("series_files", len(group))
     other = sum(len(g) for g in groups.values() if g is not group)
     if other:
         image.meta["other_series_files"] = other
