@@ -709,6 +709,14 @@ def _prepare_workers(dask_client, items: list[Item], out: Path) -> int:
     return len(views)
 
 
+def _say(progress, text: str) -> None:
+    """A line on stderr above the progress bar, when the bar is shown."""
+    if progress is True:
+        from tqdm.std import tqdm
+
+        tqdm.write(text, file=sys.stderr)
+
+
 def _progress_callback(progress, total: int) -> tuple[Callable[[int], None], Callable]:
     if callable(progress):
         done = [0]
@@ -885,8 +893,7 @@ def _alongside_workers(items, recipe, recipe_data, out, options, step, cores, pr
     try:
         with Client(cluster, set_as_default=False) as client:
             dashboard = _dashboard(client, cluster)
-            if progress is True:
-                print(f"Dask dashboard: {dashboard}", file=sys.stderr)
+            _say(progress, f"Dask dashboard: {dashboard}")
             _prepare_workers(client, list(queue), out)
             pending: list = []
 
@@ -931,8 +938,7 @@ def _on_dask(dask_client, cluster, items, recipe_data, out, options, step, progr
     from dask.distributed import as_completed
 
     dashboard = _dashboard(dask_client, cluster)
-    if progress is True:
-        print(f"Dask dashboard: {dashboard}", file=sys.stderr)
+    _say(progress, f"Dask dashboard: {dashboard}")
     _prepare_workers(dask_client, items, out)
     slots = sum(dask_client.nthreads().values())
     size = _task_size(len(items), slots)
@@ -1088,8 +1094,7 @@ def run(
         else:
             runner = f"{n} studies: ran on the Dask cluster {client!r}"
         _log.info("batch: %s", runner)
-        if progress is True:
-            print(runner, file=sys.stderr)
+        _say(progress, runner)
         left = items[len(records) :]
         if chosen == "serial":
             records += _in_process(left, recipe, out, options, step, 1)
