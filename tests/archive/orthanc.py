@@ -6,12 +6,15 @@ plugin, HTTP basic authentication) and runs Debian's ``/usr/sbin/Orthanc``
 in the foreground until :meth:`Orthanc.stop`.
 
 Orthanc's DICOM port binds every interface and cannot be bound to loopback,
-so its DICOM server is disabled (``DicomServerEnabled: false``): no listener
-of a test is reachable from another machine. DIMSE is tested against a
-pynetdicom SCP bound to 127.0.0.1 (tests/archive/scp.py). A private network
-namespace (``unshare -rn``) works on this machine, but the test process
-itself (the DICOMweb client, pytest) would then have to enter it too, or
-the archive could not be reached; the SCP keeps everything in one process.
+so this Orthanc's DICOM server is disabled (``DicomServerEnabled: false``):
+no listener of a test is reachable from another machine. DIMSE is tested
+two ways: against a pynetdicom SCP bound to 127.0.0.1 (tests/archive/scp.py;
+fast, in the test process, and it can be made to misbehave), and once
+end to end against a real Orthanc with its DICOM server on, run inside a
+private network namespace (``unshare -rn``, whose only interface is its own
+loopback) together with the DIMSE client (tests/archive/netns_dimse.py):
+the client must run inside that namespace too, so that test checks what a
+subprocess found rather than driving it directly.
 """
 
 from __future__ import annotations
