@@ -7,8 +7,10 @@ retrieval raises :class:`~medimg_lab.archive.RetrievalCancelled` at the next
 chunk and leaves no half-written file in the cache: the instances already
 complete stay cached, so the next retrieval resumes from them.
 
-In scripts, :class:`TqdmProgress` draws a tqdm bar of instances with the
-bytes received beside it.
+The callback runs in the thread that receives the data: the caller's for
+DICOMweb, pynetdicom's association thread for DIMSE (so a widget's progress
+bar updates while the caller waits). In scripts, :class:`TqdmProgress`
+draws a tqdm bar of instances with the bytes received beside it.
 """
 
 from __future__ import annotations
