@@ -151,7 +151,9 @@ class InstanceCache:
         return len(self._sizes)
 
     def __contains__(self, uid: object) -> bool:
-        return isinstance(uid, str) and self.path_for(uid).is_file()
+        if not isinstance(uid, str) or not _UID.match(uid) or len(uid) > 64:
+            return False
+        return self.path_for(uid).is_file()
 
     def path_for(self, uid: str) -> Path:
         """Where the instance ``uid`` lives (whether or not it is cached).
@@ -183,11 +185,14 @@ class InstanceCache:
         """
         path = self.path_for(uid)
         try:
-            os.utime(path)
-        except OSError:
+            os.utime(path)  # the use time that eviction reads
+        except FileNotFoundError:
             with self._lock:
                 self._sizes.pop(uid, None)
             return None
+        except OSError:  # a read-only cache: used as it is, never evicted here
+            if not path.is_file():
+                return None
         with self._lock:
             if uid not in self._sizes:
                 with contextlib.suppress(OSError):

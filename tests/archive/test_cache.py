@@ -85,6 +85,11 @@ def test_uids_that_are_not_uids_are_refused(tmp_path, uid):
         InstanceCache(tmp_path).path_for(uid)
 
 
+def test_membership_of_a_non_uid_is_false(tmp_path):
+    cache = InstanceCache(tmp_path)
+    assert "../../etc/passwd" not in cache and 42 not in cache and "1.2.3" not in cache
+
+
 def test_stale_parts_of_a_killed_process_are_removed_on_open(tmp_path):
     cache = InstanceCache(tmp_path)
     stale = tmp_path / ".incoming" / "part-killed.dcm"
