@@ -107,7 +107,7 @@ class Messages:
             if not getattr(exc, "shown_in_page", False):
                 self._say_failure(action, exc)
 
-    def _guarded(self, action: str, callback: Callable) -> Callable:
+    def _guarded_callback(self, action: str, callback: Callable) -> Callable:
         """``callback`` for a widget's ``observe`` or ``on_click``, guarded."""
 
         def run(*args, **kwargs):

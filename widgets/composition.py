@@ -386,7 +386,11 @@ class BlendExplorer(_Explorer):
         self._viewer.observe(self._on_stroke, "stroke")
         self._unit_note = ipw.HTML(_unit_sentence(image, "low and high"))
         self._clear = ipw.Button(description="clear painting")
-        self._clear.on_click(lambda _: self.clear_painting())
+        self._clear.on_click(
+            self._guarded_callback(
+                "clear the painting", lambda _: self.clear_painting()
+            )
+        )
         self._layout(
             [
                 self._source,

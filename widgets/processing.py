@@ -289,9 +289,13 @@ class ProcessingPanel(StagePanel):
         self._add = ipw.Button(
             description="add step", tooltip="keep this step, add one"
         )
-        self._add.on_click(lambda _: self.add_step())
+        self._add.on_click(
+            self._guarded_callback("add the step", lambda _: self.add_step())
+        )
         self._clear = ipw.Button(description="clear steps")
-        self._clear.on_click(lambda _: self.clear_steps())
+        self._clear.on_click(
+            self._guarded_callback("clear the steps", lambda _: self.clear_steps())
+        )
         self._steps_label = ipw.HTML()
         self._params_box = ipw.VBox()
         self._kernel_editor: KernelEditor | None = None

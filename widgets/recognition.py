@@ -247,7 +247,7 @@ class BayesExplorer(StagePanel):
             self._controls[name] = slider
         self._reset = ipw.Button(description="reset priors", layout={"width": "120px"})
         self._reset.on_click(
-            self._guarded("reset the priors", lambda _: self.reset_priors())
+            self._guarded_callback("reset the priors", lambda _: self.reset_priors())
         )
         depth = self._image.array.shape[0] if self._image.is_volume else 1
         self._slice_slider = ipw.IntSlider(

@@ -375,21 +375,43 @@ class SegmentationPanel(StagePanel):
         self._method = ipw.Dropdown(
             options=_methods(), description="method", layout={"width": "340px"}
         )
-        self._method.observe(lambda c: setattr(self, "method", c["new"]), "value")
+        self._method.observe(
+            self._guarded_callback(
+                "change the method", lambda c: setattr(self, "method", c["new"])
+            ),
+            "value",
+        )
         self._tool = ipw.ToggleButtons(options=TOOLS, description="tool")
-        self._tool.observe(lambda c: setattr(self, "tool", c["new"]), "value")
+        self._tool.observe(
+            self._guarded_callback(
+                "change the tool", lambda c: setattr(self, "tool", c["new"])
+            ),
+            "value",
+        )
         self._label = ipw.Dropdown(
             options={f"{i}: {n}": i for i, n in enumerate(self._classes, 1)},
             description="class",
             layout={"width": "220px"},
         )
-        self._label.observe(lambda c: setattr(self, "label", c["new"]), "value")
+        self._label.observe(
+            self._guarded_callback(
+                "change the class", lambda c: setattr(self, "label", c["new"])
+            ),
+            "value",
+        )
         self._brush = ipw.FloatSlider(
             value=2.0, min=0.5, max=20, step=0.5, description="brush (mm)"
         )
-        self._brush.observe(lambda c: setattr(self, "brush_mm", c["new"]), "value")
+        self._brush.observe(
+            self._guarded_callback(
+                "size the brush", lambda c: setattr(self, "brush_mm", c["new"])
+            ),
+            "value",
+        )
         self._undo_button = ipw.Button(description="undo stroke")
-        self._undo_button.on_click(lambda _: self.undo())
+        self._undo_button.on_click(
+            self._guarded_callback("undo", lambda _: self.undo())
+        )
         self._params_box = ipw.VBox()
         self._cleanup_boxes = {
             name: ipw.Checkbox(
@@ -408,7 +430,9 @@ class SegmentationPanel(StagePanel):
         self._view = ipw.ToggleButtons(
             options=("labels", "probability", "uncertainty"), description="show"
         )
-        self._view.observe(lambda c: self._show_maps(), "value")
+        self._view.observe(
+            self._guarded_callback("show the map", lambda c: self._show_maps()), "value"
+        )
         self._map = ImageViewer(
             MedImage(
                 np.zeros(self._image.array.shape, np.float32), self._image.spacing
