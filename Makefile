@@ -139,7 +139,7 @@ fuzz: install
 	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
 	$(BIN)/python -m tests.fuzz.fuzz_load --seconds $(FUZZ_SECONDS)
 
-bench: install
+bench: install orthanc
 	@for b in benchmarks/bench_*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
 
 clean:
