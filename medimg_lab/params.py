@@ -13,7 +13,13 @@ against it and the CLI documents flags with it::
         spacing=None,
     ): ...
 
-:func:`operation` registers the function under its name in :data:`OPERATIONS`.
+:func:`operation` declares the function an operation: its stage, label,
+role in a recipe (``process``, ``method``, ``cleanup``, ``compose``), the
+parameter that carries a seeded method's input, the dimensions and the kind
+of image it takes. Nothing registers itself on import: :data:`OPERATIONS`
+resolves each name through one explicit table, ``_TABLE`` (name ->
+module), importing a module only when one of its operations is looked up;
+``medimg-lab ops`` lists them from the declarations.
 
 The declaration is the one rulebook. A recipe checks its JSON with
 :meth:`ParamSpec.check`, and so does every direct call: :func:`operation`

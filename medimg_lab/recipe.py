@@ -6,6 +6,7 @@ parameters, plus the step ``"measure"``. Every stage panel's ``.recipe``
 (a list of ``{"op": name, "params": {...}}``) is a valid argument::
 
     processing steps ─▶ one segmentation method ─▶ clean-up steps ─▶ measure
+    (composition steps before the segmentation, or after it)
 
 - **Processing** steps (``window_level``, ``clahe``, ``gaussian`` ...)
   transform the image.
@@ -15,6 +16,10 @@ parameters, plus the step ``"measure"``. Every stage panel's ``.recipe``
   ``binary_open``, ``binary_close``) work on the foreground ``labels > 0``;
   integer labels keep their value inside the cleaned mask, as in the
   segmentation panel.
+- **Composition** steps (``blend``, ``fuse``, ``register``, ``stitch``)
+  combine the image with others that the step names as files, and
+  ``rigid_transform`` moves it by a known motion; ``blend`` without a
+  ``mask`` file blends through the labels of the segmentation before it.
 - ``"measure"`` (last, no parameters) records the size of the foreground in
   mm² (2D) or mL (3D) and the mean and SD of the *input* image's values
   inside it, in the input's unit.
@@ -23,9 +28,16 @@ Parameters are checked when the recipe is built, against the ranges and
 units declared next to each function (:func:`medimg_lab.params.validate`);
 so are the order of the steps and whether a step can be replayed at all.
 Seeded methods are replayable only with their interactive input in the
-parameters: ``region_grow`` with ``"seeds"`` (array indices, so they fit
-images of one grid), ``watershed`` with ``"markers"``. The pixel classifier
-needs a trained model and is not a recipe step.
+parameters (the ``seeded`` field of their declaration): ``region_grow``
+with ``"seeds"`` (array indices, so they fit images of one grid),
+``watershed`` with ``"markers"`` (``[index..., label]`` per marked pixel).
+
+Files a step reads (the pixel classifier's model, a blend's mask, a
+reference image, tiles) are named ``{"path": ..., "sha256": ...}``; a
+relative path is read beside the recipe (:meth:`Recipe.load`, or ``base=``),
+and a file that is missing or whose SHA-256 differs is refused when the
+recipe is built and again before it is read. A model must carry its
+digest. :meth:`Recipe.save` copies the files beside the recipe.
 
 >>> import medimg_lab as ml
 >>> from medimg_lab.recipe import Recipe
