@@ -13,8 +13,9 @@ Measured in the same run, median of ``REPEATS``:
 - ``retrieval``: :meth:`DicomWebArchive.retrieve_series` alone, into a
   cache that flushes each instance to the disk (``durable=True``, the
   default) and into one that does not (``durable=False``);
-- ``wado warm``: ``load_series`` with every instance cached (one QIDO-RS
-  listing, no transfer).
+- ``resume``: ``retrieve_series`` with half the instances cached (a
+  resumed retrieval: one WADO-RS request per missing instance);
+- ``wado warm``: ``load_series`` with every instance cached (no request).
 
 Prints each median with its ratio to ``disk``. Run: ``make bench``.
 """
@@ -109,6 +110,22 @@ def main() -> int:
             REPEATS,
             before=empty_cache,
         )
+
+        def half_cache() -> None:
+            empty_cache()
+            got = archive(durable=False).retrieve_series(
+                seed.series_uid, study_uid=seed.study_uid
+            )
+            for path in got.paths[::2]:
+                path.unlink()
+
+        resume = _median_s(
+            lambda: archive().retrieve_series(
+                seed.series_uid, study_uid=seed.study_uid
+            ),
+            REPEATS,
+            before=half_cache,
+        )
         warm_client = archive()
         warm_client.retrieve_series(seed.series_uid, study_uid=seed.study_uid)
         warm = _median_s(
@@ -130,6 +147,11 @@ def main() -> int:
         print(
             f"  the same, durable=False      : median {fetch_fast * 1000:7.0f} ms  "
             f"{fetch_fast / disk:5.2f}x disk  ({size / 1024**2 / fetch_fast:.0f} MiB/s)"
+        )
+        print(
+            f"resume, half cached (100 GETs) : median {resume * 1000:7.0f} ms  "
+            f"{resume / disk:5.2f}x disk  ({resume * 1000 / (SLICES // 2):.0f} ms "
+            "per instance)"
         )
         print(
             f"WADO-RS, warm cache            : median {warm * 1000:7.0f} ms  "

@@ -467,7 +467,10 @@ class DicomWebArchive(SeriesLoader):
         with self._failures(what):
             response = self._session.get(
                 url,
-                headers={"Accept": _ACCEPT_DICOM},
+                # instances as stored: no gzip of (often compressed) pixel
+                # data, which cost Orthanc 180 ms per 0.5 MB instance
+                # against 23 ms sent as is (tests/archive, this machine)
+                headers={"Accept": _ACCEPT_DICOM, "Accept-Encoding": "identity"},
                 stream=True,
                 timeout=(self.timeout_s, self.timeout_s),
             )

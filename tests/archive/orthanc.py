@@ -20,6 +20,7 @@ subprocess found rather than driving it directly.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -249,7 +250,7 @@ def seed_ct_series(
     rng = np.random.default_rng(k)
     files = []
     for i in rng.permutation(slices):
-        ds = pydicom.dcmread(get_testdata_file(source, download=False))
+        ds = copy.deepcopy(base)
         _restamp(
             ds,
             key,

@@ -268,9 +268,19 @@ def test_a_well_formed_answer_from_the_junk_server_loads(junk, junk_archive, see
                 + b"\r\n--XyZ--\r\nepilogue",
             )
 
-    junk.route = route
+    asked_encoding = []
+
+    def recording(h):
+        if "/instances?" not in h.path:
+            asked_encoding.append(h.headers.get("Accept-Encoding"))
+        route(h)
+
+    junk.route = recording
     got = junk_archive.retrieve_series(SERIES, study_uid=STUDY)
     assert got.paths[0].read_bytes() == data
+    # instances are asked for as stored: gzip of pixel data costs the server
+    # far more than it saves on a hospital network
+    assert asked_encoding == ["identity"]
 
 
 def test_instances_the_server_does_not_send(junk, junk_archive, seeds):
