@@ -140,6 +140,15 @@ def asset_folder() -> Path:
     )
     path = Path(folder)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if path.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise MedImgError(
+            str(path),
+            "is not a private folder of this user (a link, another owner, or "
+            "writable by others), so the files a recipe names could be swapped "
+            "there.",
+            "Remove it, or set MEDIMG_ASSETS to a folder of your own.",
+        )
     return path
 
 

@@ -460,3 +460,22 @@ def test_register_replays_onto_a_reference_file(spine, tmp_path):
     inner = np.s_[10:-10, 10:-10]  # the known motion undone, away from the border
     error = np.abs(out[inner] - spine.array[inner])
     assert np.median(error) < 0.02 * np.ptp(spine.array)
+
+
+def test_panel_files_go_to_a_private_folder_only(tmp_path, monkeypatch):
+    from medimg_lab._files import keep_array
+
+    private = tmp_path / "assets"
+    monkeypatch.setenv("MEDIMG_ASSETS", str(private))
+    ref = keep_array(np.arange(6, dtype=np.int16).reshape(2, 3))
+    assert ref["path"].startswith(str(private)) and np.load(ref["path"]).sum() == 15
+    assert keep_array(np.arange(6, dtype=np.int16).reshape(2, 3)) == ref  # once
+    open_to_all = tmp_path / "shared"
+    open_to_all.mkdir()
+    open_to_all.chmod(0o777)
+    link = tmp_path / "link"
+    link.symlink_to(private)
+    for folder in (open_to_all, link):
+        monkeypatch.setenv("MEDIMG_ASSETS", str(folder))
+        with pytest.raises(ml.MedImgError, match="is not a private folder"):
+            keep_array(np.zeros(3))

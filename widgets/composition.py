@@ -34,7 +34,7 @@ from medimg_lab.params import parameters, validate
 from medimg_lab.segmentation import threshold_range
 
 from ._panel import NotebookNote, StagePanel
-from .controls import controls_for
+from .controls import control_for, controls_for
 from .viewer import ImageViewer
 
 __all__ = [
@@ -355,9 +355,7 @@ class BlendExplorer(_Explorer):
             low, high = np.percentile(image.array, [75, 100])
             controls["low"].value, controls["high"].value = float(low), float(high)
         controls.update(controls_for(C.feather))
-        controls["opacity"] = ipw.FloatSlider(
-            value=1.0, min=0.0, max=1.0, step=0.01, description="opacity"
-        )
+        controls["opacity"] = control_for(parameters(blend_step)["opacity"])
         controls["radius_mm"] = ipw.FloatSlider(
             value=round(min(image.array.shape) * min(image.spacing) / 6, 1),
             min=1.0,
