@@ -1582,6 +1582,10 @@ def load_dicom(
     -------
     MedImage
     """
+    if marked:
+        image = _native_file(data, name, max_bytes, max_frames, max_items)
+        if image is not None:
+            return image
     ds = read_dataset(
         data,
         name,
@@ -1599,6 +1603,55 @@ def load_dicom(
         )
     modality = str(ds.get("Modality") or "OT").upper()
     return _assemble([_decode_object(ds, name, max_bytes, max_frames)], name, modality)
+
+
+def _native_file(
+    data: str | os.PathLike | bytes,
+    name: str,
+    max_bytes: int,
+    max_frames: int,
+    max_items: int,
+) -> MedImage | None:
+    """A plain native greyscale file read at disk speed, or None.
+
+    The header is read up to the pixel data, and the pixel values go
+    straight into the output array (the series' single-slice case). None
+    for anything else, or anything wrong: the thorough reader then reads the
+    file and names what is wrong.
+    """
+    src = data if isinstance(data, bytes) else (_small_file(data) or data)
+    try:
+        ds, end = _read(
+            src,
+            name,
+            force=False,
+            stop_before_pixels=True,
+            max_bytes=max_bytes,
+            max_items=max_items,
+            max_frames=max_frames,
+            touch=_LOADER_TAGS,
+        )
+    except ImageTooLargeError:
+        raise
+    except MedImgError:
+        return None
+    ds._medimg_pixel_offset = end
+    if _slice_key(ds) is None:
+        return None
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    bits, stored = int(ds.BitsAllocated), int(ds.get("BitsStored") or 0)
+    signed = int(ds.get("PixelRepresentation") or 0) == 1
+    check_budget(name, (1, rows, cols, 1), max(4, bits // 8), max_bytes)
+    explicit = ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    raw = np.empty((rows, cols), np.dtype(f"<{'i' if signed else 'u'}{bits // 8}"))
+    if not _native_pixels(src, end, explicit, raw):
+        return None
+    raw = native(raw)
+    if stored and stored < bits:  # as pydicom: unused high bits cleared
+        np.left_shift(raw, bits - stored, out=raw)
+        np.right_shift(raw, bits - stored, out=raw)
+    modality = str(ds.get("Modality") or "OT").upper()
+    return _assemble([_describe(ds, raw, 1, name, max_bytes)], name, modality)
 
 
 def _head(src: Any) -> bytes:
