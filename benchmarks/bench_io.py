@@ -114,7 +114,10 @@ def line(label: str, ours: float, anchors: dict[str, float | None]) -> str:
 
 def bench_series(tmp: Path) -> None:
     print("series (folder load, sorted volume in HU)")
-    for template, slices, size in (("CT_small.dcm", 200, 128), ("693_UNCR.dcm", 100, 512)):
+    for template, slices, size in (
+        ("CT_small.dcm", 200, 128),
+        ("693_UNCR.dcm", 100, 512),
+    ):
         folder = write_series(tmp / f"s{slices}_{size}", template, slices, size)
         files = sorted(folder.iterdir())
         contenders = {
@@ -135,7 +138,10 @@ def bench_series(tmp: Path) -> None:
 
 def bench_files() -> None:
     print("single uncompressed file")
-    for label, name in (("head CT 512 x 512", "693_UNCR.dcm"), ("chest film", "RG1_UNCR.dcm")):
+    for label, name in (
+        ("head CT 512 x 512", "693_UNCR.dcm"),
+        ("chest film", "RG1_UNCR.dcm"),
+    ):
         path = Path(get_testdata_file(name))
         contenders = {
             "ours": lambda p=path: ml.load(p),
@@ -182,8 +188,14 @@ def bench_compressed(tmp: Path) -> None:
     print("compressed files: medimg_lab.load, SimpleITK, pydicom's plugins")
     files = [
         ("head CT JPEG-LS lossless", jpeg_ls_head_ct(tmp)),
-        ("MR JPEG-LS lossless", Path(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"))),
-        ("JPEG-LS near-lossless 16-bit", Path(get_testdata_file("JPEGLSNearLossless_16.dcm"))),
+        (
+            "MR JPEG-LS lossless",
+            Path(get_testdata_file("MR_small_jpeg_ls_lossless.dcm")),
+        ),
+        (
+            "JPEG-LS near-lossless 16-bit",
+            Path(get_testdata_file("JPEGLSNearLossless_16.dcm")),
+        ),
         ("head CT JPEG 2000 lossless", Path(get_testdata_file("693_J2KR.dcm"))),
         ("shoulder MR JPEG 2000 lossless", Path(get_testdata_file("MR2_J2KR.dcm"))),
         ("chest film JPEG 2000 lossless", Path(get_testdata_file("RG1_J2KR.dcm"))),
