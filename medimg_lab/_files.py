@@ -74,6 +74,12 @@ def verify(
     path = Path(ref["path"])
     if not path.is_absolute() and base is not None:
         path = Path(base) / path
+    if path.is_dir():
+        raise MedImgError(
+            str(path),
+            f"is a folder; the step needs a {what} file.",
+            f"Name the {what} file itself.",
+        )
     if not path.is_file():
         raise NotFoundError(
             str(path),

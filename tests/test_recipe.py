@@ -479,3 +479,25 @@ def test_panel_files_go_to_a_private_folder_only(tmp_path, monkeypatch):
         monkeypatch.setenv("MEDIMG_ASSETS", str(folder))
         with pytest.raises(ml.MedImgError, match="is not a private folder"):
             keep_array(np.zeros(3))
+
+
+def test_hostile_files_are_refused_with_sentences(spine, tmp_path):
+    from medimg_lab._files import sha256_of
+
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
+    (tmp_path / "folder.npy").mkdir()
+    (tmp_path / "text.png").write_text("not an image")
+    cases = {
+        "objects.npy": "is not a plain NumPy array file",
+        "text.png": "text.png",
+    }
+    seg = {"op": "threshold_range", "params": {"low": 300.0}}
+    for name, match in cases.items():
+        ref = {"path": name, "sha256": sha256_of(tmp_path / name)}
+        recipe = Recipe([seg, {"op": "blend", "params": {"mask": ref}}], base=tmp_path)
+        with pytest.raises(RecipeError, match=match) as caught:
+            recipe.apply(spine)
+        assert "Traceback" not in str(caught.value)
+    folder = {"op": "blend", "params": {"mask": {"path": "folder.npy"}}}
+    with pytest.raises(RecipeError, match="is a folder; the step needs a mask file"):
+        Recipe([seg, folder], base=tmp_path)
