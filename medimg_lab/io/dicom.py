@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
@@ -53,6 +54,7 @@ from pydicom.uid import (
     JPEGLSTransferSyntaxes,
     JPEGTransferSyntaxes,
 )
+from pydicom.valuerep import AMBIGUOUS_VR
 
 from .. import display
 from ..errors import (
@@ -1386,6 +1388,10 @@ LOADER_KEYWORDS = tuple(
 _LOADER_TAGS = frozenset(int(tag_for_keyword(k)) for k in LOADER_KEYWORDS)
 
 
+_NOT_DIRECT_VRS = frozenset({"SQ", *AMBIGUOUS_VR})
+_SPECIFIC_CHARSET_TAG = 0x00080005
+
+
 def _touch(ds: Dataset, tags: Collection[int] | None) -> None:
     """Decode the elements of ``ds`` with ``tags`` (all of them for None).
 
@@ -1397,7 +1403,22 @@ def _touch(ds: Dataset, tags: Collection[int] | None) -> None:
         for _ in ds.iterall():
             pass
         return
+    charset = None
     for tag in sorted(set(tags).intersection(ds._dict)):
+        elem = ds._dict[tag]
+        if (
+            isinstance(elem, RawDataElement)
+            and elem.value is not None
+            and elem.VR is not None
+            and elem.VR not in _NOT_DIRECT_VRS
+            and tag != _SPECIFIC_CHARSET_TAG
+        ):
+            # What Dataset.__getitem__ does for a plain element read from a
+            # file, without its per-call overhead (explicit, unambiguous VRs).
+            if charset is None:
+                charset = ds.original_character_set or ds._character_set
+            ds._dict[tag] = convert_raw_data_element(elem, encoding=charset, ds=ds)
+            continue
         elem = ds[tag]
         if elem.VR == "SQ":
             for item in elem.value:
@@ -1959,7 +1980,7 @@ def _raw(ds: Dataset, keyword: str, signed: bool = False) -> list | None:
     if elem is None:
         return None
     try:
-        if not isinstance(elem, pydicom.dataelem.RawDataElement):
+        if not isinstance(elem, RawDataElement):
             value = elem.value
             if value is None or value == "":
                 return None
