@@ -26,7 +26,12 @@ from medimg_lab import composition as C
 from medimg_lab import display
 from medimg_lab._files import keep_array
 from medimg_lab.composition.fusion import difference_caption, difference_window
-from medimg_lab.composition.steps import FUSION_MODES, blend_step, fuse_step
+from medimg_lab.composition.steps import (
+    FUSION_MODES,
+    blend_step,
+    fuse_step,
+    soft_mask,
+)
 from medimg_lab.geometry import brush_pixels, disc_mask
 from medimg_lab.image import MedImage
 from medimg_lab.metrics import MERITS, describe
@@ -302,10 +307,9 @@ class BlendExplorer(_Explorer):
     def mask(self) -> np.ndarray:
         """The soft ``M = opacity · feather(mask, width_mm)`` in [0, 1]."""
         p = self.params
-        soft = C.feather(
-            self.binary_mask, width_mm=p["width_mm"], spacing=self._image.spacing
+        return soft_mask(
+            self.binary_mask, p["width_mm"], p["opacity"], spacing=self._image.spacing
         )
-        return soft * np.float32(p["opacity"])
 
     @property
     def composite(self) -> np.ndarray:

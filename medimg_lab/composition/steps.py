@@ -55,7 +55,14 @@ from .registration import (
 )
 from .stitching import MinNcc, MinOverlap, SeamBlend, SeamLevels, stitch
 
-__all__ = ["FUSION_MODES", "blend_step", "fuse_step", "register_step", "stitch_step"]
+__all__ = [
+    "FUSION_MODES",
+    "blend_step",
+    "fuse_step",
+    "register_step",
+    "soft_mask",
+    "stitch_step",
+]
 
 #: The views of :func:`fuse_step`.
 FUSION_MODES = ("weighted", "colour", "checkerboard", "difference", "swipe")
@@ -154,8 +161,31 @@ def blend_step(
     second = image if other is None else read_array(other, what="image")
     i1 = _windowed(image, window)
     i2 = _windowed(second, window if other_window is None else other_window)
-    soft = feather(binary, width_mm=width_mm, spacing=spacing) * np.float32(opacity)
-    return blend(i1, i2, soft)
+    return blend(i1, i2, soft_mask(binary, width_mm, opacity, spacing=spacing))
+
+
+def soft_mask(
+    mask: np.ndarray, width_mm: float, opacity: float, *, spacing: Spacing = None
+) -> np.ndarray:
+    """``M = opacity · feather(mask, width_mm)``: the mask :func:`blend_step` uses.
+
+    Parameters
+    ----------
+    mask : ([S,] M, N) ndarray of bool
+        The binary mask.
+    width_mm : float
+        Width of the soft edge in mm (:func:`~.fusion.feather`).
+    opacity : float
+        ``M`` inside the mask, in [0, 1].
+    spacing : tuple of float, optional
+        mm per axis; ``None`` means 1 mm.
+
+    Returns
+    -------
+    ([S,] M, N) float32 ndarray
+        Values in [0, opacity].
+    """
+    return feather(mask, width_mm=width_mm, spacing=spacing) * np.float32(opacity)
 
 
 @operation("composition", "Fuse two images", keeps_units=False, name="fuse", ndim=(2,))
