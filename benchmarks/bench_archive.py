@@ -15,7 +15,8 @@ Measured in the same run, median of ``REPEATS``:
   default) and into one that does not (``durable=False``);
 - ``resume``: ``retrieve_series`` with half the instances cached (a
   resumed retrieval: one WADO-RS request per missing instance);
-- ``wado warm``: ``load_series`` with every instance cached (no request).
+- ``wado warm``: ``load_series`` with every instance cached, from a new
+  client and cache object, as a new process would (no request).
 
 Prints each median with its ratio to ``disk``. Run: ``make bench``.
 """
@@ -48,17 +49,6 @@ SLICES = 200
 REPEATS = 5
 
 
-def _median_s(fn, repeats: int, before=None) -> float:
-    times = []
-    for _ in range(repeats):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> int:
     missing = available()
     if missing:
@@ -88,29 +78,6 @@ def main() -> int:
         def empty_cache() -> None:
             shutil.rmtree(cache_dir, ignore_errors=True)
 
-        direct = medimg_lab.load(seed.folder)  # warm the OS file cache and imports
-        disk = _median_s(lambda: medimg_lab.load(seed.folder), REPEATS)
-        cold_images = []
-        cold = _median_s(
-            lambda: cold_images.append(archive().load_series(seed.series_uid)),
-            REPEATS,
-            before=empty_cache,
-        )
-        fetch = _median_s(
-            lambda: archive().retrieve_series(
-                seed.series_uid, study_uid=seed.study_uid
-            ),
-            REPEATS,
-            before=empty_cache,
-        )
-        fetch_fast = _median_s(
-            lambda: archive(durable=False).retrieve_series(
-                seed.series_uid, study_uid=seed.study_uid
-            ),
-            REPEATS,
-            before=empty_cache,
-        )
-
         def half_cache() -> None:
             empty_cache()
             got = archive(durable=False).retrieve_series(
@@ -119,18 +86,37 @@ def main() -> int:
             for path in got.paths[::2]:
                 path.unlink()
 
-        resume = _median_s(
-            lambda: archive().retrieve_series(
-                seed.series_uid, study_uid=seed.study_uid
+        def fetch(durable: bool) -> None:
+            archive(durable).retrieve_series(seed.series_uid, study_uid=seed.study_uid)
+
+        cold_images = []
+        cases = {  # name: (before, timed)
+            "disk": (None, lambda: medimg_lab.load(seed.folder)),
+            "cold": (
+                empty_cache,
+                lambda: cold_images.append(archive().load_series(seed.series_uid)),
             ),
-            REPEATS,
-            before=half_cache,
-        )
-        warm_client = archive()
-        warm_client.retrieve_series(seed.series_uid, study_uid=seed.study_uid)
-        warm = _median_s(
-            lambda: warm_client.load_series(seed.series_uid, study_uid=seed.study_uid),
-            REPEATS,
+            "fetch": (empty_cache, lambda: fetch(True)),
+            "fetch_fast": (empty_cache, lambda: fetch(False)),
+            "resume": (half_cache, lambda: fetch(True)),
+            "warm": (
+                lambda: fetch(True),
+                lambda: archive().load_series(seed.series_uid),  # as a new process
+            ),
+        }
+        direct = medimg_lab.load(seed.folder)  # warm the OS file cache and imports
+        # the cases alternate, round after round, so that a change of the
+        # machine's load during the run weighs on all of them alike
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(REPEATS):
+            for name, (before, timed) in cases.items():
+                if before is not None:
+                    before()
+                start = time.perf_counter()
+                timed()
+                times[name].append(time.perf_counter() - start)
+        disk, cold, fetch_s, fetch_fast, resume, warm = (
+            statistics.median(times[name]) for name in cases
         )
         same = all(np.array_equal(im.array, direct.array) for im in cold_images)
         print(
@@ -141,8 +127,8 @@ def main() -> int:
             f"{cold / disk:5.2f}x disk  ({size / 1024**2 / cold:.0f} MiB/s end to end)"
         )
         print(
-            f"  of which retrieval into cache: median {fetch * 1000:7.0f} ms  "
-            f"{fetch / disk:5.2f}x disk  ({size / 1024**2 / fetch:.0f} MiB/s)"
+            f"  of which retrieval into cache: median {fetch_s * 1000:7.0f} ms  "
+            f"{fetch_s / disk:5.2f}x disk  ({size / 1024**2 / fetch_s:.0f} MiB/s)"
         )
         print(
             f"  the same, durable=False      : median {fetch_fast * 1000:7.0f} ms  "

@@ -387,7 +387,7 @@ class InstanceCache:
             study, uids = str(record["study"]), [str(u) for u in record["instances"]]
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if not uids or any(self.get(u) is None for u in uids):
+        if not uids or not all(u in self for u in uids):
             return None
         return study, uids
 
