@@ -761,11 +761,11 @@ def _describe(
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     modality = str(ds.get("Modality") or "OT").upper()
     meta_notes = notes or []
-    meta: dict[str, Any] = {
-        k: _plain(ds.get(k))
-        for k in SAFE_HEADER_KEYWORDS
-        if ds.get(k) not in (None, "")
-    }
+    meta: dict[str, Any] = {}
+    for k in SAFE_HEADER_KEYWORDS:  # each looked up once
+        value = ds.get(k)
+        if value not in (None, ""):
+            meta[k] = _plain(value)
     meta["TransferSyntax"] = ds.file_meta.TransferSyntaxUID.name
     if meta_notes:
         meta["warnings"] = meta_notes
