@@ -747,8 +747,9 @@ def _absolute(spec: str | os.PathLike) -> str:
 
 
 #: Seconds to start a local cluster of worker processes and import the
-#: library in each before the first result, measured on 2 loaded cores with
-#: 2 workers (benchmarks/bench_batch.py prints it as "cluster start").
+#: library in each before the first result: 2-3 s on 2 idle cores, more
+#: under load (benchmarks/bench_batch_cluster.py prints "local cluster of 2
+#: up in").
 _PROCESS_START_S = 2.5
 #: Throughput of each worker process against this process's loop (measured:
 #: 0.9-0.97 on 2 cores).
@@ -984,11 +985,13 @@ def run(
         Output folder, created if needed (a relative one, as ``inputs``).
         Its earlier results are reused where current (resume).
     client : None, "processes", "threads", "serial", dask Client or str
-        ``None``: the cheapest of the three below for this cohort, chosen
-        after timing its first studies in this process (see
-        ``BatchResult.runner``): a small cohort runs here, serially or on
-        threads, because starting worker processes costs about
-        :data:`_PROCESS_START_S` s. ``"processes"``: a local cluster of
+        ``None``: the cheapest way for this cohort, chosen after timing
+        its first studies in this process, and said in
+        ``BatchResult.runner``: a small cohort runs here, serially or on
+        ``workers`` threads, because starting worker processes costs about
+        :data:`_PROCESS_START_S` s; a larger one runs in this process and
+        ``workers - 1`` local worker processes, this process working while
+        they start. ``"processes"``: a local cluster of
         ``workers`` processes on 127.0.0.1. ``"threads"``: one process with
         ``workers`` threads. ``"serial"``: a plain loop in this process, no
         Dask. A ``Client``: any existing dask.distributed cluster. A string:
