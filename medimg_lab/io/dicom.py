@@ -672,7 +672,20 @@ def _grey_values(
         fits = info.min <= min(raw_lo, *(b for _, b in pairs))
         fits = fits and max(raw_hi, *(b for _, b in pairs)) <= info.max
         add_type = dtype if fits else np.dtype(work)
+    # MONOCHROME1 of whole numbers without padding: lo + hi - (raw + b) in
+    # one exact int64 pass, straight into the output.
+    flip_plain = flip_exact and integral and not lossy and padding is None
     for f, rows in _blocks(frames.shape):
+        if flip_plain and pairs[f][0] == 1:
+            offset = int(flip) - int(pairs[f][1])
+            np.subtract(
+                offset,
+                frames[f, rows],
+                out=out[f, rows],
+                dtype=np.int64,
+                casting="unsafe",
+            )
+            continue
         if plain and pairs[f][0] == 1:  # HU = raw + intercept, straight in
             block, target = frames[f, rows], out[f, rows]
             mask, _ = masks(block, block)  # on the raw values, before writing
