@@ -865,6 +865,49 @@ class Recipe:
             overwrite=overwrite,
         )
 
+    @property
+    def files(self) -> list[Path]:
+        """The files the steps name (a model, a mask, images), absolute."""
+        found = []
+        for step in self._steps:
+            if step.op == MEASURE:
+                continue
+            for key in OPERATIONS[step.op].files:
+                value = _thaw(step.params).get(key)
+                for ref in value if isinstance(value, list) else [value]:
+                    if isinstance(ref, dict):
+                        found.append(Path(ref["path"]))
+        return found
+
+    def to_zip(self, name: str = "recipe.json") -> bytes:
+        """The recipe and the files it names, as one zip to download or send.
+
+        The zip holds ``name`` and the files beside it, as :meth:`save`
+        writes them (relative paths, SHA-256); unpacked anywhere,
+        :meth:`load` replays it.
+
+        Parameters
+        ----------
+        name : str
+            The recipe's file name inside the zip.
+
+        Returns
+        -------
+        bytes
+            The zip file.
+        """
+        import io
+        import tempfile
+        import zipfile
+
+        buffer = io.BytesIO()
+        with tempfile.TemporaryDirectory() as folder:
+            self.save(Path(folder) / name)
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(Path(folder).iterdir()):
+                    archive.write(path, path.name)
+        return buffer.getvalue()
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recipe:
         """Read a recipe saved by :meth:`save`.

@@ -501,3 +501,17 @@ def test_hostile_files_are_refused_with_sentences(spine, tmp_path):
     folder = {"op": "blend", "params": {"mask": {"path": "folder.npy"}}}
     with pytest.raises(RecipeError, match="is a folder; the step needs a mask file"):
         Recipe([seg, folder], base=tmp_path)
+
+
+def test_a_zip_holds_the_recipe_and_its_files(spine, model_step, tmp_path):
+    import io
+    import zipfile
+
+    recipe = Recipe([model_step], base=tmp_path)
+    assert recipe.files == [(tmp_path / "model.skops").resolve()]
+    with zipfile.ZipFile(io.BytesIO(recipe.to_zip())) as archive:
+        assert sorted(archive.namelist()) == ["recipe-step1-model.skops", "recipe.json"]
+        archive.extractall(tmp_path / "unpacked")
+    again = Recipe.load(tmp_path / "unpacked" / "recipe.json")
+    np.testing.assert_array_equal(again.apply(spine).labels, recipe.apply(spine).labels)
+    assert Recipe(STANDARD).files == []

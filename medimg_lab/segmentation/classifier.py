@@ -1381,6 +1381,10 @@ def pixel_classifier(
             "by path and SHA-256",
         ),
     ],
+    background: Annotated[
+        int | None,
+        Param(1, 255, 1, "", "class labelled 0; the classes above it shift down"),
+    ] = None,
     spacing: Spacing = None,
 ) -> np.ndarray:
     """Label an image with a trained pixel classifier: ``argmax_k P(C_k | x)``.
@@ -1397,6 +1401,9 @@ def pixel_classifier(
     model : dict or PixelClassifier
         ``{"path": ..., "sha256": ...}`` of a file written by
         :meth:`PixelClassifier.save`, or the classifier itself.
+    background : int, optional
+        A class that is background: its pixels become 0 and the classes
+        above it one less (the segmentation dashboard's first class).
     spacing : tuple of float, optional
         mm per axis; ``None`` means 1 mm.
 
@@ -1415,4 +1422,8 @@ def pixel_classifier(
     from .._files import read_model
 
     image = check_image(image, finite=True)
-    return read_model(model).predict(image, spacing=spacing)
+    labels = read_model(model).predict(image, spacing=spacing)
+    if background is None:
+        return labels
+    shifted = np.where(labels > background, labels - 1, labels)
+    return np.where(labels == background, 0, shifted).astype(labels.dtype)

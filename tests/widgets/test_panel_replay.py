@@ -392,3 +392,37 @@ def test_composition_panel_replays_the_tab_shown(studies, tmp_path):
     panel._tabs.selected_index = 1  # fusion, over the default moving image
     _, written = _replay(panel.recipe, path, tmp_path)
     _same(written, panel.fusion.composite)
+
+
+def test_the_dashboard_exports_a_trained_classifier_with_its_model(studies, tmp_path):
+    import base64
+    import io
+    import re
+    import zipfile
+
+    from medimg_lab.widgets.dashboards.segmentation import SegmentationDashboard
+
+    image, path = studies["spine"]
+    dash = SegmentationDashboard(image)
+    dash.mode = "brush classifier"
+    _painted(dash._panel, image.array.shape)
+    expected = dash.labels
+    assert expected.any()
+    text = dash.export_recipe()
+    assert '"path": "recipe-step1-model.skops"' in text  # relative, not the server's
+    link = dash._links["recipe"].value
+    assert 'download="recipe.zip"' in link
+    payload = base64.b64decode(re.search(r"base64,([^\"']+)", link).group(1))
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        assert sorted(archive.namelist()) == ["recipe-step1-model.skops", "recipe.json"]
+        archive.extractall(tmp_path / "unpacked")
+    result = batch.run(
+        tmp_path / "unpacked" / "recipe.json",
+        [str(path)],
+        tmp_path / "out",
+        client="serial",
+        progress=False,
+    )
+    (row,) = result.table.itertuples()
+    assert row.status == "ok", row.reason
+    _same(load(row.mask).array, expected)

@@ -240,17 +240,34 @@ class SegmentationDashboard(Dashboard):
         )
 
     def export_recipe(self) -> str:
-        """The method and clean-up as a recipe (JSON) for a batch run."""
+        """The method and clean-up as a recipe (JSON) for a batch run.
+
+        A recipe that names files (the brush classifier's trained model) is
+        offered as ``recipe.zip``: the JSON and the files beside it, by
+        relative path and SHA-256. Returns the recipe's JSON text.
+        """
+        import io
+        import zipfile
+
         from medimg_lab.recipe import Recipe
 
-        text = Recipe(self._panel.recipe).to_json()
-        self._offer(
-            self._links["recipe"],
-            text.encode("utf-8"),
-            "recipe.json",
-            "application/json",
-        )
-        return text
+        steps = self._panel.recipe
+        if self._panel.method == CLASSIFIER:  # replay labels as shown here
+            steps[0]["params"]["background"] = 1
+        recipe = Recipe(steps)
+        if not recipe.files:
+            text = recipe.to_json()
+            self._offer(
+                self._links["recipe"],
+                text.encode("utf-8"),
+                "recipe.json",
+                "application/json",
+            )
+            return text
+        data = recipe.to_zip()
+        self._offer(self._links["recipe"], data, "recipe.zip", "application/zip")
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return archive.read("recipe.json").decode("utf-8")
 
     def export_pair(self) -> bytes:
         """A zip of the de-identified image (DICOM and NIfTI) and the mask.
