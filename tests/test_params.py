@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Annotated
 
 import numpy as np
 import pytest
@@ -491,3 +492,86 @@ def test_every_declaration_in_the_package_holds_on_direct_calls():
     assert not unchecked, "declared but not checked on direct calls: " + ", ".join(
         unchecked
     )
+
+
+def _declared_in_medimg_lab():
+    """``(label, fn)`` of every declared function and method of medimg_lab."""
+    import importlib
+    import pkgutil
+
+    import medimg_lab
+
+    out, seen = [], set()
+    for info in pkgutil.walk_packages(medimg_lab.__path__, "medimg_lab."):
+        if ".widgets" in info.name:
+            continue
+        module = importlib.import_module(info.name)
+        functions = []
+        for value in vars(module).values():
+            if getattr(value, "__module__", None) != info.name:
+                continue
+            if inspect.isclass(value):
+                functions += [v for v in vars(value).values() if inspect.isfunction(v)]
+            elif inspect.isfunction(value):
+                functions.append(value)
+        for fn in functions:
+            raw = inspect.unwrap(fn)
+            if getattr(fn, "_declared", False) and id(raw) not in seen:
+                seen.add(id(raw))
+                out.append((f"{info.name}.{fn.__qualname__}", fn))
+    return out
+
+
+def _rechecks(functions) -> list[str]:
+    """Hand re-checks: an ``if`` in a declared function that raises and tests
+    one declared parameter against constants only (what the declaration says).
+
+    Checks that relate a parameter to another one or to the data (``low <=
+    high``, ``connectivity > image.ndim``) are not re-checks.
+    """
+    import ast
+    import textwrap
+
+    found = []
+    for label, fn in functions:
+        declared = set(parameters(fn))
+        tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(fn))))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.If) or not any(
+                isinstance(n, ast.Raise) for s in node.body for n in ast.walk(s)
+            ):
+                continue
+            names = {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)}
+            nones = any(
+                isinstance(n, ast.Constant) and n.value is None
+                for n in ast.walk(node.test)
+            )
+            if len(names) == 1 and names <= declared and not nones:
+                found.append(f"{label}: {ast.unparse(node.test)}")
+    return found
+
+
+def test_no_function_re_checks_what_it_declares():
+    assert _rechecks(_declared_in_medimg_lab()) == []
+
+
+def test_the_re_check_finder_finds_one():
+    from medimg_lab.params import declared
+
+    @declared
+    def register_like(
+        image,
+        *,
+        iterations: Annotated[int, Param(10, 1000, 10, "", "iterations")] = 100,
+        low: Annotated[float, Param(0, 1, 0.1, "", "low")] = 0.1,
+        high: Annotated[float, Param(0, 1, 0.1, "", "high")] = 0.3,
+    ):
+        if not 1 <= iterations <= 100_000:  # another rulebook
+            raise ValueError("iterations must lie in [1, 100000]")
+        if not low <= high:  # a relation: not a re-check
+            raise ValueError("low must not exceed high")
+        return image
+
+    assert _rechecks([("register_like", register_like)]) == [
+        "register_like: not 1 <= iterations <= 100000"
+    ]

@@ -1264,12 +1264,11 @@ class Registration:
                 f"image must have the moving image's shape {tuple(self.moving_shape)}; "
                 f"got {array.shape}"
             )
+        if array.dtype == bool and interpolation != "nearest":
+            raise ValueError(
+                f"a boolean mask needs interpolation='nearest'; got {interpolation!r}"
+            )
         if array.dtype == bool:
-            if interpolation != "nearest":
-                raise ValueError(
-                    "a boolean mask needs interpolation='nearest'; got "
-                    f"{interpolation!r}"
-                )
             out = _warp_values(
                 array.view(np.uint8),
                 self.matrix,
