@@ -1,9 +1,8 @@
 """A real Orthanc for the tests and the benchmark, and the studies it is seeded with.
 
-:class:`Orthanc` writes a configuration (temporary storage and index
-folders, a free HTTP port, ``RemoteAccessAllowed: false``, the DICOMweb
-plugin, HTTP basic authentication) and runs Debian's ``/usr/sbin/Orthanc``
-in the foreground until :meth:`Orthanc.stop`.
+The launcher and the seeding live in :mod:`medimg_lab.archive.testing`
+(importable by ``notebooks/06_archive.ipynb`` too); this module keeps the
+names the tests and benchmarks import, and the tests' own helpers.
 
 Orthanc's DICOM port binds every interface and cannot be bound to loopback,
 so this Orthanc's DICOM server is disabled (``DicomServerEnabled: false``):
@@ -19,289 +18,41 @@ subprocess found rather than driving it directly.
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import json
 import os
 import shutil
-import socket
-import subprocess
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import pydicom
-import requests
-from pydicom.data import get_testdata_file
-from pydicom.uid import RLELossless, generate_uid
+from medimg_lab.archive.testing import (
+    DICOMWEB_PLUGIN,
+    ORTHANC,
+    PASSWORD,
+    SINGLE,
+    USER,
+    Orthanc,
+    Seeded,
+    available,
+    free_port,
+    seed_all,
+    seed_ct_series,
+    seed_single,
+)
 
-ORTHANC = Path("/usr/sbin/Orthanc")
-DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-#: The test archive's account (a test fixture, not a secret).
-USER, PASSWORD = "medimg", "archive-test-password"
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def available() -> str | None:
-    """None if Orthanc and its DICOMweb plugin are installed, else why not."""
-    for path in (ORTHANC, DICOMWEB_PLUGIN):
-        if not path.exists():
-            return (
-                f"{path} is missing: install Debian's orthanc and orthanc-dicomweb "
-                "(make test does, as root)"
-            )
-    return None
-
-
-class Orthanc:
-    """One Orthanc process on a free loopback port, over ``storage``."""
-
-    def __init__(self, storage: Path, *, port: int | None = None, users=None):
-        self.storage = Path(storage)
-        self.storage.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.users = users if users is not None else {USER: PASSWORD}
-        self.url = f"http://127.0.0.1:{self.port}/dicom-web"
-        self.rest = f"http://127.0.0.1:{self.port}"
-        self.log = self.storage / f"orthanc-{self.port}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def config(self) -> dict:
-        return {
-            "Name": "medimg-lab-test",
-            "StorageDirectory": str(self.storage / "db"),
-            "IndexDirectory": str(self.storage / "db"),
-            "HttpPort": self.port,
-            "DicomPort": free_port(),  # not opened: the DICOM server is off
-            "DicomServerEnabled": False,
-            "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": True,
-            "RegisteredUsers": self.users,
-            "HttpTimeout": 30,
-            "ConcurrentJobs": 1,
-            "HttpThreadsCount": 8,
-            "StorageCompression": False,
-            "Plugins": [str(DICOMWEB_PLUGIN)],
-            "DicomWeb": {
-                "Enable": True,
-                "Root": "/dicom-web/",
-                "StudiesMetadata": "Full",
-            },
-        }
-
-    def start(self, timeout_s: float = 30) -> Orthanc:
-        conf = self.storage / f"orthanc-{self.port}.json"
-        conf.write_text(json.dumps(self.config(), indent=1))
-        log = open(self.log, "ab")
-        self._log = log
-        self.proc = subprocess.Popen(  # noqa: S603 a fixed binary and our own config
-            [str(ORTHANC), str(conf)], stdout=log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"Orthanc exited with {self.proc.returncode}: "
-                    + self.log.read_text(errors="replace")[-2000:]
-                )
-            with contextlib.suppress(requests.RequestException):
-                r = requests.get(
-                    f"{self.url}/studies", auth=(USER, PASSWORD), timeout=2
-                )
-                if r.status_code == 200:
-                    return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"Orthanc did not answer within {timeout_s} s")
-
-    def stop(self, timeout_s: float = 15) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout_s)
-        with contextlib.suppress(AttributeError, OSError):
-            self._log.close()
-
-    def kill(self) -> None:
-        """Stop at once (SIGKILL), as a crashed or unplugged server does."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(15)
-
-    def upload(self, paths) -> None:
-        """Store files through Orthanc's own REST API (not the code under test)."""
-        with requests.Session() as s:
-            s.auth = (USER, PASSWORD)
-            for path in paths:
-                r = s.post(
-                    f"{self.rest}/instances", data=Path(path).read_bytes(), timeout=60
-                )
-                r.raise_for_status()
-                if r.json().get("Status") not in ("Success", "AlreadyStored"):
-                    raise RuntimeError(f"Orthanc did not store {path}: {r.text}")
-
-
-@dataclass
-class Seeded:
-    """What a seeding wrote: per series, its files and the facts put in them."""
-
-    key: str
-    files: list[Path]
-    study_uid: str
-    series_uid: str
-    patient_id: str
-    accession: str
-    date: str
-    modality: str
-    description: str
-    folder: Path
-    extra: dict = field(default_factory=dict)
-
-
-#: Single-instance samples (one series each): square and not, compressed,
-#: MONOCHROME1, RGB, enhanced multi-frame.
-SINGLE = {
-    "spine_ct": "CT_small.dcm",
-    "mr_rle": "MR_small_RLE.dcm",
-    "mr_jpegls": "MR_small_jpeg_ls_lossless.dcm",
-    "head_ct_j2k": "693_J2KR.dcm",
-    "chest_cr": "RG1_UNCR.dcm",
-    "us_rgb": "US1_UNCR.dcm",
-    "perfusion_ct": "eCT_Supplemental.dcm",
-    "us_jpeg_lossless": "JPGLosslessP14SV1_1s_1f_8b.dcm",
-}
-
-
-def _restamp(ds, key: str, k: int, *, study_uid=None, series_uid=None, sop_uid=None):
-    """New UIDs and known, synthetic search facts (never a sample's own)."""
-    ds.StudyInstanceUID = study_uid or generate_uid(entropy_srcs=[key, "study"])
-    ds.SeriesInstanceUID = series_uid or generate_uid(entropy_srcs=[key, "series"])
-    ds.SOPInstanceUID = sop_uid or generate_uid(entropy_srcs=[key, "sop"])
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.PatientID = f"TEST-{k:03d}"
-    ds.PatientName = f"Test^Patient{k:03d}"
-    ds.AccessionNumber = f"ACC{k:05d}"
-    ds.StudyDate = f"2020{(k % 12) + 1:02d}15"
-    ds.StudyDescription = f"{key} study"
-    ds.SeriesDescription = f"{key} series"
-    ds.SeriesNumber = k + 1
-
-
-def seed_single(folder: Path) -> dict[str, Seeded]:
-    out = {}
-    for k, (key, name) in enumerate(SINGLE.items()):
-        src = get_testdata_file(name, download=False)
-        ds = pydicom.dcmread(src)
-        _restamp(ds, key, k)
-        target = folder / key / f"{key}.dcm"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(target, enforce_file_format=True)
-        out[key] = Seeded(
-            key,
-            [target],
-            ds.StudyInstanceUID,
-            ds.SeriesInstanceUID,
-            ds.PatientID,
-            ds.AccessionNumber,
-            ds.StudyDate,
-            str(ds.Modality),
-            ds.StudyDescription,
-            target.parent,
-        )
-    return out
-
-
-def seed_ct_series(
-    folder: Path,
-    key: str,
-    k: int,
-    *,
-    slices: int,
-    z_mm: float = 2.5,
-    crop=None,
-    source: str = "693_UNCR.dcm",
-    rle: bool = False,
-) -> Seeded:
-    """A multi-slice series from one real slice, with known positions.
-
-    Slice ``i`` is the source image rolled by ``3 i`` columns (so each slice
-    differs), at ``z = i * z_mm``. Instance numbers run against the
-    positions, and the files are written in a shuffled order, so that only
-    the positions give the true order.
-    """
-    base = pydicom.dcmread(get_testdata_file(source, download=False))
-    pixels = base.pixel_array
-    if crop is not None:
-        pixels = pixels[: crop[0], : crop[1]]
-    study_uid = generate_uid(entropy_srcs=[key, "study"])
-    series_uid = generate_uid(entropy_srcs=[key, "series"])
-    out_dir = folder / key
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(k)
-    files = []
-    for i in rng.permutation(slices):
-        ds = copy.deepcopy(base)
-        _restamp(
-            ds,
-            key,
-            k,
-            study_uid=study_uid,
-            series_uid=series_uid,
-            sop_uid=generate_uid(entropy_srcs=[key, "sop", str(i)]),
-        )
-        plane = np.ascontiguousarray(np.roll(pixels, 3 * int(i), axis=1))
-        ds.Rows, ds.Columns = plane.shape
-        ds.PixelData = plane.astype(pixels.dtype).tobytes()
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [0.0, 0.0, float(i) * z_mm]
-        ds.SliceThickness = z_mm
-        ds.InstanceNumber = slices - int(i)
-        if rle:
-            ds.compress(RLELossless)
-        target = out_dir / f"slice-{int(rng.integers(10**9)):09d}.dcm"
-        ds.save_as(target, enforce_file_format=True)
-        files.append(target)
-    return Seeded(
-        key,
-        files,
-        study_uid,
-        series_uid,
-        f"TEST-{k:03d}",
-        f"ACC{k:05d}",
-        f"2020{(k % 12) + 1:02d}15",
-        "CT",
-        f"{key} study",
-        out_dir,
-        {"slices": slices, "z_mm": z_mm},
-    )
-
-
-def seed_all(folder: Path) -> dict[str, Seeded]:
-    """Every sample series the session's Orthanc holds."""
-    seeds = seed_single(folder)
-    n = len(seeds)
-    seeds["ct_series"] = seed_ct_series(folder, "ct_series", n, slices=30)
-    seeds["small_ct_rle"] = seed_ct_series(
-        folder,
-        "small_ct_rle",
-        n + 1,
-        slices=24,
-        z_mm=0.66,
-        crop=(128, 96),
-        source="CT_small.dcm",
-        rle=True,
-    )
-    return seeds
+__all__ = [
+    "DICOMWEB_PLUGIN",
+    "ORTHANC",
+    "PASSWORD",
+    "SINGLE",
+    "USER",
+    "Orthanc",
+    "Seeded",
+    "available",
+    "clean",
+    "env_without_archive",
+    "free_port",
+    "seed_all",
+    "seed_ct_series",
+    "seed_single",
+]
 
 
 def clean(path: Path) -> None:

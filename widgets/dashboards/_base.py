@@ -38,6 +38,7 @@ from medimg_lab.io._source import sniff
 from medimg_lab.io.dicom import zip_members
 
 from .._panel import Messages
+from ..studies import OpenedSeries, StudiesPanel
 from ..viewer import NO_SPACING
 
 __all__ = [
@@ -248,6 +249,28 @@ class Dashboard(Messages, ipw.VBox):
         """Open a bundled sample by name (see :func:`medimg_lab.data.samples`)."""
         return self._source.load_sample(name)
 
+    @property
+    def studies(self) -> StudiesPanel:
+        """The Studies panel: search the configured archive, open a series."""
+        return self._studies
+
+    @property
+    def archive_series(self) -> OpenedSeries | None:
+        """The archive's series shown now, or None (an upload or a sample is)."""
+        opened = self._studies.opened if getattr(self, "_studies", None) else None
+        if opened is not None and self._source.image is opened.image:
+            return opened
+        return None
+
+    def _studies_section(self, send: Callable[[], list] | None = None) -> ipw.VBox:
+        """The page's "Studies" section: a :class:`StudiesPanel` opening here."""
+        self._studies = StudiesPanel(self._on_series_open, send=send)
+        return section([heading("Studies (archive)"), self._studies])
+
+    def _on_series_open(self, opened: OpenedSeries) -> None:
+        """A series came from the archive: open it, its cached files behind it."""
+        self._source.show(opened.image, opened.name, files=opened.paths)
+
     def _open_first(self, image: MedImage | None, sample: str) -> None:
         """Open ``image``, or else the sample ``sample``, shown as chosen."""
         if image is None:
@@ -343,6 +366,7 @@ class ImageSource(ipw.VBox):
         self._quiet = False
         self._payload: bytes | None = None
         self._image: MedImage | None = None
+        self._files: tuple[Path, ...] = ()
         self.name = self._file_name_text = ""
         self._upload = ipw.FileUpload(
             accept=ACCEPT,
@@ -421,7 +445,7 @@ class ImageSource(ipw.VBox):
         except MedImgError as exc:
             fail(exc, f"{name}: {exc.problem} {exc.fix}")
         self._check(image, name)
-        self._payload, self._image = payload, image
+        self._payload, self._image, self._files = payload, image, ()
         self.set_sample(None)
         self._opened(image, name)
         self.file_name = name
@@ -438,12 +462,22 @@ class ImageSource(ipw.VBox):
         self.set_sample(name)
         return self._image
 
-    def show(self, image: MedImage, name: str = "image") -> None:
-        """Open an image made in Python (no file behind it unless its source)."""
+    def show(self, image: MedImage, name: str = "image", *, files=()) -> None:
+        """Open an image made in Python, or retrieved from an archive.
+
+        ``files``: the DICOM files behind it (an archive's cached instances),
+        for :meth:`dicom_files`; none by default (then its ``source``, if any).
+        """
         self._check(image, name)
         self._payload, self._image = None, image
+        self._files = tuple(Path(f) for f in files)
         self.set_sample(None)
         self._opened(image, name)
+
+    @property
+    def image(self) -> MedImage | None:
+        """The image opened last."""
+        return self._image
 
     @property
     def file_name(self) -> str:
@@ -470,6 +504,11 @@ class ImageSource(ipw.VBox):
         Empty when the image did not come from DICOM (NIfTI, PNG, a volume
         built in Python). Names are ``image_001.dcm`` ..., never the upload's.
         """
+        if self._files:
+            return [
+                (f"image_{i:03d}.dcm", p.read_bytes())
+                for i, p in enumerate(self._files, 1)
+            ]
         payload = self._payload
         if payload is None and self._image is not None and self._image.source:
             source = Path(self._image.source)

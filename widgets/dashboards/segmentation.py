@@ -35,6 +35,8 @@ from medimg_lab import segmentation
 from medimg_lab.image import MedImage
 from medimg_lab.io.deid import deidentified_bytes
 from medimg_lab.io.nifti import nifti_bytes
+from medimg_lab.io.results import SEG_NAME, SR_NAME, results_bytes, results_datasets
+from medimg_lab.io.seg import SEGMENT_PROPERTIES
 from medimg_lab.segmentation import HU_RANGES, otsu_value
 
 from ..segmentation import CLASSIFIER, SegmentationPanel
@@ -269,16 +271,66 @@ class SegmentationDashboard(Dashboard):
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             return archive.read("recipe.json").decode("utf-8")
 
+    def export_dicom(self) -> bytes:
+        """The labels as a DICOM SEG and their measurements as an SR, zipped.
+
+        ``segmentation.dcm`` (SEG, referencing every source instance, on the
+        source's geometry) and ``measurements.dcm`` (SR TID 1500: area in
+        mm² or volume in mL, mean ± SD per label), both de-identified
+        (PS3.15 basic profile, with the salt of :meth:`export_pair` for this
+        image: they reference the de-identified images of its zip). The
+        image must come from DICOM.
+        """
+        files = results_bytes(
+            self.labels,
+            self._image,
+            deidentified=True,
+            salt=self._salt,
+            **self._results_options(),
+        )
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in (SEG_NAME, SR_NAME):
+                archive.writestr(name, files[name])
+        payload = buffer.getvalue()
+        self._offer(self._links["dicom"], payload, "seg-sr.zip", "application/zip")
+        return payload
+
+    def archive_results(self) -> list:
+        """The SEG and SR to store beside the archive series shown (identified).
+
+        They reference the series' own instances, so that the archive's
+        viewers show them in its study. Used by the Studies panel's "Send
+        results".
+
+        Returns
+        -------
+        list of pydicom.Dataset
+            The SEG and the SR.
+        """
+        if self.archive_series is None:
+            self._fail(
+                ValueError(
+                    "Results go back to the study of their images: open a series "
+                    "from the archive (Studies) and segment it first."
+                )
+            )
+        seg, sr, _ = results_datasets(
+            self.labels, self._image, **self._results_options()
+        )
+        return [seg, sr]
+
     def export_pair(self) -> bytes:
         """A zip of the de-identified image (DICOM and NIfTI) and the mask.
 
         ``image/image_001.dcm`` ... (when the image came from DICOM: PS3.15
         basic profile, dates removed, UIDs remapped with one salt drawn for
-        this export), ``image.nii.gz``, ``mask.nii.gz`` and
-        ``measurements.csv``. A warning shows when the DICOM files may carry
-        text burned into the pixels.
+        the image opened, which :meth:`export_dicom`'s SEG and SR share),
+        ``image.nii.gz``, ``mask.nii.gz`` and ``measurements.csv``. A
+        warning shows when the DICOM files may carry text burned into the
+        pixels.
         """
-        salt = secrets.token_hex(16)  # one per export: the series stays together
+        salt = self._salt  # one per image opened: the series stays together
         dicom, burned = [], False
         for name, payload in self._source.dicom_files():
             clean, report = deidentified_bytes(payload, salt=salt)
@@ -339,7 +391,9 @@ class SegmentationDashboard(Dashboard):
         self._cleanup_box = ipw.VBox()
         self._summary = ipw.HTML()
         self._table = ipw.HTML()
-        self._links = {k: ipw.HTML() for k in ("mask", "csv", "recipe", "pair")}
+        self._links = {
+            k: ipw.HTML() for k in ("mask", "csv", "recipe", "dicom", "pair")
+        }
         buttons = [
             self._export_button(text, tip, action)
             for text, tip, action in (
@@ -355,6 +409,12 @@ class SegmentationDashboard(Dashboard):
                     self.export_recipe,
                 ),
                 (
+                    "SEG + SR (DICOM)",
+                    "the labels as DICOM Segmentation and the measurements as "
+                    "DICOM SR (TID 1500), de-identified",
+                    self.export_dicom,
+                ),
+                (
                     "de-identified pair",
                     "a zip: the image as de-identified DICOM and NIfTI, with the mask",
                     self.export_pair,
@@ -365,6 +425,7 @@ class SegmentationDashboard(Dashboard):
         self._viewer_slot = ipw.Box()
         sections = [
             section([heading("Open"), self._source, self._opened]),
+            self._studies_section(send=self.archive_results),
             section([heading("Segment"), self._mode, self._hint, self._method_box]),
             section(
                 [
@@ -387,6 +448,9 @@ class SegmentationDashboard(Dashboard):
         panel.parts["viewer"].box_size = self._box_size
         panel.parts["viewer"].status_line = "view"  # the "Open:" line says the rest
         self._panel, self._image = panel, image
+        # one de-identification salt per image opened: its pair and its SEG
+        # and SR reference each other's remapped UIDs
+        self._salt = secrets.token_hex(16)
         parts = panel.parts
         panel.observe(self._on_revision, "revision")
         self._viewer_slot.children = [parts["viewer"]]
@@ -458,6 +522,33 @@ class SegmentationDashboard(Dashboard):
     def _set_clipped(self, low: float, high: float) -> None:
         low, high = self._clipped(low, high)
         self._panel.set_params(low=low, high=high)
+
+    def _results_options(self) -> dict:
+        """The SEG's sources, segment, algorithm and family, as segmented here."""
+        files = self._source.dicom_files()
+        if not files:
+            self._fail(
+                ValueError(
+                    "A DICOM SEG and SR are drawn on the image's DICOM files, and "
+                    "this image did not come from DICOM; open a DICOM file, a zip "
+                    "of a series, a DICOM sample or a series of the archive, or "
+                    "export the mask as NIfTI."
+                )
+            )
+        method = self._panel.method
+        family = {
+            "threshold_range": "threshold",
+            "region_grow": "region growing",
+            CLASSIFIER: "classifier",
+        }[method]
+        named = method == "threshold_range" and self.preset in SEGMENT_PROPERTIES
+        return {
+            "sources": [payload for _, payload in files],
+            "segments": {1: self.preset} if named else None,
+            "algorithm": f"medimg-lab {self.mode}",
+            "algorithm_type": "SEMIAUTOMATIC",
+            "algorithm_family": family,
+        }
 
     def _mask_image(self) -> MedImage:
         labels = self.labels

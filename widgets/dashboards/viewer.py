@@ -3,7 +3,10 @@
 The page of ``notebooks/dashboards/viewer.ipynb``, for clinicians in Voila:
 
 - open an upload (DICOM, NIfTI, PNG, JPEG, TIFF or a ``.zip`` of one DICOM
-  series, up to :data:`MAX_UPLOAD_BYTES`) or a bundled sample;
+  series, up to :data:`MAX_UPLOAD_BYTES`) or a bundled sample, or a series
+  of the configured archive (the "Studies" section,
+  :class:`~medimg_lab.widgets.studies.StudiesPanel`; without an archive it
+  says how to configure one);
 - the shared :class:`~medimg_lab.widgets.viewer.ImageViewer`: plane, slices, window by
   preset, slider or drag, and the pixel readout in the image's unit and mm;
 - a ruler (two clicks, distance in mm through the voxel spacing) and a
@@ -308,6 +311,7 @@ class ViewerDashboard(Dashboard):
         self._message = ipw.HTML()
         sections = [
             section([heading("Open"), self._source, self._opened]),
+            self._studies_section(),
             section(
                 [
                     heading("Export"),
