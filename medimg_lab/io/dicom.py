@@ -2046,8 +2046,13 @@ def _slice_key(ds: Dataset) -> tuple | None:
     bits = _raw_one(ds, "BitsAllocated")
     stored = _raw_one(ds, "BitsStored") or bits
     photometric = _raw_one(ds, "PhotometricInterpretation")
+    rows, cols = ds.get("Rows"), ds.get("Columns")
     plain = (
-        signed in (0, 1)
+        isinstance(rows, int)
+        and isinstance(cols, int)
+        and rows > 0
+        and cols > 0
+        and signed in (0, 1)
         and bits in (8, 16, 32)
         and stored is not None
         and 1 <= stored <= bits
@@ -2059,8 +2064,8 @@ def _slice_key(ds: Dataset) -> tuple | None:
         return None
     return (
         str(syntax),
-        int(ds.Rows),
-        int(ds.Columns),
+        rows,
+        cols,
         bits,
         stored,
         signed,
@@ -2284,7 +2289,7 @@ def load_series(
     first = items[0][2]
     try:
         rows, cols = int(first.Rows), int(first.Columns)
-    except (TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError):
         rows = cols = 0
     check_budget(name, (len(items), rows, cols), 4, max_bytes)
     group = items

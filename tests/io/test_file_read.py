@@ -80,3 +80,24 @@ def test_big_endian_and_compressed_files_take_the_thorough_path(monkeypatch):
         ml.load(dicom_file(name))
     ml.load(dicom_file("MR_small.dcm"))
     assert seen == ["MR_small_bigendian.dcm", "MR_small_RLE.dcm"]
+
+
+def test_a_header_without_columns_is_named_not_caught_as_a_crash(tmp_path):
+    # Found by the fuzz test: the Columns tag overwritten (offset 3276 of
+    # the spine CT) left a header without Columns, which the plain-file
+    # check read unguarded; the thorough reader names it.
+    data = bytearray(dicom_file("CT_small.dcm").read_bytes())
+    data[3276:3278] = b"\x00\x00"
+    with pytest.raises(ml.NotAnImageError, match="no valid image size"):
+        ml.load(bytes(data))
+    folder = tmp_path / "series"
+    folder.mkdir()
+    ds = pydicom.dcmread(dicom_file("CT_small.dcm"))
+    del ds.Columns
+    for k in range(3):
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.ImagePositionPatient = [0.0, 0.0, 2.5 * k]
+        ds.save_as(folder / f"IM{k}.dcm")
+    with pytest.raises(ml.MedImgError) as err:
+        ml.load(folder)
+    assert "could not be read: its content breaks its format" not in str(err.value)
