@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 
@@ -444,8 +445,8 @@ def test_the_choice_follows_the_measured_cost(tmp_path, monkeypatch):
     """Studies that take long in this process send the rest to worker processes."""
     started = []
 
-    def spy(workers=None, *, threads=False):
-        started.append((workers, threads))
+    def spy(workers=None, *, threads=False, fork=False):
+        started.append((workers, threads, fork))
         return batch_local_threads(workers)
 
     monkeypatch.setattr(batch, "local_cluster", spy)
@@ -465,7 +466,7 @@ def test_the_choice_follows_the_measured_cost(tmp_path, monkeypatch):
         Recipe(STEPS), folder, tmp_path / "out", workers=2, progress=False
     )
     # On 2 cores: this process and one worker process share the cohort.
-    assert started == [(1, False)]
+    assert started == [(1, False, sys.platform.startswith("linux"))]
     assert result.runner.startswith(
         "8 studies: ran in this process and 1 local worker process"
     )
@@ -541,7 +542,7 @@ def test_results_come_from_the_runs_own_client_not_the_default(tmp_path):
 def test_a_cluster_that_fails_to_start_stops_the_run_with_its_reason(
     tmp_path, monkeypatch
 ):
-    def broken(workers=None, *, threads=False):
+    def broken(workers=None, *, threads=False, fork=False):
         raise OSError("no free port on 127.0.0.1")
 
     monkeypatch.setattr(batch, "local_cluster", broken)
@@ -550,3 +551,30 @@ def test_a_cluster_that_fails_to_start_stops_the_run_with_its_reason(
     folder = _discs(tmp_path / "in", 40)
     with pytest.raises(OSError, match="no free port"):
         batch.run(Recipe(STEPS), folder, tmp_path / "out", workers=2, progress=False)
+
+
+def test_this_process_and_a_forked_worker_share_the_cohort(tmp_path, monkeypatch):
+    """The real path of client=None choosing processes, with its own worker."""
+    monkeypatch.setattr(batch, "_PROCESS_START_S", 0.0)  # processes always pay
+    monkeypatch.setattr(batch, "_THREADS_FROM_S", 0.0)
+    folder = _discs(tmp_path / "in", 40)
+    result = batch.run(
+        Recipe(STEPS), folder, tmp_path / "out", workers=2, progress=False
+    )
+    assert result.runner.startswith(
+        "40 studies: ran in this process and 1 local worker process"
+    )
+    assert result.dashboard.startswith("http://127.0.0.1:")
+    here = int(result.runner.rsplit("; ", 1)[1].split()[0])
+    assert 3 <= here < 40  # the 3 timed ones, and never the worker's tasks
+    serial = batch.run(
+        Recipe(STEPS), folder, tmp_path / "serial", client="serial", progress=False
+    )
+    columns = ["id", "status", "area_mm2", "mean_value"]
+    columns = [c for c in columns if c in serial.table.columns]
+    assert result.table[columns].equals(serial.table[columns])
+    for row in result.table.itertuples():
+        np.testing.assert_array_equal(
+            load(row.mask).array,
+            load(serial.table.set_index("id").loc[row.id, "mask"]).array,
+        )
