@@ -101,7 +101,8 @@ def test_ops_name_shows_one_operation_with_units_ranges_and_defaults(capsys):
     assert "reference        image file; required." in out
     assert main(["ops", "pixel_classifier", "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
-    (model,) = facts["parameters"]
+    model, background = facts["parameters"]
+    assert (background["name"], background["default"]) == ("background", None)
     assert (facts["stage"], model["type"], model["required"]) == (
         "segmentation",
         "model file",
