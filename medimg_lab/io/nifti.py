@@ -14,9 +14,8 @@ import gzip
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nibabel as nib
 import numpy as np
 
 from .. import display
@@ -30,6 +29,9 @@ from ..errors import (
 from ..image import MedImage
 from ._source import check_budget, damaged_header, gunzip_limited, native
 
+if TYPE_CHECKING:  # nibabel costs ~0.1 s to import: loaded with the first NIfTI
+    import nibabel as nib
+
 __all__ = ["load_nifti", "nifti_bytes", "save_nifti"]
 
 ORIENTATION = (
@@ -42,6 +44,8 @@ _KINDS = {"Cifti2Image": "CIFTI-2", "GiftiImage": "GIFTI"}
 
 
 def _open(data: str | os.PathLike | bytes, name: str, max_bytes: int) -> Any:
+    import nibabel as nib
+
     try:
         if isinstance(data, bytes | bytearray):
             raw = bytes(data)
@@ -78,6 +82,8 @@ def load_nifti(
     replace_nonfinite : float, optional
         Value for NaN and infinite voxels; by default they are an error.
     """
+    import nibabel as nib
+
     img = _open(data, name, max_bytes)
     if not isinstance(img, nib.Nifti1Pair):  # Nifti1Image, Nifti2Image and pairs
         kind = _KINDS.get(type(img).__name__, type(img).__name__)
@@ -208,6 +214,8 @@ def load_nifti(
 
 def nifti_image(image: MedImage) -> nib.Nifti1Image:
     """A NIfTI image of a MedImage: the inverse of :func:`load_nifti`'s layout."""
+    import nibabel as nib
+
     arr = image.array
     spacing = image.spacing
     if not image.is_volume:
@@ -255,4 +263,6 @@ def save_nifti(image: MedImage, path: Path) -> None:
     path : pathlib.Path
         Ending ``.nii`` or ``.nii.gz``, which chooses the compression.
     """
+    import nibabel as nib
+
     nib.save(nifti_image(image), os.fspath(path))

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
@@ -30,6 +29,9 @@ from .seg import (
     segment_number,
     write_dataset,
 )
+
+if TYPE_CHECKING:  # pandas costs ~0.3 s to import: loaded when a table is read
+    import pandas as pd
 
 __all__ = ["read_sr", "save_sr", "sr_dataset"]
 
@@ -359,6 +361,7 @@ def read_sr(
         If the file is not a DICOM SR holding a Measurement Report.
     """
     import highdicom as hd
+    import pandas as pd
 
     from .dicom import read_dataset
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 from scipy import ndimage
 
 from ._common import Spacing, check_image, check_spacing
+
+if TYPE_CHECKING:  # pandas costs ~0.3 s to import: loaded when a table is made
+    import pandas as pd
 
 __all__ = ["measure"]
 
@@ -38,6 +42,8 @@ def measure(
         (3D), ``mean``, ``sd``, ``min``, ``max`` (with the unit in the name
         when given) and ``bbox`` as ``(start, stop)`` per axis.
     """
+    import pandas as pd
+
     labels = check_image(labels, "labels")
     if labels.dtype == bool:
         labels = labels.astype(np.uint8)
