@@ -14,11 +14,54 @@ from ._common import Spacing, check_image, check_seeds, check_spacing
 __all__ = ["chan_vese", "marker_points", "region_grow", "watershed"]
 
 
+#: Seeds in separate regions flooded one by one; beyond this many, one
+#: labelling of every component (about 5 floods' cost) is cheaper.
+_MAX_FLOODS = 4
+
+
+def _within(image: np.ndarray, values, center, half_width) -> np.ndarray:
+    """``|values - center| <= half_width``, ``values`` the float32 image.
+
+    For images of at most 16-bit whole numbers the test is made
+    once per possible value and applied as two comparisons in the image's own
+    dtype: the same mask as the float expression (which is monotonic in the
+    value, so it holds on an interval of values), without a float copy of a
+    volume. ``values`` is a callable giving the float32 image otherwise.
+    """
+    if image.dtype.kind in "iu" and image.dtype.itemsize <= 2:
+        info = np.iinfo(image.dtype)
+        every = np.arange(info.min, info.max + 1)
+        ok = np.flatnonzero(np.abs(every.astype(np.float32) - center) <= half_width)
+        if ok.size == 0:
+            return np.zeros(image.shape, bool)
+        lo, hi = (image.dtype.type(every[k]) for k in (ok[0], ok[-1]))
+        return (image >= lo) & (image <= hi)
+    return np.abs(values() - center) <= half_width
+
+
 def _connected_to(candidate: np.ndarray, seeds, connectivity: int) -> np.ndarray:
-    structure = ndimage.generate_binary_structure(candidate.ndim, connectivity)
-    labels, _ = ndimage.label(candidate, structure)
-    keep = {int(labels[s]) for s in seeds} - {0}
-    return np.isin(labels, list(keep)) if keep else np.zeros_like(candidate)
+    """The pixels of ``candidate`` connected to a seed, flooded from the seeds.
+
+    Only the seeds' regions are visited (as ``skimage.segmentation.flood``),
+    not every component of ``candidate``; seeds outside ``candidate`` add
+    nothing.
+    """
+    from skimage.segmentation import flood
+
+    region = None
+    pending = [s for s in seeds if candidate[s]]
+    floods = 0
+    while pending:
+        if floods == _MAX_FLOODS:
+            structure = ndimage.generate_binary_structure(candidate.ndim, connectivity)
+            labels, _ = ndimage.label(candidate, structure)
+            region |= np.isin(labels, [int(labels[s]) for s in pending])
+            break
+        grown = flood(candidate, pending[0], connectivity=connectivity)
+        region = grown if region is None else region | grown
+        floods += 1
+        pending = [s for s in pending[1:] if not region[s]]
+    return region if region is not None else np.zeros(candidate.shape, bool)
 
 
 @operation("segmentation", "Region growing", seeded="seeds")
@@ -88,21 +131,29 @@ def region_grow(
             f"region_grow: connectivity must be 1..{image.ndim} for a {image.ndim}D "
             f"image; got {connectivity}"
         )
-    values = image.astype(np.float32, copy=False)
-    seed_values = np.array([values[s] for s in seeds], dtype=np.float64)
+    image = np.asarray(image)
+    float32 = None
+
+    def values() -> np.ndarray:  # the float32 image, made once when needed
+        nonlocal float32
+        if float32 is None:
+            float32 = image.astype(np.float32, copy=False)
+        return float32
+
+    seed_values = np.array([np.float32(image[s]) for s in seeds], dtype=np.float64)
     if method == "tolerance":
         if tolerance is None:
             tolerance = 0.1 * auto_window(image)[1]
-        candidate = np.abs(values - seed_values.mean()) <= tolerance
+        candidate = _within(image, values, seed_values.mean(), tolerance)
         return _connected_to(candidate, seeds, connectivity)
     region = np.zeros(image.shape, bool)
     for s in seeds:
         region[tuple(slice(max(v - 1, 0), v + 2) for v in s)] = True
     for _ in range(int(iterations)):
-        inside = values[region]
+        inside = image[region].astype(np.float32, copy=False)
         mean, sd = float(inside.mean()), float(inside.std())
         sd = max(sd, 1e-6 * max(1.0, abs(mean)))
-        candidate = np.abs(values - mean) <= multiplier * sd
+        candidate = _within(image, values, mean, multiplier * sd)
         grown = _connected_to(candidate, seeds, connectivity)
         if np.array_equal(grown, region) or not grown.any():
             break
