@@ -214,6 +214,20 @@ def test_every_public_function_has_a_parameters_section():
 # ------------------------------------------------ declarations agree
 
 
+def _declares(fn) -> bool:
+    """``fn`` has a :class:`Param` declaration (:func:`parameters` finds one).
+
+    A hint that names a type imported only for type checkers (``nib`` for
+    ``nib.Nifti1Image`` while nibabel is imported on first use) cannot be
+    evaluated; such a function declares nothing (a declared function's hints
+    must evaluate, or its own calls would fail).
+    """
+    try:
+        return bool(parameters(fn))
+    except NameError:
+        return False
+
+
 def _declared_functions():
     """(name, function, docstring owner) of every operation and declared function.
 
@@ -242,7 +256,7 @@ def _declared_functions():
                     part.startswith("_") and part != "__init__"
                     for part in inspect.unwrap(fn).__qualname__.split(".")
                 )
-                if private or not parameters(fn) or inspect.unwrap(fn) in seen:
+                if private or inspect.unwrap(fn) in seen or not _declares(fn):
                     continue
                 name = f"{module_name}.{inspect.unwrap(fn).__qualname__}"
                 seen[inspect.unwrap(fn)] = (name, fn, owner)
