@@ -264,6 +264,11 @@ class StudiesPanel(Messages, ipw.VBox):
     def choose_study(self, study_uid: str) -> list:
         """List the series of a study of the last search.
 
+        Parameters
+        ----------
+        study_uid : str
+            A Study Instance UID of the studies listed.
+
         Returns
         -------
         list of medimg_lab.archive.Series
@@ -346,7 +351,18 @@ class StudiesPanel(Messages, ipw.VBox):
         self._cancel.set()
 
     def wait(self, timeout_s: float = 120) -> OpenedSeries | None:
-        """Wait for a retrieval started with ``wait=False`` (s); the series opened."""
+        """Wait for a retrieval started with ``wait=False`` (s); the series opened.
+
+        Parameters
+        ----------
+        timeout_s : float
+            Longest wait, in seconds.
+
+        Returns
+        -------
+        OpenedSeries or None
+            The series opened last (:attr:`opened`), or None.
+        """
         if self._thread is not None:
             self._thread.join(timeout_s)
         return self._opened

@@ -77,7 +77,18 @@ def available() -> str | None:
 
 
 class Orthanc:
-    """One Orthanc process on a free loopback port, over ``storage``."""
+    """One Orthanc process on a free loopback port, over ``storage``.
+
+    Parameters
+    ----------
+    storage : pathlib.Path
+        Folder of its database, configuration and log (created if needed).
+    port : int, optional
+        Its HTTP port on 127.0.0.1; default a free one.
+    users : dict of str to str, optional
+        ``{user: password}`` of basic authentication; default the test
+        user.
+    """
 
     def __init__(self, storage: Path, *, port: int | None = None, users=None):
         self.storage = Path(storage)
@@ -114,7 +125,18 @@ class Orthanc:
         }
 
     def start(self, timeout_s: float = 30) -> Orthanc:
-        """Write the configuration, start Orthanc, return once it answers (s)."""
+        """Write the configuration, start Orthanc, return once it answers (s).
+
+        Parameters
+        ----------
+        timeout_s : float
+            Longest wait for its first answer, in seconds.
+
+        Returns
+        -------
+        Orthanc
+            Itself, running.
+        """
         conf = self.storage / f"orthanc-{self.port}.json"
         conf.write_text(json.dumps(self.config(), indent=1))
         log = open(self.log, "ab")
@@ -140,7 +162,13 @@ class Orthanc:
         raise RuntimeError(f"Orthanc did not answer within {timeout_s} s")
 
     def stop(self, timeout_s: float = 15) -> None:
-        """Terminate Orthanc (killed after ``timeout_s`` seconds)."""
+        """Terminate Orthanc (killed after ``timeout_s`` seconds).
+
+        Parameters
+        ----------
+        timeout_s : float
+            Wait for it to exit, in seconds, before killing it.
+        """
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -196,7 +224,13 @@ class Orthanc:
             self.proc.wait(15)
 
     def upload(self, paths) -> None:
-        """Store files through Orthanc's own REST API (not the code under test)."""
+        """Store files through Orthanc's own REST API (not the code under test).
+
+        Parameters
+        ----------
+        paths : iterable of path-like
+            DICOM files.
+        """
         with requests.Session() as s:
             s.auth = (USER, PASSWORD)
             for path in paths:
@@ -210,7 +244,23 @@ class Orthanc:
 
 @dataclass
 class Seeded:
-    """What a seeding wrote: per series, its files and the facts put in them."""
+    """What a seeding wrote: per series, its files and the facts put in them.
+
+    Attributes
+    ----------
+    key : str
+        The series' name in the seeding (``"spine_ct"``, ``"ct_series"``).
+    files : list of pathlib.Path
+        Its files.
+    study_uid, series_uid : str
+        The UIDs written into them.
+    patient_id, accession, date, modality, description : str
+        The facts a search finds them by.
+    folder : pathlib.Path
+        The series' folder.
+    extra : dict
+        Facts of a built series (``slices``, ``z_mm``).
+    """
 
     key: str
     files: list[Path]
@@ -255,7 +305,18 @@ def _restamp(ds, key: str, k: int, *, study_uid=None, series_uid=None, sop_uid=N
 
 
 def seed_single(folder: Path) -> dict[str, Seeded]:
-    """Each single-instance sample of :data:`SINGLE` as a series of its own."""
+    """Each single-instance sample of :data:`SINGLE` as a series of its own.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        Where the series' files are written, one subfolder each.
+
+    Returns
+    -------
+    dict of str to Seeded
+        By key.
+    """
     out = {}
     for k, (key, name) in enumerate(SINGLE.items()):
         src = get_testdata_file(name, download=False)
@@ -296,6 +357,30 @@ def seed_ct_series(
     differs), at ``z = i * z_mm``. Instance numbers run against the
     positions, and the files are written in a shuffled order, so that only
     the positions give the true order.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        Where the series' subfolder is written.
+    key : str
+        The series' name, and its subfolder's.
+    k : int
+        The series' number among the seeded ones: its patient, accession,
+        date and shuffling follow from it.
+    slices : int
+        Number of slices.
+    z_mm : float
+        Slice spacing in mm.
+    crop : (int, int), optional
+        ``(rows, cols)`` kept of the source image.
+    source : str
+        The pydicom-data file of the real slice.
+    rle : bool
+        Write the slices RLE-compressed.
+
+    Returns
+    -------
+    Seeded
     """
     base = pydicom.dcmread(get_testdata_file(source, download=False))
     pixels = base.pixel_array
@@ -347,7 +432,18 @@ def seed_ct_series(
 
 
 def seed_all(folder: Path) -> dict[str, Seeded]:
-    """Every sample series the session's Orthanc holds."""
+    """Every sample series the session's Orthanc holds.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        Where the series' files are written, one subfolder each.
+
+    Returns
+    -------
+    dict of str to Seeded
+        By key.
+    """
     seeds = seed_single(folder)
     n = len(seeds)
     seeds["ct_series"] = seed_ct_series(folder, "ct_series", n, slices=30)
