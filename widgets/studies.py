@@ -412,7 +412,7 @@ class StudiesPanel(Messages, ipw.VBox):
         )
         self._search_button.on_click(self._on_search_click)
         self._where = ipw.HTML()
-        select = {"layout": {"width": "100%", "max_width": "560px"}, "rows": 5}
+        select = {"layout": {"width": "calc(100% - 4px)"}, "rows": 5}  # its margins
         self._study_list = ipw.Select(options=[], description="", **select)
         self._study_list.observe(self._on_study_change, "value")
         self._series_list = ipw.Select(options=[], description="", **select)

@@ -101,6 +101,11 @@ STYLE = """<style>
 .medimg-page .widget-dropdown, .medimg-page .widget-dropdown > select {
   min-width: max-content;
 }
+/* the Studies panel's lists: as wide as their section, their long lines cut
+   there (a <select>'s intrinsic width is its longest option's) */
+.medimg-studies.medimg-studies, .medimg-studies .widget-select,
+.medimg-studies .widget-select > select { min-width: 0; max-width: 100%; }
+.medimg-studies .widget-select > select { width: 100%; }
 .medimg-upload.medimg-upload { font-size: 0 !important; width: auto; }
 .medimg-upload.medimg-upload::after { font-size: var(--jp-widgets-font-size, 13px); }
 </style>"""
