@@ -62,6 +62,7 @@ __all__ = [
     "bilateral",
     "canny",
     "clahe",
+    "coarse_preview",
     "convolve",
     "equalize_hist",
     "gamma",
@@ -153,6 +154,59 @@ def _sigma_px(sigma_mm: float, spacing: tuple[float, ...]) -> tuple[float, ...]:
 def _gauss1d(sigma_px: float) -> np.ndarray:
     radius = max(1, int(np.ceil(4 * sigma_px)))
     return cv2.getGaussianKernel(2 * radius + 1, sigma_px, cv2.CV_32F)
+
+
+def coarse_preview(
+    run, image: np.ndarray, *, factor: int, spacing: Spacing = None
+) -> np.ndarray:
+    """``run`` on ``image`` made ``factor`` times coarser, brought back to its grid.
+
+    A quick look while a slider moves: the image is area-averaged to
+    ``1/factor`` of its size per side (``factor²`` fewer pixels, so about that
+    much less work for a filter), ``run`` is called there with the coarser
+    spacing (lengths in mm keep their physical size), and its result is
+    resampled back to the image's shape (linear; nearest for masks). The
+    full-resolution call is the result to keep.
+
+    Parameters
+    ----------
+    run : callable
+        ``run(array, spacing) -> array`` of the same 2D shape.
+    image : (M, N) ndarray
+    factor : int
+        Coarsening per side, >= 1 (1: ``run`` on the image itself).
+    spacing : (float, float), optional
+        mm per axis; default 1 mm.
+
+    Returns
+    -------
+    (M, N) ndarray
+        ``run``'s dtype.
+    """
+    image = check_image(image)
+    if image.ndim != 2:
+        raise ValueError(f"coarse_preview takes a 2D image; got shape {image.shape}")
+    if (
+        isinstance(factor, bool)
+        or not isinstance(factor, int | np.integer)
+        or factor < 1
+    ):
+        raise ValueError(f"factor must be a whole number >= 1; got {factor!r}")
+    sp = check_spacing(image.shape, spacing)
+    rows, cols = image.shape
+    small = (max(1, round(cols / factor)), max(1, round(rows / factor)))
+    if factor == 1 or small == (cols, rows):
+        return run(image, sp)
+    work = image if image.dtype in (np.uint8, np.uint16, np.int16) else _float(image)
+    coarse = cv2.resize(work, small, interpolation=cv2.INTER_AREA)
+    out = np.asarray(run(coarse, (sp[0] * rows / small[1], sp[1] * cols / small[0])))
+    if out.dtype == bool:
+        back = cv2.resize(
+            out.view(np.uint8), (cols, rows), interpolation=cv2.INTER_NEAREST
+        )
+        return back.view(bool)
+    back = cv2.resize(out, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    return back.astype(out.dtype, copy=False)
 
 
 # ------------------------------------------------------------ enhancement

@@ -447,3 +447,49 @@ def test_clahe_fills_overhanging_tiles_by_mirroring():
     np.testing.assert_array_equal(out, padded("reflect"))  # numpy's "mirror"
     assert not np.array_equal(out, padded("symmetric"))  # scipy's "reflect"
     assert not np.array_equal(out, padded("edge"))  # scipy's "nearest"
+
+
+# ------------------------------------------------------------ coarse_preview
+
+
+@pytest.mark.parametrize(
+    ("name", "spacing"), [("head_ct", None), ("chest_xray", (0.4, 0.2))]
+)
+def test_coarse_preview_runs_on_a_coarser_grid_with_physical_lengths(name, spacing):
+    image = ml.data.sample(name).array
+    if name == "chest_xray":
+        image = image[:700, :450]  # non-square, anisotropic spacing given
+    sp = spacing or (1.0, 1.0)
+    seen = {}
+
+    def run(array, spacing):
+        seen["shape"], seen["spacing"] = array.shape, spacing
+        return P.gaussian(array, sigma_mm=2.0, spacing=spacing)
+
+    out = P.coarse_preview(run, image, factor=2, spacing=spacing)
+    rows, cols = image.shape
+    assert out.shape == image.shape and out.dtype == np.float32
+    assert seen["shape"] == (round(rows / 2), round(cols / 2))
+    np.testing.assert_allclose(
+        seen["spacing"],
+        (sp[0] * rows / seen["shape"][0], sp[1] * cols / seen["shape"][1]),
+    )
+    full = P.gaussian(image, sigma_mm=2.0, spacing=spacing)
+    span = float(np.ptp(full))
+    # a smooth result survives the coarser grid: close to the full one
+    assert np.median(np.abs(out - full)) < 0.02 * span
+    np.testing.assert_array_equal(
+        P.coarse_preview(run, image, factor=1, spacing=spacing), full
+    )
+
+
+def test_coarse_preview_keeps_masks_masks_and_refuses_bad_input():
+    image = ml.data.sample("spine_ct").array
+    mask = P.coarse_preview(lambda a, s: a > 100, image, factor=3)
+    assert mask.dtype == bool and mask.shape == image.shape
+    assert 0.9 < (mask == (image > 100)).mean() <= 1.0
+    for factor in (0, 1.5, True):
+        with pytest.raises(ValueError, match="factor"):
+            P.coarse_preview(lambda a, s: a, image, factor=factor)
+    with pytest.raises(ValueError, match="2D"):
+        P.coarse_preview(lambda a, s: a, np.zeros((2, 8, 8)), factor=2)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
+import time
 from typing import Any
 
 import ipywidgets as ipw
@@ -139,13 +142,22 @@ class ProcessingPanel(StagePanel):
         Each view's side in screen pixels. The live preview runs on the
         image downscaled to this size; :attr:`result` is computed at full
         resolution.
+    drag_budget_ms : float
+        Time in ms a preview may take while a slider is dragged. When the
+        last full preview took longer, a move is previewed on a grid 2–4
+        times coarser per side (:func:`medimg_lab.processing.coarse_preview`)
+        and the full preview follows ``settle_s`` after the last move
+        (:attr:`settled`). Only for moves in a running event loop (a
+        kernel); :meth:`set_params` always draws the full preview.
+    settle_s : float
+        Seconds without a move after which the full preview is drawn.
 
     Notes
     -----
     Public state: ``operation``, ``params`` (via :meth:`set_params`),
     ``mode`` ("side by side", "swipe", "flicker"), ``swipe`` (0–1),
     ``slice_index``, ``steps`` (the chain before the current step),
-    :attr:`preview`, :attr:`result` and :attr:`recipe`.
+    :attr:`preview`, :attr:`result`, :attr:`recipe` and :attr:`settled`.
     """
 
     operation = traitlets.Unicode("gaussian")
@@ -163,6 +175,8 @@ class ProcessingPanel(StagePanel):
         reference: MedImage | np.ndarray | None = None,
         rois: tuple[np.ndarray, np.ndarray] | None = None,
         view_size: int = 600,
+        drag_budget_ms: float = 20.0,
+        settle_s: float = 0.25,
         **kwargs,
     ):
         if not isinstance(image, MedImage):
@@ -179,6 +193,11 @@ class ProcessingPanel(StagePanel):
         self._steps: list[dict[str, Any]] = []
         self._controls: dict[str, ipw.Widget] = {}
         self._preview: np.ndarray | None = None
+        self._drag_budget_ms = float(drag_budget_ms)
+        self._settle_s = float(settle_s)
+        self._full_ms = 0.0  # the last full-resolution preview's compute time
+        self._coarse = 1  # the shown preview's coarsening (1: full resolution)
+        self._settle_timer: asyncio.TimerHandle | None = None
         self._ready = False
         super().__init__(**kwargs)
         self._build()
@@ -239,6 +258,14 @@ class ProcessingPanel(StagePanel):
     def preview(self) -> np.ndarray:
         """The result on the previewed (display-size) slice."""
         return self._preview
+
+    @property
+    def settled(self) -> bool:
+        """Whether :attr:`preview` is the full-resolution result.
+
+        False while a drag preview on a coarser grid shows.
+        """
+        return self._coarse == 1
 
     @property
     def preview_input(self) -> MedImage:
@@ -474,15 +501,57 @@ class ProcessingPanel(StagePanel):
             self._after.preset = "auto"
 
     def _on_param_change(self, change) -> None:
-        self._refresh()
+        factor = self._drag_factor()
+        if factor > 1 and self._settle_later():
+            self._refresh(factor)
+        else:
+            self._refresh()
+
+    def _on_settle(self) -> None:
+        self._settle_timer = None
+        if self._coarse > 1:
+            self._refresh()
+
+    def _drag_factor(self) -> int:
+        """Coarsening per side that brings a move's preview within budget."""
+        if self._full_ms <= self._drag_budget_ms:
+            return 1
+        if self._drag_budget_ms <= 0:
+            return 2
+        return min(
+            4, max(2, math.ceil(math.sqrt(self._full_ms / self._drag_budget_ms)))
+        )
+
+    def _settle_later(self) -> bool:
+        """Draw the full preview ``settle_s`` after the last move, if a loop runs."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no kernel loop (a script, a test): draw it now
+            return False
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+        self._settle_timer = loop.call_later(self._settle_s, self._on_settle)
+        return True
 
     # -------------------------------------------------------------- drawing
-    def _refresh(self) -> None:
+    def _refresh(self, factor: int = 1) -> None:
         if not self._ready:
             return
         try:
             source = self._before.image
-            out = self._run(source.array, source.spacing)
+            if factor > 1 and source.array.ndim == 2:
+                out = processing.coarse_preview(
+                    self._run, source.array, factor=factor, spacing=source.spacing
+                )
+            else:
+                factor = 1
+                if self._settle_timer is not None:
+                    self._settle_timer.cancel()
+                    self._settle_timer = None
+                start = time.perf_counter()
+                out = self._run(source.array, source.spacing)
+                self._full_ms = (time.perf_counter() - start) * 1000
+            self._coarse = factor
             self._preview = out
             shown = out.astype(np.uint8) * 255 if out.dtype == bool else out
             window = self._before.window if self._link_window.value else None

@@ -14,7 +14,7 @@ import gzip
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +28,6 @@ from ..errors import (
 )
 from ..image import MedImage
 from ._source import check_budget, damaged_header, gunzip_limited, native
-
-if TYPE_CHECKING:  # nibabel costs ~0.1 s to import: loaded with the first NIfTI
-    import nibabel as nib
 
 __all__ = ["load_nifti", "nifti_bytes", "save_nifti"]
 
@@ -212,7 +209,7 @@ def load_nifti(
     )
 
 
-def nifti_image(image: MedImage) -> nib.Nifti1Image:
+def nifti_image(image: MedImage) -> Any:  # nibabel (~0.1 s) loads on first use
     """A NIfTI image of a MedImage: the inverse of :func:`load_nifti`'s layout."""
     import nibabel as nib
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -29,9 +29,6 @@ from .seg import (
     segment_number,
     write_dataset,
 )
-
-if TYPE_CHECKING:  # pandas costs ~0.3 s to import: loaded when a table is read
-    import pandas as pd
 
 __all__ = ["read_sr", "save_sr", "sr_dataset"]
 
@@ -337,7 +334,7 @@ def _unit_text(unit) -> str:
 
 def read_sr(
     source: str | os.PathLike | bytes | Dataset, *, max_bytes: int = DEFAULT_MAX_BYTES
-) -> pd.DataFrame:
+) -> Any:  # a pandas.DataFrame; pandas (~0.3 s) loads on first use
     """The measurements of a TID 1500 report, one row per measurement group.
 
     Parameters

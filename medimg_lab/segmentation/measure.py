@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from ._common import Spacing, check_image, check_spacing
-
-if TYPE_CHECKING:  # pandas costs ~0.3 s to import: loaded when a table is made
-    import pandas as pd
 
 __all__ = ["measure"]
 
@@ -21,7 +18,7 @@ def measure(
     *,
     spacing: Spacing = None,
     unit: str = "",
-) -> pd.DataFrame:
+) -> Any:  # a pandas.DataFrame; pandas (~0.3 s) loads on first use
     """A table with one row per label > 0.
 
     Parameters
