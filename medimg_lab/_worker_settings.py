@@ -55,6 +55,9 @@ MMAP_THRESHOLD_BYTES = 64 * 2**20
 #: The name the plugin is registered under: registering again replaces it.
 PLUGIN_NAME = "medimg-lab-worker-settings"
 
+#: What :func:`apply_worker_settings` set in this process, once it ran.
+_APPLIED: dict[str, object] | None = None
+
 # mallopt parameter numbers, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -104,6 +107,7 @@ def apply_worker_settings() -> dict[str, object]:
     """
     import cv2
 
+    global _APPLIED
     applied: dict[str, object] = {"malloc": False}
     libc = _libc()
     if libc is not None:
@@ -120,6 +124,7 @@ def apply_worker_settings() -> dict[str, object]:
     else:
         threadpool_limits(1)
         applied["blas_threads"] = 1
+    _APPLIED = applied
     return applied
 
 
@@ -145,7 +150,9 @@ def _served_by_mmap(libc, size: int) -> bool:
     """Whether glibc serves a ``size``-byte allocation by ``mmap`` now.
 
     glibc marks such a chunk in its header: bit 1 (``IS_MMAPPED``) of the
-    size word just before the pointer it returns.
+    size word just before the pointer it returns. A free chunk of that size
+    already on the heap is reused whatever the thresholds, so the answer
+    shows the thresholds only where no such chunk exists (a fresh process).
     """
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = [ctypes.c_size_t]
@@ -165,18 +172,15 @@ def settings_in_force() -> dict[str, object]:
     Returns
     -------
     dict
-        ``opencv_threads``: OpenCV's thread count; ``heap_below_mmap_threshold``:
-        whether a 1 MiB allocation comes from the heap (True with the batch
-        settings; False under Dask's default ``MALLOC_TRIM_THRESHOLD_``,
-        which freezes the mmap threshold at 128 KiB); None where this is no
-        glibc.
+        ``opencv_threads``: OpenCV's thread count now; ``allocator_thresholds``:
+        whether glibc took the batch's trim and mmap thresholds in this
+        process (False before :func:`apply_worker_settings` ran, and where
+        this is no glibc). glibc has no call that reads the thresholds back;
+        :func:`_served_by_mmap` shows their effect.
     """
     import cv2
 
-    libc = _libc()
     return {
         "opencv_threads": cv2.getNumThreads(),
-        "heap_below_mmap_threshold": (
-            None if libc is None else not _served_by_mmap(libc, 2**20)
-        ),
+        "allocator_thresholds": bool(_APPLIED and _APPLIED["malloc"]),
     }

@@ -102,8 +102,13 @@ def external_cluster(
     scheduler_file = folder / "scheduler.json"
     logs = folder / "logs"
     logs.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    env.pop("DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON", None)
+    # Nothing of this process's Dask config or allocator settings: a local
+    # cluster started earlier leaves both in os.environ (its nanny sets the
+    # MALLOC_* variables here, and DASK_INTERNAL_INHERIT_CONFIG carries the
+    # config to spawned workers), which other machines would not have.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "DASK_"))
+    }
     processes: list[subprocess.Popen] = []
 
     def start(name: str, cmd: list[str]) -> None:

@@ -142,9 +142,7 @@ def test_external_workers_get_the_project_settings(cluster, tmp_path):
 
     before = cluster.settings_before
     assert len(before) == 2
-    # Dask's nanny default (MALLOC_TRIM_THRESHOLD_=65536) freezes glibc's
-    # mmap threshold at 128 KiB: a 1 MiB image buffer is a fresh mmap.
-    assert not any(s["heap_below_mmap_threshold"] for s in before.values())
+    assert not any(s["allocator_thresholds"] for s in before.values())
     folder = tmp_path / "in"
     folder.mkdir()
     for k in range(4):
@@ -157,7 +155,38 @@ def test_external_workers_get_the_project_settings(cluster, tmp_path):
         after = client.run(settings_in_force)
     assert after.keys() == before.keys()
     for settings in after.values():
-        assert settings == {"opencv_threads": 1, "heap_below_mmap_threshold": True}
+        assert settings == {"opencv_threads": 1, "allocator_thresholds": True}
+
+
+ALLOCATOR_PROBE = """
+import ctypes, ctypes.util, json
+from medimg_lab import _worker_settings as ws
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+size = 16 * 2**20  # an image stack's worth: larger than any free heap chunk here
+before = ws._served_by_mmap(libc, size)
+ws.apply_worker_settings()
+print(json.dumps([before, ws._served_by_mmap(libc, size), ws.settings_in_force()]))
+"""
+
+
+def test_the_settings_keep_image_buffers_on_the_heap_under_dasks_default():
+    """In a fresh process started as Dask's nanny starts a worker."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["MALLOC_TRIM_THRESHOLD_"] = "65536"  # distributed's pre-spawn default
+    done = subprocess.run(  # noqa: S603 this interpreter, fixed code
+        [sys.executable, "-c", ALLOCATOR_PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    before, after, settings = json.loads(done.stdout)
+    assert before is True  # the 128 KiB mmap threshold that Dask's default froze
+    assert after is False  # under the 64 MiB threshold: from the heap
+    assert settings == {"opencv_threads": 1, "allocator_thresholds": True}
 
 
 def _hidden_worker(folder: Path) -> list[str]:
