@@ -78,7 +78,6 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from . import _files
 from .display import auto_window
@@ -528,6 +527,8 @@ def _slug(unit: str) -> str:
 
 def _measure(labels: np.ndarray, image: MedImage) -> dict[str, float]:
     """Foreground size and statistics of ``image`` inside ``labels > 0``."""
+    from scipy import ndimage
+
     mask = labels > 0
     spacing = image.spacing
     unit = _slug(image.unit)

@@ -19,10 +19,10 @@ HEAVY = ("pandas", "sklearn", "dask", "distributed", "matplotlib", "nibabel")
 
 def _loaded_after(code: str) -> list[str]:
     """Top-level packages of HEAVY loaded by ``code`` in a fresh interpreter."""
+    loaded = "{m.split('.')[0] for m in sys.modules}"
     probe = (
         f"import sys\n{code}\n"
-        "import json\n"
-        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})))\n"
+        f"import json\nprint(json.dumps(sorted({loaded} & {set(HEAVY)!r})))\n"
     )
     out = subprocess.run(  # noqa: S603 this interpreter on a fixed snippet, no shell
         [sys.executable, "-c", probe],
@@ -36,6 +36,19 @@ def _loaded_after(code: str) -> list[str]:
 
 def test_import_medimg_lab_loads_no_heavy_library():
     assert _loaded_after("import medimg_lab") == []
+
+
+def test_import_medimg_lab_loads_no_scipy():
+    """scipy.ndimage (~0.15 s) loads with the first function that uses it."""
+    code = "import sys, medimg_lab\nprint('scipy' in sys.modules)"
+    out = subprocess.run(  # noqa: S603 this interpreter on a fixed snippet, no shell
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert out.stdout.strip() == "False"
 
 
 def test_loading_and_filtering_a_sample_loads_no_heavy_library():

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from ._common import Spacing, check_image, check_spacing
 
@@ -40,6 +39,7 @@ def measure(
         when given) and ``bbox`` as ``(start, stop)`` per axis.
     """
     import pandas as pd
+    from scipy import ndimage
 
     labels = check_image(labels, "labels")
     if labels.dtype == bool:

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from ..params import Connectivity, Param, operation
 from ._common import Spacing, check_mask, check_spacing
@@ -35,6 +34,8 @@ def fill_holes(
     -------
     ([S,] M, N) bool ndarray
     """
+    from scipy import ndimage
+
     mask = check_mask(mask)
     if per_slice and mask.ndim == 3:
         return np.stack([ndimage.binary_fill_holes(s) for s in mask])
@@ -42,6 +43,8 @@ def fill_holes(
 
 
 def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+    from scipy import ndimage
+
     structure = ndimage.generate_binary_structure(mask.ndim, connectivity)
     labels, n = ndimage.label(mask, structure)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
@@ -144,6 +147,8 @@ def _morph(mask, radius_mm, spacing, op: str) -> np.ndarray:
             borderValue=0,
         )
         return out.astype(bool)
+    from scipy import ndimage
+
     fn = ndimage.binary_opening if op == "open" else ndimage.binary_closing
     pad = [(n // 2, n // 2) for n in element.shape]
     padded = np.pad(mask, pad)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from scipy import ndimage
 
 from ..display import auto_window
 from ..params import Connectivity, Param, operation
@@ -53,6 +52,8 @@ def _connected_to(candidate: np.ndarray, seeds, connectivity: int) -> np.ndarray
     floods = 0
     while pending:
         if floods == _MAX_FLOODS:
+            from scipy import ndimage
+
             structure = ndimage.generate_binary_structure(candidate.ndim, connectivity)
             labels, _ = ndimage.label(candidate, structure)
             region |= np.isin(labels, [int(labels[s]) for s in pending])
@@ -260,6 +261,8 @@ def watershed(
         )
     if not markers.any():
         raise ValueError("markers must hold at least one label > 0")
+    from scipy import ndimage
+
     sp = check_spacing(image.shape, spacing)
     gradient = ndimage.gaussian_gradient_magnitude(
         image.astype(np.float32), sigma=[1.0 / s * min(sp) for s in sp]

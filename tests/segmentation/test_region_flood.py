@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.ndimage
 from scipy import ndimage
 
 import medimg_lab as ml
@@ -189,7 +190,7 @@ def test_one_seed_floods_without_labelling_every_component(images, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("ndimage.label called: every component labelled")
 
-    monkeypatch.setattr(region.ndimage, "label", refuse)
+    monkeypatch.setattr(scipy.ndimage, "label", refuse)
     image = images["brain MRI 2 mm z"]
     seed = tuple(n // 2 for n in image.shape)
     assert S.region_grow(image, [seed]).any()
