@@ -642,13 +642,9 @@ def median(
         return cv2.medianBlur(padded, size)[r:-r, r:-r]
 
     if image.dtype == np.uint8 or (
-        size <= 5 and image.dtype in (np.uint16, np.float32)
+        size <= 5 and image.dtype in (np.uint16, np.int16, np.float32)
     ):
-        return _per_slice(blur, image)
-    if image.dtype == np.int16 and size <= 5:
-        shifted = (image.astype(np.int32) + 32768).astype(np.uint16)
-        out = _per_slice(blur, shifted)
-        return (out.astype(np.int32) - 32768).astype(np.int16)
+        return _per_slice(blur, image)  # int16 directly: no shift to uint16 and back
     from scipy.ndimage import median_filter
 
     footprint = (1, size, size) if image.ndim == 3 else (size, size)

@@ -493,3 +493,17 @@ def test_coarse_preview_keeps_masks_masks_and_refuses_bad_input():
             P.coarse_preview(lambda a, s: a, image, factor=factor)
     with pytest.raises(ValueError, match="2D"):
         P.coarse_preview(lambda a, s: a, np.zeros((2, 8, 8)), factor=2)
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_median_of_int16_extremes_is_scipys(size):
+    """int16 goes to OpenCV's median directly: the full range, both ends."""
+    from scipy.ndimage import median_filter
+
+    rng = np.random.default_rng(8)
+    image = rng.integers(-32768, 32767, (61, 37), endpoint=True).astype(np.int16)
+    image[::7, ::5] = -32768
+    image[3::11, 2::3] = 32767
+    np.testing.assert_array_equal(
+        P.median(image, size=size), median_filter(image, size=size, mode="mirror")
+    )
