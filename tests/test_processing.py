@@ -507,3 +507,54 @@ def test_median_of_int16_extremes_is_scipys(size):
     np.testing.assert_array_equal(
         P.median(image, size=size), median_filter(image, size=size, mode="mirror")
     )
+
+
+def _clahe_float_passes(image, lo, hi, clip_limit=2.0, tiles=8):
+    """CLAHE as it was computed before the one-pass conversions."""
+    import cv2
+
+    engine = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(tiles, tiles))
+    unit = (image.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    levels = np.rint(np.clip(unit, 0, 1) * 255).astype(np.uint8)
+    slices = [levels] if levels.ndim == 2 else list(levels)
+    out = np.stack([engine.apply(s) for s in slices]).reshape(levels.shape)
+    out = out.astype(np.float32) / 255 * np.float32(hi - lo) + np.float32(lo)
+    return out.astype(image.dtype if image.dtype.kind == "f" else np.float32)
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    [
+        ("head_ct", None),
+        ("spine_ct", None),
+        ("shoulder_mr", None),
+        ("shoulder_mr", np.uint16),
+        ("chest_xray", np.uint16),
+        ("brain_mri", None),
+    ],
+)
+def test_clahe_equals_the_float_passes_for_many_windows(name, dtype):
+    """The one-pass level conversion and table back into units are exact:
+    the same output as the float arithmetic, for integer and fractional
+    windows, windows beyond the values, 2D and 3D, int16/uint16/uint8/float."""
+    image = ml.data.sample(name).array
+    if image.ndim == 3:
+        image = image[80:84]
+    if name == "chest_xray":
+        image = image[:640, :480]
+    if dtype is not None:
+        image = np.clip(image, 0, None).astype(dtype)
+    center, width = ml.display.auto_window(image)
+    windows = [
+        (40.0, 80.0),
+        (center, width),
+        (round(center), round(width)),
+        (center + 0.37, width * 0.61),
+        (center, 3.0),
+        (-5000.0, 100.0),
+    ]
+    for window in windows:
+        lo, hi = window[0] - window[1] / 2, window[0] + window[1] / 2
+        out = P.clahe(image, window=window)
+        np.testing.assert_array_equal(out, _clahe_float_passes(image, lo, hi))
+        assert out.dtype == (image.dtype if image.dtype.kind == "f" else np.float32)
