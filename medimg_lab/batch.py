@@ -467,14 +467,23 @@ def _process(item: Item, recipe, out: Path, options: dict) -> dict:
 
     started = time.perf_counter()
     record: dict[str, Any] = {"id": item.id, "input": item.path, "status": "ok"}
+    # A series of an archive query (archive.cohort.ArchiveSeries) is
+    # retrieved here, by the process that runs it, through the cache.
+    remote = callable(getattr(item, "fetch", None))
     try:
+        if remote:
+            if not options["force"]:
+                earlier = item.current(out, options)
+                if earlier is not None:
+                    return {**earlier, "resumed": True}
+            item = item.fetch()
         record.update(_digests(item))
         record["recipe_sha256"] = options["recipe_sha256"]
         if not options["force"]:
             earlier = _current(out, item, record, options["recipe_sha256"])
-            if earlier is not None:
+            if earlier is not None and not remote:
                 return {**earlier, "resumed": True}
-        image = load(item.path, series=item.series)
+        image = item.load() if remote else load(item.path, series=item.series)
         # A series loads without its bad files and with its gaps warned:
         # the record keeps both, so that the table shows them.
         record["skipped"] = list(image.meta.get("skipped", []))
@@ -508,6 +517,8 @@ def _process(item: Item, recipe, out: Path, options: dict) -> dict:
             spacing_mm=list(image.spacing),
             modality=image.modality,
         )
+        if remote:  # its instances' UIDs and digests; SEG + SR stored if asked
+            item.finish(result.labels, image, out, record, options)
     except MedImgError as err:
         record.update(status="failed", reason=str(err))
     except Exception as err:  # one study must not stop the cohort
@@ -692,6 +703,8 @@ def _prepare_workers(dask_client, items: list[Item], out: Path) -> int:
     dask_client.register_plugin(WorkerSettings())
     firsts: dict[str, str] = {}
     for item in items:
+        if not item.files:  # a series of an archive query: the worker retrieves it
+            continue
         folder = str(Path(item.files[0]).parent)
         firsts.setdefault(folder, item.files[0])
     views = dask_client.run(
@@ -995,6 +1008,8 @@ def run(
     save_images: bool = False,
     format: str = "nii.gz",
     progress: bool | Callable[[int, int], None] = True,
+    store: bool = False,
+    cache: str | os.PathLike | None = None,
 ) -> BatchResult:
     """Run ``recipe`` over every study of ``inputs``, writing to ``out``.
 
@@ -1006,6 +1021,13 @@ def run(
         See :func:`discover`. Relative paths are taken from this process's
         working folder and made absolute before anything is submitted, so
         that workers running elsewhere read the same files.
+        Or one cohort query, alone: every image series it matches
+        (``dicomweb://HOST:PORT/PATH?ModalitiesInStudy=CT&StudyDate=20200101-20201231``,
+        ``dicomwebs://`` or ``https://`` over https,
+        ``dimse://AET@HOST:PORT?Modality=CT``; see
+        :mod:`medimg_lab.archive.cohort`). It is searched here; each worker
+        retrieves its own series through ``cache``, and ``provenance.json``
+        records the query and each instance's SOP Instance UID and SHA-256.
     out : path
         Output folder, created if needed (a relative one, as ``inputs``).
         Its earlier results are reused where current (resume).
@@ -1037,6 +1059,14 @@ def run(
         A tqdm bar on stderr (and the runner chosen, and the dashboard),
         nothing, or ``progress(done, total)`` called as studies finish (a
         notebook passes a widget's updater).
+    store : bool
+        For a cohort query: send each series' SEG and SR
+        (:func:`~medimg_lab.io.results.export_results`, also written to
+        ``out/dicom/<id>/``) back to the archive, by STOW-RS or C-STORE.
+    cache : path-like, optional
+        For a cohort query: the instance cache the workers retrieve through
+        (a folder they all see; local workers share it); default
+        :func:`~medimg_lab.archive.default_cache_folder`.
 
     Returns
     -------
@@ -1075,12 +1105,24 @@ def run(
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
     inputs = [_absolute(spec) for spec in inputs]
-    # An output folder inside an input folder is never read back as input.
-    items = [
-        item
-        for item in discover(inputs)
-        if not Path(item.path).resolve().is_relative_to(out.resolve())
-    ]
+    query = _cohort_query(inputs)
+    if query is None and (store or cache is not None):
+        raise ValueError(
+            "store and cache apply to a cohort query (dicomweb://HOST/PATH?..., "
+            "dimse://AET@HOST:PORT?...); the inputs are files"
+        )
+    if query is not None:  # searched here; each worker retrieves its series
+        from .archive import default_cache_folder
+        from .archive.cohort import cohort_items
+
+        items = cohort_items(query, cache=cache or default_cache_folder())
+    else:
+        # An output folder inside an input folder is never read back as input.
+        items = [
+            item
+            for item in discover(inputs)
+            if not Path(item.path).resolve().is_relative_to(out.resolve())
+        ]
     out.mkdir(parents=True, exist_ok=True)
     recipe_data = recipe.to_dict()
     options = {
@@ -1088,6 +1130,7 @@ def run(
         "save_images": bool(save_images),
         "format": format,
         "recipe_sha256": _recipe_hash(recipe_data),
+        "store": bool(store),
     }
     started = datetime.now(UTC)
     step, close = _progress_callback(progress, len(items))
@@ -1184,6 +1227,8 @@ def run(
             _provenance_input(r) for r in sorted(records, key=lambda r: r["id"])
         ],
     }
+    if query is not None:
+        provenance["query"] = query.describe()
     _write_json(out / "provenance.json", provenance)
     _log.info("batch: %s", provenance["counts"])
     return BatchResult(
@@ -1195,6 +1240,22 @@ def run(
     )
 
 
+def _cohort_query(inputs: list[str]):
+    """The parsed cohort query if ``inputs`` is one (a URL), else None."""
+    urls = [spec for spec in inputs if "://" in spec]
+    if not urls:
+        return None
+    from .archive.cohort import is_query, parse_query
+
+    if len(inputs) != 1 or not is_query(urls[0]):
+        raise ValueError(
+            "a cohort query is given alone, as dicomweb://HOST:PORT/PATH?KEY=VALUE "
+            "(dicomwebs:// or https:// for https) or dimse://AET@HOST:PORT?KEY=VALUE; "
+            f"got {inputs!r}"
+        )
+    return parse_query(urls[0])
+
+
 def _provenance_input(record: dict) -> dict:
     """One input of ``provenance.json``: every ``sha256`` is a file's own."""
     entry = {"id": record["id"], "path": record["input"]}
@@ -1203,6 +1264,11 @@ def _provenance_input(record: dict) -> dict:
         entry["files"] = record.get("files", [])
     else:
         entry["sha256"] = record.get("sha256")
+    if "instances" in record:  # a series of an archive query
+        entry["archive_series"] = record.get("archive_series")
+        entry["instances"] = record["instances"]
+        if "stored" in record:
+            entry["stored"] = record["stored"]
     return entry
 
 

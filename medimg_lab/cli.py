@@ -95,6 +95,8 @@ def _run(args: argparse.Namespace) -> int:
         save_images=args.save_images,
         format=args.format,
         progress=not args.quiet,
+        store=args.store,
+        cache=args.cache,
     )
     counts = result.provenance["counts"]
     print(
@@ -286,7 +288,13 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a recipe over many studies (Dask)")
     run.add_argument("recipe", help="recipe JSON file")
-    run.add_argument("inputs", nargs="+", help="files, folders, globs, CSV manifest")
+    run.add_argument(
+        "inputs",
+        nargs="+",
+        help="files, folders, globs, CSV manifest; or one cohort query: "
+        "dicomweb://HOST:PORT/PATH?ModalitiesInStudy=CT&StudyDate=20200101-20201231 "
+        "(http; dicomwebs:// or https:// for https) or dimse://AET@HOST:PORT?Modality=CT",
+    )
     run.add_argument("--out", required=True, help="output folder")
     run.add_argument("--scheduler", help="address of a dask.distributed scheduler")
     run.add_argument("--workers", type=int, help="local worker processes")
@@ -309,6 +317,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--save-images", action="store_true", help="write images too")
     run.add_argument("--format", choices=("nii.gz", "png"), default="nii.gz")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--store",
+        action="store_true",
+        help="cohort query: send each series' SEG and SR back (STOW-RS or C-STORE)",
+    )
+    run.add_argument(
+        "--cache",
+        help="cohort query: instance cache folder the workers share "
+        "(default $MEDIMG_ARCHIVE_CACHE or ~/.cache/medimg-lab/instances)",
+    )
     run.set_defaults(run=_run)
 
     ops = sub.add_parser(

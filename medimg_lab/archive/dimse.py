@@ -101,6 +101,7 @@ IMAGE_STORAGE = (
 RESULT_STORAGE = (
     sc.SegmentationStorage,
     sc.ComprehensiveSRStorage,
+    sc.Comprehensive3DSRStorage,  # the SR of medimg_lab.io.results (TID 1500)
     sc.EnhancedSRStorage,
 )
 _FIND = sc.StudyRootQueryRetrieveInformationModelFind
@@ -531,7 +532,17 @@ class DimseArchive(SeriesLoader):
             )
         stored = []
         with self._association(what, pairs) as assoc:
+            accepted = {str(c.abstract_syntax) for c in assoc.accepted_contexts}
             for ds in datasets:
+                if str(ds.SOPClassUID) not in accepted:
+                    sop = ds.SOPClassUID
+                    raise ArchiveResponseError(
+                        self.name,
+                        f"accepted no storage of {getattr(sop, 'name', sop)} "
+                        f"({sop}) when {what}.",
+                        "Ask the archive's administrator to accept this SOP "
+                        f"class from AE title {self.calling_ae}.",
+                    )
                 status = assoc.send_c_store(ds)
                 if not status:
                     raise self._dropped(what)
