@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests.segmentation: the replaced method
+sys.path.append(str(ROOT))  # tests.segmentation: the replaced method
 
 from medimg_lab.widgets import ProcessingPanel  # noqa: E402
 
