@@ -18,7 +18,20 @@ Measured in the same run, median of ``REPEATS``:
 - ``wado warm``: ``load_series`` with every instance cached, from a new
   client and cache object, as a new process would (no request).
 
-Prints each median with its ratio to ``disk``. Run: ``make bench``.
+Prints each median with its ratio to ``disk``.
+
+Then the cohort-by-query figure: ``COHORT`` CT series of ``COHORT_SLICES``
+512² slices in Orthanc (and the same files in one folder per series), one
+recipe (threshold, largest component, measure) run by :func:`batch.run`
+over the query ``dicomweb://...?ModalitiesInStudy=CT`` into an empty cache
+(so every series is retrieved by the process that runs it), against the
+same cohort from the folder, each with 1 worker (``client="serial"``) and
+2 (a local cluster of 2 worker processes, :func:`batch.local_cluster`,
+started once before the rounds: its start, timed apart, is not
+throughput); medians of ``COHORT_REPEATS`` alternating rounds,
+with series per second and the ratio query/folder at the same workers.
+``python benchmarks/bench_archive.py --cohort`` runs this figure alone.
+Run: ``make bench``.
 """
 
 from __future__ import annotations
@@ -47,6 +60,114 @@ from tests.archive.orthanc import (
 
 SLICES = 200
 REPEATS = 5
+COHORT = 24
+COHORT_SLICES = 8
+COHORT_REPEATS = 3
+COHORT_STEPS = [
+    {"op": "threshold_range", "params": {"low": 300.0, "high": 3000.0}},
+    {"op": "keep_largest", "params": {}},
+    {"op": "measure", "params": {}},
+]
+
+
+def cohort_figure(work: Path) -> bool:
+    """Cohort-by-query throughput against the same cohort from a folder."""
+    import os
+
+    from medimg_lab import batch
+    from medimg_lab.recipe import Recipe
+
+    folder = work / "cohort-files"
+    seeds = [
+        seed_ct_series(folder, f"bench_cohort_{k:02d}", 100 + k, slices=COHORT_SLICES)
+        for k in range(COHORT)
+    ]
+    server = Orthanc(work / "cohort-orthanc").start()
+    saved = dict(os.environ)
+    try:
+        server.upload([f for s in seeds for f in s.files])
+        os.environ.update(server.environment())  # the workers' credentials
+        query = server.url.replace("http://", "dicomweb://") + "?ModalitiesInStudy=CT"
+        recipe = Recipe(COHORT_STEPS)
+        runs = {"folder": 0}
+
+        from dask.distributed import Client
+
+        began = time.perf_counter()
+        cluster = batch.local_cluster(2)
+        client2 = Client(cluster, set_as_default=False)
+        started_s = time.perf_counter() - began
+
+        def run(source: str, client):
+            runs["folder"] += 1
+            out = work / f"cohort-out-{runs['folder']}"
+            cache = work / f"cohort-cache-{runs['folder']}"  # empty: all retrieved
+            options = {"cache": cache} if source == "query" else {}
+            result = batch.run(
+                recipe,
+                query if source == "query" else folder,
+                out,
+                client=client,
+                workers=2,
+                progress=False,
+                **options,
+            )
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(cache, ignore_errors=True)
+            return result
+
+        cases = {
+            ("folder", 1): ("folder", "serial"),
+            ("query", 1): ("query", "serial"),
+            ("folder", 2): ("folder", client2),
+            ("query", 2): ("query", client2),
+        }
+        run("folder", "serial")  # imports and the OS file cache warm
+        times: dict = {key: [] for key in cases}
+        tables: dict = {}
+        for _ in range(COHORT_REPEATS):
+            for key, (source, client) in cases.items():
+                start = time.perf_counter()
+                result = run(source, client)
+                times[key].append(time.perf_counter() - start)
+                tables[key] = result.table
+        ok = all(
+            len(t) == COHORT and bool((t["status"] == "ok").all())
+            for t in tables.values()
+        )
+        # the same volumes whichever way they came: measurements alike
+        volume = [c for c in tables["folder", 1].columns if "volume" in c]
+        if volume:
+            a = sorted(tables["folder", 1][volume[0]].round(6))
+            ok = ok and all(sorted(t[volume[0]].round(6)) == a for t in tables.values())
+        print(
+            f"cohort of {COHORT} CT series x {COHORT_SLICES} slices of 512x512 "
+            f"(threshold, largest component, measure), median of {COHORT_REPEATS}:"
+        )
+        for workers in (1, 2):
+            base = statistics.median(times["folder", workers])
+            by_query = statistics.median(times["query", workers])
+            print(
+                f"  {workers} worker{'s' if workers > 1 else ' '} from a folder   : "
+                f"median {base:6.2f} s  ({COHORT / base:5.1f} series/s)  (baseline)"
+            )
+            print(
+                f"  {workers} worker{'s' if workers > 1 else ' '} by query (WADO) : "
+                f"median {by_query:6.2f} s  ({COHORT / by_query:5.1f} series/s)  "
+                f"{by_query / base:5.2f}x the folder"
+            )
+        one = statistics.median(times["query", 1])
+        two = statistics.median(times["query", 2])
+        print(f"  by query, 2 workers against 1: {one / two:5.2f}x the throughput")
+        print(f"  (the local cluster of 2 was up in {started_s:.1f} s, not counted)")
+        print(f"every series ok, results alike by query and by folder: {ok}")
+        client2.close()
+        cluster.close()
+        return ok
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        server.stop()
 
 
 def main() -> int:
@@ -54,6 +175,12 @@ def main() -> int:
     if missing:
         print(f"bench_archive: {missing}")
         return 1
+    if "--cohort" in sys.argv[1:]:
+        work = Path(tempfile.mkdtemp(prefix="bench-archive-"))
+        try:
+            return 0 if cohort_figure(work) else 1
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix="bench-archive-"))
     server = None
     try:
@@ -144,7 +271,10 @@ def main() -> int:
             f"{warm / disk:5.2f}x disk"
         )
         print(f"retrieved volumes equal to the folder's: {same}")
-        return 0 if same else 1
+        server.stop()
+        server = None
+        cohort_ok = cohort_figure(work)
+        return 0 if same and cohort_ok else 1
     finally:
         if server is not None:
             server.stop()
