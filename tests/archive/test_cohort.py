@@ -351,3 +351,48 @@ def test_dimse_cohort_with_c_store(seeds, tmp_path):
     finally:
         scp.stop()
     assert os.path.isdir(out / "dicom")
+
+
+def test_store_options_need_a_query(tmp_path):
+    for options in ({"store": True}, {"cache": tmp_path / "cache"}):
+        with pytest.raises(ValueError, match="cohort query"):
+            batch.run(Recipe(STEPS), __file__, tmp_path / "out", **options)
+
+
+def test_c_store_of_a_class_the_peer_refuses_is_a_sentence(tmp_path):
+    """An SCP that takes SEG only: storing an SR beside a SEG names the SR's class."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pynetdicom import AE
+    from pynetdicom import sop_class as sc
+
+    from medimg_lab.archive import ArchiveResponseError, DimseArchive
+
+    ae = AE(ae_title="SEG-ONLY")
+    ae.add_supported_context(sc.SegmentationStorage)
+    server = ae.start_server(("127.0.0.1", 0), block=False)
+    try:
+        made = []
+        for sop_class, modality in (
+            (sc.Comprehensive3DSRStorage, "SR"),
+            (sc.SegmentationStorage, "SEG"),
+        ):
+            ds = pydicom.Dataset()
+            ds.SOPClassUID = sop_class
+            ds.SOPInstanceUID = generate_uid()
+            ds.Modality = modality
+            ds.file_meta = FileMetaDataset()
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            made.append(ds)
+        archive = DimseArchive(
+            "127.0.0.1",
+            server.server_address[1],
+            called_ae="SEG-ONLY",
+            cache=tmp_path / "cache",
+            timeout_s=10,
+        )
+        with pytest.raises(ArchiveResponseError, match="accepted no storage of") as err:
+            archive.store(made)
+        assert "Comprehensive 3D SR" in str(err.value)
+    finally:
+        server.shutdown()
