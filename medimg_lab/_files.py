@@ -2,11 +2,12 @@
 
 A step names a file as ``{"path": ..., "sha256": ...}`` (see
 :data:`medimg_lab.params.FileRef`). :func:`verify` finds it and checks its
-SHA-256 before anything reads it; :func:`read_array` and :func:`read_model`
-read it. :func:`keep` writes what a panel holds in memory (a trained model,
-a painted mask, a second image) to a content-addressed folder, so that the
-panel's ``.recipe`` can name it; :meth:`medimg_lab.recipe.Recipe.save`
-copies such files beside the recipe.
+SHA-256 before anything reads it; :func:`read_array` reads it (a model:
+:func:`medimg_lab.segmentation.classifier.read_model`, so that this module,
+below the stages, imports none). :func:`keep` writes what a panel holds in
+memory (a trained model, a painted mask, a second image) to a
+content-addressed folder, so that the panel's ``.recipe`` can name it;
+:meth:`medimg_lab.recipe.Recipe.save` copies such files beside the recipe.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ __all__ = [
     "keep",
     "keep_array",
     "read_array",
-    "read_model",
     "sha256_of",
     "verify",
 ]
@@ -125,18 +125,6 @@ def read_array(ref: Any, *, what: str = "image") -> np.ndarray:
     from .io import load
 
     return load(path).array
-
-
-def read_model(ref: Any):
-    """The :class:`~medimg_lab.segmentation.PixelClassifier` in the file ``ref`` names.
-
-    Loaded with skops after its SHA-256 matched.
-    """
-    from .segmentation.classifier import PixelClassifier
-
-    if isinstance(ref, PixelClassifier):
-        return ref
-    return PixelClassifier.load(verify(ref, what="model"))
 
 
 def asset_folder() -> Path:

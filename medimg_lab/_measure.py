@@ -1,4 +1,10 @@
-"""Measurements per label: size in mm² or mL, intensity statistics, extent."""
+"""Measurements per label: size in mm² or mL, intensity statistics, extent.
+
+Below both the segmentation stage (which offers it as
+:func:`medimg_lab.segmentation.measure`) and the SR writer
+(:mod:`medimg_lab.io.sr`), which measures what it reports: neither imports
+the other for it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import Spacing, check_image, check_spacing
+from ._checks import Spacing, check_image, check_spacing
 
 __all__ = ["measure"]
 

@@ -19,9 +19,9 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
+from .._measure import measure
 from ..errors import MedImgError, NotAnImageError
 from ..image import MedImage
-from ..segmentation.measure import measure
 from ._source import DEFAULT_MAX_BYTES
 from .seg import (
     SEG_SOP_CLASS_UID,

@@ -77,6 +77,7 @@ import cv2
 import numpy as np
 
 from .._checks import Spacing, check_image, check_spacing
+from .._files import verify
 from ..errors import UntrustedModelError
 from ..io._atomic import atomic_write
 from ..io.models import load_trusted
@@ -1369,6 +1370,34 @@ class PixelClassifier:
         return clf
 
 
+def read_model(ref) -> PixelClassifier:
+    """The :class:`PixelClassifier` in the file ``ref`` names.
+
+    Loaded with skops after its SHA-256 matched
+    (:func:`medimg_lab._files.verify`); a classifier passes through.
+
+    Parameters
+    ----------
+    ref : dict or PixelClassifier
+        A file reference ``{"path": ..., "sha256": ...}``
+        (:data:`medimg_lab.params.FileRef`), or a classifier.
+
+    Returns
+    -------
+    PixelClassifier
+
+    Raises
+    ------
+    NotFoundError
+        If the model file is missing.
+    DigestError
+        If the file's SHA-256 is not the one named.
+    """
+    if isinstance(ref, PixelClassifier):
+        return ref
+    return PixelClassifier.load(verify(ref, what="model"))
+
+
 @operation("segmentation", "Pixel classifier (scribbles)", keeps_units=False)
 def pixel_classifier(
     image: np.ndarray,
@@ -1419,8 +1448,6 @@ def pixel_classifier(
     DigestError
         If the file's SHA-256 is not the one named.
     """
-    from .._files import read_model
-
     image = check_image(image, finite=True)
     labels = read_model(model).predict(image, spacing=spacing)
     if background is None:
