@@ -401,3 +401,30 @@ class InstanceCache:
             for record in (self.folder / "series").glob("*.json"):
                 with contextlib.suppress(OSError):
                     record.unlink()
+
+
+def as_cache(cache: InstanceCache | str | os.PathLike | None) -> InstanceCache:
+    """The archive's cache from its ``cache`` argument.
+
+    Parameters
+    ----------
+    cache : InstanceCache, path-like or None
+        A cache, the folder of one, or None for
+        :func:`default_cache_folder`.
+
+    Returns
+    -------
+    InstanceCache
+
+    Raises
+    ------
+    TypeError
+        For anything else, named.
+    """
+    if cache is None or isinstance(cache, str | os.PathLike):
+        cache = InstanceCache(cache)
+    if not isinstance(cache, InstanceCache):
+        raise TypeError(
+            f"cache must be an InstanceCache or a folder; got {type(cache).__name__}"
+        )
+    return cache

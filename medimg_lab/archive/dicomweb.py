@@ -35,7 +35,7 @@ from ..params import Param, declared
 from . import _http
 from ._series import SeriesLoader
 from .auth import DEFAULT_PREFIX, Credentials
-from .cache import InstanceCache, check_uid
+from .cache import InstanceCache, as_cache, check_uid
 from .errors import ArchiveError, ArchiveResponseError
 from .progress import _Tracker
 from .query import (
@@ -148,14 +148,7 @@ class DicomWebArchive(SeriesLoader):
                 f"from_file()); got {type(credentials).__name__}"
             )
         self.credentials = credentials
-        if cache is None or isinstance(cache, str | os.PathLike):
-            cache = InstanceCache(cache)
-        if not isinstance(cache, InstanceCache):
-            raise TypeError(
-                "cache must be an InstanceCache or a folder; got "
-                f"{type(cache).__name__}"
-            )
-        self.cache = cache
+        self.cache = as_cache(cache)
         self.timeout_s = timeout_s
         self.retries = retries
         self.page_size = page_size

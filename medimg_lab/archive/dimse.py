@@ -45,7 +45,7 @@ from ..io._source import (
 )
 from ..params import Param, declared
 from ._series import SeriesLoader, uid_argument
-from .cache import InstanceCache, check_uid
+from .cache import InstanceCache, as_cache, check_uid
 from .dicomweb import _as_dataset
 from .errors import (
     ArchiveAuthError,
@@ -172,14 +172,7 @@ class DimseArchive(SeriesLoader):
         self.host, self.port = host, port
         self.called_ae, self.calling_ae = called_ae.strip(), calling_ae.strip()
         self.name = f"{self.called_ae}@{host}:{port}"
-        if cache is None or isinstance(cache, str | os.PathLike):
-            cache = InstanceCache(cache)
-        if not isinstance(cache, InstanceCache):
-            raise TypeError(
-                "cache must be an InstanceCache or a folder; got "
-                f"{type(cache).__name__}"
-            )
-        self.cache = cache
+        self.cache = as_cache(cache)
         self.timeout_s = timeout_s
         self.max_results = max_results
 
