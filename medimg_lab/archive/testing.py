@@ -31,6 +31,7 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,10 +47,12 @@ __all__ = [
     "Orthanc",
     "Seeded",
     "available",
+    "files_of",
     "free_port",
     "seed_all",
     "seed_ct_series",
     "seed_single",
+    "seeded_orthanc",
 ]
 
 ORTHANC = Path("/usr/sbin/Orthanc")
@@ -431,13 +434,21 @@ def seed_ct_series(
     )
 
 
-def seed_all(folder: Path) -> dict[str, Seeded]:
+def seed_all(
+    folder: Path, *, ct_slices: int = 30, rle_slices: int = 24
+) -> dict[str, Seeded]:
     """Every sample series the session's Orthanc holds.
+
+    The single-instance samples (:func:`seed_single`) and two multi-slice CT
+    series (:func:`seed_ct_series`): ``ct_series``, 512 x 512 at 2.5 mm, and
+    ``small_ct_rle``, 128 x 96 RLE at 0.66 mm (non-square, anisotropic).
 
     Parameters
     ----------
     folder : pathlib.Path
         Where the series' files are written, one subfolder each.
+    ct_slices, rle_slices : int
+        Slices of ``ct_series`` and of ``small_ct_rle``.
 
     Returns
     -------
@@ -446,15 +457,65 @@ def seed_all(folder: Path) -> dict[str, Seeded]:
     """
     seeds = seed_single(folder)
     n = len(seeds)
-    seeds["ct_series"] = seed_ct_series(folder, "ct_series", n, slices=30)
+    seeds["ct_series"] = seed_ct_series(folder, "ct_series", n, slices=ct_slices)
     seeds["small_ct_rle"] = seed_ct_series(
         folder,
         "small_ct_rle",
         n + 1,
-        slices=24,
+        slices=rle_slices,
         z_mm=0.66,
         crop=(128, 96),
         source="CT_small.dcm",
         rle=True,
     )
     return seeds
+
+
+def files_of(seeds: dict[str, Seeded]) -> list[Path]:
+    """Every file of the seeded series, for :meth:`Orthanc.upload`.
+
+    Parameters
+    ----------
+    seeds : dict of str to Seeded
+        As :func:`seed_all` returns them.
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    return [f for s in seeds.values() for f in s.files]
+
+
+@contextlib.contextmanager
+def seeded_orthanc(
+    storage: Path, files: Iterable[str | os.PathLike]
+) -> Iterator[Orthanc]:
+    """A running Orthanc over ``storage`` that holds ``files``; stopped on leaving.
+
+    Parameters
+    ----------
+    storage : pathlib.Path
+        Its storage and index folder (a fresh temporary folder).
+    files : iterable of path-like
+        The DICOM files to upload (:func:`files_of`).
+
+    Yields
+    ------
+    Orthanc
+        Running, on a free loopback port.
+
+    Raises
+    ------
+    RuntimeError
+        If Orthanc or its DICOMweb plugin is not installed (what
+        :func:`available` says), or if it does not start.
+    """
+    missing = available()
+    if missing:
+        raise RuntimeError(missing)
+    server = Orthanc(storage).start()
+    try:
+        server.upload(list(files))
+        yield server
+    finally:
+        server.stop()

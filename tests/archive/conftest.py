@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from medimg_lab.archive import Credentials, DicomWebArchive, DimseArchive
-from tests.archive.orthanc import PASSWORD, USER, Orthanc, available, seed_all
+from tests.archive.orthanc import PASSWORD, USER, files_of, seed_all, seeded_orthanc
 from tests.archive.scp import LoopbackSCP
 
 
@@ -34,15 +34,8 @@ def seeds(tmp_path_factory):
 @pytest.fixture(scope="session")
 def orthanc(seeds, tmp_path_factory):
     """Debian's Orthanc with the DICOMweb plugin, seeded with every sample series."""
-    missing = available()
-    if missing:
-        pytest.fail(missing)
-    server = Orthanc(tmp_path_factory.mktemp("orthanc")).start()
-    try:
-        server.upload([f for s in seeds.values() for f in s.files])
+    with seeded_orthanc(tmp_path_factory.mktemp("orthanc"), files_of(seeds)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -63,8 +56,7 @@ def archive(orthanc, tmp_path):
 def scp(seeds, tmp_path_factory):
     """A pynetdicom C-FIND/C-GET/C-STORE SCP on 127.0.0.1 serving the sample series."""
     server = LoopbackSCP(
-        [f for s in seeds.values() for f in s.files],
-        store_dir=tmp_path_factory.mktemp("scp-store"),
+        files_of(seeds), store_dir=tmp_path_factory.mktemp("scp-store")
     ).start()
     try:
         yield server

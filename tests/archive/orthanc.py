@@ -31,10 +31,12 @@ from medimg_lab.archive.testing import (
     Orthanc,
     Seeded,
     available,
+    files_of,
     free_port,
     seed_all,
     seed_ct_series,
     seed_single,
+    seeded_orthanc,
 )
 
 __all__ = [
@@ -48,10 +50,12 @@ __all__ = [
     "available",
     "clean",
     "env_without_archive",
+    "files_of",
     "free_port",
     "seed_all",
     "seed_ct_series",
     "seed_single",
+    "seeded_orthanc",
 ]
 
 

@@ -27,7 +27,7 @@ from medimg_lab.cli import main
 from medimg_lab.io import load
 from medimg_lab.recipe import Recipe
 from tests.archive.conftest import credentials
-from tests.archive.orthanc import PASSWORD, USER, Orthanc, available
+from tests.archive.orthanc import PASSWORD, USER, seeded_orthanc
 from tests.archive.scp import LoopbackSCP
 
 STEPS = [
@@ -81,15 +81,10 @@ def _files(seeds) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def server(seeds, tmp_path_factory):
-    missing = available()
-    if missing:
-        pytest.fail(missing)
-    orthanc = Orthanc(tmp_path_factory.mktemp("cohort-orthanc")).start()
-    try:
-        orthanc.upload(_files(seeds))
+    with seeded_orthanc(
+        tmp_path_factory.mktemp("cohort-orthanc"), _files(seeds)
+    ) as orthanc:
         yield orthanc
-    finally:
-        orthanc.stop()
 
 
 @pytest.fixture

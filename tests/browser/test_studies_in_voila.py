@@ -33,12 +33,7 @@ from test_viewer_dashboard_in_voila import (
 from test_viewer_pointer import TIMEOUT_MS
 
 import medimg_lab
-from medimg_lab.archive.testing import (
-    Orthanc,
-    available,
-    seed_ct_series,
-    seed_single,
-)
+from medimg_lab.archive.testing import files_of, seed_all, seeded_orthanc
 from medimg_lab.display import apply_window
 
 pytestmark = pytest.mark.browser
@@ -49,42 +44,23 @@ SIZES = [(1366, 768), (1920, 1080)]
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory):
     folder = tmp_path_factory.mktemp("studies-browser-seeds")
-    seeds = seed_single(folder)
-    n = len(seeds)
-    seeds["ct_series"] = seed_ct_series(folder, "ct_series", n, slices=12)
-    seeds["small_ct_rle"] = seed_ct_series(
-        folder,
-        "small_ct_rle",
-        n + 1,
-        slices=10,
-        z_mm=0.66,
-        crop=(128, 96),
-        source="CT_small.dcm",
-        rle=True,
-    )
-    return seeds
+    return seed_all(folder, ct_slices=12, rle_slices=10)
 
 
 @pytest.fixture(scope="module")
 def archive_site(seeds, tmp_path_factory):
     """Base URL of a ``make dashboard`` Voila whose archive is a seeded Orthanc."""
-    missing = available()
-    if missing:
-        pytest.fail(missing)
-    server = Orthanc(tmp_path_factory.mktemp("studies-browser-orthanc")).start()
-    voila = None
-    try:
-        server.upload([f for s in seeds.values() for f in s.files])
+    storage = tmp_path_factory.mktemp("studies-browser-orthanc")
+    with seeded_orthanc(storage, files_of(seeds)) as server:
         home = tmp_path_factory.mktemp("studies-voila-home")
         env = _isolated_env(home)
         env.update(server.environment(cache=home / "archive-cache"))
         port = _free_port()
         voila = start_dashboards("dashboards_archive", port, env)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        if voila is not None:
+        try:
+            yield f"http://127.0.0.1:{port}/"
+        finally:
             _stop(voila)
-        server.stop()
 
 
 def _open(page, url: str, size=SIZES[0]):

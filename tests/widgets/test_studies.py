@@ -24,10 +24,10 @@ import medimg_lab
 from medimg_lab.archive import DicomWebArchive
 from medimg_lab.archive.testing import (
     Orthanc,
-    available,
+    files_of,
     free_port,
-    seed_ct_series,
-    seed_single,
+    seed_all,
+    seeded_orthanc,
 )
 
 SERIES = ("ct_series", "small_ct_rle")
@@ -36,33 +36,14 @@ SERIES = ("ct_series", "small_ct_rle")
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory):
     folder = tmp_path_factory.mktemp("studies-seeds")
-    seeds = seed_single(folder)
-    n = len(seeds)
-    seeds["ct_series"] = seed_ct_series(folder, "ct_series", n, slices=12)
-    seeds["small_ct_rle"] = seed_ct_series(
-        folder,
-        "small_ct_rle",
-        n + 1,
-        slices=10,
-        z_mm=0.66,
-        crop=(128, 96),
-        source="CT_small.dcm",
-        rle=True,
-    )
-    return seeds
+    return seed_all(folder, ct_slices=12, rle_slices=10)
 
 
 @pytest.fixture(scope="module")
 def orthanc(seeds, tmp_path_factory):
-    missing = available()
-    if missing:
-        pytest.fail(missing)
-    server = Orthanc(tmp_path_factory.mktemp("studies-orthanc")).start()
-    try:
-        server.upload([f for s in seeds.values() for f in s.files])
+    storage = tmp_path_factory.mktemp("studies-orthanc")
+    with seeded_orthanc(storage, files_of(seeds)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
