@@ -238,3 +238,17 @@ def test_audit_script_with_unreachable_service_passes(tmp_path):
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.startswith("pip-audit: NOT AUDITED"), run.stdout
+
+
+def test_test_modules_have_unique_names():
+    """The folders under tests/ are not packages, so pytest imports each test
+    module by its file name: two test files of one name stop the collection
+    ("import file mismatch"), as tests/widgets/test_studies.py did beside
+    tests/recognition/test_studies.py."""
+    seen: dict[str, list[str]] = {}
+    for path in (ROOT / "tests").rglob("*.py"):
+        if path.parent != ROOT / "tests" and not (path.parent / "__init__.py").exists():
+            if path.name.startswith("test_") or path.name == "conftest.py":
+                seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    twice = {n: p for n, p in seen.items() if len(p) > 1 and n != "conftest.py"}
+    assert not twice, twice
