@@ -313,6 +313,14 @@ def _parser() -> argparse.ArgumentParser:
         const="serial",
         help="a plain loop, no Dask",
     )
+    mode.add_argument(
+        "--processes",
+        dest="mode",
+        action="store_const",
+        const="processes",
+        help="local worker processes even for a small cohort (default: the "
+        "cheapest runner, chosen from the first studies' cost)",
+    )
     run.add_argument("--force", action="store_true", help="recompute finished studies")
     run.add_argument("--save-images", action="store_true", help="write images too")
     run.add_argument("--format", choices=("nii.gz", "png"), default="nii.gz")

@@ -425,6 +425,25 @@ def test_told_otherwise_a_small_cohort_runs_where_asked(tmp_path, monkeypatch):
     assert result.dashboard.startswith("http://127.0.0.1:")
 
 
+def test_cli_processes_forces_worker_processes(tmp_path, monkeypatch):
+    started = []
+    real = batch.local_cluster
+
+    def spy(workers=None, *, threads=False):
+        started.append((workers, threads))
+        return real(workers, threads=True)  # threads: cheap to start in a test
+
+    monkeypatch.setattr(batch, "local_cluster", spy)
+    folder = _discs(tmp_path / "in", 4)
+    recipe_file = Recipe(STEPS).save(tmp_path / "recipe.json")
+    argv = ["run", str(recipe_file), str(folder), "--out", str(tmp_path / "out")]
+    assert main([*argv, "--processes", "--workers", "2", "-q"]) == 0
+    assert started == [(2, False)]
+    with pytest.raises(SystemExit) as usage:  # one runner at a time
+        main([*argv, "--processes", "--serial"])
+    assert usage.value.code == 2
+
+
 @pytest.mark.parametrize(
     ("n_left", "seconds_each", "workers", "expected"),
     [
