@@ -1227,12 +1227,8 @@ def _check_inflated_size(
     """
     start = fp.tell()
     limit = max_items + max_frames + 1
-    syntax = _meta_syntax(data) if data is not None else None
-    if syntax is not None and syntax != DeflatedExplicitVRLittleEndian:
-        # In memory with a plain file meta, not deflated: the items are
-        # counted on the bytes as they are, in the dataset's byte order.
-        little = syntax != ExplicitVRBigEndian
-        items = count_items([data], ITEM_TAG_LITTLE if little else ITEM_TAG_BIG)
+
+    def refuse_items(items: int, *, complete: bool) -> None:
         check_count(
             name,
             "sequence items and pixel-data fragments",
@@ -1240,7 +1236,16 @@ def _check_inflated_size(
             limit,
             "max_items",
             f" (max_items={max_items:,} plus one per frame)",
+            complete=complete,
         )
+
+    syntax = _meta_syntax(data) if data is not None else None
+    if syntax is not None and syntax != DeflatedExplicitVRLittleEndian:
+        # In memory with a plain file meta, not deflated: the items are
+        # counted on the bytes as they are, in the dataset's byte order.
+        little = syntax != ExplicitVRBigEndian
+        items = count_items([data], ITEM_TAG_LITTLE if little else ITEM_TAG_BIG)
+        refuse_items(items, complete=True)
         return False
     read_preamble(fp, force)
     meta = _read_file_meta_info(fp)
@@ -1272,15 +1277,7 @@ def _check_inflated_size(
         tail = block[-3:]
         if items > limit:
             break
-    check_count(
-        name,
-        "sequence items and pixel-data fragments",
-        items,
-        limit,
-        "max_items",
-        f" (max_items={max_items:,} plus one per frame)",
-        complete=False,
-    )
+    refuse_items(items, complete=False)
     fp.seek(start)
     return meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
 
