@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from medimg_lab.archive import Credentials, DicomWebArchive, DimseArchive
-from tests.archive.orthanc import PASSWORD, USER, files_of, seed_all, seeded_orthanc
+from medimg_lab.archive.testing import files_of, seeded_orthanc
+from tests.archive.orthanc import PASSWORD, USER, seed_all
 from tests.archive.scp import LoopbackSCP
 
 

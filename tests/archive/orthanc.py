@@ -31,12 +31,10 @@ from medimg_lab.archive.testing import (
     Orthanc,
     Seeded,
     available,
-    files_of,
     free_port,
     seed_all,
     seed_ct_series,
     seed_single,
-    seeded_orthanc,
 )
 
 __all__ = [
@@ -50,12 +48,10 @@ __all__ = [
     "available",
     "clean",
     "env_without_archive",
-    "files_of",
     "free_port",
     "seed_all",
     "seed_ct_series",
     "seed_single",
-    "seeded_orthanc",
 ]
 
 

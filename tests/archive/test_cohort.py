@@ -22,12 +22,12 @@ from pydicom.data import get_testdata_file
 
 from medimg_lab import batch
 from medimg_lab.archive import DicomWebArchive, cohort
-from medimg_lab.archive.testing import _restamp, seed_ct_series
+from medimg_lab.archive.testing import _restamp, seed_ct_series, seeded_orthanc
 from medimg_lab.cli import main
 from medimg_lab.io import load
 from medimg_lab.recipe import Recipe
 from tests.archive.conftest import credentials
-from tests.archive.orthanc import PASSWORD, USER, seeded_orthanc
+from tests.archive.orthanc import PASSWORD, USER
 from tests.archive.scp import LoopbackSCP
 
 STEPS = [
