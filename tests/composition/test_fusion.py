@@ -229,14 +229,6 @@ def test_numpy_and_whole_float_options_are_taken_as_their_numbers():
     np.testing.assert_array_equal(fuse(ct, other, np.float64(1)), ct)
 
 
-def test_docstring_examples():
-    import doctest
-
-    from medimg_lab.composition import fusion
-
-    assert doctest.testmod(fusion, extraglobs={"np": np}).failed == 0
-
-
 def test_blend_of_nothing_is_nothing():
     """An overlay whose mask selects no pixel blends empty selections."""
     empty = np.zeros((0, 3), np.uint8)

@@ -246,11 +246,3 @@ def test_mutual_information_aligns_the_inverted_copy_the_others_refuse():
     found = register(ct, moved, method="mi")
     np.testing.assert_allclose(found.shift_mm, (3.0, 4.0), atol=0.5)
     assert abs(found.rotation_deg - 5.0) < 0.5
-
-
-def test_the_module_examples_run():
-    import doctest
-
-    from medimg_lab.composition import registration
-
-    assert doctest.testmod(registration).failed == 0

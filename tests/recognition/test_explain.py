@@ -148,12 +148,3 @@ def test_occlusion_parameters_are_declared_once():
     specs = parameters(occlusion_map)
     assert set(specs) == {"patch", "stride", "baseline"}
     assert specs["patch"].param.unit == "px"
-
-
-def test_docstring_examples():
-    import doctest
-
-    from medimg_lab.recognition import explain
-
-    result = doctest.testmod(explain)
-    assert result.failed == 0 and result.attempted > 0
