@@ -211,6 +211,52 @@ def _gauss1d(sigma_px: float) -> np.ndarray:
     return cv2.getGaussianKernel(2 * radius + 1, sigma_px, cv2.CV_32F)
 
 
+def _blur2d(plane: np.ndarray, sigma_yx, dst: np.ndarray) -> None:
+    cv2.GaussianBlur(
+        plane, (0, 0), sigma_yx[1], dst=dst, sigmaY=sigma_yx[0], borderType=_BORDER
+    )
+
+
+def gaussian_px(
+    image: np.ndarray, sigma_px: tuple[float, ...], *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The separable Gaussian of :func:`gaussian`, with sigmas in pixels.
+
+    OpenCV in-plane per slice, then 1D along the slice axis; reflecting
+    border. The one implementation: :func:`gaussian` and the pixel
+    classifier's features both call it.
+
+    Parameters
+    ----------
+    image : ([S,] M, N) ndarray
+        float32 or float64.
+    sigma_px : tuple of float
+        Standard deviation in pixels per axis (``[S,] M, N``).
+    out : ndarray, optional
+        Where to write the result (``image``'s shape and dtype).
+
+    Returns
+    -------
+    ndarray
+        ``out``, or a new array of ``image``'s shape and dtype.
+    """
+    if out is None:
+        out = np.empty_like(image)
+    if image.ndim == 2:
+        _blur2d(image, sigma_px[-2:], out)
+        return out
+    planes = out if image.shape[0] == 1 else np.empty_like(image)
+    for z in range(image.shape[0]):
+        _blur2d(image[z], sigma_px[-2:], planes[z])
+    if image.shape[0] > 1:
+        flat = planes.reshape(image.shape[0], -1)
+        kz = _gauss1d(sigma_px[0]).astype(flat.dtype)
+        one = np.ones((1, 1), flat.dtype)
+        dst = out.reshape(flat.shape)
+        cv2.sepFilter2D(flat, -1, one, kz, dst=dst, borderType=_BORDER)
+    return out
+
+
 def coarse_preview(
     run, image: np.ndarray, *, factor: int, spacing: Spacing = None
 ) -> np.ndarray:
@@ -514,23 +560,7 @@ def gaussian(
     """
     image = check_image(image)
     sig = _sigma_px(sigma_mm, check_spacing(image.shape, spacing))
-    work = _float(image)
-    out = _per_slice(
-        lambda s: cv2.GaussianBlur(
-            s,
-            (0, 0),
-            sigmaX=sig[-1],
-            sigmaY=sig[-2],
-            borderType=_BORDER,
-        ),
-        work,
-    )
-    if image.ndim == 3 and image.shape[0] > 1:
-        flat = out.reshape(out.shape[0], -1)
-        kz = _gauss1d(sig[0]).astype(flat.dtype)
-        one = np.ones((1, 1), flat.dtype)
-        out = cv2.sepFilter2D(flat, -1, one, kz, borderType=_BORDER).reshape(out.shape)
-    return out
+    return gaussian_px(_float(image), sig)
 
 
 @operation("processing", "Unsharp mask")

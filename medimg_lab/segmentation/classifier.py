@@ -82,6 +82,7 @@ from ..errors import UntrustedModelError
 from ..io._atomic import atomic_write
 from ..io.models import load_trusted
 from ..params import FileRef, Param, Seed, declared, operation
+from ..processing import gaussian_px
 
 __all__ = [
     "DEFAULT_SCALES_MM",
@@ -220,39 +221,11 @@ def _layout(
     return index
 
 
-def _gauss_z(sigma_px: float) -> np.ndarray:
-    radius = max(1, math.ceil(4 * sigma_px))
-    return cv2.getGaussianKernel(2 * radius + 1, sigma_px, cv2.CV_32F)
-
-
-def _blur2d(plane, sigma_yx, dst) -> None:
-    cv2.GaussianBlur(
-        plane, (0, 0), sigma_yx[1], dst=dst, sigmaY=sigma_yx[0], borderType=_BORDER
-    )
-
-
 def _smooth(
     image: np.ndarray, sigma_px: tuple[float, ...], out: np.ndarray | None = None
 ) -> np.ndarray:
-    """Separable Gaussian: OpenCV in-plane per slice, then 1D along slices.
-
-    The same filter, kernels and border as :func:`medimg_lab.processing.gaussian`.
-    """
-    if out is None:
-        out = np.empty_like(image)
-    if image.ndim == 2:
-        _blur2d(image, sigma_px[-2:], out)
-        return out
-    planes = out if image.shape[0] == 1 else np.empty_like(image)
-    for z in range(image.shape[0]):
-        _blur2d(image[z], sigma_px[-2:], planes[z])
-    if image.shape[0] > 1:
-        flat = planes.reshape(image.shape[0], -1)
-        one = np.ones((1, 1), np.float32)
-        kernel = _gauss_z(sigma_px[0])
-        dst = out.reshape(flat.shape)
-        cv2.sepFilter2D(flat, -1, one, kernel, dst=dst, borderType=_BORDER)
-    return out
+    """The Gaussian of :func:`medimg_lab.processing.gaussian` (sigmas in px)."""
+    return gaussian_px(image, sigma_px, out=out)
 
 
 def _halo(scales: tuple[float, ...], spacing: tuple[float, ...]) -> int:
@@ -369,7 +342,7 @@ def _scale_features(image, sig, step, dst, around) -> np.ndarray:
         jyy = cv2.multiply(_flat(gy), _flat(gy), dst=_flat(gy)).reshape(core.shape)
         for tensor in (jxx, jxy, jyy):
             for plane in tensor if volume else (tensor,):
-                _blur2d(plane, outer, plane)
+                gaussian_px(plane, outer, out=plane)
         cv2.add(_flat(jxx), _flat(jyy), dst=_flat(trace))
         _eigen2(jxx, jxy, jyy, trace, structure, dst["structure tensor λ2"])
     return core
