@@ -402,15 +402,22 @@ def test_a_small_cohort_runs_in_this_process_and_says_so(tmp_path, monkeypatch, 
     assert result.provenance["runner"] == line and result.dashboard is None
 
 
-def test_told_otherwise_a_small_cohort_runs_where_asked(tmp_path, monkeypatch):
-    started = []
+@pytest.fixture
+def started(monkeypatch) -> list[tuple]:
+    """The (workers, threads) of each local cluster a run starts; the clusters
+    run threads, cheap to start in a test."""
+    calls = []
     real = batch.local_cluster
 
     def spy(workers=None, *, threads=False):
-        started.append((workers, threads))
-        return real(workers, threads=True)  # threads: cheap to start in a test
+        calls.append((workers, threads))
+        return real(workers, threads=True)
 
     monkeypatch.setattr(batch, "local_cluster", spy)
+    return calls
+
+
+def test_told_otherwise_a_small_cohort_runs_where_asked(tmp_path, started):
     folder = _discs(tmp_path / "in", 4)
     result = batch.run(
         Recipe(STEPS),
@@ -425,15 +432,7 @@ def test_told_otherwise_a_small_cohort_runs_where_asked(tmp_path, monkeypatch):
     assert result.dashboard.startswith("http://127.0.0.1:")
 
 
-def test_cli_processes_forces_worker_processes(tmp_path, monkeypatch):
-    started = []
-    real = batch.local_cluster
-
-    def spy(workers=None, *, threads=False):
-        started.append((workers, threads))
-        return real(workers, threads=True)  # threads: cheap to start in a test
-
-    monkeypatch.setattr(batch, "local_cluster", spy)
+def test_cli_processes_forces_worker_processes(tmp_path, started):
     folder = _discs(tmp_path / "in", 4)
     recipe_file = Recipe(STEPS).save(tmp_path / "recipe.json")
     argv = ["run", str(recipe_file), str(folder), "--out", str(tmp_path / "out")]
