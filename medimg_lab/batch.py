@@ -61,6 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ._items import Item
 from .errors import MedImgError, NotFoundError
 
 __all__ = ["BatchResult", "Item", "discover", "local_cluster", "run"]
@@ -83,28 +84,6 @@ _PACKAGES = (
 )
 _GLOB = set("*?[")
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class Item:
-    """One study of a batch.
-
-    Attributes
-    ----------
-    id : str
-        Unique, file-name safe; names the outputs.
-    path : str
-        The file, or the folder of a DICOM series.
-    files : tuple of str
-        The files the study is read from (one, or a series' files).
-    series : str or None
-        ``SeriesInstanceUID`` of a series in a folder.
-    """
-
-    id: str
-    path: str
-    files: tuple[str, ...]
-    series: str | None = None
 
 
 @dataclass

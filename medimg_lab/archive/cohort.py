@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from ..batch import Item
+from .._items import Item
 from .query import _extra, date_range
 
 __all__ = [
