@@ -38,7 +38,7 @@ from medimg_lab.errors import MedImgError
 from medimg_lab.image import MedImage
 from medimg_lab.io._source import size_text
 
-from ._panel import GREY, Messages, line_html
+from ._panel import GREY, Messages, NotebookNote, line_html
 
 __all__ = ["NOT_CONFIGURED", "OpenedSeries", "StudiesPanel"]
 
@@ -87,7 +87,7 @@ def _contains(text: str) -> str | None:
     return text if any(c in text for c in "*?") else f"*{text}*"
 
 
-class StudiesPanel(Messages, ipw.VBox):
+class StudiesPanel(Messages, NotebookNote, ipw.VBox):
     """Search the archive, list studies and series, open one, send results.
 
     Parameters

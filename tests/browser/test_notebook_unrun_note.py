@@ -11,7 +11,7 @@ found".
 
 Each widget says, in its output's ``text/plain`` and ``text/html``, that the
 cell must run (``medimg_lab.widgets._panel.NotebookNote``). These tests open each of the
-six teaching notebooks, copied to JupyterLab's temporary root so that no file
+seven teaching notebooks, copied to JupyterLab's temporary root so that no file
 of the repository changes, WITHOUT running it, and assert that every widget
 output shows that note and no error. Then one notebook (``01_processing``, the
 quickest) is run: each note must give way to its widget, drawn by the widget
@@ -103,7 +103,7 @@ def widget_cells(path: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def lab_notebooks(jupyterlab) -> Path:
-    """The six teaching notebooks, copied into JupyterLab's temporary root."""
+    """The seven teaching notebooks, copied into JupyterLab's temporary root."""
     folder = jupyterlab.root / FOLDER
     folder.mkdir(exist_ok=True)
     for path in TEACHING:
@@ -148,10 +148,10 @@ def test_the_note_stands_in_for_the_repr_and_keeps_the_view():
 
 
 def test_every_teaching_notebook_has_widget_cells_to_check():
-    """The notebooks below are the six of the course, and five show widgets."""
-    assert [p.name[:2] for p in TEACHING] == ["00", "01", "02", "03", "04", "05"]
+    """The notebooks below are the seven of the course, and six show widgets."""
+    assert [p.name[:2] for p in TEACHING] == ["00", "01", "02", "03", "04", "05", "06"]
     with_widgets = [p.name for p in TEACHING if widget_cells(p)]
-    assert len(with_widgets) == 5, with_widgets
+    assert len(with_widgets) == 6, with_widgets
 
 
 # Scrolls cell ``index`` of the open notebook into view (JupyterLab attaches a

@@ -37,7 +37,7 @@ from medimg_lab.io import load
 from medimg_lab.io._source import sniff
 from medimg_lab.io.dicom import zip_members
 
-from .._panel import Messages
+from .._panel import Messages, NotebookNote
 from ..studies import OpenedSeries, StudiesPanel
 from ..viewer import NO_SPACING
 
@@ -215,7 +215,7 @@ def describe(image: MedImage, name: str, reset: str = "") -> str:
     return text
 
 
-class Dashboard(Messages, ipw.VBox):
+class Dashboard(Messages, NotebookNote, ipw.VBox):
     """A dashboard's message line, error guard, opening and exports (a base class).
 
     Subclasses put ``self._message`` (an ``ipw.HTML``) in their layout and
