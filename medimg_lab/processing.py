@@ -160,8 +160,12 @@ def _levels_8bit(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
         bounds = _scale_is_exact(image.dtype.str, float(lo), float(hi))
         if bounds is not None:
             alpha, beta, first, last = bounds
-            clipped = np.clip(image, first, last)
-            return cv2.convertScaleAbs(clipped, alpha=alpha, beta=beta)
+            # one C-ordered 2D array: OpenCV reads a 3D array as channels (at
+            # most 512) and refuses other memory layouts
+            clipped = np.ascontiguousarray(np.clip(image, first, last))
+            flat = clipped.reshape(-1, image.shape[-1]) if image.ndim else clipped
+            levels = cv2.convertScaleAbs(flat, alpha=alpha, beta=beta)
+            return levels.reshape(image.shape)
     return np.rint(_to_unit(image, lo, hi) * 255).astype(np.uint8)
 
 

@@ -558,3 +558,24 @@ def test_clahe_equals_the_float_passes_for_many_windows(name, dtype):
         out = P.clahe(image, window=window)
         np.testing.assert_array_equal(out, _clahe_float_passes(image, lo, hi))
         assert out.dtype == (image.dtype if image.dtype.kind == "f" else np.float32)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["wide", "fortran", "transposed", "strided"],
+)
+def test_clahe_levels_of_any_layout_equal_the_float_passes(layout):
+    """The 8-bit levels of CLAHE's fast path take any memory layout and any
+    width: OpenCV reads a 3D array as channels (at most 512) and refuses
+    other layouts (a loaded suite run saw its error on the brain MRI)."""
+    rng = np.random.default_rng(7)
+    volume = rng.integers(-200, 900, (3, 40, 600), dtype=np.int16)
+    arr = {
+        "wide": volume,
+        "fortran": np.asfortranarray(volume),
+        "transposed": volume.transpose(2, 1, 0),
+        "strided": volume[:, ::2, ::3],
+    }[layout]
+    lo, hi = 40.0 - 200.0, 40.0 + 200.0
+    expected = np.rint(P._to_unit(arr, lo, hi) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(P._levels_8bit(arr, lo, hi), expected)
