@@ -4,6 +4,7 @@ the full-resolution result once the slider rests (issue 20, item 3)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 import pytest
@@ -21,6 +22,30 @@ def ct():
 def user_moves(control, value):
     """A slider move as the page sends it."""
     control.set_state({"value": value})
+
+
+def _in_a_fresh_thread(fn, *args):
+    """``fn(*args)`` in a thread of its own, with no event loop of its own.
+
+    Playwright's sync API (the browser tests, earlier in the same process)
+    leaves the main thread with an asyncio loop marked running, so neither
+    ``asyncio.run`` nor "no running loop" can be had there.
+    """
+    out: dict = {}
+
+    def target():
+        try:
+            out["value"] = fn(*args)
+        except BaseException as exc:  # re-raised in the test's thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "the panel did not finish within 120 s"
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 async def _until_settled(panel, limit_s=10.0):
@@ -70,7 +95,7 @@ def test_drag_previews_coarse_and_rests_on_the_full_result(
         np.testing.assert_array_equal(panel.preview, full)
         assert panel.message == ""
 
-    asyncio.run(drag())
+    _in_a_fresh_thread(asyncio.run, drag())
 
 
 def test_fast_operations_and_code_never_go_coarse(ct):
@@ -81,7 +106,7 @@ def test_fast_operations_and_code_never_go_coarse(ct):
         slow.set_params(sigma_mm=2.0)  # from code: the full result at once
         return gaussian.settled, slow.settled, slow
 
-    gaussian_settled, slow_settled, slow = asyncio.run(moves())
+    gaussian_settled, slow_settled, slow = _in_a_fresh_thread(asyncio.run, moves())
     assert gaussian_settled and slow_settled
     source = slow.preview_input
     np.testing.assert_array_equal(
@@ -90,8 +115,12 @@ def test_fast_operations_and_code_never_go_coarse(ct):
 
 
 def test_without_a_running_loop_a_move_draws_the_full_result(ct):
-    panel = ProcessingPanel(ct, operation="bilateral", drag_budget_ms=0)
-    user_moves(panel._controls["sigma_mm"], 3.0)
+    def move():
+        panel = ProcessingPanel(ct, operation="bilateral", drag_budget_ms=0)
+        user_moves(panel._controls["sigma_mm"], 3.0)
+        return panel
+
+    panel = _in_a_fresh_thread(move)
     assert panel.settled
     source = panel.preview_input
     np.testing.assert_array_equal(
