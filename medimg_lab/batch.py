@@ -498,6 +498,8 @@ def _process(item: Item, recipe, out: Path, options: dict) -> dict:
         )
         if remote:  # its instances' UIDs and digests; SEG + SR stored if asked
             item.finish(result.labels, image, out, record, options)
+        elif options.get("dicom_results"):
+            _write_dicom_results(item, result.labels, image, out, record)
     except MedImgError as err:
         record.update(status="failed", reason=str(err))
     except Exception as err:  # one study must not stop the cohort
@@ -508,6 +510,33 @@ def _process(item: Item, recipe, out: Path, options: dict) -> dict:
     record["resumed"] = False
     _write_json(_record_path(out, item.id), record)
     return record
+
+
+def _write_dicom_results(item: Item, labels, image, out: Path, record: dict) -> None:
+    """The study's SEG and SR beside its mask (outputs ``seg`` and ``sr``).
+
+    A study that cannot have them keeps its other results, with the reason
+    among its warnings.
+    """
+    import numpy as np
+
+    from .io.results import export_results
+
+    if labels is None or not np.any(labels):
+        record["warnings"].append("no SEG or SR: the recipe labelled no voxel")
+        return
+    try:
+        written = export_results(
+            labels,
+            image,
+            out / "dicom" / item.id,
+            sources=list(item.files),
+            overwrite=True,
+        )
+    except (MedImgError, ValueError) as err:
+        record["warnings"].append(f"no SEG or SR: {err}")
+        return
+    record["outputs"].update({k: str(v) for k, v in written.items()})
 
 
 def _run_task(items: list[Item], recipe_data: dict, out: str, options: dict) -> list:
@@ -995,6 +1024,7 @@ def run(
     progress: bool | Callable[[int, int], None] = True,
     store: bool = False,
     cache: str | os.PathLike | None = None,
+    dicom_results: bool = False,
 ) -> BatchResult:
     """Run ``recipe`` over every study of ``inputs``, writing to ``out``.
 
@@ -1048,6 +1078,13 @@ def run(
         For a cohort query: send each series' SEG and SR
         (:func:`~medimg_lab.io.results.export_results`, also written to
         ``out/dicom/<id>/``) back to the archive, by STOW-RS or C-STORE.
+    dicom_results : bool
+        Also write each DICOM study's labels as a DICOM SEG and its
+        measurements as an SR (TID 1500) in ``out/dicom/<id>/``
+        (:func:`~medimg_lab.io.results.export_results`), beside the NIfTI
+        mask; a study that cannot have them (not DICOM, no labels) is kept,
+        with the reason among its warnings. A cohort query with ``store``
+        writes them anyway.
     cache : path-like, optional
         For a cohort query: the instance cache the workers retrieve through
         (a folder they all see; local workers share it); default
@@ -1116,6 +1153,7 @@ def run(
         "format": format,
         "recipe_sha256": _recipe_hash(recipe_data),
         "store": bool(store),
+        "dicom_results": bool(dicom_results),
     }
     started = datetime.now(UTC)
     step, close = _progress_callback(progress, len(items))

@@ -97,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         store=args.store,
         cache=args.cache,
+        dicom_results=args.dicom,
     )
     counts = result.provenance["counts"]
     print(
@@ -324,6 +325,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="recompute finished studies")
     run.add_argument("--save-images", action="store_true", help="write images too")
     run.add_argument("--format", choices=("nii.gz", "png"), default="nii.gz")
+    run.add_argument(
+        "--dicom",
+        action="store_true",
+        help="also write each DICOM study's SEG and SR (TID 1500) in OUT/dicom/ID/",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.add_argument(
         "--store",

@@ -10,12 +10,14 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pydicom
 import pytest
 
+import medimg_lab
 from medimg_lab import batch
 from medimg_lab.cli import main
 from medimg_lab.io import SliceGapWarning, load
@@ -596,3 +598,36 @@ def test_this_process_and_a_forked_worker_share_the_cohort(tmp_path, monkeypatch
             load(row.mask).array,
             load(serial.table.set_index("id").loc[row.id, "mask"]).array,
         )
+
+
+def test_dicom_results_beside_the_masks(tmp_path):
+    """``--dicom``: each DICOM study's SEG and SR beside its NIfTI mask; the
+    SEG loads back as the mask, on the study's grid. A PNG study keeps its
+    results, with the reason it has no SEG among its warnings."""
+    from tests.io.results_cases import NON_SQUARE, ct_series
+
+    ct_series(tmp_path / "in" / "ct", NON_SQUARE, seed=3)
+    _discs(tmp_path / "in" / "png", 1)
+    recipe = Recipe(
+        [
+            {"op": "threshold_range", "params": {"low": -200.0, "high": 3000.0}},
+            {"op": "measure", "params": {}},
+        ]
+    )
+    recipe_file = recipe.save(tmp_path / "recipe.json")
+    out = tmp_path / "out"
+    argv = ["run", str(recipe_file), str(tmp_path / "in"), "--out", str(out)]
+    assert main([*argv, "--dicom", "--serial", "-q"]) == 0
+    records = {
+        Path(p).stem: json.loads(Path(p).read_text())
+        for p in (out / "items").glob("*.json")
+    }
+    (ct,) = [r for r in records.values() if r.get("modality") == "CT"]
+    (png,) = [r for r in records.values() if r.get("modality") != "CT"]
+    assert set(ct["outputs"]) == {"mask", "seg", "sr"}
+    mask = medimg_lab.load(ct["outputs"]["mask"])
+    seg = medimg_lab.load(ct["outputs"]["seg"])
+    np.testing.assert_array_equal(seg.array > 0, mask.array > 0)
+    np.testing.assert_allclose(seg.spacing, mask.spacing, rtol=1e-6)
+    assert png["status"] == "ok" and "seg" not in png["outputs"]
+    assert any(w.startswith("no SEG or SR: ") for w in png["warnings"])
