@@ -77,8 +77,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# The browser tests' modules, and tests/helpers.py that they import; the
-# browser tests' conftest.py must come first (tests/ has one too).
+# The browser tests' modules, and the package ``tests`` that they import
+# (``tests.helpers``); the browser tests' conftest.py must come first
+# (tests/ has one too).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "browser"))
 
