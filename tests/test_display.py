@@ -70,6 +70,48 @@ def test_auto_window_ignores_background_and_outliers():
     assert 200 < width < 500
 
 
+def _percentile_window(values: np.ndarray) -> tuple[float, float]:
+    """auto_window's rule over every value, by np.percentile (the reference)."""
+    flat = values.ravel()
+    body = flat[flat != flat.min()]
+    if body.size and flat.size - body.size > 0.1 * flat.size:
+        flat = body
+    lo, hi = (float(v) for v in np.percentile(flat, [0.5, 99.5]))
+    return (lo + hi) / 2, hi - lo
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32])
+def test_integer_windows_from_the_histogram_are_np_percentile_exactly(dtype):
+    # Extremes of the type (a difference that wraps in it), one value, a
+    # background over a tenth or all of the image, tiny and odd sizes.
+    rng = np.random.default_rng(int(np.dtype(dtype).num))
+    info = np.iinfo(dtype)
+    low, high = max(info.min, -(1 << 18)), min(info.max, 1 << 18)
+    for trial in range(300):
+        size = int(rng.integers(1, 3000))
+        lo = int(rng.integers(low, high))
+        hi = int(rng.integers(lo, high + 1))
+        values = rng.integers(lo, hi, size, endpoint=True).astype(dtype)
+        if trial % 3 == 0:
+            values[: int(rng.integers(0, size + 1))] = values.min()
+        if trial % 7 == 0:
+            values[[0, -1]] = info.min, info.max
+        center, width = display.auto_window(values)
+        want = _percentile_window(values)
+        if want[1] > 0:  # else the constant case's own rule
+            assert (center, width) == pytest.approx(want, rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["chest_xray", "brain_mri"])
+def test_windows_of_large_images_come_from_a_subsample_close_to_the_whole(name):
+    image = ml.data.sample(name)
+    assert image.array.size > display.WINDOW_SAMPLE  # the subsample is used
+    center, width = display.auto_window(image.array)
+    whole_center, whole_width = _percentile_window(image.array)
+    assert width == pytest.approx(whole_width, rel=0.01)
+    assert center == pytest.approx(whole_center, abs=0.01 * whole_width)
+
+
 def test_mr_and_xray_samples_get_windows_that_use_the_grey_range():
     for name in ("abdomen_mr", "brain_mri", "tibia_xray"):
         image = ml.data.sample(name)

@@ -37,13 +37,14 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 from pydicom.pixels.utils import get_expected_length
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -145,16 +146,41 @@ def _lookup(ds: Dataset, keyword: str, group: str, frame: int = 0) -> Any:
     ``PerFrameFunctionalGroupsSequence`` or ``SharedFunctionalGroupsSequence``
     items, under the functional-group sequence named by ``group``.
     """
-    for seq_name, index in (
-        ("PerFrameFunctionalGroupsSequence", frame),
-        ("SharedFunctionalGroupsSequence", 0),
-    ):
-        seq = ds.get(seq_name)
-        if seq and index < len(seq):
-            inner = seq[index].get(group)
-            if inner and keyword in inner[0]:
-                return inner[0][keyword].value
-    return ds.get(keyword)
+    if not _FUNCTIONAL_GROUPS.isdisjoint(ds._dict):
+        for seq_name, index in (
+            ("PerFrameFunctionalGroupsSequence", frame),
+            ("SharedFunctionalGroupsSequence", 0),
+        ):
+            seq = ds.get(seq_name)
+            if seq and index < len(seq):
+                inner = seq[index].get(group)
+                if inner and keyword in inner[0]:
+                    return inner[0][keyword].value
+    return _get(ds, keyword)
+
+
+#: The functional groups of an enhanced multi-frame object.
+_FUNCTIONAL_GROUPS = frozenset((0x52009229, 0x52009230))
+
+
+def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """``ds.get(keyword, default)`` for a keyword of the DICOM dictionary.
+
+    The same value, without pydicom's attribute machinery on each call (a
+    load looks up some sixty attributes).
+    """
+    tag = _KEYWORD_TAGS.get(keyword)
+    if tag is None:
+        tag = _KEYWORD_TAGS.setdefault(keyword, Tag(tag_for_keyword(keyword)))
+    elem = ds._dict.get(tag)
+    if elem is None:
+        return default
+    if type(elem) is DataElement and elem.VR != "SQ":
+        return elem.value  # as Dataset.__getitem__ returns a converted element
+    return ds[tag].value
+
+
+_KEYWORD_TAGS: dict[str, BaseTag] = {}
 
 
 def _first_number(value: Any) -> float | None:
@@ -187,16 +213,16 @@ def _fit_int(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def _stored_range(ds: Dataset) -> tuple[int, int]:
-    bits = int(ds.get("BitsStored") or ds.get("BitsAllocated") or 16)
-    if int(ds.get("PixelRepresentation") or 0) == 1:
+    bits = int(_get(ds, "BitsStored") or _get(ds, "BitsAllocated") or 16)
+    if int(_get(ds, "PixelRepresentation") or 0) == 1:
         return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return 0, 2**bits - 1
 
 
 def _padding_value(ds: Dataset, name: str) -> int | None:
-    value = ds.get("PixelPaddingValue")
+    value = _get(ds, "PixelPaddingValue")
     if isinstance(value, bytes):
-        signed = int(ds.get("PixelRepresentation") or 0) == 1
+        signed = int(_get(ds, "PixelRepresentation") or 0) == 1
         value = int.from_bytes(value[:2], "little", signed=signed)
     return None if value is None else int(value)
 
@@ -334,9 +360,9 @@ def expected_length(
     header = Dataset()
     header.Rows, header.Columns = int(ds.Rows), int(ds.Columns)
     header.BitsAllocated = int(ds.BitsAllocated)
-    header.SamplesPerPixel = int(samples or ds.get("SamplesPerPixel") or 1)
-    header.NumberOfFrames = int(frames or ds.get("NumberOfFrames") or 1)
-    photometric = str(ds.get("PhotometricInterpretation") or "MONOCHROME2")
+    header.SamplesPerPixel = int(samples or _get(ds, "SamplesPerPixel") or 1)
+    header.NumberOfFrames = int(frames or _get(ds, "NumberOfFrames") or 1)
+    photometric = str(_get(ds, "PhotometricInterpretation") or "MONOCHROME2")
     header.PhotometricInterpretation = photometric.strip().upper()
     return int(get_expected_length(header, "bytes"))
 
@@ -345,7 +371,7 @@ def _check_pixel_module(
     ds: Dataset, name: str, max_bytes: int, max_frames: int = DEFAULT_MAX_FRAMES
 ) -> int:
     if not any(k in ds for k in _PIXEL_KEYWORDS):
-        sop = ds.get("SOPClassUID")
+        sop = _get(ds, "SOPClassUID")
         kind = getattr(sop, "name", None) or "this object"
         raise NoPixelDataError(
             name,
@@ -355,8 +381,8 @@ def _check_pixel_module(
     try:
         rows = int(ds.Rows)
         cols = int(ds.Columns)
-        frames = int(ds.get("NumberOfFrames") or 1)
-        samples = int(ds.get("SamplesPerPixel") or 1)
+        frames = int(_get(ds, "NumberOfFrames") or 1)
+        samples = int(_get(ds, "SamplesPerPixel") or 1)
         bits = int(ds.BitsAllocated)
     except (AttributeError, TypeError, ValueError) as exc:
         raise NotAnImageError(
@@ -504,6 +530,12 @@ def _work_type(integral: bool, lo: float, hi: float) -> type:
     return np.float32 if big < _FLOAT32_MAX else np.float64
 
 
+def _fits(dtype: np.dtype, *values: float) -> bool:
+    """Whether an integer ``dtype`` holds every one of ``values``."""
+    info = np.iinfo(dtype)
+    return all(info.min <= v <= info.max for v in values)
+
+
 def _output_type(integral: bool, lo: float, hi: float) -> np.dtype:
     """The smallest type that holds values in ``[lo, hi]``, as ``_fit_int``."""
     if integral:
@@ -550,9 +582,9 @@ def _grey_values(
     pad = _padding_value(ds, name)
     padding = None
     if pad is not None:
-        limit = ds.get("PixelPaddingRangeLimit")
+        limit = _get(ds, "PixelPaddingRangeLimit")
         padding = sorted((pad, int(limit) if limit is not None else pad))
-    lossy = modality == "CT" and str(ds.get("LossyImageCompression", "")) == "01"
+    lossy = modality == "CT" and str(_get(ds, "LossyImageCompression", "")) == "01"
     mono1 = photometric == "MONOCHROME1"
     identity = all(p == (1.0, 0.0) for p in pairs)
     exact = frames.dtype.kind in "iu"
@@ -594,7 +626,9 @@ def _grey_values(
 
     def masks(block: np.ndarray, values: np.ndarray):
         mask = below = None
-        if padding is not None:
+        if padding is not None and padding[0] == padding[1]:
+            mask = block == padding[0]
+        elif padding is not None:
             mask = (block >= padding[0]) & (block <= padding[1])
         if lossy:
             below = values < _AIR_HU
@@ -605,6 +639,9 @@ def _grey_values(
     # the values themselves only where they are needed (lossy air, the
     # background beside padding outside CT).
     need_values = lossy or (padding is not None and modality != "CT")
+    # One block (a slice): its padding mask is kept for pass 2.
+    single = frames.shape[0] == 1 and frames[0].size <= _BLOCK_VALUES
+    first_mask = None
     data_lo, data_hi = math.inf, -math.inf
     padded = below_air = 0
     background = math.inf
@@ -621,6 +658,8 @@ def _grey_values(
             low, high = ends(f, block)
         data_lo, data_hi = min(data_lo, low), max(data_hi, high)
         mask, below = masks(block, values)
+        if single:
+            first_mask = mask
         if below is not None:
             below_air += int(np.count_nonzero(below))
         if mask is not None:
@@ -675,9 +714,19 @@ def _grey_values(
     # MONOCHROME1 of whole numbers without padding: lo + hi - (raw + b) in
     # one exact int64 pass, straight into the output.
     flip_plain = flip_exact and integral and not lossy and padding is None
+    # Frames whose every lo + hi - raw fits the type: subtracted in it.
+    direct = [
+        flip_plain
+        and frames.dtype == dtype
+        and _fits(dtype, *(int(flip) - b - v for v in (0, raw_lo, raw_hi)))
+        for _, b in pairs
+    ]
     for f, rows in _blocks(frames.shape):
         if flip_plain and pairs[f][0] == 1:
             offset = int(flip) - int(pairs[f][1])
+            if direct[f]:
+                np.subtract(dtype.type(offset), frames[f, rows], out=out[f, rows])
+                continue
             np.subtract(
                 offset,
                 frames[f, rows],
@@ -688,7 +737,8 @@ def _grey_values(
             continue
         if plain and pairs[f][0] == 1:  # HU = raw + intercept, straight in
             block, target = frames[f, rows], out[f, rows]
-            mask, _ = masks(block, block)  # on the raw values, before writing
+            # On the raw values, before writing.
+            mask = first_mask if single else masks(block, block)[0]
             b = add_type.type(pairs[f][1])
             np.add(block, b, out=target, dtype=add_type, casting="unsafe")
             if padded and mask is not None and mask.any():
@@ -714,7 +764,7 @@ def _modality_lut(
     pad = _padding_value(ds, name)
     padded = None
     if pad is not None:
-        limit = ds.get("PixelPaddingRangeLimit")
+        limit = _get(ds, "PixelPaddingRangeLimit")
         lo, hi = sorted((pad, int(limit) if limit is not None else pad))
         padded = (frames >= lo) & (frames <= hi)
     frames = np.asarray(apply_modality_lut(frames, ds))
@@ -738,7 +788,7 @@ def _decode_object(
 ) -> _Decoded:
     nframes = _check_pixel_module(ds, name, max_bytes, max_frames)
     raw = _decode(ds, name)
-    single = 2 if int(ds.get("SamplesPerPixel") or 1) == 1 else 3
+    single = 2 if int(_get(ds, "SamplesPerPixel") or 1) == 1 else 3
     held = raw.shape[0] if raw.ndim == single + 1 else 1
     if held != nframes:  # pydicom found another number of frames in the data
         note = (
@@ -771,18 +821,18 @@ def _describe(
     the frames are the slices of a series, each from its own file, and
     ``ds`` the header that speaks for the series.
     """
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    modality = str(ds.get("Modality") or "OT").upper()
+    photometric = str(_get(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
+    modality = str(_get(ds, "Modality") or "OT").upper()
     meta_notes = notes or []
     meta: dict[str, Any] = {}
     for k in SAFE_HEADER_KEYWORDS:  # each looked up once
-        value = ds.get(k)
+        value = _get(ds, k)
         if value not in (None, ""):
             meta[k] = _plain(value)
     meta["TransferSyntax"] = ds.file_meta.TransferSyntaxUID.name
     if meta_notes:
         meta["warnings"] = meta_notes
-    sop = ds.get("SOPClassUID")
+    sop = _get(ds, "SOPClassUID")
     if sop is not None:
         meta["SOPClass"] = sop.name
 
@@ -821,7 +871,7 @@ def _describe(
     window = None
     window_source = "auto"
     if not color:
-        if ds.get("ModalityLUTSequence"):
+        if _get(ds, "ModalityLUTSequence"):
             frames, slope, intercept = _modality_lut(ds, frames, name, modality, meta)
         else:
             # Lossy compression smears padding and edges into values below
@@ -848,15 +898,15 @@ def _describe(
         width = _first_number(_lookup(ds, "WindowWidth", "FrameVOILUTSequence"))
         if center is not None and width and width > 0:
             window, window_source = (center, width), "header"
-        elif ds.get("VOILUTSequence"):
-            desc = ds.VOILUTSequence[0].get("LUTDescriptor")
+        elif _get(ds, "VOILUTSequence"):
+            desc = _get(ds.VOILUTSequence[0], "LUTDescriptor")
             if desc and len(desc) == 3:
                 n = float(desc[0] or 65536)
                 window, window_source = (float(desc[1]) + n / 2, n), "header VOI LUT"
         lo, hi = (v * slope + intercept for v in _stored_range(ds))
         lo, hi = min(lo, hi), max(lo, hi)
         if photometric == "MONOCHROME1":
-            if ds.get("ModalityLUTSequence"):
+            if _get(ds, "ModalityLUTSequence"):
                 inverted = (lo + hi) - frames.astype(np.float64)
                 if frames.dtype.kind in "iu" and float(lo + hi).is_integer():
                     frames = _fit_int(inverted, lo, hi)
@@ -881,12 +931,12 @@ def _describe(
     orientation = _vector(
         _lookup(ds, "ImageOrientationPatient", "PlaneOrientationSequence"), 6
     )
-    gap = _first_number(ds.get("SpacingBetweenSlices")) or _first_number(
+    gap = _first_number(_get(ds, "SpacingBetweenSlices")) or _first_number(
         _lookup(ds, "SliceThickness", "PixelMeasuresSequence")
     )
     if nframes > 1 and modality in _CINE_MODALITIES:
         meta["frame_axis"] = "time"
-        frame_time = _first_number(ds.get("FrameTime"))
+        frame_time = _first_number(_get(ds, "FrameTime"))
         if frame_time:
             meta["frame_time_ms"] = frame_time
     return _Decoded(
@@ -906,22 +956,22 @@ def _pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]
     """In-plane spacing (row, column) in mm, and the attribute it came from."""
     candidates = (
         ("PixelSpacing", _lookup(ds, "PixelSpacing", "PixelMeasuresSequence")),
-        ("ImagerPixelSpacing", ds.get("ImagerPixelSpacing")),
-        ("NominalScannedPixelSpacing", ds.get("NominalScannedPixelSpacing")),
+        ("ImagerPixelSpacing", _get(ds, "ImagerPixelSpacing")),
+        ("NominalScannedPixelSpacing", _get(ds, "NominalScannedPixelSpacing")),
     )
     for keyword, value in candidates:
         vec = _vector(value, 2) if value is not None else None
         if vec is not None and np.all(vec > 0):
             return (float(vec[0]), float(vec[1])), keyword
-    for region in ds.get("SequenceOfUltrasoundRegions") or []:
+    for region in _get(ds, "SequenceOfUltrasoundRegions") or []:
         # Physical units code 3 is centimetres (PS3.3 C.8.5.5.1.15).
         if (
-            region.get("PhysicalUnitsXDirection")
+            _get(region, "PhysicalUnitsXDirection")
             == 3
-            == region.get("PhysicalUnitsYDirection")
+            == _get(region, "PhysicalUnitsYDirection")
         ):
-            dx = _first_number(region.get("PhysicalDeltaX"))
-            dy = _first_number(region.get("PhysicalDeltaY"))
+            dx = _first_number(_get(region, "PhysicalDeltaX"))
+            dy = _first_number(_get(region, "PhysicalDeltaY"))
             if dx and dy and dx > 0 and dy > 0:
                 return (abs(dy) * 10.0, abs(dx) * 10.0), "SequenceOfUltrasoundRegions"
     return None, None
@@ -1042,37 +1092,12 @@ def _stack(parts: Sequence[_Decoded], order: np.ndarray | None) -> np.ndarray:
     return out
 
 
-#: Values a series' automatic window is computed from: a strided subsample
-#: of the volume (its percentiles are those of the volume within a small
-#: fraction of the window, at a quarter of the cost of a million values).
-_WINDOW_SAMPLE = 1 << 18
-
-
-def _window_sample(array: np.ndarray, count: int) -> np.ndarray:
-    """About ``count`` values of ``array``, evenly strided through it.
-
-    The stride shares no factor with the row length, so that it walks
-    across the columns instead of down a few of them.
-    """
-    flat = array.reshape(-1)
-    step = max(1, flat.size // count)
-    while step > 1 and math.gcd(step, array.shape[-1]) > 1:
-        step += 1
-    return flat[::step]
-
-
 def _assemble(
     parts: Sequence[_Decoded],
     name: str,
     modality: str,
-    *,
-    window_sample: int | None = None,
 ) -> MedImage:
-    """Stack decoded objects into one image, sorted along the slice normal.
-
-    ``window_sample``: compute an automatic window from about that many
-    values of the volume (a series), instead of from the whole image.
-    """
+    """Stack decoded objects into one image, sorted along the slice normal."""
     first = parts[0]
     shapes = {p.frames.shape[1:] for p in parts}
     if len(shapes) > 1:
@@ -1126,13 +1151,10 @@ def _assemble(
         meta["NumberOfFrames"] = n
     window = first.window
     if window is None:
-        sample = array
-        if window_sample and not color and array.size > window_sample:
-            sample = _window_sample(array, window_sample)
         window = (
             (127.5, 256.0)
             if color and array.dtype == np.uint8
-            else display.auto_window(sample)
+            else display.auto_window(array)
         )
     meta["window_source"] = first.window_source if first.window else "auto"
     return MedImage(
@@ -1396,6 +1418,11 @@ LOADER_KEYWORDS = tuple(
     )
 )
 _LOADER_TAGS = frozenset(int(tag_for_keyword(k)) for k in LOADER_KEYWORDS)
+#: What a single file's load decodes: the loader's tags but the series keys.
+_FILE_TAGS = _LOADER_TAGS - {
+    int(tag_for_keyword(k))
+    for k in ("SOPInstanceUID", "SeriesInstanceUID", "SeriesNumber", "InstanceNumber")
+}
 
 
 _NOT_DIRECT_VRS = frozenset({"SQ", *AMBIGUOUS_VR})
@@ -1632,7 +1659,7 @@ def load_dicom(
             "is not a DICOM, NIfTI, PNG, JPEG or TIFF image.",
             "Open a DICOM (.dcm), NIfTI (.nii, .nii.gz), PNG, JPEG or TIFF file.",
         )
-    modality = str(ds.get("Modality") or "OT").upper()
+    modality = str(_get(ds, "Modality") or "OT").upper()
     return _assemble([_decode_object(ds, name, max_bytes, max_frames)], name, modality)
 
 
@@ -1650,28 +1677,42 @@ def _native_file(
     for anything else, or anything wrong: the thorough reader then reads the
     file and names what is wrong.
     """
-    src = data if isinstance(data, bytes) else (_small_file(data) or data)
-    try:
-        ds, end = _read(
-            src,
-            name,
-            force=False,
-            stop_before_pixels=True,
-            max_bytes=max_bytes,
-            max_items=max_items,
-            max_frames=max_frames,
-            touch=_LOADER_TAGS,
-        )
-    except ImageTooLargeError:
-        raise
-    except MedImgError:
+    # The header from the file's first bytes when it lies within them: the
+    # pixel values are then read once, from the file, into their array.
+    head = None if isinstance(data, bytes) else _file_prefix(data, _HEADER_PREFIX)
+    whole = head is not None and len(head) < _HEADER_PREFIX  # the whole file
+    src = head if whole else data
+    header = head if head is not None and not whole else None
+    ds = end = None
+    for candidate in (header, src):
+        if candidate is None:
+            continue
+        try:
+            ds, end = _read(
+                candidate,
+                name,
+                force=False,
+                stop_before_pixels=True,
+                max_bytes=max_bytes,
+                max_items=max_items,
+                max_frames=max_frames,
+                touch=_FILE_TAGS,
+            )
+        except ImageTooLargeError:
+            raise
+        except MedImgError:
+            continue
+        if candidate is header and not _pixel_element_at(header, end):
+            continue  # the header goes on past the first bytes: read it whole
+        break
+    else:
         return None
     ds._medimg_pixel_offset = end
     if _slice_key(ds) is None:
         return None
     rows, cols = int(ds.Rows), int(ds.Columns)
-    bits, stored = int(ds.BitsAllocated), int(ds.get("BitsStored") or 0)
-    signed = int(ds.get("PixelRepresentation") or 0) == 1
+    bits, stored = int(ds.BitsAllocated), int(_get(ds, "BitsStored") or 0)
+    signed = int(_get(ds, "PixelRepresentation") or 0) == 1
     check_budget(name, (1, rows, cols, 1), max(4, bits // 8), max_bytes)
     explicit = ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     raw = np.empty((rows, cols), np.dtype(f"<{'i' if signed else 'u'}{bits // 8}"))
@@ -1681,7 +1722,7 @@ def _native_file(
     if stored and stored < bits:  # as pydicom: unused high bits cleared
         np.left_shift(raw, bits - stored, out=raw)
         np.right_shift(raw, bits - stored, out=raw)
-    modality = str(ds.get("Modality") or "OT").upper()
+    modality = str(_get(ds, "Modality") or "OT").upper()
     return _assemble([_describe(ds, raw, 1, name, max_bytes)], name, modality)
 
 
@@ -1699,6 +1740,28 @@ def _head(src: Any) -> bytes:
 
 
 _NOT_DICOM = "is not a DICOM file (no DICM marker and no image header)"
+
+
+#: Bytes read first of a file that may be a plain native image: its header
+#: nearly always ends within them, and its pixels are then read from the file
+#: straight into their array (no copy of the file in memory, no scan of it).
+_HEADER_PREFIX = 64 * 1024
+
+
+def _file_prefix(src: Any, size: int) -> bytes | None:
+    """The first ``size`` bytes of a regular file (all of a smaller one)."""
+    if not isinstance(src, str | os.PathLike):
+        return None
+    try:
+        with open(src, "rb") as fh:
+            return fh.read(size)
+    except OSError:
+        return None
+
+
+def _pixel_element_at(data: bytes, offset: int | None) -> bool:
+    """Whether the top-level pixel data element starts at ``offset`` of ``data``."""
+    return offset is not None and data[offset : offset + 4] == _PIXEL_DATA_LE
 
 
 def _small_file(src: Any) -> bytes | None:
@@ -1757,7 +1820,7 @@ def _series_members(
         except MedImgError as err:
             ds, reason = None, err.problem if marked else _NOT_DICOM
         if ds is not None and "Rows" not in ds:
-            uid = ds.get("SOPClassUID") or getattr(ds, "file_meta", {}).get(
+            uid = _get(ds, "SOPClassUID") or getattr(ds, "file_meta", {}).get(
                 "MediaStorageSOPClassUID"
             )
             sop = str(getattr(uid, "name", None) or "")
@@ -1774,7 +1837,7 @@ def _series_members(
             if skipped is not None:
                 skipped.append({"file": label, "reason": reason})
             continue
-        key = str(ds.get("SeriesInstanceUID") or "unknown series")
+        key = str(_get(ds, "SeriesInstanceUID") or "unknown series")
         groups.setdefault(key, []).append((label, src, ds))
     return groups
 
@@ -1798,7 +1861,7 @@ def _drop_duplicates(
     kept: list[tuple[str, Dataset, _Decoded]] = []
     by_uid: dict[str, tuple[str, _Decoded]] = {}
     for label, header, part in sorted(decoded, key=lambda it: it[0]):
-        uid = str(header.get("SOPInstanceUID") or "")
+        uid = str(_get(header, "SOPInstanceUID") or "")
         twin = by_uid.get(uid) if uid else None
         if twin is not None and _same_slice(twin[1], part):
             _skip(
@@ -2043,7 +2106,7 @@ def _slice_key(ds: Dataset) -> tuple | None:
     bits = _raw_one(ds, "BitsAllocated")
     stored = _raw_one(ds, "BitsStored") or bits
     photometric = _raw_one(ds, "PhotometricInterpretation")
-    rows, cols = ds.get("Rows"), ds.get("Columns")
+    rows, cols = _get(ds, "Rows"), _get(ds, "Columns")
     plain = (
         isinstance(rows, int)
         and isinstance(cols, int)
@@ -2070,7 +2133,7 @@ def _slice_key(ds: Dataset) -> tuple | None:
         _raw_one(ds, "PixelPaddingValue", signed == 1),
         _raw_one(ds, "PixelPaddingRangeLimit", signed == 1),
         _raw_one(ds, "LossyImageCompression"),
-        str(ds.get("Modality") or ""),
+        str(_get(ds, "Modality") or ""),
     )
 
 
@@ -2135,7 +2198,7 @@ def _native_series(
         return None
     speaker = min(  # the header that speaks for the series, as file by file
         range(len(headers)),
-        key=lambda i: int(_first_number(headers[i].get("InstanceNumber")) or 0),
+        key=lambda i: int(_first_number(_get(headers[i], "InstanceNumber")) or 0),
     )
     first = headers[speaker]
     orientations = [_vector(_raw(ds, "ImageOrientationPatient"), 6) for ds in headers]
@@ -2144,7 +2207,7 @@ def _native_series(
         return None
     if np.ptp(np.asarray(orientations), axis=0).max() > 1e-6:
         return None
-    uids = [str(ds.get("SOPInstanceUID") or "") for ds in headers]
+    uids = [str(_get(ds, "SOPInstanceUID") or "") for ds in headers]
     if len(set(uids)) != len(uids):
         return None  # copies: the thorough reader compares their pixels
     normal = np.cross(orientations[0][:3], orientations[0][3:])
@@ -2167,8 +2230,8 @@ def _native_series(
     if photometric == "MONOCHROME1" and len(set(pairs)) > 1:
         return None
     rows, cols = int(first.Rows), int(first.Columns)
-    bits, stored = int(first.BitsAllocated), int(first.get("BitsStored") or 0)
-    signed = int(first.get("PixelRepresentation") or 0) == 1
+    bits, stored = int(first.BitsAllocated), int(_get(first, "BitsStored") or 0)
+    signed = int(_get(first, "PixelRepresentation") or 0) == 1
     dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
     check_budget(name, (len(items), rows, cols), dtype.itemsize, max_bytes)
     explicit = first.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
@@ -2262,7 +2325,7 @@ def load_series(
         chosen = [
             g
             for uid, g in groups.items()
-            if str(series) in (uid, str(g[0][2].get("SeriesNumber", "")))
+            if str(series) in (uid, str(_get(g[0][2], "SeriesNumber", "")))
         ]
         if len(chosen) != 1:
             raise SeriesError(
@@ -2290,13 +2353,13 @@ def load_series(
         rows = cols = 0
     check_budget(name, (len(items), rows, cols), 4, max_bytes)
     group = items
-    modality = str(first.get("Modality") or "OT").upper()
+    modality = str(_get(first, "Modality") or "OT").upper()
     fast = _native_series(items, name, max_bytes)
     if fast is not None:
-        image = _assemble([fast], name, modality, window_sample=_WINDOW_SAMPLE)
+        image = _assemble([fast], name, modality)
         return _series_image(image, groups, group, skipped)
     items = sorted(
-        items, key=lambda it: int(_first_number(it[2].get("InstanceNumber")) or 0)
+        items, key=lambda it: int(_first_number(_get(it[2], "InstanceNumber")) or 0)
     )
     decoded: list[tuple[str, Dataset, _Decoded]] = []
     failures: list[MedImgError] = []
@@ -2322,13 +2385,8 @@ def load_series(
     if not decoded:
         raise failures[0]
     decoded = _drop_duplicates(_odd_ones_out(decoded, skipped), name, skipped)
-    decoded.sort(key=lambda it: int(_first_number(it[1].get("InstanceNumber")) or 0))
-    image = _assemble(
-        [part for _, _, part in decoded],
-        name,
-        modality,
-        window_sample=_WINDOW_SAMPLE,
-    )
+    decoded.sort(key=lambda it: int(_first_number(_get(it[1], "InstanceNumber")) or 0))
+    image = _assemble([part for _, _, part in decoded], name, modality)
     image.meta["series_files"] = len(decoded)
     return _series_image(image, groups, group, skipped)
 
