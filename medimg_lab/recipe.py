@@ -549,7 +549,8 @@ def _measure(labels: np.ndarray, image: MedImage) -> dict[str, float]:
         ("max", np.max),
     ):
         out[f"{stat}_{unit}"] = float(fn(values)) if count else float("nan")
-    if labels.dtype != bool and len(np.unique(labels[mask])) > 1:
+    inside = labels[mask] if labels.dtype != bool else labels[:0]
+    if inside.size and inside.min() != inside.max():  # more than one label
         per_label = _measure_labels(labels, image.array, spacing=spacing)
         for row in per_label.itertuples(index=False):
             k = int(row.label)
