@@ -1265,6 +1265,8 @@ def _check_inflated_size(
     if syntax is not None and syntax != DeflatedExplicitVRLittleEndian:
         # In memory with a plain file meta, not deflated: the items are
         # counted on the bytes as they are, in the dataset's byte order.
+        if len(data) // 8 <= limit:
+            return False  # an item takes 8 bytes at least: too short to hold more
         little = syntax != ExplicitVRBigEndian
         items = count_items([data], ITEM_TAG_LITTLE if little else ITEM_TAG_BIG)
         refuse_items(items, complete=True)
