@@ -1682,6 +1682,9 @@ def _native_file(
     # The header from the file's first bytes when it lies within them: the
     # pixel values are then read once, from the file, into their array.
     head = None if isinstance(data, bytes) else _file_prefix(data, _HEADER_PREFIX)
+    syntax = _meta_syntax(data if isinstance(data, bytes) else head or b"")
+    if syntax is not None and syntax not in _NATIVE_LITTLE:
+        return None  # compressed or big endian: one parse, the thorough one
     whole = head is not None and len(head) < _HEADER_PREFIX  # the whole file
     src = head if whole else data
     header = head if head is not None and not whole else None

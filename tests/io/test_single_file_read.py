@@ -108,3 +108,23 @@ def test_a_cut_file_is_still_refused_by_name(tmp_path):
     with pytest.raises(ml.MedImgError) as caught:
         ml.load(path)
     assert "cut.dcm" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "693_UNCR.dcm",  # native: the header, then the pixels into their array
+        "MR_small_jpeg_ls_lossless.dcm",  # compressed: the thorough read only
+        "693_J2KR.dcm",
+        "JPEGLSNearLossless_16.dcm",
+    ],
+)
+def test_a_file_is_parsed_once(name, monkeypatch):
+    calls = []
+    original = pydicom.dcmread
+    monkeypatch.setattr(
+        pydicom, "dcmread", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    image = ml.load(dicom_file(name))
+    assert image.array.size
+    assert len(calls) == 1
