@@ -1653,7 +1653,7 @@ def load_dicom(
         max_bytes=max_bytes,
         max_items=max_items,
         max_frames=max_frames,
-        touch=_LOADER_TAGS,
+        touch=_FILE_TAGS,
     )
     if not marked and not ("Rows" in ds or any(k in ds for k in _PIXEL_KEYWORDS)):
         raise NotAnImageError(
