@@ -631,3 +631,15 @@ def test_dicom_results_beside_the_masks(tmp_path):
     np.testing.assert_allclose(seg.spacing, mask.spacing, rtol=1e-6)
     assert png["status"] == "ok" and "seg" not in png["outputs"]
     assert any(w.startswith("no SEG or SR: ") for w in png["warnings"])
+
+
+@pytest.mark.parametrize(("n", "workers"), [(600, 2), (7, 2), (1, 4), (5000, 16)])
+def test_tasks_shrink_as_the_cohort_runs_out(n, workers):
+    # Every study once; the largest first; the last tasks a study each, so
+    # that no worker is left with a long task while the others are done.
+    sizes = batch._task_sizes(n, workers)
+    assert sum(sizes) == n
+    assert sizes == sorted(sizes, reverse=True)
+    assert max(sizes) <= 100
+    assert sizes[-1] == 1
+    assert max(sizes) <= max(1, n // (4 * workers))
