@@ -807,32 +807,6 @@ _THREADS_FROM_S = 1.0
 _PROBE_STUDIES = 3
 
 
-#: Modules a run imports after its first studies: the local cluster's, and
-#: the results table's (pandas, pyarrow for results.parquet).
-_TABLE_IMPORTS = ("pandas", "pyarrow.parquet")
-_RUN_IMPORTS = ("dask.distributed", *_TABLE_IMPORTS)
-
-
-def _import_in_background(modules: Sequence[str]):
-    """A started thread importing ``modules``, for the caller to ``join()``.
-
-    A module that fails to import here is left for its real use to report.
-    """
-    import importlib
-    import threading
-
-    def work() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: S112 the real import reports it
-                continue
-
-    thread = threading.Thread(target=work, name="medimg-batch-imports", daemon=True)
-    thread.start()
-    return thread
-
-
 def _choose_runner(n_left: int, seconds_each: float, workers: int) -> str:
     """The cheapest way to run ``n_left`` more studies of ``seconds_each`` each.
 
@@ -1197,17 +1171,7 @@ def run(
     try:
         chosen = client
         if client is None:
-            # What the rest of the run imports (the workers' cluster, the
-            # results table) loads on another core while the probe runs.
-            # (A cohort of a few studies runs here: no cluster to import.)
-            few = n <= _PROBE_STUDIES
-            imports = _import_in_background(
-                () if n <= 1 else _TABLE_IMPORTS if few else _RUN_IMPORTS
-            )
-            try:
-                records, each = _probe(items, recipe, out, options, step)
-            finally:
-                imports.join()  # before any fork: no thread may hold a lock
+            records, each = _probe(items, recipe, out, options, step)
             chosen = _choose_runner(n - len(records), each, cores)
             cheaper = "cheaper than starting workers"
             runner = {
