@@ -337,11 +337,8 @@ def discover(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[It
 
 def _file_sha256(name: str) -> str:
     """The SHA-256 of a file's bytes, as ``sha256sum`` prints it."""
-    digest = hashlib.sha256()
-    with open(name, "rb") as f:
-        while block := f.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+    with open(name, "rb") as f:  # read into one reused buffer
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _digests(item: Item) -> dict[str, Any]:
