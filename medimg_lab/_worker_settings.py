@@ -22,7 +22,10 @@ The settings, measured on 2 cores with the standard recipe on 512² CT slices:
   BLAS and OpenMP pools: a worker thread runs one image at a time, and the
   cores are shared by the workers, not oversubscribed inside each.
 
-This module imports ``distributed``; only the batch runner imports it.
+The batch's own local worker processes (:func:`medimg_lab.batch.run`
+choosing workers by itself) run :func:`apply_worker_settings` when they
+start. Only :class:`WorkerSettings` needs ``distributed``, which it imports
+when it is first used.
 """
 
 from __future__ import annotations
@@ -31,13 +34,11 @@ import ctypes
 import ctypes.util
 import logging
 
-from distributed.diagnostics.plugin import WorkerPlugin
-
 __all__ = [
     "MMAP_THRESHOLD_BYTES",
     "PLUGIN_NAME",
     "TRIM_THRESHOLD_BYTES",
-    "WorkerSettings",
+    "WorkerSettings",  # noqa: F822 made by __getattr__ on first use
     "apply_worker_settings",
     "local_worker_environ",
     "settings_in_force",
@@ -128,22 +129,38 @@ def apply_worker_settings() -> dict[str, object]:
     return applied
 
 
-class WorkerSettings(WorkerPlugin):
-    """Dask worker plugin: :func:`apply_worker_settings` on every worker.
+def _worker_settings_class() -> type:
+    """:class:`WorkerSettings`, made on first use (it needs ``distributed``)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
 
-    Registered by :func:`medimg_lab.batch.run` under :data:`PLUGIN_NAME`;
-    a worker that joins the cluster later runs it too. It changes only
-    process-wide knobs (allocator thresholds, thread pools) and never
-    restarts a worker, so other work on a shared cluster goes on.
-    """
+    class WorkerSettings(WorkerPlugin):
+        """Dask worker plugin: :func:`apply_worker_settings` on every worker.
 
-    idempotent = True
-    name = PLUGIN_NAME
+        Registered by :func:`medimg_lab.batch.run` under :data:`PLUGIN_NAME`;
+        a worker that joins the cluster later runs it too. It changes only
+        process-wide knobs (allocator thresholds, thread pools) and never
+        restarts a worker, so other work on a shared cluster goes on.
+        """
 
-    def setup(self, worker) -> None:
-        """Apply the settings in ``worker``'s process."""
-        applied = apply_worker_settings()
-        _log.debug("medimg-lab settings on %s: %s", worker.address, applied)
+        idempotent = True
+        name = PLUGIN_NAME
+
+        def setup(self, worker) -> None:
+            """Apply the settings in ``worker``'s process."""
+            applied = apply_worker_settings()
+            _log.debug("medimg-lab settings on %s: %s", worker.address, applied)
+
+    # Pickled by reference, as a class of this module (dask sends it).
+    WorkerSettings.__qualname__ = "WorkerSettings"
+    WorkerSettings.__module__ = __name__
+    return WorkerSettings
+
+
+def __getattr__(name: str):
+    if name == "WorkerSettings":
+        cls = globals()["WorkerSettings"] = _worker_settings_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _served_by_mmap(libc, size: int) -> bool:

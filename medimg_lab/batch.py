@@ -871,121 +871,128 @@ def _probe(items, recipe, out, options, step) -> tuple[list[dict], float]:
     return records, (sorted(timed)[len(timed) // 2] if timed else 0.0)
 
 
-def _alongside_workers(items, recipe, recipe_data, out, options, step, cores, progress):
+def _worker_pool(workers: int):
+    """``workers`` local worker processes for :func:`_alongside_workers`.
+
+    On Linux they are forked from this process: they inherit its imports
+    and are up in milliseconds, with no scheduler to start and no Dask to
+    import. Elsewhere they are spawned (seconds), while this process works.
+    Each applies the batch settings first
+    (:func:`~medimg_lab._worker_settings.apply_worker_settings`: allocator
+    thresholds, one OpenCV and BLAS thread).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ._worker_settings import apply_worker_settings
+
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=apply_worker_settings,
+    )
+
+
+def _alongside_workers(items, recipe, recipe_data, out, options, step, cores):
     """Share the cohort between this process and ``cores - 1`` worker processes.
 
     Every worker process started costs time and CPU (an interpreter and
     its imports): on ``cores`` cores, this process, whose imports are done,
-    takes one core's share itself. On Linux the workers are forked from
-    this process (:func:`local_cluster` with ``fork=True``) and up in a
-    fraction of a second; elsewhere they are spawned, and this process
-    works through the cohort while they start. Then it goes on with one
+    takes one core's share itself, and the others go to local worker
+    processes (:func:`_worker_pool`; forked on Linux, started before any
+    other thread of the run). This process works through the cohort one
     study at a time from the same queue, while the workers get tasks of
     several studies, smaller towards the end so that all finish together.
+    A worker process that dies (a decoder's crash) loses nothing: its
+    studies go back to the queue and run here.
 
     Returns
     -------
     records : list of dict
     here : int
         The studies that ran in this process.
-    dashboard : str or None
     """
-    import threading
     from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     import cv2
-    from dask.distributed import Client, as_completed
-
-    started: dict[str, Any] = {}
-
-    def start() -> None:
-        try:
-            started["cluster"] = local_cluster(cores - 1)
-        except BaseException as err:  # handed to the caller below
-            started["error"] = err
 
     queue = deque(items)
     records: list[dict] = []
     here = 0
-
-    def work_here() -> None:
-        nonlocal here
-        records.append(_process(queue.popleft(), recipe, out, options))
-        here += 1
-        step(1)
-
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # one core is this process's share: no oversubscription
-    if sys.platform.startswith("linux"):
-        # Forked workers are up in about 0.2 s, with their imports: started
-        # while nothing else runs here (a fork copies only the forking thread).
-        try:
-            cluster = local_cluster(cores - 1, fork=True)
-        except BaseException:
-            cv2.setNumThreads(opencv_threads)
-            raise
-    else:  # spawned workers take seconds: work here meanwhile
-        thread = threading.Thread(target=start, name="medimg-batch-start", daemon=True)
-        thread.start()
-        worked = False
-        try:
-            while queue and thread.is_alive():
-                work_here()
-            worked = True
-        finally:
-            thread.join()
-            cluster = started.get("cluster")
-            if cluster is not None and (not queue or not worked):
-                cluster.close()
-                cluster = None
-            if cluster is None:
-                cv2.setNumThreads(opencv_threads)
-        if "error" in started:
-            raise started["error"]
-        if cluster is None:
-            return records, here, None
     slots = 2 * (cores - 1)  # tasks in flight: one running, one queued per worker
+    pending: dict = {}  # future -> its studies
+    broken = False
     try:
-        with Client(cluster, set_as_default=False) as client:
-            dashboard = _dashboard(client, cluster)
-            _say(progress, f"Dask dashboard: {dashboard}")
-            _prepare_workers(client, list(queue), out)
-            pending: list = []
+        with _worker_pool(cores - 1) as pool:
 
             def feed() -> None:
-                while len(pending) < slots and queue:
+                while not broken and len(pending) < slots and queue:
                     size = max(1, min(25, len(queue) // (4 * cores)))
                     task = [queue.popleft() for _ in range(min(size, len(queue)))]
-                    pending.append(
-                        client.submit(
-                            _run_task,
-                            task,
-                            recipe_data,
-                            str(out),
-                            options,
-                            pure=False,
-                            retries=3,
-                        )
+                    future = pool.submit(
+                        _run_task, task, recipe_data, str(out), options
                     )
+                    pending[future] = task
 
-            def collect(found: list[dict]) -> None:
+            def collect(future) -> None:
+                nonlocal broken
+                task = pending.pop(future)
+                try:
+                    found = future.result()
+                except Exception as err:  # the worker died: run its studies here
+                    _log.warning("batch: a worker process failed (%s)", err)
+                    broken = True
+                    queue.extendleft(reversed(task))
+                    return
                 records.extend(found)
                 step(len(found))
 
-            feed()
-            while queue:
+            feed()  # the workers are forked here, before any other thread
+            # The results table's imports, on this core while the workers
+            # run, instead of alone after the last study.
+            imports = _import_in_background(_TABLE_IMPORTS)
+            while queue or pending:
                 for future in [f for f in pending if f.done()]:
-                    pending.remove(future)
-                    collect(future.result())
+                    collect(future)
                 feed()
                 if queue:
-                    work_here()
-            for _, found in as_completed(pending, loop=client.loop, with_results=True):
-                collect(found)
+                    records.append(_process(queue.popleft(), recipe, out, options))
+                    here += 1
+                    step(1)
+                elif pending:
+                    wait(list(pending), return_when=FIRST_COMPLETED)
+        imports.join()
     finally:
-        cluster.close()
         cv2.setNumThreads(opencv_threads)
-    return records, here, dashboard
+    return records, here
+
+
+#: What the results table imports (pandas, and pyarrow for results.parquet).
+_TABLE_IMPORTS = ("pandas", "pyarrow.parquet")
+
+
+def _import_in_background(modules: Sequence[str]):
+    """A started thread importing ``modules``, for the caller to ``join()``.
+
+    A module that fails to import here is left for its real use to report.
+    """
+    import importlib
+    import threading
+
+    def work() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: S112 the real import reports it
+                continue
+
+    thread = threading.Thread(target=work, name="medimg-batch-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def _on_dask(dask_client, cluster, items, recipe_data, out, options, step, progress):
@@ -1200,8 +1207,8 @@ def run(
             records += _in_process(left, recipe, out, options, step, cores)
         elif client is None:  # worker processes, chosen here
             probed = len(records)
-            found, here, dashboard = _alongside_workers(
-                left, recipe, recipe_data, out, options, step, cores, progress
+            found, here = _alongside_workers(
+                left, recipe, recipe_data, out, options, step, cores
             )
             records += found
             runner += f"; {probed + here} of them in this process"
