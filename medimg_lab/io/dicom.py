@@ -557,6 +557,7 @@ def _grey_values(
     meta: dict[str, Any],
     max_bytes: int = DEFAULT_MAX_BYTES,
     pairs: list[tuple[float, float]] | None = None,
+    raw_range: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, float, float]:
     """Rescale, padding, lossy air and MONOCHROME1, in the output type.
 
@@ -575,7 +576,8 @@ def _grey_values(
         The values, and the first frame's rescale.
 
     ``pairs`` gives each frame's (slope, intercept) where they come from
-    elsewhere than ``ds`` (the slices of a series).
+    elsewhere than ``ds`` (the slices of a series); ``raw_range`` the least
+    and greatest raw value, where the caller has them already.
     """
     pairs = pairs or _rescale_pairs(ds, nframes)
     slope, intercept = pairs[0]
@@ -589,8 +591,11 @@ def _grey_values(
     identity = all(p == (1.0, 0.0) for p in pairs)
     exact = frames.dtype.kind in "iu"
     integral = exact and all(a.is_integer() and b.is_integer() for a, b in pairs)
-    raw_lo = float(frames.min(initial=0)) if frames.size else 0.0
-    raw_hi = float(frames.max(initial=0)) if frames.size else 0.0
+    if raw_range is not None:  # as below: bounds that include 0
+        raw_lo, raw_hi = min(float(raw_range[0]), 0.0), max(float(raw_range[1]), 0.0)
+    else:
+        raw_lo = float(frames.min(initial=0)) if frames.size else 0.0
+        raw_hi = float(frames.max(initial=0)) if frames.size else 0.0
     span = [
         v * a + b for a, b in set(pairs) for v in (raw_lo, raw_hi)
     ]  # bounds of every rescaled value, for the work type
@@ -642,6 +647,12 @@ def _grey_values(
     # One block (a slice): its padding mask is kept for pass 2.
     single = frames.shape[0] == 1 and frames[0].size <= _BLOCK_VALUES
     first_mask = None
+    # One frame: the range of its values is the rescale of its raw range,
+    # as the blocks' would give it, without another pass over the values.
+    known = None
+    if raw_range is not None and frames.shape[0] == 1 and frames.size:
+        if not need_values:
+            known = ends(0, np.array(raw_range).astype(frames.dtype))
     data_lo, data_hi = math.inf, -math.inf
     padded = below_air = 0
     background = math.inf
@@ -655,7 +666,7 @@ def _grey_values(
         if need_values:
             low, high = float(values.min()), float(values.max())
         else:
-            low, high = ends(f, block)
+            low, high = known or ends(f, block)
         data_lo, data_hi = min(data_lo, low), max(data_hi, high)
         mask, below = masks(block, values)
         if single:
@@ -814,12 +825,14 @@ def _describe(
     notes: list[str] | None = None,
     pairs: list[tuple[float, float]] | None = None,
     positions: list[np.ndarray | None] | None = None,
+    raw_range: tuple[float, float] | None = None,
 ) -> _Decoded:
     """Decoded pixels of ``ds`` with their physical meaning, as ``_Decoded``.
 
     ``pairs`` and ``positions`` give each frame's rescale and position when
     the frames are the slices of a series, each from its own file, and
-    ``ds`` the header that speaks for the series.
+    ``ds`` the header that speaks for the series; ``raw_range`` the least
+    and greatest raw value, where the caller has them already.
     """
     photometric = str(_get(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     modality = str(_get(ds, "Modality") or "OT").upper()
@@ -886,6 +899,7 @@ def _describe(
                 meta,
                 max_bytes,
                 pairs=pairs,
+                raw_range=raw_range,
             )
             if pairs is not None:  # the rescale of the header that speaks
                 slope, intercept = _rescale_pairs(ds, 1)[0]
@@ -1724,11 +1738,26 @@ def _native_file(
     if not _native_pixels(src, end, explicit, raw):
         return None
     raw = native(raw)
-    if stored and stored < bits:  # as pydicom: unused high bits cleared
+    lo, hi = (int(raw.min()), int(raw.max())) if raw.size else (0, 0)
+    if stored and stored < bits and not _within_stored(lo, hi, stored, signed):
+        # As pydicom: unused high bits cleared (or the sign extended).
         np.left_shift(raw, bits - stored, out=raw)
         np.right_shift(raw, bits - stored, out=raw)
+        lo, hi = (int(raw.min()), int(raw.max())) if raw.size else (0, 0)
     modality = str(_get(ds, "Modality") or "OT").upper()
-    return _assemble([_describe(ds, raw, 1, name, max_bytes)], name, modality)
+    decoded = _describe(ds, raw, 1, name, max_bytes, raw_range=(lo, hi))
+    return _assemble([decoded], name, modality)
+
+
+def _within_stored(lo: int, hi: int, stored: int, signed: bool) -> bool:
+    """Whether raw values in ``[lo, hi]`` already read as ``stored`` bits do.
+
+    Then clearing the unused high bits (sign-extending a signed value) would
+    change none of them.
+    """
+    if signed:
+        return -(1 << (stored - 1)) <= lo and hi < (1 << (stored - 1))
+    return 0 <= lo and hi < (1 << stored)
 
 
 def _head(src: Any) -> bytes:

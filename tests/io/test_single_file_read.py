@@ -128,3 +128,33 @@ def test_a_file_is_parsed_once(name, monkeypatch):
     image = ml.load(dicom_file(name))
     assert image.array.size
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("garbage", [False, True])
+def test_unused_high_bits_are_cleared_only_where_set(
+    tmp_path, monkeypatch, signed, garbage
+):
+    # 12 of 16 bits stored: values already within 12 bits are left as they
+    # are (no pass over them); garbage above bit 11 is cleared, and a signed
+    # value's sign extended from bit 11, as pydicom does.
+    ds = pydicom.dcmread(dicom_file("CT_small.dcm"))
+    rng = np.random.default_rng(int(signed) * 2 + int(garbage))
+    low, high = (-2048, 2048) if signed else (0, 4096)
+    values = rng.integers(low, high, (ds.Rows, ds.Columns))
+    stored = values.astype(np.int16 if signed else np.uint16)
+    if garbage:  # set bits 12-15 at random, as some writers leave them
+        noise = rng.integers(0, 16, stored.shape).astype(np.uint16) << 12
+        stored = (stored.view(np.uint16) ^ noise).view(stored.dtype)
+    ds.BitsStored, ds.HighBit = 12, 11
+    ds.PixelRepresentation = int(signed)
+    ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+    for keyword in ("PixelPaddingValue", "WindowCenter", "WindowWidth"):
+        if keyword in ds:
+            del ds[keyword]
+    ds.PixelData = stored.tobytes()
+    path = tmp_path / "twelve-bits.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    image = ml.load(path)
+    np.testing.assert_array_equal(image.array, values)
+    assert_same(image, thorough(path, monkeypatch))
