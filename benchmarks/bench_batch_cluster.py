@@ -238,12 +238,15 @@ def _where_cli_time_goes() -> None:
 
     bare = statistics.median(python("pass") for _ in range(3))
     full = statistics.median(python(imports) for _ in range(3))
-    ups = []
+    import cv2
+
+    ups, threads = [], cv2.getNumThreads()
     for _ in range(3):  # the run's worker process, forked from this one
         began = time.perf_counter()
         with batch._worker_pool(1) as pool:
             pool.submit(os.getpid).result()
             ups.append(time.perf_counter() - began)
+    cv2.setNumThreads(threads)
     print(
         f"  where the time goes: interpreter {bare:.2f} s, imports {full - bare:.2f} s "
         f"(both processes pay them); its worker process up and answering in "

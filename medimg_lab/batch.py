@@ -884,9 +884,17 @@ def _worker_pool(workers: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    import cv2
+
     from ._worker_settings import apply_worker_settings
 
     method = "fork" if sys.platform.startswith("linux") else "spawn"
+    if method == "fork":
+        # A fork copies no thread: a child that inherits OpenCV's pool of
+        # threads hangs when it sets its own thread count. The pool is
+        # stopped here, in this process, before the workers are forked
+        # (the caller restores the count when the run is done).
+        cv2.setNumThreads(1)
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context(method),

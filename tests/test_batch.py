@@ -655,3 +655,21 @@ def test_a_worker_process_that_dies_loses_no_study(tmp_path, monkeypatch):
     )
     assert len(result.table) == 30 and (result.table["status"] == "ok").all()
     assert result.runner.endswith("30 of them in this process")
+
+
+def test_workers_fork_cleanly_after_opencv_ran_on_threads():
+    # OpenCV's own thread pool, alive in this process (CLAHE on 2 threads),
+    # must not be inherited half-way: the forked worker answers.
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    cv2.createCLAHE().apply(np.zeros((512, 512), np.uint8))
+    pool = batch._worker_pool(1)
+    try:
+        assert pool.submit(os.getpid).result(timeout=30) != os.getpid()
+    finally:
+        for process in list(pool._processes.values()):  # a hung one, too
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        cv2.setNumThreads(threads)
