@@ -8,6 +8,7 @@ import pytest
 
 import medimg_lab as ml
 from medimg_lab import display
+from tests.helpers import whole_window
 
 EXPECTED_PRESETS = {
     "brain": (40, 80),
@@ -70,16 +71,6 @@ def test_auto_window_ignores_background_and_outliers():
     assert 200 < width < 500
 
 
-def _percentile_window(values: np.ndarray) -> tuple[float, float]:
-    """auto_window's rule over every value, by np.percentile (the reference)."""
-    flat = values.ravel()
-    body = flat[flat != flat.min()]
-    if body.size and flat.size - body.size > 0.1 * flat.size:
-        flat = body
-    lo, hi = (float(v) for v in np.percentile(flat, [0.5, 99.5]))
-    return (lo + hi) / 2, hi - lo
-
-
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32])
 def test_integer_windows_from_the_histogram_are_np_percentile_exactly(dtype):
     # Extremes of the type (a difference that wraps in it), one value, a
@@ -97,7 +88,7 @@ def test_integer_windows_from_the_histogram_are_np_percentile_exactly(dtype):
         if trial % 7 == 0:
             values[[0, -1]] = info.min, info.max
         center, width = display.auto_window(values)
-        want = _percentile_window(values)
+        want = whole_window(values)
         if want[1] > 0:  # else the constant case's own rule
             assert (center, width) == pytest.approx(want, rel=1e-12, abs=1e-9)
 
@@ -107,7 +98,7 @@ def test_windows_of_large_images_come_from_a_subsample_close_to_the_whole(name):
     image = ml.data.sample(name)
     assert image.array.size > display.WINDOW_SAMPLE  # the subsample is used
     center, width = display.auto_window(image.array)
-    whole_center, whole_width = _percentile_window(image.array)
+    whole_center, whole_width = whole_window(image.array)
     assert width == pytest.approx(whole_width, rel=0.01)
     assert center == pytest.approx(whole_center, abs=0.01 * whole_width)
 

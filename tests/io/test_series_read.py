@@ -31,7 +31,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossl
 
 import medimg_lab as ml
 from medimg_lab.io import dicom
-from tests.helpers import dicom_file
+from tests.helpers import dicom_file, whole_window
 
 
 @dataclass
@@ -267,16 +267,6 @@ def test_a_series_from_a_zip_reads_the_same(tmp_path):
             zf.write(path, f"study/{path.name}")
     image = ml.load(buffer.getvalue())
     np.testing.assert_allclose(image.array, expected, atol=1e-4)
-
-
-def whole_window(values: np.ndarray) -> tuple[float, float]:
-    """auto_window's rule over every value, without its subsample."""
-    flat = values.ravel()
-    body = flat[flat != flat.min()]
-    if body.size and flat.size - body.size > 0.1 * flat.size:
-        flat = body
-    lo, hi = np.percentile(flat, [0.5, 99.5])
-    return (lo + hi) / 2, hi - lo
 
 
 def test_the_series_window_comes_from_a_subsample_close_to_the_whole(tmp_path):
