@@ -18,10 +18,12 @@ pydicom, the ratio of the median CPU times of this process.
   MONOCHROME1). Anchor: pydicom's ``dcmread`` + ``pixel_array`` +
   ``apply_rescale``. Target: <= 1.3 x.
 - ``compressed``: JPEG-LS and JPEG 2000 files of the corpus (and the head
-  CT encoded as JPEG-LS here). ``medimg_lab.load`` against SimpleITK's
-  ``ReadImage``; each decoder pydicom can use on its own (pylibjpeg,
-  pyjpegls, GDCM where python-gdcm is installed), with whether its pixels
-  equal the default decoder's bit for bit. Target: at or under SimpleITK.
+  CT encoded as JPEG-LS here). ``medimg_lab.load`` (imagecodecs for
+  greyscale frames, JPEG 2000 on every core) against SimpleITK's
+  ``ReadImage``, which also decodes JPEG 2000 on several threads; each
+  decoder pydicom can use on its own (pylibjpeg, pyjpegls, GDCM where
+  python-gdcm is installed), with whether its pixels equal the default
+  decoder's bit for bit, and whether ours do. Target: at or under SimpleITK.
 
 SimpleITK and python-gdcm are not dependencies of the project: their
 columns print "not installed" without them. Run: ``make bench`` or
@@ -45,6 +47,7 @@ from pydicom.pixels import apply_rescale
 from pydicom.uid import JPEGLSLossless, generate_uid
 
 import medimg_lab as ml
+from medimg_lab.io._codecs import decode_frames, decode_threads
 
 try:
     import SimpleITK as sitk
@@ -204,6 +207,22 @@ def plugin_array(path: Path, plugin: str | None):
         return ds.pixel_array
 
 
+def our_decoder(path: Path, reference) -> str:
+    """Which decoder ``ml.load`` used for ``path``, and whether its pixels match."""
+    ds = pydicom.dcmread(path)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        direct = decode_frames(ds, ds.file_meta.TransferSyntaxUID, frames)
+    if direct is None:
+        return "pydicom's plugins (see below)"
+    same = direct.dtype == reference.dtype and np.array_equal(direct, reference)
+    return (
+        f"imagecodecs on {decode_threads()} thread(s) "
+        f"(same pixels as pydicom's default: {same})"
+    )
+
+
 def plugins_for(path: Path) -> list[str]:
     syntax = pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
     decoder = pydicom.pixels.get_decoder(syntax)
@@ -250,6 +269,7 @@ def bench_compressed(tmp: Path) -> None:
         got = rounds(contenders, 7)
         anchors = {"SimpleITK": got.get("SimpleITK")}
         print(line(f"  {label}", got["ours"], anchors))
+        print(f"      ours: {our_decoder(path, reference)}")
         for plugin in plugins:
             print(
                 f"      pydicom+{plugin:<10} {got[plugin]:8.2f} ms "

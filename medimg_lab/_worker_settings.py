@@ -18,8 +18,9 @@ The settings, measured on 2 cores with the standard recipe on 512² CT slices:
   :data:`MMAP_THRESHOLD_BYTES` keep those arrays on the heap. Inside a
   running process they are set with ``mallopt``, which is what the
   environment variables do at start.
-- **One OpenCV thread** (``cv2.setNumThreads(1)``) and one thread for the
-  BLAS and OpenMP pools: a worker thread runs one image at a time, and the
+- **One OpenCV thread** (``cv2.setNumThreads(1)``), one JPEG 2000 decoder
+  thread (:func:`medimg_lab.io._codecs.set_decode_threads`) and one thread
+  for the BLAS and OpenMP pools: a worker thread runs one image at a time, and the
   cores are shared by the workers, not oversubscribed inside each.
 
 The batch's own local worker processes (:func:`medimg_lab.batch.run`
@@ -33,6 +34,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+
+from medimg_lab.io._codecs import decode_threads, set_decode_threads
 
 __all__ = [
     "MMAP_THRESHOLD_BYTES",
@@ -103,8 +106,9 @@ def apply_worker_settings() -> dict[str, object]:
     -------
     dict
         What was set: ``malloc`` (True where glibc accepted both
-        thresholds, False where this is no glibc), ``opencv_threads`` and
-        ``blas_threads`` (the thread counts now in force).
+        thresholds, False where this is no glibc), ``opencv_threads``,
+        ``decode_threads`` and ``blas_threads`` (the thread counts now in
+        force).
     """
     import cv2
 
@@ -118,6 +122,8 @@ def apply_worker_settings() -> dict[str, object]:
         )
     cv2.setNumThreads(1)
     applied["opencv_threads"] = cv2.getNumThreads()
+    set_decode_threads(1)
+    applied["decode_threads"] = decode_threads()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # scikit-learn brings it; without it, BLAS keeps its own
@@ -189,7 +195,8 @@ def settings_in_force() -> dict[str, object]:
     Returns
     -------
     dict
-        ``opencv_threads``: OpenCV's thread count now; ``allocator_thresholds``:
+        ``opencv_threads``: OpenCV's thread count now; ``decode_threads``:
+        the JPEG 2000 decoder's; ``allocator_thresholds``:
         whether glibc took the batch's trim and mmap thresholds in this
         process (False before :func:`apply_worker_settings` ran, and where
         this is no glibc). glibc has no call that reads the thresholds back;
@@ -199,5 +206,6 @@ def settings_in_force() -> dict[str, object]:
 
     return {
         "opencv_threads": cv2.getNumThreads(),
+        "decode_threads": decode_threads(),
         "allocator_thresholds": bool(_APPLIED and _APPLIED["malloc"]),
     }

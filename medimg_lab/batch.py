@@ -926,11 +926,14 @@ def _alongside_workers(items, recipe, recipe_data, out, options, step, cores):
 
     import cv2
 
+    from .io._codecs import set_decode_threads
+
     queue = deque(items)
     records: list[dict] = []
     here = 0
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # one core is this process's share: no oversubscription
+    decode_threads = set_decode_threads(1)
     slots = 2 * (cores - 1)  # tasks in flight: one running, one queued per worker
     pending: dict = {}  # future -> its studies
     broken = False
@@ -976,6 +979,7 @@ def _alongside_workers(items, recipe, recipe_data, out, options, step, cores):
         imports.join()
     finally:
         cv2.setNumThreads(opencv_threads)
+        set_decode_threads(decode_threads)
     return records, here
 
 

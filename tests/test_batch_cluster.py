@@ -155,7 +155,11 @@ def test_external_workers_get_the_project_settings(cluster, tmp_path):
         after = client.run(settings_in_force)
     assert after.keys() == before.keys()
     for settings in after.values():
-        assert settings == {"opencv_threads": 1, "allocator_thresholds": True}
+        assert settings == {
+            "opencv_threads": 1,
+            "decode_threads": 1,
+            "allocator_thresholds": True,
+        }
 
 
 ALLOCATOR_PROBE = """
@@ -186,7 +190,11 @@ def test_the_settings_keep_image_buffers_on_the_heap_under_dasks_default():
     before, after, settings = json.loads(done.stdout)
     assert before is True  # the 128 KiB mmap threshold that Dask's default froze
     assert after is False  # under the 64 MiB threshold: from the heap
-    assert settings == {"opencv_threads": 1, "allocator_thresholds": True}
+    assert settings == {
+        "opencv_threads": 1,
+        "decode_threads": 1,
+        "allocator_thresholds": True,
+    }
 
 
 def _hidden_worker(folder: Path) -> list[str]:

@@ -14,7 +14,9 @@ What a naive reader gets wrong and this module gets right:
   position of each slice along the slice normal, not by file name.
 - Every transfer syntax for which pydicom has a decoder plugin decodes:
   uncompressed, deflate, RLE, JPEG baseline, extended and lossless, JPEG-LS
-  and JPEG 2000 (pylibjpeg, pyjpegls).
+  and JPEG 2000 (pylibjpeg, pyjpegls). Greyscale JPEG-LS and JPEG 2000
+  frames are decoded straight through imagecodecs (:mod:`._codecs`), JPEG
+  2000 on every core, to the same pixels.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from ..errors import (
     warn_caller,
 )
 from ..image import MedImage
+from ._codecs import decode_frames
 from ._source import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_FRAMES,
@@ -423,7 +426,9 @@ def _check_pixel_module(
 #: (CharLS) decodes 2.5-4 x faster than pylibjpeg-libjpeg, which pydicom
 #: tries first, and than GDCM; for JPEG 2000 pylibjpeg-openjpeg, GDCM and
 #: SimpleITK share OpenJPEG and run alike, so pylibjpeg stays first. The
-#: first one installed is used; pydicom's own order is the fallback.
+#: first one installed is used; pydicom's own order is the fallback. These
+#: decode what :func:`._codecs.decode_frames` leaves: colour frames, and
+#: frames imagecodecs refuses.
 DECODER_PREFERENCE: dict[str, tuple[str, ...]] = {
     **{str(uid): ("pyjpegls", "pylibjpeg", "gdcm") for uid in JPEGLSTransferSyntaxes},
     **{str(uid): ("pylibjpeg", "gdcm", "pillow") for uid in JPEG2000TransferSyntaxes},
@@ -443,7 +448,15 @@ def preferred_decoder(syntax: UID) -> str | None:
 
 
 def _pixel_array(ds: Dataset, syntax: UID) -> np.ndarray:
-    """``ds.pixel_array`` through the preferred decoder, else pydicom's order."""
+    """``ds.pixel_array`` through the preferred decoder, else pydicom's order.
+
+    Greyscale JPEG-LS and JPEG 2000 frames are decoded straight through
+    imagecodecs first (:mod:`medimg_lab.io._codecs`): the same pixels,
+    without pydicom's per-frame pipeline, and JPEG 2000 on every core.
+    """
+    direct = decode_frames(ds, syntax, int(_get(ds, "NumberOfFrames") or 1))
+    if direct is not None:
+        return direct
     plugin = preferred_decoder(syntax)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
