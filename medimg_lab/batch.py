@@ -426,7 +426,6 @@ def _current(
 def _write_json(path: Path, data: dict) -> None:
     from .io._atomic import atomic_write
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=2, default=str)
     # Not flushed: a record lost to a power cut only means recomputing; the
     # outputs it points to are flushed before it is written.
@@ -478,12 +477,10 @@ def _process(item: Item, recipe, out: Path, options: dict) -> dict:
             mask = MedImage(
                 labels, image.spacing, "OT", (top / 2, top), {"unit": "label"}
             )
-            target = out / "masks" / f"{item.id}{suffix}"
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target = out / "masks" / f"{item.id}{suffix}"  # made if missing
             outputs["mask"] = str(save(mask, target, overwrite=True))
         if options["save_images"]:
             target = out / "images" / f"{item.id}.nii.gz"
-            target.parent.mkdir(parents=True, exist_ok=True)
             outputs["image"] = str(save(result.image, target, overwrite=True))
         record.update(
             outputs=outputs,

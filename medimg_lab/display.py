@@ -15,9 +15,10 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .image import MedImage
+from .image import FromValues, MedImage
 
 __all__ = [
+    "AUTO_WINDOW",
     "PLANES",
     "PRESETS",
     "WINDOW_SAMPLE",
@@ -232,6 +233,15 @@ def auto_window(
         lo, hi = floor, top
     width = max(hi - lo, 1e-6 * max(1.0, abs(hi)), 1e-12)
     return (lo + hi) / 2, width
+
+
+def _auto_window_of(array: np.ndarray) -> tuple[float, float]:
+    return auto_window(array)  # looked up when called: a module function pickles
+
+
+#: ``window=AUTO_WINDOW`` gives a MedImage the :func:`auto_window` of its
+#: array, computed the first time the window is read.
+AUTO_WINDOW = FromValues(_auto_window_of)
 
 
 def _histogram_percentiles(

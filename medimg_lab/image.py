@@ -17,7 +17,60 @@ _CT_MAPS = {
     "TMAX": "time to maximum (Tmax)",
 }
 
-__all__ = ["MedImage"]
+__all__ = ["FromValues", "MedImage"]
+
+
+class FromValues:
+    """A window computed from the image's values the first time it is read.
+
+    Pass one as ``window=`` (:data:`medimg_lab.display.AUTO_WINDOW` is the
+    robust automatic window): ``compute(array)`` gives ``(center, width)``
+    when the window is first read, not when the image is made. Loaders give
+    it to images without a window in their header, so that a batch that
+    never displays them never pays for it (0.6 ms of a chest film's load).
+
+    Parameters
+    ----------
+    compute : callable
+        ``compute(array) -> (center, width)``, in the array's units. A module
+        function, so that an image still to compute it pickles (to a Dask
+        worker, for example).
+    """
+
+    def __init__(self, compute) -> None:
+        self.compute = compute
+
+    def __repr__(self) -> str:
+        return f"FromValues({getattr(self.compute, '__name__', self.compute)})"
+
+
+def _checked_window(window: Any) -> tuple[float, float]:
+    center, width = (float(v) for v in window)
+    if not (math.isfinite(center) and math.isfinite(width) and width > 0):
+        raise ValueError(
+            f"window must be (center, width) with a positive finite width; got "
+            f"{window!r}"
+        )
+    return center, width
+
+
+class _Window:
+    """The ``window`` field: checked when set, computed when :class:`FromValues`."""
+
+    def __get__(self, image: MedImage | None, owner: type | None = None):
+        if image is None:  # the dataclass's default
+            return (0.5, 1.0)
+        window = image.__dict__["_window"]
+        if isinstance(window, FromValues):
+            window = image.__dict__["_window"] = _checked_window(
+                window.compute(image.array)
+            )
+        return window
+
+    def __set__(self, image: MedImage, window: Any) -> None:
+        image.__dict__["_window"] = (
+            window if isinstance(window, FromValues) else _checked_window(window)
+        )
 
 
 @dataclass(eq=False)
@@ -37,8 +90,10 @@ class MedImage:
     modality : str
         DICOM modality code (``"CT"``, ``"MR"``, ``"CR"``, ``"DX"``, ``"US"``,
         ``"OT"`` ...).
-    window : (float, float)
-        Default display window as ``(center, width)`` in the array's units.
+    window : (float, float) or FromValues
+        Default display window as ``(center, width)`` in the array's units;
+        a :class:`FromValues` (such as :data:`medimg_lab.display.AUTO_WINDOW`)
+        computes it from the values when first read.
     meta : dict
         Non-identifying header facts. Patient identifiers never go here.
     source : str or None
@@ -49,7 +104,7 @@ class MedImage:
     array: np.ndarray
     spacing: tuple[float, ...]
     modality: str = "OT"
-    window: tuple[float, float] = (0.5, 1.0)
+    window: tuple[float, float] = _Window()  # type: ignore[assignment]
     meta: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
 
@@ -72,13 +127,6 @@ class MedImage:
                 f"spacing must hold positive finite numbers in mm; got {self.spacing!r}"
             )
         self.spacing = spacing
-        center, width = (float(v) for v in self.window)
-        if not (math.isfinite(center) and math.isfinite(width) and width > 0):
-            raise ValueError(
-                f"window must be (center, width) with a positive finite width; got "
-                f"{self.window!r}"
-            )
-        self.window = (center, width)
 
     @property
     def is_color(self) -> bool:

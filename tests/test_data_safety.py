@@ -31,6 +31,7 @@ import pytest
 
 import medimg_lab.io as mio
 from medimg_lab import batch, data
+from medimg_lab.errors import OutputExistsError
 from medimg_lab.io import _atomic, load
 from medimg_lab.recipe import Recipe
 from tests.helpers import dicom_file, disc_png
@@ -146,6 +147,21 @@ def test_a_writer_failing_half_way_leaves_nothing_new(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         _atomic.atomic_write(tmp_path / "mask.nii.gz", half)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_folder_is_made_and_an_existing_file_still_refused(tmp_path):
+    # The folder is made only when the temporary file cannot be created in
+    # it (two system calls fewer for each of a batch's records and masks).
+    target = tmp_path / "new" / "deeper" / "record.json"
+    _atomic.atomic_write(target, lambda tmp: tmp.write_text("{}"))
+    assert target.read_text() == "{}"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["record.json"]
+    _atomic.atomic_write(target, lambda tmp: tmp.write_text("[]"), overwrite=True)
+    assert target.read_text() == "[]"
+    with pytest.raises(OutputExistsError, match="already exists"):
+        _atomic.atomic_write(target, lambda tmp: tmp.write_text("x"))
+    assert target.read_text() == "[]"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["record.json"]
 
 
 # ------------------------------------------------------- interrupted batches

@@ -24,7 +24,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def refuse_overwrite(target: Path, overwrite: bool) -> None:
     """Raise :class:`OutputExistsError` if ``target`` exists and may not go."""
-    if target.exists() and not overwrite:
+    if not overwrite and target.exists():
         raise OutputExistsError(
             str(target),
             "already exists and would be overwritten.",
@@ -84,11 +84,13 @@ def atomic_write(
                 "Choose another output path.",
             )
     refuse_overwrite(target, overwrite)
-    target.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(target.suffixes[-2:]) if target.suffixes else ""
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=f".part{suffix}", dir=target.parent
-    )
+    temporary = {"prefix": f".{target.name}.", "suffix": f".part{suffix}"}
+    try:
+        fd, tmp_name = tempfile.mkstemp(**temporary, dir=target.parent)
+    except FileNotFoundError:  # the folder is made only where it is missing
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(**temporary, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

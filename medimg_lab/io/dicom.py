@@ -59,7 +59,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import AMBIGUOUS_VR
 
-from .. import display
+from ..display import AUTO_WINDOW
 from ..errors import (
     DecodeError,
     ImageTooLargeError,
@@ -1177,12 +1177,8 @@ def _assemble(
         array, spacing = frames, (spacing_z or 1.0, *in_plane)
         meta["NumberOfFrames"] = n
     window = first.window
-    if window is None:
-        window = (
-            (127.5, 256.0)
-            if color and array.dtype == np.uint8
-            else display.auto_window(array)
-        )
+    if window is None:  # from the values, when first read (never, in a batch)
+        window = (127.5, 256.0) if color and array.dtype == np.uint8 else AUTO_WINDOW
     meta["window_source"] = first.window_source if first.window else "auto"
     return MedImage(
         array=array, spacing=spacing, modality=modality, window=window, meta=meta
