@@ -787,11 +787,15 @@ def _absolute(spec: str | os.PathLike) -> str:
     return os.path.abspath(os.path.expanduser(text))
 
 
-#: Seconds to start a local cluster of worker processes and import the
-#: library in each before the first result: 2-3 s on 2 idle cores, more
-#: under load (benchmarks/bench_batch_cluster.py prints "local cluster of 2
-#: up in").
-_PROCESS_START_S = 2.5
+#: Local worker processes are forked from this process where the platform
+#: allows it (Linux): they inherit its imports and warm caches.
+_FORK_WORKERS = sys.platform.startswith("linux")
+#: Seconds that local worker processes cost before they pay back: forked,
+#: 0.06-0.09 s on 2 cores (the pool, the fork, the pages copied on first
+#: write; measured against a plain loop on 20-300 head CT studies, where
+#: they were faster from 20 studies, 0.26 s of work, on); spawned, each
+#: imports the library first, 2-3 s.
+_PROCESS_START_S = 0.1 if _FORK_WORKERS else 2.5
 #: Throughput of each worker process against this process's loop (measured:
 #: 0.9-0.97 on 2 cores).
 _PROCESS_EFFICIENCY = 0.9
@@ -816,17 +820,18 @@ def _choose_runner(n_left: int, seconds_each: float, workers: int) -> str:
     Returns
     -------
     {"serial", "threads", "processes"}
-        ``"processes"`` when a local cluster, its start of
-        :data:`_PROCESS_START_S` included, finishes before this process
-        alone would; otherwise threads in this process (nothing to start;
-        they gain what the steps run outside the GIL) once the work is worth
-        a pool, else a plain loop.
+        ``"processes"`` when this process and local worker processes, their
+        start of :data:`_PROCESS_START_S` included, finish before this
+        process alone would; otherwise threads in this process (nothing to
+        start; they gain what the steps run outside the GIL) once the work
+        is worth a pool, else a plain loop.
     """
     serial = n_left * seconds_each
-    if workers <= 1 or serial < _THREADS_FROM_S:
+    if workers <= 1:
         return "serial"
-    processes = _PROCESS_START_S + serial / (workers * _PROCESS_EFFICIENCY)
-    return "processes" if processes < serial else "threads"
+    if _PROCESS_START_S + serial / (workers * _PROCESS_EFFICIENCY) < serial:
+        return "processes"
+    return "serial" if serial < _THREADS_FROM_S else "threads"
 
 
 def _in_process(items, recipe, out, options, step, threads: int) -> list[dict]:
@@ -885,7 +890,7 @@ def _worker_pool(workers: int):
 
     from ._worker_settings import apply_worker_settings
 
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    method = "fork" if _FORK_WORKERS else "spawn"
     if method == "fork":
         # A fork copies no thread: a child that inherits OpenCV's pool of
         # threads hangs when it sets its own thread count. The pool is
@@ -1196,7 +1201,7 @@ def run(
                     f"{n} studies: ran in this process and {cores - 1} local worker "
                     f"process{'es' if cores > 2 else ''} "
                     f"(about {each * 1000:.0f} ms a study, {n * each:.1f} s of "
-                    f"work: worth starting workers, about {_PROCESS_START_S} s)"
+                    f"work: worth starting workers, about {_PROCESS_START_S:g} s)"
                 ),
             }[chosen]
             if chosen == "threads":

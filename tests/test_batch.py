@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -446,19 +447,33 @@ def test_cli_processes_forces_worker_processes(tmp_path, started):
 
 
 @pytest.mark.parametrize(
-    ("n_left", "seconds_each", "workers", "expected"),
+    ("n_left", "seconds_each", "workers", "start", "expected"),
     [
-        (11, 0.003, 2, "serial"),  # 33 ms of work: nothing to gain
-        (1000, 0.003, 1, "serial"),  # one core: no one to share with
-        (300, 0.015, 2, "threads"),  # 4.5 s: a cluster's start eats the gain
-        (600, 0.015, 2, "processes"),  # 9 s: two processes pay for their start
-        (20, 2.0, 4, "processes"),  # few, but long studies
+        (11, 0.003, 2, 0.1, "serial"),  # 33 ms of work: nothing to gain
+        (1000, 0.003, 1, 0.1, "serial"),  # one core: no one to share with
+        (20, 0.013, 2, 0.1, "processes"),  # 0.26 s: forked workers pay back
+        (300, 0.015, 2, 2.5, "threads"),  # 4.5 s: spawned workers' start eats it
+        (300, 0.015, 2, 0.1, "processes"),  # forked, the same cohort gains
+        (600, 0.015, 2, 2.5, "processes"),  # 9 s: spawned workers pay back too
+        (100, 0.005, 2, 2.5, "serial"),  # 0.5 s: too little for a thread pool
+        (20, 2.0, 4, 2.5, "processes"),  # few, but long studies
     ],
 )
 def test_the_runner_is_the_cheapest_for_the_work(
-    n_left, seconds_each, workers, expected
+    n_left, seconds_each, workers, start, expected, monkeypatch
 ):
+    monkeypatch.setattr(batch, "_PROCESS_START_S", start)
     assert batch._choose_runner(n_left, seconds_each, workers) == expected
+
+
+def test_forked_workers_are_counted_as_cheap_to_start():
+    # Issue 20: the start cost was still a Dask cluster's 2.5 s after the
+    # runner had become forked processes, up in milliseconds; cohorts of
+    # 20-450 studies of 10 ms ran on threads or serially, up to 1.8x slower.
+    assert batch._FORK_WORKERS == sys.platform.startswith("linux")
+    assert batch._PROCESS_START_S == (0.1 if batch._FORK_WORKERS else 2.5)
+    if batch._FORK_WORKERS:
+        assert batch._choose_runner(40, 0.013, 2) == "processes"
 
 
 def test_the_choice_follows_the_measured_cost(tmp_path, monkeypatch):
