@@ -426,10 +426,10 @@ def _current(
 def _write_json(path: Path, data: dict) -> None:
     from .io._atomic import atomic_write
 
-    text = json.dumps(data, indent=2, default=str)
+    text = json.dumps(data, indent=2, default=str).encode()
     # Not flushed: a record lost to a power cut only means recomputing; the
     # outputs it points to are flushed before it is written.
-    atomic_write(path, lambda tmp: tmp.write_text(text), overwrite=True, sync=False)
+    atomic_write(path, text, overwrite=True, sync=False)
 
 
 def _process(item: Item, recipe, out: Path, options: dict) -> dict:

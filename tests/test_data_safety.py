@@ -164,6 +164,16 @@ def test_a_missing_folder_is_made_and_an_existing_file_still_refused(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["record.json"]
 
 
+@pytest.mark.parametrize("sync", [True, False])
+def test_bytes_are_written_whole_through_the_temporary_file(tmp_path, sync):
+    target = tmp_path / "items" / "study.json"
+    _atomic.atomic_write(target, b'{"status": "ok"}', sync=sync)
+    assert target.read_bytes() == b'{"status": "ok"}'
+    _atomic.atomic_write(target, b"{}", overwrite=True, sync=sync)
+    assert target.read_bytes() == b"{}"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["study.json"]
+
+
 # ------------------------------------------------------- interrupted batches
 @pytest.fixture
 def discs(tmp_path) -> Path:

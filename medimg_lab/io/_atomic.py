@@ -34,7 +34,7 @@ def refuse_overwrite(target: Path, overwrite: bool) -> None:
 
 def atomic_write(
     path: str | os.PathLike,
-    write: Callable[[Path], None],
+    write: Callable[[Path], None] | bytes,
     *,
     overwrite: bool = False,
     protect: Iterable[str | os.PathLike | None] = (),
@@ -49,10 +49,12 @@ def atomic_write(
     ----------
     path : path-like
         The file to create.
-    write : callable
+    write : callable or bytes
         ``write(tmp_path)`` writes the whole content to ``tmp_path``. The
         temporary path keeps the target's suffixes, so writers that choose a
         format by extension (``.nii.gz``, ``.png``) behave as for the target.
+        Bytes are written as they are, through the temporary file's own
+        descriptor (one open fewer: a batch's per-study records).
     overwrite : bool
         Replace an existing file. Inputs named in ``protect`` are never
         replaced, whatever this says.
@@ -91,13 +93,20 @@ def atomic_write(
     except FileNotFoundError:  # the folder is made only where it is missing
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(**temporary, dir=target.parent)
-    os.close(fd)
     tmp = Path(tmp_name)
     try:
-        write(tmp)
-        if sync:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
+        if isinstance(write, bytes):
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(write)
+                if sync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        else:
+            os.close(fd)
+            write(tmp)
+            if sync:
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
