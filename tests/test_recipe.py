@@ -516,16 +516,15 @@ def test_a_recipe_reads_no_signature_once_warm(monkeypatch):
     # inspect.signature calls a study, about 0.15 ms of a batch study).
     import inspect
 
-    recipe = Recipe(
-        [
-            {"op": "window_level", "params": {"center": 40.0, "width": 80.0}},
-            {"op": "clahe", "params": {"clip_limit": 2.0}},
-            {"op": "gaussian", "params": {"sigma_mm": 1.0}},
-            {"op": "threshold_otsu", "params": {}},
-            {"op": "keep_largest", "params": {}},
-            {"op": "measure", "params": {}},
-        ]
-    )
+    steps = {
+        "window_level": {"center": 40.0, "width": 80.0},
+        "clahe": {"clip_limit": 2.0},
+        "gaussian": {"sigma_mm": 1.0},
+        "threshold_otsu": {},
+        "keep_largest": {},
+        "measure": {},
+    }
+    recipe = Recipe([{"op": op, "params": params} for op, params in steps.items()])
     image = ml.load(ml.data.path("head_ct"))
     first = recipe.apply(image)
     calls = []

@@ -28,13 +28,21 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+from collections.abc import Collection, Iterator
 
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.uid import UID, JPEG2000TransferSyntaxes, JPEGLSTransferSyntaxes
 
-__all__ = ["decode_frames", "decode_threads", "set_decode_threads"]
+__all__ = [
+    "decode_frames",
+    "decode_threads",
+    "encoded_frames",
+    "j2k_siz",
+    "jpeg_segment",
+    "set_decode_threads",
+]
 
 #: Threads given to OpenJPEG when not set: every core this process may use,
 #: up to this many.
@@ -69,13 +77,25 @@ def set_decode_threads(threads: int | None) -> int | None:
     return previous
 
 
-def _jpeg_ls_precision(frame: bytes) -> int | None:
-    """The sample precision in a JPEG-LS frame header (SOF55), in bits."""
+def encoded_frames(ds: Dataset, frames: int) -> Iterator[bytes]:
+    """The encoded frames of ``ds``, pydicom's warnings silenced meanwhile."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield from generate_frames(ds.PixelData, number_of_frames=frames)
+
+
+def jpeg_segment(frame: bytes, markers: Collection[int], size: int) -> int | None:
+    """Where the first of ``markers`` starts in a JPEG or JPEG-LS frame.
+
+    Walks the marker segments after SOI; None when none of ``markers``
+    comes before the data ends or stops being markers, or when fewer than
+    ``size`` bytes of its segment are there.
+    """
     pos = 2  # after SOI
-    while pos + 5 <= len(frame) and frame[pos] == 0xFF:
+    while pos + size <= len(frame) and frame[pos] == 0xFF:
         marker = frame[pos + 1]
-        if marker == 0xF7:
-            return frame[pos + 4]
+        if marker in markers:
+            return pos
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
@@ -84,10 +104,22 @@ def _jpeg_ls_precision(frame: bytes) -> int | None:
     return None
 
 
+def j2k_siz(frame: bytes, size: int) -> int | None:
+    """The start of a JPEG 2000 codestream's SIZ segment, with ``size`` bytes."""
+    pos = frame.find(b"\xff\x51", 0, 256)  # SIZ, right after SOC
+    return None if pos < 0 or pos + size > len(frame) else pos
+
+
+def _jpeg_ls_precision(frame: bytes) -> int | None:
+    """The sample precision in a JPEG-LS frame header (SOF55), in bits."""
+    pos = jpeg_segment(frame, (0xF7,), 5)
+    return None if pos is None else frame[pos + 4]
+
+
 def _j2k_precision(frame: bytes) -> tuple[int, bool] | None:
     """(precision in bits, signed) of a JPEG 2000 codestream's one component."""
-    pos = frame.find(b"\xff\x51", 0, 256)  # SIZ, right after SOC
-    if pos < 0 or pos + 41 > len(frame):
+    pos = j2k_siz(frame, 41)
+    if pos is None:
         return None
     (components,) = struct.unpack(">H", frame[pos + 38 : pos + 40])
     if components != 1:
@@ -157,36 +189,32 @@ def decode_frames(ds: Dataset, syntax: UID, frames: int) -> np.ndarray | None:
     coded_signed = signed
     held = 0
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for index, frame in enumerate(
-                generate_frames(ds.PixelData, number_of_frames=frames)
+        for index, frame in enumerate(encoded_frames(ds, frames)):
+            if index >= frames:
+                return None
+            if j2k:
+                info = _j2k_precision(frame)
+                if info is None:
+                    return None
+                bits, coded_signed = info
+                decoded = codec.jpeg2k_decode(frame, numthreads=decode_threads())
+            else:
+                bits = _jpeg_ls_precision(frame)
+                decoded = codec.jpegls_decode(frame)
+            if bits is None or precision not in (None, bits):
+                return None  # frames of mixed precision: pydicom's way
+            precision = bits
+            if (
+                decoded.shape != (rows, cols)
+                or decoded.dtype.kind not in "ui"
+                or decoded.dtype.itemsize > out.itemsize
             ):
-                if index >= frames:
-                    return None
-                if j2k:
-                    info = _j2k_precision(frame)
-                    if info is None:
-                        return None
-                    bits, coded_signed = info
-                    decoded = codec.jpeg2k_decode(frame, numthreads=decode_threads())
-                else:
-                    bits = _jpeg_ls_precision(frame)
-                    decoded = codec.jpegls_decode(frame)
-                if bits is None or precision not in (None, bits):
-                    return None  # frames of mixed precision: pydicom's way
-                precision = bits
-                if (
-                    decoded.shape != (rows, cols)
-                    or decoded.dtype.kind not in "ui"
-                    or decoded.dtype.itemsize > out.itemsize
-                ):
-                    return None
-                # pydicom reads the decoded bytes with the header's signedness
-                # in the decoder's container, then widens them to Bits Allocated.
-                kind = "i" if signed else "u"
-                out[index] = decoded.view(f"{kind}{decoded.dtype.itemsize}")
-                held = index + 1
+                return None
+            # pydicom reads the decoded bytes with the header's signedness in
+            # the decoder's container, then widens them to Bits Allocated.
+            kind = "i" if signed else "u"
+            out[index] = decoded.view(f"{kind}{decoded.dtype.itemsize}")
+            held = index + 1
     except Exception:  # the decoder refused the data: pydicom's plugins try
         return None
     if held != frames or precision is None:

@@ -41,7 +41,6 @@ import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
-from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.pixels import apply_color_lut, apply_modality_lut
@@ -72,7 +71,7 @@ from ..errors import (
     warn_caller,
 )
 from ..image import MedImage
-from ._codecs import decode_frames
+from ._codecs import decode_frames, encoded_frames, j2k_siz, jpeg_segment
 from ._source import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_FRAMES,
@@ -270,22 +269,13 @@ _JPEG_SOF |= {0xCE, 0xCF, 0xF7}  # and JPEG-LS
 def _codestream_size(frame: bytes, j2k: bool) -> tuple[int, int] | None:
     """(rows, columns) announced by a JPEG, JPEG-LS or JPEG 2000 codestream."""
     if j2k:
-        pos = frame.find(b"\xff\x51", 0, 256)  # SIZ, right after SOC
-        if pos < 0 or pos + 22 > len(frame):
+        pos = j2k_siz(frame, 22)
+        if pos is None:
             return None
         x, y, x0, y0 = struct.unpack(">4I", frame[pos + 6 : pos + 22])
         return y - y0, x - x0
-    pos = 2  # after SOI
-    while pos + 9 <= len(frame) and frame[pos] == 0xFF:
-        marker = frame[pos + 1]
-        if marker in _JPEG_SOF:
-            return struct.unpack(">HH", frame[pos + 5 : pos + 9])
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        (length,) = struct.unpack(">H", frame[pos + 2 : pos + 4])
-        pos += 2 + length
-    return None
+    pos = jpeg_segment(frame, _JPEG_SOF, 9)
+    return None if pos is None else struct.unpack(">HH", frame[pos + 5 : pos + 9])
 
 
 def _check_codestreams(ds: Dataset, name: str, frames: int) -> int:
@@ -312,21 +302,17 @@ def _check_codestreams(ds: Dataset, name: str, frames: int) -> int:
     rows, cols = int(ds.Rows), int(ds.Columns)
     count = 0
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for index, frame in enumerate(
-                generate_frames(ds.PixelData, number_of_frames=frames)
-            ):
-                count = index + 1
-                size = _codestream_size(frame, j2k) if jpeg else None
-                if size is not None and tuple(size) != (rows, cols):
-                    raise DecodeError(
-                        name,
-                        f"its {syntax.name} data of frame {index + 1} is "
-                        f"{size[0]} x {size[1]} pixels, but its header says "
-                        f"{rows} x {cols}, so it was not decoded.",
-                        "The file is damaged; export it again from its source.",
-                    )
+        for index, frame in enumerate(encoded_frames(ds, frames)):
+            count = index + 1
+            size = _codestream_size(frame, j2k) if jpeg else None
+            if size is not None and tuple(size) != (rows, cols):
+                raise DecodeError(
+                    name,
+                    f"its {syntax.name} data of frame {index + 1} is "
+                    f"{size[0]} x {size[1]} pixels, but its header says "
+                    f"{rows} x {cols}, so it was not decoded.",
+                    "The file is damaged; export it again from its source.",
+                )
     except MedImgError:
         raise
     except Exception:  # damaged encapsulation: the decoder names it
