@@ -803,6 +803,10 @@ _PROCESS_EFFICIENCY = 0.9
 _THREADS_FROM_S = 1.0
 #: Studies the automatic choice times in this process before it decides.
 _PROBE_STUDIES = 3
+#: Seconds of studies the probe runs at most before it decides: enough for
+#: the first study's first-use costs (0.2 s on the head CT: decoders,
+#: tables) and two warm ones behind it; long studies stop it sooner.
+_PROBE_BUDGET_S = 0.5
 
 
 def _choose_runner(n_left: int, seconds_each: float, workers: int) -> str:
@@ -857,9 +861,8 @@ def _probe(items, recipe, out, options, step) -> tuple[list[dict], float]:
     """The first studies run here, timed: ``(records, seconds per study)``.
 
     At most :data:`_PROBE_STUDIES`, and no more once they took
-    :data:`_PROCESS_START_S` (a cluster would have started by then). The
-    first study also pays first-use costs (decoders, tables), so it counts
-    only when it is the only one.
+    :data:`_PROBE_BUDGET_S`. The first study also pays first-use costs
+    (decoders, tables), so it counts only when it is the only one.
     """
     records, seconds = [], []
     for item in items[:_PROBE_STUDIES]:
@@ -867,7 +870,7 @@ def _probe(items, recipe, out, options, step) -> tuple[list[dict], float]:
         records.append(_process(item, recipe, out, options))
         seconds.append(time.perf_counter() - began)
         step(1)
-        if sum(seconds) >= _PROCESS_START_S:
+        if sum(seconds) >= _PROBE_BUDGET_S:
             break
     timed = seconds[1:] or seconds
     return records, (sorted(timed)[len(timed) // 2] if timed else 0.0)

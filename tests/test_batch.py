@@ -466,6 +466,36 @@ def test_the_runner_is_the_cheapest_for_the_work(
     assert batch._choose_runner(n_left, seconds_each, workers) == expected
 
 
+def test_the_probe_times_warm_studies_behind_a_slow_first_one(tmp_path, monkeypatch):
+    # Seen in bench_batch_cluster: with the probe stopping after 0.1 s (the
+    # workers' start), only the first study was timed, with its first-use
+    # costs, and the run said "about 219 ms a study" of 10 ms studies.
+    real = batch._process
+    calls = []
+
+    def first_slow(item, recipe, out, options):
+        calls.append(item.id)
+        if len(calls) == 1:
+            time.sleep(0.25)  # decoders, tables: first use only
+        return real(item, recipe, out, options)
+
+    monkeypatch.setattr(batch, "_process", first_slow)
+    items = batch.discover(_discs(tmp_path / "in", 6))
+    out = tmp_path / "out"
+    out.mkdir()
+    options = {
+        "force": True,
+        "save_images": False,
+        "format": "png",
+        "recipe_sha256": "x",
+        "store": False,
+        "dicom_results": False,
+    }
+    records, each = batch._probe(items, Recipe(STEPS), out, options, lambda n: None)
+    assert len(records) == batch._PROBE_STUDIES == 3
+    assert each < 0.1  # the warm studies', not the first one's 0.25 s
+
+
 def test_forked_workers_are_counted_as_cheap_to_start():
     # Issue 20: the start cost was still a Dask cluster's 2.5 s after the
     # runner had become forked processes, up in milliseconds; cohorts of
