@@ -848,12 +848,21 @@ def _in_process(items, recipe, out, options, step, threads: int) -> list[dict]:
         return records
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    with ThreadPoolExecutor(threads, thread_name_prefix="medimg-batch") as pool:
-        futures = [pool.submit(_process, item, recipe, out, options) for item in items]
-        records = []
-        for future in as_completed(futures):
-            records.append(future.result())
-            step(1)
+    from .io._codecs import set_decode_threads
+
+    # Each thread decodes JPEG 2000 on one core: the threads share the cores.
+    decode_threads = set_decode_threads(1)
+    try:
+        with ThreadPoolExecutor(threads, thread_name_prefix="medimg-batch") as pool:
+            futures = [
+                pool.submit(_process, item, recipe, out, options) for item in items
+            ]
+            records = []
+            for future in as_completed(futures):
+                records.append(future.result())
+                step(1)
+    finally:
+        set_decode_threads(decode_threads)
     return records
 
 

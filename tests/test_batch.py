@@ -496,6 +496,33 @@ def test_the_probe_times_warm_studies_behind_a_slow_first_one(tmp_path, monkeypa
     assert each < 0.1  # the warm studies', not the first one's 0.25 s
 
 
+def test_threads_decode_jpeg_2000_on_one_core_each(tmp_path, monkeypatch):
+    from medimg_lab.io import _codecs
+
+    seen = []
+    real = batch._process
+
+    def spy(item, recipe, out, options):
+        seen.append(_codecs.decode_threads())
+        return real(item, recipe, out, options)
+
+    monkeypatch.setattr(batch, "_process", spy)
+    monkeypatch.setattr(batch, "_choose_runner", lambda *args: "threads")
+    before = _codecs.set_decode_threads(3)
+    try:
+        folder = _discs(tmp_path / "in", 6)
+        result = batch.run(
+            Recipe(STEPS), folder, tmp_path / "out", workers=2, progress=False
+        )
+        assert "on 2 threads" in result.runner
+        # The probe's studies run before the pool, with the setting of this
+        # process; the pool's threads decode on one core each.
+        assert seen[-3:] == [1, 1, 1]
+        assert _codecs.decode_threads() == 3  # and the setting is given back
+    finally:
+        _codecs.set_decode_threads(before)
+
+
 def test_forked_workers_are_counted_as_cheap_to_start():
     # Issue 20: the start cost was still a Dask cluster's 2.5 s after the
     # runner had become forked processes, up in milliseconds; cohorts of
