@@ -848,21 +848,18 @@ def _in_process(items, recipe, out, options, step, threads: int) -> list[dict]:
         return records
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    from .io._codecs import set_decode_threads
+    from .io._codecs import one_decode_thread
 
     # Each thread decodes JPEG 2000 on one core: the threads share the cores.
-    decode_threads = set_decode_threads(1)
-    try:
-        with ThreadPoolExecutor(threads, thread_name_prefix="medimg-batch") as pool:
-            futures = [
-                pool.submit(_process, item, recipe, out, options) for item in items
-            ]
-            records = []
-            for future in as_completed(futures):
-                records.append(future.result())
-                step(1)
-    finally:
-        set_decode_threads(decode_threads)
+    with (
+        one_decode_thread(),
+        ThreadPoolExecutor(threads, thread_name_prefix="medimg-batch") as pool,
+    ):
+        futures = [pool.submit(_process, item, recipe, out, options) for item in items]
+        records = []
+        for future in as_completed(futures):
+            records.append(future.result())
+            step(1)
     return records
 
 
@@ -940,19 +937,18 @@ def _alongside_workers(items, recipe, recipe_data, out, options, step, cores):
 
     import cv2
 
-    from .io._codecs import set_decode_threads
+    from .io._codecs import one_decode_thread
 
     queue = deque(items)
     records: list[dict] = []
     here = 0
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # one core is this process's share: no oversubscription
-    decode_threads = set_decode_threads(1)
     slots = 2 * (cores - 1)  # tasks in flight: one running, one queued per worker
     pending: dict = {}  # future -> its studies
     broken = False
     try:
-        with _worker_pool(cores - 1) as pool:
+        with one_decode_thread(), _worker_pool(cores - 1) as pool:
 
             def feed() -> None:
                 while not broken and len(pending) < slots and queue:
@@ -993,7 +989,6 @@ def _alongside_workers(items, recipe, recipe_data, out, options, step, cores):
         imports.join()
     finally:
         cv2.setNumThreads(opencv_threads)
-        set_decode_threads(decode_threads)
     return records, here
 
 

@@ -29,6 +29,7 @@ import os
 import struct
 import warnings
 from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -41,6 +42,7 @@ __all__ = [
     "encoded_frames",
     "j2k_siz",
     "jpeg_segment",
+    "one_decode_thread",
     "set_decode_threads",
 ]
 
@@ -75,6 +77,16 @@ def set_decode_threads(threads: int | None) -> int | None:
         raise ValueError(f"threads must be 1 or more, not {threads!r}")
     previous, _threads = _threads, None if threads is None else int(threads)
     return previous
+
+
+@contextmanager
+def one_decode_thread() -> Iterator[None]:
+    """OpenJPEG on one thread meanwhile, where the cores are shared otherwise."""
+    previous = set_decode_threads(1)
+    try:
+        yield
+    finally:
+        set_decode_threads(previous)
 
 
 def encoded_frames(ds: Dataset, frames: int) -> Iterator[bytes]:
@@ -183,8 +195,8 @@ def decode_frames(ds: Dataset, syntax: UID, frames: int) -> np.ndarray | None:
     ):
         return None
     signed = representation == 1
-    out_type = np.dtype(f"{'i' if signed else 'u'}{allocated // 8}")
-    out = np.empty((frames, rows, cols), out_type)
+    kind = "i" if signed else "u"
+    out = np.empty((frames, rows, cols), f"{kind}{allocated // 8}")
     precision = None
     coded_signed = signed
     held = 0
@@ -212,7 +224,6 @@ def decode_frames(ds: Dataset, syntax: UID, frames: int) -> np.ndarray | None:
                 return None
             # pydicom reads the decoded bytes with the header's signedness in
             # the decoder's container, then widens them to Bits Allocated.
-            kind = "i" if signed else "u"
             out[index] = decoded.view(f"{kind}{decoded.dtype.itemsize}")
             held = index + 1
     except Exception:  # the decoder refused the data: pydicom's plugins try

@@ -1733,15 +1733,20 @@ def _native_file(
     if not _native_pixels(src, end, explicit, raw):
         return None
     raw = native(raw)
-    lo, hi = (int(raw.min()), int(raw.max())) if raw.size else (0, 0)
+    lo, hi = _value_range(raw)
     if stored and stored < bits and not _within_stored(lo, hi, stored, signed):
         # As pydicom: unused high bits cleared (or the sign extended).
         np.left_shift(raw, bits - stored, out=raw)
         np.right_shift(raw, bits - stored, out=raw)
-        lo, hi = (int(raw.min()), int(raw.max())) if raw.size else (0, 0)
+        lo, hi = _value_range(raw)
     modality = str(_get(ds, "Modality") or "OT").upper()
     decoded = _describe(ds, raw, 1, name, max_bytes, raw_range=(lo, hi))
     return _assemble([decoded], name, modality)
+
+
+def _value_range(raw: np.ndarray) -> tuple[int, int]:
+    """The least and greatest raw value; (0, 0) for no values."""
+    return (int(raw.min()), int(raw.max())) if raw.size else (0, 0)
 
 
 def _within_stored(lo: int, hi: int, stored: int, signed: bool) -> bool:
